@@ -1,0 +1,80 @@
+"""The ``kiosk`` command: one subcommand per module in :mod:`kiosk.commands`.
+
+Each command module has ``add_arguments(parser)`` and ``run(args) -> int``;
+they are imported only when chosen, so ``kiosk --version`` and the config
+check start in a fraction of a second. Exit codes: 0 ok, 1 a negative
+answer (a rejected code, a failed check), 2 usage or configuration errors.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import os
+import sys
+
+from kiosk import __version__
+
+# subcommand -> (module, one-line help)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "run": ("kiosk.commands.run", "run the kiosk with a config file"),
+    "demo": ("kiosk.commands.demo", "replay sample visitors through the whole pipeline"),
+    "config": ("kiosk.commands.config", "check a config file (validation only)"),
+    "decode": ("kiosk.commands.decode", "read QR codes from image files"),
+    "verify": ("kiosk.commands.verify", "verify code payloads and print verdicts as JSON lines"),
+    "issue": ("kiosk.commands.issue", "make keys and issue signed health-declaration codes"),
+    "screenshot": ("kiosk.commands.screenshot", "render one kiosk screen to a PNG"),
+    "export": ("kiosk.commands.export", "export the visit log as CSV for the health authority"),
+    "monitor": ("kiosk.commands.monitor", "watch a fleet of kiosks over MQTT"),
+    "simulate": ("kiosk.commands.simulate", "simulate many kiosks' telemetry against a broker"),
+    "doctor": ("kiosk.commands.doctor", "self-check this kiosk's hardware, config and connections"),
+}
+
+
+class UsageError(Exception):
+    """Bad command-line use; reported with exit code 2."""
+
+
+def _setup_logging(verbose: int) -> None:
+    level = logging.DEBUG if verbose > 1 else logging.INFO if verbose or os.environ.get("KIOSK_LOG") else logging.WARNING
+    # Under systemd the journal adds its own timestamps.
+    fmt = "%(levelname)s %(name)s: %(message)s" if os.environ.get("JOURNAL_STREAM") else "%(asctime)s %(levelname)s %(name)s: %(message)s"
+    logging.basicConfig(level=level, format=fmt, stream=sys.stderr)
+
+
+def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser]]:
+    parser = argparse.ArgumentParser(prog="kiosk", description="QR check-in kiosk")
+    parser.add_argument("--version", action="version", version=f"kiosk {__version__}")
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-vv for debug)")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    subs = {name: sub.add_parser(name, help=help_, description=help_) for name, (_, help_) in COMMANDS.items()}
+    return parser, subs
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser, subs = build_parser()
+    argv = sys.argv[1:] if argv is None else argv
+    # Only the chosen command's module is imported: peek at the first non-option word.
+    chosen = next((a for a in argv if not a.startswith("-")), None)
+    module = None
+    if chosen in COMMANDS:
+        module = importlib.import_module(COMMANDS[chosen][0])
+        module.add_arguments(subs[chosen])
+    args = parser.parse_args(argv)
+    if module is None:
+        parser.print_help()
+        return 2
+    _setup_logging(args.verbose)
+    from kiosk.config import ConfigError
+
+    try:
+        return int(module.run(args) or 0)
+    except ConfigError as exc:
+        print(f"kiosk: configuration error: {exc}", file=sys.stderr)
+        return 2
+    except UsageError as exc:
+        print(f"kiosk {chosen}: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130

@@ -1,0 +1,37 @@
+"""Code format plug-ins, registered by name (like Frigate's detectors).
+
+Adding a format touches one file: write a module with a class that fills in
+:class:`kiosk.codes.base.CodeFormat` and add it to ``_FORMATS`` below. The
+order matters only for detection: the first plug-in that claims a payload
+checks it.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+from kiosk.codes.base import CodeCheck, CodeFormat, Holder, VerifyContext, unknown
+
+# name -> "module:Class"; imported lazily so start-up stays fast.
+_FORMATS: dict[str, str] = {
+    "eu-dcc": "kiosk.codes.dcc:EuDcc",
+    "health-declaration": "kiosk.codes.declaration:HealthDeclaration",
+    "pc-covid": "kiosk.codes.pccovid:PcCovid",
+    "cccd": "kiosk.codes.cccd:Cccd",
+}
+
+FORMAT_NAMES: tuple[str, ...] = tuple(_FORMATS) + ("unknown",)
+
+
+def load(name: str) -> CodeFormat:
+    """Instantiate the plug-in registered as ``name``."""
+    module, _, cls = _FORMATS[name].partition(":")
+    return getattr(importlib.import_module(module), cls)()
+
+
+def load_all(names: list[str] | None = None) -> list[CodeFormat]:
+    """Every registered plug-in (or the ones named), in detection order."""
+    return [load(n) for n in (names or _FORMATS)]
+
+
+__all__ = ["CodeCheck", "CodeFormat", "Holder", "VerifyContext", "FORMAT_NAMES", "load", "load_all", "unknown"]
