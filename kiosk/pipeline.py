@@ -1,0 +1,296 @@
+"""Wiring: build every stage from the config and run the kiosk's main loop.
+
+source -> decode (scan threads) -> verify -> decide -> record -> signal / show -> publish
+
+The scan threads hand each :class:`CodeSeen` to this loop through a queue;
+the loop owns the desk, the ledger, the signals and the screen, so none of
+them needs locking. The ledger commit comes *before* the signal: once a
+visitor has seen "accepted" the count cannot be lost. Drawing is bounded by
+``screen.fps`` and never delays a verdict; a lost camera or broker only
+changes the status bar.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import platform
+import queue
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, Callable
+
+from kiosk import __version__, reasons
+from kiosk.checkin import ACCEPT, Checkin, CheckinDesk
+from kiosk.config import Config
+
+log = logging.getLogger(__name__)
+
+_OVERRIDE = object()  # queue marker: the guard pressed the override button
+
+
+@dataclass
+class Stages:
+    """The built stages; tests and the demo pass their own doubles in."""
+
+    desk: CheckinDesk
+    ledger: Any
+    signals: Any
+    scanner: Any = None
+    screen: Any = None
+    publisher: Any = None
+    extra_sources: list = field(default_factory=list)  # serial / HID code scanners
+    trust: Any = None
+
+
+def device_info(cfg: Config) -> dict:
+    """The retained ``info`` payload: what central monitoring needs to know about this kiosk."""
+    model = ""
+    try:
+        with open("/proc/device-tree/model", encoding="utf-8", errors="replace") as f:
+            model = f.read().strip("\x00\n ")
+    except OSError:
+        model = platform.machine()
+    cfg_hash = ""
+    if cfg.source_path:
+        try:
+            with open(cfg.source_path, "rb") as f:
+                cfg_hash = hashlib.sha256(f.read()).hexdigest()
+        except OSError:
+            pass
+    return {
+        "version": __version__,
+        "venue_id": cfg.venue.id,
+        "venue_name": cfg.venue.name,
+        "venue_qr_sha256": hashlib.sha256(cfg.venue.qr_content.encode("utf-8")).hexdigest(),
+        "hardware": model or platform.machine(),
+        "config_sha256": cfg_hash,
+    }
+
+
+def build_desk(cfg: Config, trust=None):
+    """verify + policy + duplicate window from the config. Returns (desk, trust)."""
+    from kiosk.policy import Policy
+    from kiosk.pseudonym import Pseudonyms
+    from kiosk.trust import TrustStore
+    from kiosk.verify import Verifier
+
+    if trust is None:
+        trust = TrustStore.load([str(cfg.resolve(p)) for p in cfg.trust.paths]) if cfg.trust.paths else TrustStore.empty()
+    verifier = Verifier(trust, clock_skew_seconds=cfg.policy.clock_skew_seconds)
+    policy = Policy.from_config(cfg.policy)
+    pseudonyms = Pseudonyms.from_config(cfg)
+    desk = CheckinDesk(verifier, policy, pseudonyms.of, duplicate_window_s=cfg.policy.duplicate_window_minutes * 60,
+                       duplicates_accepted=cfg.policy.duplicates_accepted)
+    return desk, trust
+
+
+def build_ledger(cfg: Config):
+    from kiosk.ledger import Ledger
+
+    cfg.ledger_path.parent.mkdir(parents=True, exist_ok=True)
+    return Ledger(str(cfg.ledger_path), outbox_max=cfg.ledger.outbox_max, visit_log=cfg.ledger.visit_log,
+                  visit_log_fields=tuple(cfg.ledger.visit_log_fields), retention_days=cfg.ledger.retention_days)
+
+
+class Kiosk:
+    """The running kiosk: a main loop over scanned codes, status and drawing."""
+
+    def __init__(self, cfg: Config, stages: Stages, notifier=None, on_checkin: Callable[[Checkin, int, Any], None] | None = None):
+        self.cfg = cfg
+        self.stages = stages
+        self.notifier = notifier
+        self.on_checkin = on_checkin
+        self.codes: queue.Queue = queue.Queue()
+        self._stop = threading.Event()
+        self._last_reject: Checkin | None = None
+        self._last_status = 0.0
+        self.latencies_ms: list[float] = []
+        if stages.signals is not None:
+            stages.signals.on_override = lambda: self.codes.put(_OVERRIDE)
+
+    # -- intake (called from scan threads) ---------------------------------
+    def code_seen(self, code) -> None:
+        """Scanner callback: hand the code to the main loop."""
+        self.codes.put(code)
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    # -- the decision path ---------------------------------------------------
+    def handle(self, code) -> Checkin:
+        """Decide on one code, commit it, then signal, show and publish it."""
+        s = self.stages
+        checkin = s.desk.admit(code.text, captured_at=code.captured_at, source=code.source)
+        seq = s.ledger.record(checkin)  # durable before anyone is told "accepted"
+        if checkin.duplicate:
+            s.signals.duplicate()
+        elif checkin.verdict == ACCEPT:
+            s.signals.accept()
+        else:
+            s.signals.reject()
+            self._last_reject = checkin
+        if s.screen is not None:
+            s.screen.show_checkin(checkin)
+        if s.publisher is not None:
+            s.publisher.wake()
+        latency = (time.monotonic() - checkin.captured_at) * 1000
+        self.latencies_ms.append(latency)
+        log.info("check-in %s: %s %s (%s%s) %.0f ms", seq, checkin.verdict, checkin.reason, checkin.format,
+                 "" if checkin.signed else ", unsigned", latency)
+        if self.on_checkin:
+            self.on_checkin(checkin, seq, code)
+        return checkin
+
+    def override(self) -> None:
+        """Guard's button: let the last rejected visitor in, counted as an override."""
+        s = self.stages
+        rejected = self._last_reject
+        if rejected is None:
+            log.info("override pressed with no rejected visitor to let in")
+            return
+        self._last_reject = None
+        s.ledger.record_override(rejected)
+        s.signals.override()
+        if s.screen is not None:
+            s.screen.show_checkin(_as_override(rejected))
+        if s.publisher is not None:
+            s.publisher.wake()
+        log.info("guard override of check-in %s (%s)", rejected.id, rejected.reason)
+
+    # -- status --------------------------------------------------------------
+    def status(self):
+        """The guard's status bar figures, from the ledger and the stages."""
+        from kiosk.screen import KioskStatus
+
+        s = self.stages
+        counts = s.ledger.counts()
+        stats = s.scanner.stats() if s.scanner is not None else None
+        publisher_ok = bool(s.publisher and s.publisher.connected)
+        return KioskStatus(
+            accepted=counts.get("accepted", 0), rejected=counts.get("rejected", 0),
+            camera_fps=stats.capture_fps if stats else 0.0, camera_ok=stats.camera_ok if stats else True,
+            mqtt_connected=publisher_ok if s.publisher is not None else None,
+            clock_synced=None, trust_age_days=getattr(s.trust, "age_days", None), notice="")
+
+    def _refresh_status(self, now: float) -> None:
+        if now - self._last_status < 1.0:
+            return
+        self._last_status = now
+        s = self.stages
+        stats = s.scanner.stats() if s.scanner is not None else None
+        camera_ok = stats.camera_ok if stats else True
+        mqtt_ok = s.publisher.connected if s.publisher is not None else True
+        s.signals.set_health(camera_ok and mqtt_ok)
+        if s.screen is not None:
+            s.screen.set_status(self.status())
+        if self.notifier is not None:
+            self.notifier.ping()
+            self.notifier.status(f"camera {'ok' if camera_ok else 'DOWN'}, mqtt {'ok' if mqtt_ok else 'offline'}")
+
+    # -- main loop -----------------------------------------------------------
+    def run(self, until_exhausted: bool = True) -> int:
+        """Run until stopped, or (replays) until the source is exhausted and every code handled."""
+        s = self.stages
+        if s.publisher is not None:
+            s.publisher.start()
+        if s.scanner is not None:
+            s.scanner.start()
+        for extra in s.extra_sources:
+            extra.start()
+        if self.notifier is not None:
+            self.notifier.ready()
+        tick = 1.0 / max(1, self.cfg.screen.fps)
+        try:
+            while not self._stop.is_set():
+                try:
+                    item = self.codes.get(timeout=tick)
+                except queue.Empty:
+                    item = None
+                if item is _OVERRIDE:
+                    self.override()
+                elif item is not None:
+                    self.handle(item)
+                now = time.monotonic()
+                self._refresh_status(now)
+                if s.screen is not None and not s.screen.tick():
+                    log.info("window closed")
+                    break
+                if until_exhausted and s.scanner is not None and s.scanner.wait(0) and self.codes.empty():
+                    break
+        finally:
+            self.shutdown()
+        return 0
+
+    def shutdown(self) -> None:
+        s = self.stages
+        if self.notifier is not None:
+            self.notifier.stopping()
+        for part in [s.scanner, *s.extra_sources]:
+            if part is not None:
+                part.stop()
+        if s.publisher is not None:
+            s.publisher.stop()
+        for part in (s.screen, s.signals):
+            if part is not None:
+                part.close()
+        s.ledger.close()
+
+
+def _as_override(c: Checkin) -> Checkin:
+    from dataclasses import replace
+
+    return replace(c, verdict=ACCEPT, reason=reasons.OVERRIDE, at=datetime.now(timezone.utc))
+
+
+def assemble(cfg: Config, *, source=None, pin_factory=None, headless: bool = False, notifier=None,
+             on_checkin=None) -> Kiosk:
+    """Build every stage from a validated config (hardware is touched only here).
+
+    ``source`` replaces the configured frame source (the demo's replay);
+    ``pin_factory`` replaces the configured gpiozero factory (MockFactory).
+    """
+    from device.signals import open_signals
+    from kiosk.scan import Scanner, default_decoder
+
+    desk, trust = build_desk(cfg)
+    ledger = build_ledger(cfg)
+    signals = open_signals(cfg.signals, pin_factory=pin_factory)
+    screen = None
+    if cfg.screen.enabled and not headless:
+        from kiosk.screen import Screen
+
+        screen = Screen(cfg)
+    publisher = None
+    if cfg.mqtt.enabled:
+        from kiosk.publish import Publisher
+
+        publisher = Publisher(cfg.mqtt, cfg.device, cfg.venue, ledger, device_info(cfg))
+    stages = Stages(desk=desk, ledger=ledger, signals=signals, screen=screen, publisher=publisher, trust=trust)
+    kiosk = Kiosk(cfg, stages, notifier=notifier, on_checkin=on_checkin)
+    if source is None and cfg.camera.source != "none":
+        from device.frames import open_source
+
+        source = open_source(cfg.camera.source, cfg.camera.path, width=cfg.camera.width, height=cfg.camera.height,
+                             fps=cfg.camera.fps, loop=cfg.camera.loop, replay_fps=cfg.camera.replay_fps)
+    if source is not None:
+        on_frame = screen.set_preview if screen is not None else None
+        stages.scanner = Scanner(source, default_decoder(), on_code=kiosk.code_seen,
+                                 rearm_seconds=cfg.camera.rearm_seconds, on_frame=on_frame)
+    stages.extra_sources = _code_scanners(cfg, kiosk.code_seen)
+    return kiosk
+
+
+def _code_scanners(cfg: Config, on_code) -> list:
+    """Dedicated USB scanners (serial, keyboard wedge) configured beside the camera."""
+    found = []
+    if cfg.scanner.serial_port or cfg.scanner.hid_device:
+        from device import scanners
+
+        if cfg.scanner.serial_port:
+            found.append(scanners.SerialScanner(cfg.scanner.serial_port, on_code, baud=cfg.scanner.serial_baud))
+        if cfg.scanner.hid_device:
+            found.append(scanners.HidScanner(cfg.scanner.hid_device, on_code))
+    return found
