@@ -126,7 +126,7 @@ class Kiosk:
         checkin = s.desk.admit(code.text, captured_at=code.captured_at, source=code.source)
         seq = s.ledger.record(checkin)  # durable before anyone is told "accepted"
         if checkin.duplicate:
-            s.signals.duplicate()
+            s.signals.duplicate(admitted=checkin.verdict == ACCEPT)  # a refused duplicate keeps the door shut
         elif checkin.verdict == ACCEPT:
             s.signals.accept()
         else:
@@ -152,7 +152,7 @@ class Kiosk:
             log.info("override pressed with no rejected visitor to let in")
             return
         self._last_reject = None
-        s.ledger.record_override(rejected)
+        s.ledger.record_override(source="button")
         s.signals.override()
         if s.screen is not None:
             s.screen.show_checkin(_as_override(rejected))

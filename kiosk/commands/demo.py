@@ -64,7 +64,7 @@ def run(args) -> int:
         mark = {"accept": "ACCEPT", "reject": "REJECT"}[checkin.verdict]
         label = s.label if s else "unexpected code"
         print(f"{time.monotonic() - start:6.2f}s  #{seq:<3} {mark} {checkin.reason:<18} {checkin.format:<19} "
-              f"{'signed' if checkin.signed else 'unsigned':<8} {label}"
+              f"{('signed' if checkin.signed else 'unsigned') if checkin.valid else '':<8} {label}"
               + ("" if ok else f"   <-- expected {s.verdict} {s.reason}" if s else ""), flush=True)
 
     # Each code is held up long enough to read its verdict on screen; headless runs fast.
@@ -80,12 +80,12 @@ def run(args) -> int:
         _run_forever(kiosk)
     else:
         kiosk.run(until_exhausted=True)
-    _print_pins(pins, start)
+    _print_pins(pins, cfg.signals, start)
     from kiosk.ledger import Ledger
 
     with_ledger = Ledger(str(cfg.ledger_path))
     counts = with_ledger.counts()
-    pending = with_ledger.pending_count()
+    pending = with_ledger.outbox_size()
     with_ledger.close()
     print(f"counts: accepted {counts['accepted']}, rejected {counts['rejected']}, duplicates {counts['duplicates']}, "
           f"by reason {counts['by_reason']}")
@@ -111,14 +111,18 @@ def _run_forever(kiosk) -> int:
         return 0
 
 
-def _print_pins(pins, start: float) -> None:
-    """The mock pins' timelines: what the LEDs, buzzer and relay did."""
-    names = getattr(pins, "kiosk_pin_names", {})
-    print("pin changes (mock GPIO):")
-    for number, pin in sorted(pins.pins.items(), key=lambda kv: str(kv[0])):
-        states = getattr(pin, "states", [])
-        changes = [f"{max(0.0, st.timestamp - start if st.timestamp > 1e6 else st.timestamp):.2f}s={int(bool(st.state))}"
-                   for st in states[1:]]
+def _print_pins(pins, signals_cfg, start: float) -> None:
+    """The mock pins' timelines: what the LEDs, buzzer and relay did, on the same clock as the verdicts."""
+    roles = {getattr(signals_cfg, f): f for f in ("green_led", "red_led", "buzzer", "relay", "button", "status_led")
+             if getattr(signals_cfg, f) is not None}
+    print("pin changes (mock GPIO; + on, - off; seconds as above):")
+    for info, pin in sorted(pins.pins.items(), key=lambda kv: kv[0].name):
+        number = int(info.name.removeprefix("GPIO"))
+        # MockPin keeps each change's time since the previous one, and the last change's clock time.
+        t, changes = pin._last_change - sum(st.timestamp for st in pin.states[1:]) - start, []
+        for st in pin.states[1:]:
+            t += st.timestamp
+            changes.append(f"{t:.2f}{'+' if st.state else '-'}")
         if changes:
-            label = names.get(number, "")
-            print(f"  {number} {label}: {len(changes)} changes: {' '.join(changes[:12])}{' ...' if len(changes) > 12 else ''}")
+            print(f"  {info.name:<6} {roles.get(number, ''):<10} {len(changes):>3} changes: {' '.join(changes[:14])}"
+                  f"{' ...' if len(changes) > 14 else ''}")
