@@ -1,0 +1,110 @@
+"""The kiosk's self-check behind ``kiosk doctor``: one :class:`Finding` per check.
+
+Each check answers one question an installer asks at the entrance (does the
+camera deliver frames? can the broker hear us?) with pass, warn or fail and,
+when not pass, what to do about it. Checks never raise: a missing library or a
+module another stage has not shipped yet is itself a failed check.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable
+
+log = logging.getLogger(__name__)
+
+PASS, WARN, FAIL = "pass", "warn", "fail"
+
+
+@dataclass(frozen=True)
+class Finding:
+    """The answer of one check; ``advice`` says what to do (empty on pass)."""
+
+    check: str
+    status: str  # pass | warn | fail
+    message: str
+    advice: str = ""
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class Context:
+    """What the checks share: the validated config and the options of the run."""
+
+    config: object  # kiosk.config.Config
+    config_path: Path
+    broker_timeout: float = 5.0
+    camera_timeout: float = 5.0
+
+
+Check = Callable[[Context], Finding]
+
+
+def _registry() -> dict[str, Check]:
+    from kiosk.doctor import broker, hardware, system
+
+    return {
+        "camera": hardware.check_camera,
+        "decode": hardware.check_decode,
+        "gpio": hardware.check_gpio,
+        "display": hardware.check_display,
+        "broker": broker.check_broker,
+        "clock": system.check_clock,
+        "trust": system.check_trust,
+        "disk": system.check_disk,
+        "ledger": system.check_ledger,
+    }
+
+
+CHECK_NAMES = ("config", "camera", "decode", "gpio", "display", "broker", "clock", "trust", "disk", "ledger")
+
+
+def check_config(path: Path) -> tuple[Finding, object | None]:
+    """Validate the config file the way ``kiosk run`` does; the other checks need it."""
+    from kiosk import config as kconfig
+
+    try:
+        cfg = kconfig.load(path)
+    except kconfig.ConfigError as exc:
+        return Finding("config", FAIL, str(exc),
+                       f"fix the key named above, then re-check with `kiosk config check {path}`"), None
+    return Finding("config", PASS, f"{path}: site {cfg.device.site}, device {cfg.device.id}, venue {cfg.venue.name}"), cfg
+
+
+def run_checks(config_path: str | Path, only: list[str] | None = None, broker_timeout: float = 5.0,
+               camera_timeout: float = 5.0) -> list[Finding]:
+    """Run the checks (all, or those named in ``only``) in a fixed order."""
+    path = Path(config_path)
+    started = time.monotonic()
+    first, cfg = check_config(path)
+    findings = [Finding(**{**first.to_dict(), "seconds": round(time.monotonic() - started, 3)})]
+    wanted = [n for n in CHECK_NAMES[1:] if not only or n in only]
+    if cfg is None:
+        if wanted:
+            findings.append(Finding("other checks", WARN, f"not run ({', '.join(wanted)}): they need a valid config",
+                                    "fix the config first"))
+        return findings
+    ctx = Context(cfg, path, broker_timeout=broker_timeout, camera_timeout=camera_timeout)
+    checks = _registry()
+    for name in wanted:
+        t0 = time.monotonic()
+        try:
+            finding = checks[name](ctx)
+        except Exception as exc:  # a bug in a check must not hide the other answers
+            log.debug("check %s crashed", name, exc_info=True)
+            finding = Finding(name, FAIL, f"the check itself failed: {type(exc).__name__}: {exc}",
+                              "report this with the output of `kiosk -vv doctor`")
+        findings.append(Finding(**{**finding.to_dict(), "seconds": round(time.monotonic() - t0, 3)}))
+    return findings
+
+
+def worst(findings: list[Finding]) -> str:
+    """fail if any failed, else warn if any warned, else pass."""
+    statuses = {f.status for f in findings}
+    return FAIL if FAIL in statuses else WARN if WARN in statuses else PASS
