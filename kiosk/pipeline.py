@@ -30,6 +30,12 @@ log = logging.getLogger(__name__)
 
 _OVERRIDE = object()  # queue marker: the guard pressed the override button
 
+# A camera that reports itself healthy but has delivered no frame for this long
+# is hung inside its driver: stop feeding the systemd watchdog so the service is
+# restarted. A camera that reports an error is reopened by the scanner instead
+# (with backoff), and the kiosk keeps serving USB scanners meanwhile.
+CAMERA_STUCK_SECONDS = 20.0
+
 
 @dataclass
 class Stages:
@@ -107,6 +113,9 @@ class Kiosk:
         self._stop = threading.Event()
         self._last_reject: Checkin | None = None
         self._last_status = 0.0
+        self._camera_alive = time.monotonic()
+        self._camera_stuck_logged = False
+        self._ready = False
         self.latencies_ms: list[float] = []
         if stages.signals is not None:
             stages.signals.on_override = lambda: self.codes.put(_OVERRIDE)
@@ -176,7 +185,7 @@ class Kiosk:
             clock_synced=None, trust_age_days=getattr(s.trust, "age_days", None), notice="")
 
     def _refresh_status(self, now: float) -> None:
-        if now - self._last_status < 1.0:
+        if now - self._last_status < (1.0 if self._ready else 0.1):
             return
         self._last_status = now
         s = self.stages
@@ -186,8 +195,21 @@ class Kiosk:
         s.signals.set_health(camera_ok and mqtt_ok)
         if s.screen is not None:
             s.screen.set_status(self.status())
+        if stats is None or not stats.camera_ok or stats.capture_fps > 0 or s.scanner.wait(0):
+            self._camera_alive = now
+        stuck = now - self._camera_alive > CAMERA_STUCK_SECONDS
+        if stuck and not self._camera_stuck_logged:
+            log.error("camera delivered no frame for %.0f s without reporting an error; letting the watchdog restart us",
+                      now - self._camera_alive)
+            self._camera_stuck_logged = True
+        if self.notifier is not None and not self._ready and (
+                stats is None or stats.frames_captured > 0 or s.scanner.wait(0)):
+            # Display and ledger were opened in assemble(); the camera is up once it delivered a frame.
+            self.notifier.ready()
+            self._ready = True
         if self.notifier is not None:
-            self.notifier.ping()
+            if not stuck:
+                self.notifier.ping()
             self.notifier.status(f"camera {'ok' if camera_ok else 'DOWN'}, mqtt {'ok' if mqtt_ok else 'offline'}")
 
     # -- main loop -----------------------------------------------------------
@@ -200,8 +222,6 @@ class Kiosk:
             s.scanner.start()
         for extra in s.extra_sources:
             extra.start()
-        if self.notifier is not None:
-            self.notifier.ready()
         tick = 1.0 / max(1, self.cfg.screen.fps)
         try:
             while not self._stop.is_set():
