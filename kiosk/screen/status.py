@@ -1,0 +1,25 @@
+"""What the guard's status bar shows: one immutable snapshot, replaced as a whole."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class KioskStatus:
+    """Figures for the guard's status bar.
+
+    ``None`` means "not known / not used": ``mqtt_connected=None`` hides the
+    MQTT item (publishing disabled), ``clock_synced=None`` lets the screen
+    ask the system itself (:func:`kiosk.screen.clocksync.clock_synced`),
+    ``trust_age_days=None`` hides the trust-list item.
+    """
+
+    accepted: int = 0
+    rejected: int = 0
+    camera_fps: float = 0.0
+    camera_ok: bool = True
+    mqtt_connected: bool | None = None
+    clock_synced: bool | None = None
+    trust_age_days: float | None = None
+    notice: str = ""
