@@ -46,6 +46,7 @@ _POLICY_WORDS: dict[str, tuple[str, str]] = {
     "vaccination-too-old": ("Mũi tiêm đã quá lâu", "Last dose too long ago"),
     "test-positive": ("Xét nghiệm dương tính", "Positive test"),
     "test-too-old": ("Xét nghiệm đã quá hạn", "Test too old"),
+    "test-in-future": ("Thời gian lấy mẫu không hợp lệ", "Test sample time in the future"),
     "recovery-window": ("Ngoài thời hạn khỏi bệnh", "Outside recovery window"),
     "certificate-type": ("Loại chứng nhận không được chấp nhận", "Certificate type not accepted"),
 }

@@ -27,6 +27,8 @@ class Verifier:
 
     def check(self, payload: str, at: datetime | None = None) -> CodeCheck:
         """Detect the format of ``payload`` and verify it at time ``at`` (default: now)."""
+        if at is not None and at.tzinfo is None:
+            at = at.replace(tzinfo=timezone.utc)  # a naive clock is UTC, never compared naive-to-aware
         ctx = VerifyContext(now=at or datetime.now(timezone.utc), trust=self.trust,
                             clock_skew_seconds=self.clock_skew_seconds)
         if len(payload) > MAX_PAYLOAD_CHARS:
