@@ -78,6 +78,9 @@ def make_broker(tmp: Path) -> Broker:
     # persistence keeps QoS 1 sessions across a stop/start, as a real central broker does.
     conf.write_text(
         f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence true\npersistence_location {tmp}/\n"
+        # As root, mosquitto drops to user "mosquitto", which cannot write the (0700) pytest tmp dir, and
+        # persistence silently fails; "user" names ourselves (no effect when not root).
+        f"user {__import__('getpass').getuser()}\n"
         "max_queued_messages 100000\n"
     )
     broker = Broker(port=port, conf=conf)

@@ -1,0 +1,86 @@
+"""Pseudonyms: a keyed hash of a visitor's identity, so the ledger never holds the raw id.
+
+HMAC-SHA256 with a device secret: the same person gives the same pseudonym on
+this kiosk (duplicates, unique visitors per day), but nobody without the key
+can test a guessed ID number against the ledger, which a plain hash of a
+12-digit citizen ID would allow in minutes.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import os
+import secrets as _random
+from hashlib import sha256
+from pathlib import Path
+
+from kiosk.secrets import SecretError, read_secret_bytes
+
+log = logging.getLogger(__name__)
+
+KEY_FILE_NAME = "pseudonym.key"
+MIN_KEY_BYTES = 16
+
+
+class Pseudonyms:
+    """Turns identities into pseudonyms with one device key."""
+
+    def __init__(self, key: bytes):
+        if len(key) < MIN_KEY_BYTES:
+            raise ValueError(f"pseudonym key must be at least {MIN_KEY_BYTES} bytes")
+        self._key = key
+
+    def __repr__(self) -> str:  # never show the key
+        return "Pseudonyms(<key>)"
+
+    def of(self, identity: str) -> str:
+        """The pseudonym (64 hex characters) of a normalized identity."""
+        return hmac.new(self._key, identity.encode("utf-8"), sha256).hexdigest()
+
+    @classmethod
+    def from_config(cls, cfg) -> "Pseudonyms":
+        """The key from ``[ledger] pseudonym_key_file``, or ``state_dir/pseudonym.key`` (created on first start)."""
+        ref = cfg.ledger.pseudonym_key_file
+        base = Path(cfg.source_path).parent if cfg.source_path else None
+        if ref and (ref.startswith("credential:") or cfg.resolve(ref).exists()):
+            return cls(_decode_key(read_secret_bytes(ref, base), ref))
+        path = cfg.resolve(ref) if ref else cfg.resolve(cfg.device.state_dir) / KEY_FILE_NAME
+        return cls(load_or_create_key(path))
+
+
+def _decode_key(data: bytes, where: str) -> bytes:
+    """Key files hold hex text (as we write them); any other content is used as raw bytes."""
+    text = data.strip()
+    try:
+        key = bytes.fromhex(text.decode("ascii"))
+    except (UnicodeDecodeError, ValueError):
+        key = data
+    if len(key) < MIN_KEY_BYTES:
+        raise SecretError(f"{where!r}: pseudonym key is shorter than {MIN_KEY_BYTES} bytes")
+    return key
+
+
+def load_or_create_key(path: Path) -> bytes:
+    """Read the key at ``path``, or create it (32 random bytes, hex, mode 0600) if absent."""
+    path = Path(path)
+    if path.exists():
+        return _decode_key(read_secret_bytes(str(path)), str(path))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    key = _random.token_bytes(32)
+    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
+    # O_EXCL + 0600 from the start: the key is never readable by others, not even briefly.
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        os.write(fd, key.hex().encode("ascii") + b"\n")
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    try:
+        os.link(tmp, path)  # fails if another process created the key meanwhile: theirs wins
+    except FileExistsError:
+        pass
+    finally:
+        os.unlink(tmp)
+    log.info("created pseudonym key %s", path)
+    return _decode_key(read_secret_bytes(str(path)), str(path))

@@ -1,0 +1,36 @@
+"""Publishing to the centre over MQTT: see docs/mqtt.md for the topic contract.
+
+``Publisher(mqtt_config, device_config, venue, ledger, info)`` is the MQTT
+implementation of :class:`Telemetry`; :func:`open_publisher` picks it or the
+null one from the config.
+"""
+
+from __future__ import annotations
+
+from kiosk.publish.base import NullTelemetry, Telemetry
+from kiosk.publish.topics import Topics
+
+
+def open_publisher(cfg, ledger, info: dict | None = None) -> Telemetry:
+    """The telemetry the config asks for (not started): MQTT, or nothing when ``[mqtt] enabled = false``."""
+    if not cfg.mqtt.enabled:
+        return NullTelemetry(ledger)
+    from pathlib import Path
+
+    from kiosk.publish.mqtt import MqttPublisher
+    from kiosk.publish.payloads import info_from_config
+
+    base = Path(cfg.source_path).parent if cfg.source_path else None
+    return MqttPublisher(cfg.mqtt, cfg.device, cfg.venue, ledger, {**info_from_config(cfg), **(info or {})}, base_dir=base)
+
+
+def __getattr__(name: str):
+    # ``from kiosk.publish import Publisher`` without importing paho for NullTelemetry users.
+    if name in ("Publisher", "MqttPublisher"):
+        from kiosk.publish.mqtt import MqttPublisher
+
+        return MqttPublisher
+    raise AttributeError(name)
+
+
+__all__ = ["Telemetry", "NullTelemetry", "Topics", "open_publisher", "Publisher"]

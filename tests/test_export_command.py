@@ -1,0 +1,72 @@
+"""``kiosk export``: the visit log as CSV, only allowed fields, clear messages otherwise."""
+
+from __future__ import annotations
+
+import csv
+import io
+import stat
+import uuid
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from kiosk.checkin import Checkin
+from kiosk.cli import main
+from kiosk.codes import Holder
+from kiosk.config import load
+from kiosk.ledger import Ledger
+
+
+def write_config(tmp_path, ledger_extra=""):
+    path = tmp_path / "kiosk.toml"
+    path.write_text(f'[device]\nsite="hn"\nid="k1"\nstate_dir="{tmp_path}/state"\n'
+                    f'[venue]\nid="V"\nname="N"\nqr_content="q"\n[ledger]\n{ledger_extra}')
+    return path
+
+
+def visit(at, name="Nguyễn Văn A"):
+    return Checkin(id=uuid.uuid4().hex, at=at, verdict="accept", reason="ok", format="cccd", valid=True, signed=False,
+                   pseudonym="ab" * 32, holder=Holder(name=name, birth_date="1990-01-02", id_number="001099012345"),
+                   captured_at=0.0, source="camera")
+
+
+def test_export_writes_allowed_fields_only(tmp_path, capsys):
+    path = write_config(tmp_path, 'visit_log=true\nvisit_log_fields=["name"]\n')
+    now = datetime.now(timezone.utc)
+    with Ledger.from_config(load(path)) as led:
+        led.record(visit(now - timedelta(days=2), "Trần Thị B"))
+        led.record(visit(now))
+    out = tmp_path / "visits.csv"
+    day = now.astimezone().date()
+    assert main(["export", "--config", str(path), "--from", str(day - timedelta(days=7)), "--to", str(day),
+                 "--out", str(out)]) == 0
+    rows = list(csv.DictReader(io.StringIO(out.read_text(encoding="utf-8"))))
+    assert [r["name"] for r in rows] == ["Trần Thị B", "Nguyễn Văn A"]
+    assert set(rows[0]) == {"time", "pseudonym", "verdict", "reason", "format", "name"}
+    assert "001099012345" not in out.read_text()
+    assert stat.S_IMODE(out.stat().st_mode) == 0o600
+    assert "2 visits" in capsys.readouterr().err
+    # a range that excludes the older visit
+    assert main(["export", "--config", str(path), "--from", str(day), "--to", str(day)]) == 0
+    assert capsys.readouterr().out.count("Nguyễn Văn A") == 1
+
+
+def test_export_with_visit_log_off_says_so(tmp_path, capsys):
+    path = write_config(tmp_path)
+    assert main(["export", "--config", str(path), "--from", "2021-09-01", "--to", "2021-09-30"]) == 1
+    assert "visit log is off" in capsys.readouterr().err
+
+
+def test_export_before_first_run(tmp_path, capsys):
+    path = write_config(tmp_path, "visit_log=true\n")
+    assert main(["export", "--config", str(path), "--from", "2021-09-01", "--to", "2021-09-30"]) == 1
+    assert "no ledger" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("start,end,msg", [("2021-13-01", "2021-09-30", "expected a date"),
+                                           ("2021-09-30", "2021-09-01", "before --from")])
+def test_export_bad_dates(tmp_path, capsys, start, end, msg):
+    path = write_config(tmp_path, "visit_log=true\n")
+    assert main(["export", "--config", str(path), "--from", start, "--to", end]) == 2
+    err = capsys.readouterr().err
+    assert msg in err and "Traceback" not in err

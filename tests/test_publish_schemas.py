@@ -1,0 +1,80 @@
+"""Payloads a real kiosk publishes validate against docs/schemas/*.json (the documented contract)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from jsonschema import Draft202012Validator
+
+from kiosk.ledger import Ledger
+from kiosk.publish import open_publisher
+from test_publish import Collector, checkin, make_config, wait_for
+
+SCHEMAS = Path(__file__).resolve().parent.parent / "docs" / "schemas"
+
+
+def validator(name: str) -> Draft202012Validator:
+    schema = json.loads((SCHEMAS / f"{name}.schema.json").read_text())
+    Draft202012Validator.check_schema(schema)
+    return Draft202012Validator(schema, format_checker=Draft202012Validator.FORMAT_CHECKER)
+
+
+def test_every_published_payload_matches_its_schema(tmp_path, broker):
+    cfg = make_config(tmp_path, broker.url)
+    sub = Collector(broker.url, "checkin/#")
+    with Ledger.from_config(cfg) as ledger:
+        pub = open_publisher(cfg, ledger)
+        pub.start()
+        try:
+            ledger.record(checkin(pseudonym="a"))
+            ledger.record(checkin(pseudonym="a", reason="duplicate", duplicate=True))
+            ledger.record(checkin(verdict="reject", reason="policy:test-too-old", pseudonym=None))
+            ledger.record_override()
+            pub.wake()
+            assert wait_for(lambda: len(sub.of("/events")) == 4 and json.loads(sub.of("/counts")[-1])["seq"] == 4)
+        finally:
+            pub.stop()
+    assert wait_for(lambda: b"offline" in sub.of("/status"))
+    sub.close()
+    checked = {"status": 0, "counts": 0, "events": 0, "info": 0}
+    for topic, payload, _ in sub.messages:
+        leaf = topic.rsplit("/", 1)[1]
+        if leaf == "status":
+            validator("status").validate(payload.decode())
+        else:
+            validator({"events": "event"}.get(leaf, leaf)).validate(json.loads(payload))
+        checked[leaf] += 1
+    assert checked["status"] >= 2 and checked["counts"] >= 2 and checked["events"] == 4 and checked["info"] == 1
+
+
+@pytest.mark.parametrize("name,bad", [
+    ("event", {"id": "x", "seq": 0, "time": "yesterday", "verdict": "maybe", "reason": "ok", "format": "eu-dcc"}),
+    ("event", {"id": "5d0c1b7e9a0f4f6e8c2b3a4d5e6f7a8b", "seq": 1, "time": "2021-09-14T05:58:03.120Z",
+               "verdict": "accept", "reason": "ok", "format": "eu-dcc", "name": "Nguyễn Văn A"}),  # personal data
+    ("status", "maybe"),
+    ("counts", {"day": "2021-09-14"}),
+])
+def test_schemas_reject_what_the_contract_forbids(name, bad):
+    assert list(validator(name).iter_errors(bad))
+
+
+def test_documented_examples_are_valid():
+    """The JSON examples in docs/mqtt.md follow the schemas too."""
+    text = (SCHEMAS.parent / "mqtt.md").read_text()
+    blocks = [b.split("```", 1)[0] for b in text.split("```json\n")[1:]]
+    names = {"day": "counts", "verdict": "event", "venue_qr_sha256": "info"}
+    seen = set()
+    for block in blocks:
+        data = json.loads(block.replace("…", "0" * 56))
+        name = next(v for k, v in names.items() if k in data)
+        validator(name).validate(data)
+        seen.add(name)
+    assert seen == {"counts", "event", "info"}
+
+
+def test_command_payload_schema():
+    v = validator("command")
+    v.validate("Kiểm tra lúc 14:00")
+    assert list(v.iter_errors("x" * 5000))
