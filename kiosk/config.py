@@ -306,10 +306,30 @@ def _cross_checks(cfg: Config, text: str, path: str) -> None:
             continue  # created on first start
         if not (p.is_dir() if key == "paths" and p.is_dir() else os.access(p, os.R_OK) and p.is_file()):
             raise ConfigError(f"cannot read {str(p)!r}", key=f"[{section}] {key}", line=_find_line(text, section, key), path=path)
+    _check_contents(cfg, text, path)
     for fld in cfg.ledger.visit_log_fields:
         if fld not in ("name", "birth_date", "id_number"):
             raise ConfigError(f"unknown personal field {fld!r} (allowed: name, birth_date, id_number)",
                               key="[ledger] visit_log_fields", line=_find_line(text, "ledger", "visit_log_fields"), path=path)
+
+
+def _check_contents(cfg: Config, text: str, path: str) -> None:
+    """Readable is not enough: the trust list and revocation file must also parse."""
+    if cfg.trust.paths:
+        from kiosk.trust import TrustStore
+
+        try:
+            TrustStore.load([str(cfg.resolve(p)) for p in cfg.trust.paths])
+        except ValueError as exc:
+            raise ConfigError(str(exc), key="[trust] paths", line=_find_line(text, "trust", "paths"), path=path) from None
+    if cfg.policy.revoked_file:
+        from kiosk.policy import load_revoked
+
+        try:
+            load_revoked(cfg.resolve(cfg.policy.revoked_file))
+        except ValueError as exc:
+            raise ConfigError(str(exc), key="[policy] revoked_file", line=_find_line(text, "policy", "revoked_file"),
+                              path=path) from None
 
 
 def parse(text: str, path: str = "<config>") -> Config:

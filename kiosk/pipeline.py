@@ -12,9 +12,7 @@ changes the status bar.
 
 from __future__ import annotations
 
-import hashlib
 import logging
-import platform
 import queue
 import threading
 import time
@@ -22,13 +20,21 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Callable
 
-from kiosk import __version__, reasons
+from kiosk import reasons
 from kiosk.checkin import ACCEPT, Checkin, CheckinDesk
 from kiosk.config import Config
 
 log = logging.getLogger(__name__)
 
 _OVERRIDE = object()  # queue marker: the guard pressed the override button
+
+
+@dataclass(frozen=True)
+class _Command:
+    """A command from the centre (``.../cmd/{name}``), handed from paho's thread to the main loop."""
+
+    name: str
+    payload: str
 
 # A camera that reports itself healthy but has delivered no frame for this long
 # is hung inside its driver: stop feeding the systemd watchdog so the service is
@@ -51,42 +57,23 @@ class Stages:
     trust: Any = None
 
 
-def device_info(cfg: Config) -> dict:
-    """The retained ``info`` payload: what central monitoring needs to know about this kiosk."""
-    model = ""
-    try:
-        with open("/proc/device-tree/model", encoding="utf-8", errors="replace") as f:
-            model = f.read().strip("\x00\n ")
-    except OSError:
-        model = platform.machine()
-    cfg_hash = ""
-    if cfg.source_path:
-        try:
-            with open(cfg.source_path, "rb") as f:
-                cfg_hash = hashlib.sha256(f.read()).hexdigest()
-        except OSError:
-            pass
-    return {
-        "version": __version__,
-        "venue_id": cfg.venue.id,
-        "venue_name": cfg.venue.name,
-        "venue_qr_sha256": hashlib.sha256(cfg.venue.qr_content.encode("utf-8")).hexdigest(),
-        "hardware": model or platform.machine(),
-        "config_sha256": cfg_hash,
-    }
+def load_trust(cfg: Config):
+    """The trusted signers the config names (an empty store when it names none)."""
+    from kiosk.trust import TrustStore
+
+    return TrustStore.load([str(cfg.resolve(p)) for p in cfg.trust.paths]) if cfg.trust.paths else TrustStore.empty()
 
 
 def build_desk(cfg: Config, trust=None):
     """verify + policy + duplicate window from the config. Returns (desk, trust)."""
     from kiosk.policy import Policy
     from kiosk.pseudonym import Pseudonyms
-    from kiosk.trust import TrustStore
     from kiosk.verify import Verifier
 
     if trust is None:
-        trust = TrustStore.load([str(cfg.resolve(p)) for p in cfg.trust.paths]) if cfg.trust.paths else TrustStore.empty()
+        trust = load_trust(cfg)
     verifier = Verifier(trust, clock_skew_seconds=cfg.policy.clock_skew_seconds)
-    policy = Policy.from_config(cfg.policy)
+    policy = Policy.from_config(cfg.policy, resolve=cfg.resolve)
     pseudonyms = Pseudonyms.from_config(cfg)
     desk = CheckinDesk(verifier, policy, pseudonyms.of, duplicate_window_s=cfg.policy.duplicate_window_minutes * 60,
                        duplicates_accepted=cfg.policy.duplicates_accepted)
@@ -117,8 +104,11 @@ class Kiosk:
         self._camera_stuck_logged = False
         self._ready = False
         self.latencies_ms: list[float] = []
+        self._notice = ""
         if stages.signals is not None:
             stages.signals.on_override = lambda: self.codes.put(_OVERRIDE)
+        if stages.publisher is not None:
+            stages.publisher.on_command = lambda name, payload: self.codes.put(_Command(name, payload))
 
     # -- intake (called from scan threads) ---------------------------------
     def code_seen(self, code) -> None:
@@ -169,6 +159,29 @@ class Kiosk:
             s.publisher.wake()
         log.info("guard override of check-in %s (%s)", rejected.id, rejected.reason)
 
+    @property
+    def notice(self) -> str:
+        """The centre's current notice for the guard ('' when none)."""
+        return self._notice
+
+    def command(self, name: str, payload: str) -> None:
+        """A command the config allowed ([mqtt] commands): reload the trust list, or show a notice."""
+        s = self.stages
+        if name == "reload-trust":
+            try:
+                trust = load_trust(self.cfg)
+            except Exception as exc:  # a bad trust file must not stop the door; the old list stays
+                log.error("trust list reload failed, keeping the old one: %s", exc)
+            else:
+                # Only the keys change: the duplicate window (who is inside) is kept.
+                s.trust = s.desk.verifier.trust = trust
+                log.info("trust list reloaded")
+        elif name == "notice":
+            self._notice = payload.strip()[:200]
+            log.info("notice from the centre: %s", self._notice or "(cleared)")
+        else:
+            log.warning("ignored unknown command %r", name)
+
     # -- status --------------------------------------------------------------
     def status(self):
         """The guard's status bar figures, from the ledger and the stages."""
@@ -182,7 +195,7 @@ class Kiosk:
             accepted=counts.get("accepted", 0), rejected=counts.get("rejected", 0),
             camera_fps=stats.capture_fps if stats else 0.0, camera_ok=stats.camera_ok if stats else True,
             mqtt_connected=publisher_ok if s.publisher is not None else None,
-            clock_synced=None, trust_age_days=getattr(s.trust, "age_days", None), notice="")
+            clock_synced=None, trust_age_days=getattr(s.trust, "age_days", None), notice=self._notice)
 
     def _refresh_status(self, now: float) -> None:
         if now - self._last_status < (1.0 if self._ready else 0.1):
@@ -231,6 +244,8 @@ class Kiosk:
                     item = None
                 if item is _OVERRIDE:
                     self.override()
+                elif isinstance(item, _Command):
+                    self.command(item.name, item.payload)
                 elif item is not None:
                     self.handle(item)
                 now = time.monotonic()
@@ -285,9 +300,9 @@ def assemble(cfg: Config, *, source=None, pin_factory=None, headless: bool = Fal
         screen = Screen(cfg)
     publisher = None
     if cfg.mqtt.enabled:
-        from kiosk.publish import Publisher
+        from kiosk.publish import open_publisher
 
-        publisher = Publisher(cfg.mqtt, cfg.device, cfg.venue, ledger, device_info(cfg))
+        publisher = open_publisher(cfg, ledger)
     stages = Stages(desk=desk, ledger=ledger, signals=signals, screen=screen, publisher=publisher, trust=trust)
     kiosk = Kiosk(cfg, stages, notifier=notifier, on_checkin=on_checkin)
     if source is None and cfg.camera.source != "none":

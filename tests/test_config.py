@@ -93,6 +93,7 @@ def test_invalid_toml_names_line(tmp_path):
 
 def test_paths_resolve_against_config_folder(tmp_path):
     (tmp_path / "keys").mkdir()
+    (tmp_path / "keys" / "issuer.crt.pem").write_bytes((ROOT / "config/demo-keys/declaration-issuer.crt.pem").read_bytes())
     f = tmp_path / "kiosk.toml"
     f.write_text(MINIMAL + '\n[trust]\npaths = ["keys"]\n')
     cfg = config.load(f)
@@ -128,3 +129,15 @@ def test_config_check_command(tmp_path):
 def test_config_check_missing_file():
     result = kiosk("config", "check", "/nonexistent/kiosk.toml")
     assert result.returncode == 2 and "cannot read" in result.stderr
+
+
+def test_garbage_trust_file_is_named(tmp_path):
+    (tmp_path / "signer.pem").write_text("this is not a certificate\n")
+    msg = error_of(MINIMAL + '\n[trust]\npaths = ["signer.pem"]\n', tmp_path)
+    assert "[trust] paths" in msg and "signer.pem" in msg and ":11:" in msg
+
+
+def test_bad_revocation_file_is_named(tmp_path):
+    (tmp_path / "revoked.txt").write_text("not-a-sha256\n")
+    msg = error_of(MINIMAL + '\n[policy]\nrevoked_file = "revoked.txt"\n', tmp_path)
+    assert "[policy] revoked_file" in msg and "revoked.txt" in msg

@@ -230,3 +230,33 @@ def test_demo_command(tmp_path, request, with_broker):
         assert "all published" in out
     else:
         assert "kept in the outbox" in out
+
+
+def test_centre_can_post_a_notice_and_reload_the_trust_list(tmp_path, broker):
+    """Commands arrive only when the config enables them, and run on the kiosk's own loop."""
+    import paho.mqtt.publish as publish
+
+    cfg = kiosk_config(tmp_path, broker.url, extra='commands = ["notice", "reload-trust"]')
+    from device.frames import ReplaySource
+    from gpiozero.pins.mock import MockFactory
+
+    from kiosk.pipeline import assemble
+
+    frames = [replay_frames(samples()[:1])[-1]] * 40  # nobody at the door for a couple of seconds
+    k = assemble(cfg, source=ReplaySource(frames, fps=20), pin_factory=MockFactory(), headless=True)
+    old_trust = k.stages.trust
+
+    def send_when_connected():
+        deadline = time.monotonic() + 10
+        while not k.stages.publisher.connected and time.monotonic() < deadline:
+            time.sleep(0.05)
+        topic = "checkin/v1/test-site/kiosk-t1/cmd/"
+        publish.single(topic + "notice", "Kiểm tra lúc 14:00", hostname="127.0.0.1", port=broker.port, qos=1)
+        publish.single(topic + "reload-trust", "", hostname="127.0.0.1", port=broker.port, qos=1)
+
+    sender = threading.Thread(target=send_when_connected)
+    sender.start()
+    k.run(until_exhausted=True)
+    sender.join()
+    assert k.notice == "Kiểm tra lúc 14:00"
+    assert k.stages.trust is not old_trust and k.stages.desk.verifier.trust is k.stages.trust
