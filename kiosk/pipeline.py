@@ -12,6 +12,7 @@ changes the status bar.
 
 from __future__ import annotations
 
+import collections
 import logging
 import queue
 import threading
@@ -103,7 +104,9 @@ class Kiosk:
         self._camera_alive = time.monotonic()
         self._camera_stuck_logged = False
         self._ready = False
-        self.latencies_ms: list[float] = []
+        # Recent capture-to-verdict latencies (bounded: the kiosk runs for months).
+        self.latencies_ms: collections.deque[float] = collections.deque(maxlen=300)
+        self._started = time.monotonic()
         self._notice = ""
         if stages.signals is not None:
             stages.signals.on_override = lambda: self.codes.put(_OVERRIDE)
@@ -183,19 +186,40 @@ class Kiosk:
             log.warning("ignored unknown command %r", name)
 
     # -- status --------------------------------------------------------------
-    def status(self):
+    def status(self, stats=None):
         """The guard's status bar figures, from the ledger and the stages."""
-        from kiosk.screen import KioskStatus
+        from kiosk.screen import KioskStatus, clock_synced
 
         s = self.stages
         counts = s.ledger.counts()
-        stats = s.scanner.stats() if s.scanner is not None else None
+        if stats is None and s.scanner is not None:
+            stats = s.scanner.stats()
         publisher_ok = bool(s.publisher and s.publisher.connected)
         return KioskStatus(
             accepted=counts.get("accepted", 0), rejected=counts.get("rejected", 0),
             camera_fps=stats.capture_fps if stats else 0.0, camera_ok=stats.camera_ok if stats else True,
             mqtt_connected=publisher_ok if s.publisher is not None else None,
-            clock_synced=None, trust_age_days=getattr(s.trust, "age_days", None), notice=self._notice)
+            clock_synced=clock_synced(), trust_age_days=getattr(s.trust, "age_days", None), notice=self._notice)
+
+    def verdict_latency_p95_ms(self) -> float | None:
+        """95th percentile of recent capture-to-verdict times (None before the first visitor)."""
+        if not self.latencies_ms:
+            return None
+        ordered = sorted(self.latencies_ms)
+        return ordered[min(len(ordered) - 1, int(0.95 * len(ordered)))]
+
+    def health(self, status, stats) -> dict:
+        """The ``health`` telemetry: is this kiosk able to check people in (no personal data)."""
+        return {
+            "camera_ok": status.camera_ok,
+            "camera_error": (stats.camera_error if stats else "") or "",
+            "capture_fps": round(stats.capture_fps, 1) if stats else 0.0,
+            "decode_fps": round(stats.decode_fps, 1) if stats else 0.0,
+            "verdict_latency_p95_ms": self.verdict_latency_p95_ms(),
+            "clock_synced": status.clock_synced,
+            "trust_age_days": status.trust_age_days,
+            "uptime_s": round(time.monotonic() - self._started, 1),
+        }
 
     def _refresh_status(self, now: float) -> None:
         if now - self._last_status < (1.0 if self._ready else 0.1):
@@ -206,8 +230,11 @@ class Kiosk:
         camera_ok = stats.camera_ok if stats else True
         mqtt_ok = s.publisher.connected if s.publisher is not None else True
         s.signals.set_health(camera_ok and mqtt_ok)
+        status = self.status(stats)
         if s.screen is not None:
-            s.screen.set_status(self.status())
+            s.screen.set_status(status)
+        if s.publisher is not None and hasattr(s.publisher, "set_health"):
+            s.publisher.set_health(self.health(status, stats))
         if stats is None or not stats.camera_ok or stats.capture_fps > 0 or s.scanner.wait(0):
             self._camera_alive = now
         stuck = now - self._camera_alive > CAMERA_STUCK_SECONDS
