@@ -154,6 +154,8 @@ class MqttConfig:
     events: bool = _f(True, help="Publish one message per check-in on .../events (no personal data).")
     counts_interval_seconds: float = _f(60.0, help="Republish counts at least this often.", min=1.0)
     counts_min_interval_seconds: float = _f(2.0, help="Publish counts on change at most this often.", min=0.0)
+    health_interval_seconds: float = _f(60.0, help="Republish health (camera, frame rates, latency) at least this "
+                                                   "often; a camera or clock change goes out at once.", min=1.0)
     commands: list[str] = _f([], help="Inbound commands accepted on .../cmd/{name}: reload-trust, notice.")
     ha_discovery: bool = _f(False, help="Publish Home Assistant MQTT discovery for this kiosk.")
 

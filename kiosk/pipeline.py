@@ -233,7 +233,7 @@ class Kiosk:
         status = self.status(stats)
         if s.screen is not None:
             s.screen.set_status(status)
-        if s.publisher is not None and hasattr(s.publisher, "set_health"):
+        if s.publisher is not None:
             s.publisher.set_health(self.health(status, stats))
         if stats is None or not stats.camera_ok or stats.capture_fps > 0 or s.scanner.wait(0):
             self._camera_alive = now

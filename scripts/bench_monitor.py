@@ -41,7 +41,7 @@ from kiosk.publish.topics import Topics  # noqa: E402
 
 
 def message_mix(n: int, kiosks: int, seed: int = 1) -> list[tuple[str, bytes]]:
-    """What kiosks send while busy: per check-in one event and one counts snapshot, plus some status/info."""
+    """What kiosks send while busy: per check-in one event and one counts snapshot, plus status/info/health."""
     rng = random.Random(seed)
     fleet = [SimKiosk(Topics(f"site{i % 50:02d}", f"k{i:05d}"), f"V{i:05d}") for i in range(kiosks)]
     out: list[tuple[str, bytes]] = []
@@ -49,6 +49,8 @@ def message_mix(n: int, kiosks: int, seed: int = 1) -> list[tuple[str, bytes]]:
         out.append((k.topics.status, b"online"))
         out.append((k.topics.info, encode(k.info())))
     now = datetime.now(timezone.utc)
+    for i, k in enumerate(fleet):
+        out.append((k.topics.health, encode(k.health(now, camera_ok=i % 50 != 0))))
     while len(out) < n:
         k = fleet[rng.randrange(kiosks)]
         out.append((k.topics.events, encode(k.check_in(rng, now))))

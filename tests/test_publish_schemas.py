@@ -28,17 +28,25 @@ def test_every_published_payload_matches_its_schema(tmp_path, broker):
         pub = open_publisher(cfg, ledger)
         pub.start()
         try:
+            # what the pipeline's main loop reports (kiosk/pipeline.py), camera working, then unplugged
+            pub.set_health({"camera_ok": True, "camera_error": "", "capture_fps": 30.0, "decode_fps": 29.6,
+                            "verdict_latency_p95_ms": None, "clock_synced": None, "trust_age_days": None,
+                            "uptime_s": 2.5})
             ledger.record(checkin(pseudonym="a"))
             ledger.record(checkin(pseudonym="a", reason="duplicate", duplicate=True))
             ledger.record(checkin(verdict="reject", reason="policy:test-too-old", pseudonym=None))
             ledger.record_override()
             pub.wake()
             assert wait_for(lambda: len(sub.of("/events")) == 4 and json.loads(sub.of("/counts")[-1])["seq"] == 4)
+            pub.set_health({"camera_ok": False, "camera_error": "camera disappeared", "capture_fps": 0.0,
+                            "decode_fps": 0.0, "verdict_latency_p95_ms": 48.25, "clock_synced": True,
+                            "trust_age_days": 0.5, "uptime_s": 3.0})
+            assert wait_for(lambda: len(sub.of("/health")) == 2)
         finally:
             pub.stop()
     assert wait_for(lambda: b"offline" in sub.of("/status"))
     sub.close()
-    checked = {"status": 0, "counts": 0, "events": 0, "info": 0}
+    checked = {"status": 0, "counts": 0, "events": 0, "info": 0, "health": 0}
     for topic, payload, _ in sub.messages:
         leaf = topic.rsplit("/", 1)[1]
         if leaf == "status":
@@ -47,6 +55,12 @@ def test_every_published_payload_matches_its_schema(tmp_path, broker):
             validator({"events": "event"}.get(leaf, leaf)).validate(json.loads(payload))
         checked[leaf] += 1
     assert checked["status"] >= 2 and checked["counts"] >= 2 and checked["events"] == 4 and checked["info"] == 1
+    assert checked["health"] == 2
+
+
+HEALTH_OK = {"camera_ok": True, "camera_error": "", "capture_fps": 30.0, "decode_fps": 29.5,
+             "verdict_latency_p95_ms": None, "clock_synced": None, "trust_age_days": None, "uptime_s": 1, "outbox": 0,
+             "ts": "2021-09-14T05:58:03.120Z"}
 
 
 @pytest.mark.parametrize("name,bad", [
@@ -55,6 +69,8 @@ def test_every_published_payload_matches_its_schema(tmp_path, broker):
                "verdict": "accept", "reason": "ok", "format": "eu-dcc", "name": "Nguyễn Văn A"}),  # personal data
     ("status", "maybe"),
     ("counts", {"day": "2021-09-14"}),
+    ("health", {**HEALTH_OK, "camera_ok": "yes", "capture_fps": -1}),
+    ("health", {**HEALTH_OK, "last_visitor": "Nguyễn Văn A"}),  # personal data
 ])
 def test_schemas_reject_what_the_contract_forbids(name, bad):
     assert list(validator(name).iter_errors(bad))
@@ -64,14 +80,18 @@ def test_documented_examples_are_valid():
     """The JSON examples in docs/mqtt.md follow the schemas too."""
     text = (SCHEMAS.parent / "mqtt.md").read_text()
     blocks = [b.split("```", 1)[0] for b in text.split("```json\n")[1:]]
-    names = {"day": "counts", "verdict": "event", "venue_qr_sha256": "info"}
+    names = {"day": "counts", "verdict": "event", "venue_qr_sha256": "info", "camera_ok": "health"}
     seen = set()
     for block in blocks:
         data = json.loads(block.replace("…", "0" * 56))
         name = next(v for k, v in names.items() if k in data)
         validator(name).validate(data)
         seen.add(name)
-    assert seen == {"counts", "event", "info"}
+    assert seen == {"counts", "event", "info", "health"}
+
+
+def test_health_schema_accepts_a_healthy_kiosk():
+    validator("health").validate(HEALTH_OK)  # so the rejections above are for the one bad field
 
 
 def test_command_payload_schema():

@@ -19,6 +19,7 @@ def add_arguments(p) -> None:
     p.add_argument("--connections", type=int, default=8, help="MQTT connections the kiosks share (default 8)")
     p.add_argument("--qos", type=int, choices=(0, 1), default=1, help="QoS of events and counts (default 1)")
     p.add_argument("--offline", type=int, default=0, help="kiosks that go offline at the end (inspection list demo)")
+    p.add_argument("--camera-down", type=int, default=0, help="kiosks that report a dead camera (inspection list demo)")
     p.add_argument("--counts-every", type=int, default=1, help="a kiosk republishes counts every N check-ins (default 1)")
     p.add_argument("--prefix", default="sim", help="site/venue name prefix (default sim)")
     p.add_argument("--seed", type=int, default=1)
@@ -35,7 +36,8 @@ def run(args) -> int:
         raise UsageError("--kiosks and --counts-every must be at least 1; --rate and --duration not negative")
     try:
         sim = FleetSimulator(args.broker, args.kiosks, connections=args.connections, qos=args.qos, seed=args.seed,
-                             prefix=args.prefix, mqtt_config=settings)
+                             prefix=args.prefix, mqtt_config=settings,
+                             camera_down=max(0, args.camera_down))
     except (SecretError, ValueError, OSError) as exc:
         raise UsageError(str(exc)) from None
     try:

@@ -7,6 +7,8 @@ batches (see :mod:`kiosk.monitor.store`).
 Counts are taken from the retained ``counts`` message, newest ``(day, seq)``
 wins, so a message delivered twice or late never changes a figure. Events
 are deduplicated by the device sequence number (QoS 1 is at-least-once).
+Health keeps the flags the inspection list needs (camera, clock) as
+attributes and the last message as its JSON text, parsed only for reports.
 """
 
 from __future__ import annotations
@@ -43,6 +45,13 @@ class KioskState:
     events_seen: int = 0  # distinct events received (duplicates by seq ignored)
     last_scan: float | None = None  # epoch seconds of the newest event
     events_new: int = field(default=0, repr=False)  # not yet persisted
+    camera_ok: bool | None = None  # None: no health seen yet
+    camera_since: float | None = None  # epoch seconds of the last camera up/down change seen
+    camera_error: str = ""
+    clock_synced: bool | None = None
+    health_json: str = ""  # the last health message as received
+    health_at: float = 0.0  # when it arrived (epoch seconds)
+    health_new: bool = field(default=False, repr=False)  # not yet persisted
 
     @property
     def key(self) -> tuple[str, str]:
@@ -56,6 +65,9 @@ class KioskState:
         d = asdict(self)
         d.pop("events_new")
         d.pop("status_at")
+        d.pop("health_at")
+        d.pop("health_new")
+        d["health"] = json.loads(d.pop("health_json")) if self.health_json else None
         return d
 
 
@@ -86,7 +98,7 @@ class Fleet:
         leaf = parts[4]
         k = self.kiosks.get(key)
         if k is None:
-            if leaf not in ("status", "counts", "events", "info"):
+            if leaf not in ("status", "counts", "events", "info", "health"):
                 self.stats.ignored += 1
                 return False
             k = self.kiosks[key] = KioskState(parts[2], parts[3])
@@ -150,6 +162,21 @@ class Fleet:
         k.venue_id, k.venue_name = str(i["venue_id"]), str(i.get("venue_name", ""))
         return True
 
+    def _on_health(self, k: KioskState, payload: bytes, now: float | None) -> bool:
+        h = json.loads(payload)
+        camera_ok, clock = h["camera_ok"], h.get("clock_synced")
+        if camera_ok is not True and camera_ok is not False:
+            raise ValueError("health")
+        now = time.time() if now is None else now
+        if k.camera_ok is not camera_ok or k.camera_since is None:
+            k.camera_ok, k.camera_since = camera_ok, now
+        k.camera_error = "" if camera_ok else str(h.get("camera_error") or "")
+        k.clock_synced = clock if clock is True or clock is False else None
+        k.health_json = payload.decode("utf-8")
+        k.health_at = now
+        k.health_new = True
+        return True
+
     def take_dirty(self) -> list[KioskState]:
         """The kiosks changed since the last call (for the store's batch write)."""
         out = [self.kiosks[key] for key in self.dirty]
@@ -170,6 +197,7 @@ def totals(kiosks: Iterable[KioskState], today: str) -> dict:
         "day": today,
         "kiosks": len(kiosks),
         "kiosks_online": sum(1 for k in kiosks if k.online),
+        "kiosks_camera_down": sum(1 for k in kiosks if k.online and k.camera_ok is False),
         "venues": len(venues),
         "venues_with_scans_today": len(scanned),
         "scans_today": sum(k.scans(today) for k in kiosks),
@@ -182,16 +210,30 @@ def totals(kiosks: Iterable[KioskState], today: str) -> dict:
 
 
 def inspection(kiosks: Iterable[KioskState], today: str, now: float, offline_hours: float) -> list[dict]:
-    """Kiosks an inspector should visit: offline longer than ``offline_hours``, or online with no scans today."""
+    """Kiosks an inspector should visit, one row per problem (``why``).
+
+    ``offline`` longer than ``offline_hours``; online but ``camera-down`` (its
+    health says the camera delivers no frames; ``since`` = when that was first
+    seen, ``detail`` = the camera's error); online with ``clock-unsynced``
+    (codes' validity depends on the clock); online with ``no-scans-today``.
+    """
     out = []
     for k in kiosks:
         if k.online is False and k.since is not None and now - k.since > offline_hours * 3600:
-            out.append({"site": k.site, "device": k.device, "venue_id": k.venue_id, "venue_name": k.venue_name,
-                        "why": "offline", "since": k.since})
-        elif k.online and k.scans(today) == 0:
-            out.append({"site": k.site, "device": k.device, "venue_id": k.venue_id, "venue_name": k.venue_name,
-                        "why": "no-scans-today", "since": k.since})
+            out.append(_row(k, "offline", k.since))
+        elif k.online:
+            if k.camera_ok is False:
+                out.append(_row(k, "camera-down", k.camera_since, k.camera_error))
+            if k.clock_synced is False:
+                out.append(_row(k, "clock-unsynced", None))
+            if k.scans(today) == 0:
+                out.append(_row(k, "no-scans-today", k.since))
     return sorted(out, key=lambda r: (r["why"], r["site"], r["device"]))
+
+
+def _row(k: KioskState, why: str, since: float | None, detail: str = "") -> dict:
+    return {"site": k.site, "device": k.device, "venue_id": k.venue_id, "venue_name": k.venue_name, "why": why,
+            "since": since, "detail": detail}
 
 
 def local_today() -> str:

@@ -2,7 +2,7 @@
 
 Each simulated kiosk keeps its own counters the way the ledger does (a
 duplicate is never a second accepted visitor) and publishes, like a real one:
-retained ``status``/``info``/``counts`` at start, an ``events`` message and a
+retained ``status``/``info``/``counts``/``health`` at start, an ``events`` message and a
 fresh retained ``counts`` per check-in, and its final counts at the end.
 Kiosks are spread over a few connections, since one TCP connection per
 simulated kiosk would measure the operating system rather than the monitor.
@@ -70,6 +70,13 @@ class SimKiosk:
                 "last_scan": self.last_scan, "seq": self.seq,
                 "ts": utc_iso(now)}
 
+    def health(self, now: datetime, camera_ok: bool = True) -> dict:
+        """A health message of a kiosk whose camera works (or, ``camera_ok=False``, was unplugged)."""
+        return {"camera_ok": camera_ok, "camera_error": "" if camera_ok else "camera disappeared: /dev/video0",
+                "capture_fps": 30.0 if camera_ok else 0.0, "decode_fps": 29.4 if camera_ok else 0.0,
+                "verdict_latency_p95_ms": 41.5 if self.seq else None, "clock_synced": True, "trust_age_days": 1.25,
+                "uptime_s": 3600, "outbox": 0, "ts": utc_iso(now)}
+
     def info(self) -> dict:
         return {"version": "sim", "venue_id": self.venue_id, "venue_name": f"Simulated venue {self.venue_id}",
                 "venue_qr_sha256": sha256_hex(self.venue_id), "hardware": "simulator", "config_sha256": "",
@@ -80,12 +87,13 @@ class FleetSimulator:
     """``kiosks`` simulated kiosks over ``connections`` MQTT connections."""
 
     def __init__(self, url: str, kiosks: int, connections: int = 0, sites: int = 0, qos: int = 1, seed: int = 1,
-                 prefix: str = "sim", mqtt_config=None):
+                 prefix: str = "sim", mqtt_config=None, camera_down: int = 0):
         self.rng = random.Random(seed)
         sites = sites or max(1, kiosks // 100)
         self.kiosks = [SimKiosk(Topics(f"{prefix}{i % sites:03d}", f"k{i:06d}"), f"{prefix.upper()}-V{i:06d}")
                        for i in range(kiosks)]
         self.qos = qos
+        self.camera_down = camera_down  # the first ``camera_down`` kiosks report a dead camera
         n = max(1, min(connections or 8, kiosks))
         self.clients = []
         for c in range(n):
@@ -114,12 +122,13 @@ class FleetSimulator:
             time.sleep(0.02)
 
     def announce(self) -> None:
-        """Retained status, info and counts of every kiosk, as a real kiosk sends on connect."""
+        """Retained status, info, counts and health of every kiosk, as a real kiosk sends on connect."""
         now = datetime.now(timezone.utc)
         for i, k in enumerate(self.kiosks):
             self._publish(i, k.topics.status, ONLINE, True, qos=1)
             self._publish(i, k.topics.info, encode(k.info()), True, qos=1)
             self._publish(i, k.topics.counts, encode(k.counts(now)), True, qos=1)
+            self._publish(i, k.topics.health, encode(k.health(now, camera_ok=i >= self.camera_down)), True, qos=1)
 
     def run(self, rate: float, duration: float, counts_every: int = 1) -> int:
         """Check visitors in at ``rate`` per second across the fleet (0 = as fast as possible); returns how many."""

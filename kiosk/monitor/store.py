@@ -2,10 +2,13 @@
 
 Each flush is one transaction over the kiosks changed since the last one.
 The upsert keeps the newest figures whoever writes them: counts by
-``(day, seq)``, status by arrival time, events by the highest sequence
-number, so monitors sharing a subscription (``$share/...``) can share one
-database file. ``synchronous=NORMAL``: unlike the kiosk's ledger, everything
-here is rebuilt from the brokers' retained messages after a crash.
+``(day, seq)``, status and health by arrival time, events by the highest
+sequence number, so monitors sharing a subscription (``$share/...``) can
+share one database file. Health lives in its own table, written only for
+kiosks whose health message arrived since the last flush (about one a minute
+per kiosk), so the busy counts/events upsert stays as narrow as it was.
+``synchronous=NORMAL``: unlike the kiosk's ledger, everything here is
+rebuilt from the brokers' retained messages after a crash.
 """
 
 from __future__ import annotations
@@ -13,13 +16,17 @@ from __future__ import annotations
 import sqlite3
 import threading
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, NamedTuple
 
 from kiosk.monitor.fleet import KioskState
 
 _COLUMNS = ("site", "device", "venue_id", "venue_name", "online", "since", "status_at", "day", "accepted", "rejected",
             "duplicates", "overrides", "unique_visitors", "dropped_events", "counts_seq", "last_seq", "events_seen",
             "last_scan")
+
+_HEALTH_COLUMNS = ("site", "device", "camera_ok", "camera_since", "camera_error", "clock_synced", "health_json",
+                   "health_at")
+_HEALTH_VALUES = ("camera_ok", "camera_error", "clock_synced", "health_json")
 
 _NEWER_COUNTS = "(excluded.day > kiosks.day OR (excluded.day = kiosks.day AND excluded.counts_seq >= kiosks.counts_seq))"
 _COUNT_COLS = ("day", "accepted", "rejected", "duplicates", "overrides", "unique_visitors", "dropped_events", "counts_seq")
@@ -40,6 +47,18 @@ UPSERT = (
     "last_scan = MAX(COALESCE(kiosks.last_scan, 0), COALESCE(excluded.last_scan, 0))"
 )
 
+HEALTH_UPSERT = (
+    f"INSERT INTO health ({', '.join(_HEALTH_COLUMNS)}) VALUES ({', '.join('?' * len(_HEALTH_COLUMNS))}) "
+    "ON CONFLICT (site, device) DO UPDATE SET "
+    + ", ".join(f"{c} = CASE WHEN excluded.health_at >= health.health_at THEN excluded.{c} ELSE health.{c} END"
+                for c in _HEALTH_VALUES) + ", "
+    "camera_since = CASE WHEN excluded.health_at < health.health_at THEN health.camera_since "
+    "                    WHEN excluded.camera_ok IS health.camera_ok AND health.camera_since IS NOT NULL "
+    "                         THEN MIN(health.camera_since, excluded.camera_since) "
+    "                    ELSE excluded.camera_since END, "
+    "health_at = MAX(health.health_at, excluded.health_at)"
+)
+
 DDL = f"""
 CREATE TABLE IF NOT EXISTS kiosks (
     site TEXT NOT NULL, device TEXT NOT NULL, venue_id TEXT NOT NULL DEFAULT '', venue_name TEXT NOT NULL DEFAULT '',
@@ -50,7 +69,20 @@ CREATE TABLE IF NOT EXISTS kiosks (
     last_seq INTEGER NOT NULL DEFAULT 0, events_seen INTEGER NOT NULL DEFAULT 0, last_scan REAL,
     PRIMARY KEY (site, device)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS health (
+    site TEXT NOT NULL, device TEXT NOT NULL, camera_ok INTEGER, camera_since REAL,
+    camera_error TEXT NOT NULL DEFAULT '', clock_synced INTEGER, health_json TEXT NOT NULL DEFAULT '',
+    health_at REAL NOT NULL DEFAULT 0,
+    PRIMARY KEY (site, device)
+) WITHOUT ROWID;
 """
+
+
+class Rows(NamedTuple):
+    """A flush's worth of rows: every changed kiosk, and the health of those with a new health message."""
+
+    kiosks: list[tuple]
+    health: list[tuple]
 
 
 class FleetStore:
@@ -71,38 +103,51 @@ class FleetStore:
         return self.write(self.rows(kiosks))
 
     @staticmethod
-    def rows(kiosks: Iterable[KioskState]) -> list[tuple]:
+    def rows(kiosks: Iterable[KioskState]) -> Rows:
         """Snapshot kiosks as rows (cheap: call it under the fleet's lock, write outside it)."""
-        rows = []
+        rows, health = [], []
         for k in kiosks:
             new, k.events_new = k.events_new, 0
             rows.append((k.site, k.device, k.venue_id, k.venue_name, None if k.online is None else int(k.online),
                          k.since, k.status_at, k.day, k.accepted, k.rejected, k.duplicates, k.overrides,
                          k.unique_visitors, k.dropped_events, k.counts_seq, k.last_seq, new, k.last_scan))
-        return rows
+            if k.health_new:
+                k.health_new = False
+                health.append((k.site, k.device, int(k.camera_ok), k.camera_since, k.camera_error,
+                               None if k.clock_synced is None else int(k.clock_synced), k.health_json, k.health_at))
+        return Rows(rows, health)
 
-    def write(self, rows: list[tuple]) -> int:
-        """Upsert rows from :meth:`rows` in one transaction."""
-        if not rows:
+    def write(self, rows: Rows) -> int:
+        """Upsert rows from :meth:`rows` in one transaction; returns how many kiosks."""
+        if not rows.kiosks and not rows.health:
             return 0
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
             try:
-                self._db.executemany(UPSERT, rows)
+                self._db.executemany(UPSERT, rows.kiosks)
+                if rows.health:
+                    self._db.executemany(HEALTH_UPSERT, rows.health)
                 self._db.execute("COMMIT")
             except BaseException:
                 self._db.execute("ROLLBACK")
                 raise
-        return len(rows)
+        return len(rows.kiosks)
 
     def kiosks(self) -> list[KioskState]:
         """Every kiosk known to this database (whichever monitor saw it)."""
+        columns = _COLUMNS + _HEALTH_COLUMNS[2:]
+        select = ", ".join([f"k.{c}" for c in _COLUMNS] + [f"h.{c}" for c in _HEALTH_COLUMNS[2:]])
         with self._lock:
-            rows = self._db.execute(f"SELECT {', '.join(_COLUMNS)} FROM kiosks ORDER BY site, device").fetchall()
+            rows = self._db.execute(f"SELECT {select} FROM kiosks k LEFT JOIN health h USING (site, device) "
+                                    "ORDER BY site, device").fetchall()
         out = []
         for r in rows:
-            d = dict(zip(_COLUMNS, r))
-            d["online"] = None if d["online"] is None else bool(d["online"])
+            d = dict(zip(columns, r))
+            for flag in ("online", "camera_ok", "clock_synced"):
+                d[flag] = None if d[flag] is None else bool(d[flag])
+            d["camera_error"] = d["camera_error"] or ""
+            d["health_json"] = d["health_json"] or ""
+            d["health_at"] = d["health_at"] or 0.0
             out.append(KioskState(**d))
         return out
 

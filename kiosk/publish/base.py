@@ -38,6 +38,16 @@ class Telemetry(ABC):
     def stop(self) -> None:
         """Say offline (if connected) and disconnect; idempotent."""
 
+    def set_health(self, health: dict) -> None:
+        """The kiosk's health right now, for the retained ``health`` topic (docs/mqtt.md).
+
+        Called from the pipeline's main loop about once a second with the keys
+        ``camera_ok`` (bool), ``camera_error`` (str, '' when fine), ``capture_fps``,
+        ``decode_fps`` (float), ``verdict_latency_p95_ms``, ``clock_synced``,
+        ``trust_age_days`` (float/bool or None when unknown) and ``uptime_s`` (float).
+        Must stay cheap (store and maybe wake); the default ignores it.
+        """
+
     def __enter__(self) -> "Telemetry":
         self.start()
         return self

@@ -1,7 +1,7 @@
 """Home Assistant MQTT discovery: a building's existing dashboard picks the kiosk up.
 
 Retained config messages under ``homeassistant/`` describe sensors that read
-the kiosk's own ``counts`` and ``status`` topics; nothing new is published.
+the kiosk's own ``counts``, ``status`` and ``health`` topics; nothing new is published.
 """
 
 from __future__ import annotations
@@ -42,3 +42,8 @@ def messages(topics: Topics, venue, info: dict) -> Iterator[tuple[str, dict]]:
     yield f"{DISCOVERY_PREFIX}/binary_sensor/{node}/online/config", {
         "name": "Online", "unique_id": f"{node}_online", "object_id": f"{node}_online", "state_topic": topics.status,
         "payload_on": "online", "payload_off": "offline", "device_class": "connectivity", "device": device}
+    yield f"{DISCOVERY_PREFIX}/binary_sensor/{node}/camera_problem/config", {
+        "name": "Camera problem", "unique_id": f"{node}_camera_problem", "object_id": f"{node}_camera_problem",
+        "state_topic": topics.health, "value_template": "{{ 'OK' if value_json.camera_ok else 'PROBLEM' }}",
+        "payload_on": "PROBLEM", "payload_off": "OK", "device_class": "problem", "availability": availability,
+        "device": device}

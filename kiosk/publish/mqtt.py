@@ -8,6 +8,11 @@ and a row is deleted from the ledger only when its PUBACK arrives. After a
 restart every row still in the outbox is sent again, so a consumer may see an
 event twice (QoS 1 is at-least-once) and must keep the highest ``seq`` per
 device (the fleet monitor does).
+
+Health (``set_health``) is only stored by the caller's thread; the publisher
+thread sends it retained on every connect, at once when the camera or the
+clock flips (at most every ``counts_min_interval_seconds``, so a flapping
+camera cannot flood the broker), and otherwise every ``health_interval_seconds``.
 """
 
 from __future__ import annotations
@@ -58,6 +63,9 @@ class MqttPublisher(Telemetry):
         self._sent_upto = 0  # highest outbox seq handed to paho by this process
         self._counts_dirty = True
         self._counts_at = -1e9
+        self._health: dict | None = None  # the pipeline's latest, replaced whole (never mutated)
+        self._health_flags: tuple | None = None  # (camera_ok, clock_synced) last published
+        self._health_at = -1e9
         self._thread: threading.Thread | None = None
         self.published_events = 0
 
@@ -82,6 +90,12 @@ class MqttPublisher(Telemetry):
     def wake(self) -> None:
         self._counts_dirty = True
         self._wake.set()
+
+    def set_health(self, health: dict) -> None:
+        """Store the pipeline's health; wake the publisher only when the camera or clock state flipped."""
+        self._health = health
+        if (health.get("camera_ok"), health.get("clock_synced")) != self._health_flags:
+            self._wake.set()
 
     def stop(self, timeout: float = 3.0) -> None:
         if self._thread is None:
@@ -158,11 +172,22 @@ class MqttPublisher(Telemetry):
             log.exception("publisher: could not record the last acknowledgements")
 
     def _next_timeout(self) -> float:
+        if not self._connected:
+            return 5.0  # nothing is due offline: a connect, new rows and acks all wake the thread
         now = time.monotonic()
         due = self._counts_at + self.config.counts_interval_seconds
         if self._counts_dirty:
             due = min(due, self._counts_at + self.config.counts_min_interval_seconds)
+        if self._health is not None:
+            due = min(due, self._health_due())
         return max(0.05, min(due - now, 5.0))
+
+    def _health_due(self) -> float:
+        """Monotonic time the stored health should go out: soon after a flip, else at the interval."""
+        h = self._health
+        if h is not None and (h.get("camera_ok"), h.get("clock_synced")) != self._health_flags:
+            return self._health_at + self.config.counts_min_interval_seconds
+        return self._health_at + self.config.health_interval_seconds
 
     def _step(self) -> None:
         self._settle_acks()
@@ -181,6 +206,8 @@ class MqttPublisher(Telemetry):
         if (self._counts_dirty and now - self._counts_at >= self.config.counts_min_interval_seconds) or \
                 now - self._counts_at >= self.config.counts_interval_seconds:
             self._publish_counts()
+        if self._health is not None and now >= self._health_due():
+            self._publish_health()
 
     def _publish(self, topic: str, payload: bytes, retain: bool, outbox_id: str | None = None) -> None:
         info = self._client.publish(topic, payload, qos=1, retain=retain)
@@ -194,11 +221,20 @@ class MqttPublisher(Telemetry):
             for topic, payload in discovery.messages(self.topics, self.venue, self.info):
                 self._publish(topic, payloads.encode(payload), retain=True)
         self._publish_counts()
+        if self._health is not None:  # else it goes out as soon as the pipeline first reports
+            self._publish_health()
 
     def _publish_counts(self) -> None:
         self._counts_dirty = False
         self._counts_at = time.monotonic()
         self._publish(self.topics.counts, payloads.encode(self.ledger.counts()), retain=True)
+
+    def _publish_health(self) -> None:
+        h = self._health
+        self._health_flags = (h.get("camera_ok"), h.get("clock_synced"))
+        self._health_at = time.monotonic()
+        payload = payloads.health_payload(h, self.ledger.outbox_size())
+        self._publish(self.topics.health, payloads.encode(payload), retain=True)
 
     def _drain(self) -> None:
         """Hand the next outbox rows to paho, oldest first, keeping at most ``window`` unacknowledged."""

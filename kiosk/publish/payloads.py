@@ -1,7 +1,8 @@
 """Payload builders for the topic contract (docs/mqtt.md, docs/schemas/*.json).
 
 No personal data ever goes into a payload: events carry the verdict, the
-reason and the code format; counts are totals; info describes the device.
+reason and the code format; counts are totals; info describes the device;
+health carries only the documented machine figures.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 import platform
 from datetime import datetime, timezone
 from pathlib import Path
@@ -63,3 +65,41 @@ def info_payload(venue, extra: dict | None = None) -> dict:
 def info_from_config(cfg) -> dict:
     """The ``info`` extras the pipeline passes to the publisher."""
     return {"config_sha256": config_hash(cfg)}
+
+
+MAX_CAMERA_ERROR = 200  # characters: enough for "cannot open /dev/video0: ...", bounded for the broker
+
+
+def _number(value, digits: int) -> float | None:
+    """``value`` rounded and at least 0, or None when missing or not a finite number (JSON has no NaN)."""
+    if value is None or isinstance(value, bool):
+        return None
+    try:
+        x = float(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, round(x, digits)) if math.isfinite(x) else None
+
+
+def _flag(value) -> bool | None:
+    return None if value is None else bool(value)
+
+
+def health_payload(health: dict, outbox: int, now: datetime | None = None) -> dict:
+    """The retained ``health`` message from the pipeline's health dict (``Telemetry.set_health``).
+
+    Only the documented keys are copied (anything else the pipeline adds stays
+    on the kiosk); figures are rounded to what a dashboard shows.
+    """
+    return {
+        "camera_ok": bool(health.get("camera_ok", False)),
+        "camera_error": str(health.get("camera_error") or "")[:MAX_CAMERA_ERROR],
+        "capture_fps": _number(health.get("capture_fps"), 1) or 0.0,
+        "decode_fps": _number(health.get("decode_fps"), 1) or 0.0,
+        "verdict_latency_p95_ms": _number(health.get("verdict_latency_p95_ms"), 1),
+        "clock_synced": _flag(health.get("clock_synced")),
+        "trust_age_days": _number(health.get("trust_age_days"), 2),
+        "uptime_s": int(_number(health.get("uptime_s"), 0) or 0),
+        "outbox": int(outbox),
+        "ts": utc_iso(now or datetime.now(timezone.utc)),
+    }

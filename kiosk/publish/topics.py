@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 PREFIX = "checkin/v1"
 ALL_KIOSKS = f"{PREFIX}/+/+/#"  # what the fleet monitor subscribes to
-LEAVES = ("status", "counts", "events", "info")
+LEAVES = ("status", "counts", "events", "info", "health")
 
 
 @dataclass(frozen=True)
@@ -35,6 +35,10 @@ class Topics:
     @property
     def info(self) -> str:
         return f"{self.base}/info"
+
+    @property
+    def health(self) -> str:
+        return f"{self.base}/health"
 
     def cmd(self, name: str) -> str:
         """The inbound topic of one command."""
