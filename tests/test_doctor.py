@@ -179,11 +179,10 @@ def test_gpio_mock_factory_claims_the_pins_but_warns_they_are_simulated(tmp_path
     assert "lgpio" in f.advice
 
 
+@pytest.mark.skipif(Path("/dev/gpiochip0").exists(), reason="this machine has real GPIO")
 def test_gpio_explicit_lgpio_without_hardware_fails(tmp_path):
     cfg = write_config(tmp_path, "mqtt://127.0.0.1:1883")
     cfg.write_text(cfg.read_text().replace('pin_factory = "mock"', 'pin_factory = "lgpio"'))
-    if Path("/dev/gpiochip0").exists():
-        pytest.skip("this machine has real GPIO")
     f = by_check(run_checks(cfg, only=["gpio"]))["gpio"]
     assert f.status == FAIL and "python3-lgpio" in f.advice
 
