@@ -8,6 +8,7 @@ what the kiosk must answer, so the demo doubles as an end-to-end check.
 from __future__ import annotations
 
 import random
+import sys
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -15,8 +16,18 @@ from pathlib import Path
 from kiosk import reasons
 
 REPO = Path(__file__).resolve().parent.parent
-DEMO_CONFIG = REPO / "config" / "demo.toml"
-DEMO_KEYS = REPO / "config" / "demo-keys"
+
+
+def _config_dir() -> Path:
+    """config/ of a source checkout, else the copy an installed kiosk keeps in <prefix>/share/kiosk."""
+    for folder in (REPO / "config", Path(sys.prefix) / "share" / "kiosk" / "config"):
+        if (folder / "demo.toml").is_file():
+            return folder
+    return REPO / "config"
+
+
+DEMO_CONFIG = _config_dir() / "demo.toml"
+DEMO_KEYS = _config_dir() / "demo-keys"
 
 
 @dataclass(frozen=True)
