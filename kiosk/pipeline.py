@@ -103,6 +103,8 @@ class Kiosk:
         self._last_status = 0.0
         self._camera_alive = time.monotonic()
         self._camera_stuck_logged = False
+        self._decoder_alive = time.monotonic()
+        self._decoded_seen = 0
         self._ready = False
         # Recent capture-to-verdict latencies (bounded: the kiosk runs for months).
         self.latencies_ms: collections.deque[float] = collections.deque(maxlen=300)
@@ -237,10 +239,15 @@ class Kiosk:
             s.publisher.set_health(self.health(status, stats))
         if stats is None or not stats.camera_ok or stats.capture_fps > 0 or s.scanner.wait(0):
             self._camera_alive = now
-        stuck = now - self._camera_alive > CAMERA_STUCK_SECONDS
+        # The decoder is stuck when frames keep coming but none has been decoded for a while
+        # (a decoder library hanging on one frame): nothing else would ever notice.
+        if stats is None or stats.frames_decoded != self._decoded_seen or stats.capture_fps == 0:
+            self._decoder_alive = now
+            self._decoded_seen = stats.frames_decoded if stats else 0
+        stuck = ("camera delivered no frame" if now - self._camera_alive > CAMERA_STUCK_SECONDS else
+                 "decoder finished no frame" if now - self._decoder_alive > CAMERA_STUCK_SECONDS else "")
         if stuck and not self._camera_stuck_logged:
-            log.error("camera delivered no frame for %.0f s without reporting an error; letting the watchdog restart us",
-                      now - self._camera_alive)
+            log.error("%s for over %.0f s; letting the watchdog restart the kiosk", stuck, CAMERA_STUCK_SECONDS)
             self._camera_stuck_logged = True
         if self.notifier is not None and not self._ready and (
                 stats is None or stats.frames_captured > 0 or s.scanner.wait(0)):

@@ -75,7 +75,8 @@ def run_replay(cfg, items, pins=None, on_checkin=None, signals_spy=None):
             on_checkin(checkin, seq, code)
 
     pins = pins or MockFactory()
-    source = ReplaySource(replay_frames(items, frames_per_code=3, gap_frames=2), fps=20)
+    # fps=0: every frame is decoded (no drops), so the test does not depend on the machine's speed.
+    source = ReplaySource(replay_frames(items, frames_per_code=3, gap_frames=2), fps=0)
     k = assemble(cfg, source=source, pin_factory=pins, headless=True, on_checkin=record)
     if signals_spy:
         signals_spy(k)
@@ -204,7 +205,7 @@ def test_kiosk_run_replays_a_folder_and_exits(tmp_path):
     for i, frame in enumerate(replay_frames(items, frames_per_code=2, gap_frames=1)):
         cv2.imwrite(str(folder / f"{i:04d}.png"), frame)
     cfg = kiosk_config(tmp_path)
-    text = Path(cfg.source_path).read_text().replace('source = "none"', f'source = "folder"\npath = "{folder}"\nreplay_fps = 20')
+    text = Path(cfg.source_path).read_text().replace('source = "none"', f'source = "folder"\npath = "{folder}"')
     Path(cfg.source_path).write_text(text)
     result = subprocess.run([sys.executable, "-m", "kiosk", "-v", "run", "--config", cfg.source_path, "--headless"],
                             capture_output=True, text=True, timeout=120, cwd=ROOT)
@@ -260,3 +261,68 @@ def test_centre_can_post_a_notice_and_reload_the_trust_list(tmp_path, broker):
     sender.join()
     assert k.notice == "Kiểm tra lúc 14:00"
     assert k.stages.trust is not old_trust and k.stages.desk.verifier.trust is k.stages.trust
+
+
+class RecordingNotifier:
+    """Stands in for systemd's notify socket: records READY and watchdog pings."""
+
+    def __init__(self):
+        self.pings: list[float] = []
+        self.ready_at: float | None = None
+        self.statuses: list[str] = []
+
+    def ready(self, status=""):
+        self.ready_at = time.monotonic()
+
+    def ping(self):
+        self.pings.append(time.monotonic())
+
+    def status(self, text):
+        self.statuses.append(text)
+
+    def stopping(self, status=""):
+        pass
+
+
+class HangingDecoder:
+    """A decoder library stuck inside one frame (seen with zxing-cpp under emulation)."""
+
+    name = "hanging"
+
+    def __init__(self):
+        self.release = threading.Event()
+
+    def decode(self, gray):
+        self.release.wait()
+        return []
+
+
+@pytest.mark.parametrize("hang", [False, True])
+def test_watchdog_is_fed_only_while_frames_are_decoded(tmp_path, monkeypatch, hang):
+    from device.frames import ReplaySource
+    from gpiozero.pins.mock import MockFactory
+
+    from kiosk import pipeline
+    from kiosk.scan import Scanner, default_decoder
+
+    monkeypatch.setattr(pipeline, "CAMERA_STUCK_SECONDS", 1.0)
+    cfg = kiosk_config(tmp_path)
+    notifier = RecordingNotifier()
+    blank = replay_frames(samples()[:1], frames_per_code=0, gap_frames=1)
+    k = pipeline.assemble(cfg, pin_factory=MockFactory(), headless=True, notifier=notifier)
+    decoder = HangingDecoder() if hang else default_decoder()
+    k.stages.scanner = Scanner(ReplaySource(blank, loop=True, fps=30), decoder, on_code=k.code_seen)
+    stopper = threading.Timer(4.0, k.stop)
+    stopper.start()
+    try:
+        k.run(until_exhausted=False)
+    finally:
+        if hang:
+            decoder.release.set()
+        stopper.cancel()
+    end = time.monotonic()
+    assert notifier.ready_at is not None, "the camera delivered frames: READY was sent"
+    if hang:
+        assert notifier.pings and notifier.pings[-1] < end - 1.5, "a hung decoder stops the watchdog pings"
+    else:
+        assert notifier.pings and notifier.pings[-1] > end - 1.5, "a healthy kiosk keeps pinging"

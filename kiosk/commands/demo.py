@@ -67,8 +67,10 @@ def run(args) -> int:
               f"{('signed' if checkin.signed else 'unsigned') if checkin.valid else '':<8} {label}"
               + ("" if ok else f"   <-- expected {s.verdict} {s.reason}" if s else ""), flush=True)
 
-    # Each code is held up long enough to read its verdict on screen; headless runs fast.
-    fps = 10.0 if headless else 2.0
+    # Each code is held up long enough to read its verdict on screen. A headless single pass
+    # replays as fast as decoding allows and drops no frame (a slow Pi Zero reads every sample);
+    # a headless --loop is paced so it does not flood the ledger.
+    fps = 2.0 if not headless else 10.0 if args.loop else 0.0
     frames = replay_frames(visitors, frames_per_code=3 if headless else 5, gap_frames=2 if headless else 1)
     source = ReplaySource(frames, loop=args.loop, fps=fps)
     pins = MockFactory()
