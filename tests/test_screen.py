@@ -6,6 +6,7 @@ import threading
 import time
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 
 import pytest
 
@@ -66,22 +67,55 @@ class FakeClock:
         return self.t
 
 
+# The screen fonts to check layouts with: Noto Sans where fonts-noto-core is installed, DejaVu Sans
+# (the only one on a minimal Raspberry Pi OS / CI machine, scripts/setup's fonts-dejavu-core) wherever it
+# is. Their widths differ, so the same words break into lines differently.
+_FONT_PATHS = {
+    "dejavu": "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
+    "noto": "/usr/share/fonts/truetype/noto/NotoSans-Regular.ttf",
+}
+SCREEN_FONTS = [pytest.param(path, id=name) for name, path in _FONT_PATHS.items() if Path(path).is_file()] \
+    or [pytest.param("", id="system")]  # neither installed: whatever find_fonts picks
+
+
+@pytest.fixture(params=SCREEN_FONTS)
+def screen_font(request):
+    """A ``[screen] font = ...`` config line forcing one font (``""``: let the screen find one)."""
+    return f'font = "{request.param}"' if request.param else ""
+
+
+def shows(drawn: list, phrase: str) -> bool:
+    """True when ``phrase`` was drawn, whether on one line or broken over several (as a visitor reads it)."""
+    return phrase in " ".join(" ".join(t.split()) for t in drawn)
+
+
 def pixels(surface):
     return np.ascontiguousarray(pygame.surfarray.array3d(surface).transpose(1, 0, 2))
 
 
 @pytest.fixture
 def drawn_text(monkeypatch):
-    """Every string the screen draws (a spy on the font renderer), to check words without OCR."""
-    seen: list[str] = []
+    """Every string the screen draws (a spy on the font renderer), to check words without OCR.
+
+    ``seen.widths`` has each rendered line's width in pixels, to check that nothing overflows.
+    """
+    seen = DrawnText()
     original = Fonts.render
 
     def spy(self, text, size, color, bold=False):
+        image = original(self, text, size, color, bold)
         seen.append(text)
-        return original(self, text, size, color, bold)
+        seen.widths.append(image.get_width())
+        return image
 
     monkeypatch.setattr(Fonts, "render", spy)
     return seen
+
+
+class DrawnText(list):
+    def __init__(self):
+        super().__init__()
+        self.widths: list[int] = []
 
 
 def make_screen(cfg=None, size=(800, 480), **kw):
@@ -133,14 +167,16 @@ def test_long_venue_content_still_decodes_on_the_small_screen():
     assert [r.text for r in found] == [long_qr]
 
 
-def test_idle_shows_venue_instructions_in_both_languages_and_the_clock(drawn_text):
-    screen = make_screen(wallclock=lambda: datetime(2021, 10, 5, 9, 41))
+@pytest.mark.parametrize("size", [(800, 480), (480, 800)], ids=lambda s: f"{s[0]}x{s[1]}")
+def test_idle_shows_venue_instructions_in_both_languages_and_the_clock(drawn_text, screen_font, size):
+    screen = make_screen(kiosk_config(extra=screen_font), size=size, wallclock=lambda: datetime(2021, 10, 5, 9, 41))
     screen.render("idle")
-    assert "Nhà sách Tràng Tiền" in drawn_text
-    assert "61 Tràng Tiền, Hoàn Kiếm, Hà Nội" in drawn_text
-    joined = " ".join(drawn_text)
-    assert "Đưa mã QR của bạn vào camera" in joined and "Show your QR code to the camera" in joined
+    # Line breaks depend on the font's widths; the words, whole and in order, must not.
+    assert shows(drawn_text, "Nhà sách Tràng Tiền")
+    assert shows(drawn_text, "61 Tràng Tiền, Hoàn Kiếm, Hà Nội")
+    assert shows(drawn_text, "Đưa mã QR của bạn vào camera") and shows(drawn_text, "Show your QR code to the camera")
     assert "09:41" in drawn_text and "05/10/2021" in drawn_text
+    assert max(drawn_text.widths) <= size[0]  # nothing runs off the screen
 
 
 def test_english_only_venue_has_no_vietnamese_instructions(drawn_text):
@@ -188,25 +224,27 @@ def test_verdicts_differ_by_shape_not_only_colour():
         assert (masks[a] != masks[b]).mean() > 0.05, (a, b)
 
 
-def test_reject_names_the_reason_in_plain_words_in_both_languages(drawn_text):
-    screen = make_screen()
+def test_reject_names_the_reason_in_plain_words_in_both_languages(drawn_text, screen_font):
+    screen = make_screen(kiosk_config(extra=screen_font))
     screen.show_checkin(Visit("reject", reasons.SIGNATURE_INVALID))
     screen.render()
-    assert "Chữ ký không hợp lệ" in drawn_text and "Invalid signature" in drawn_text
+    assert shows(drawn_text, "Chữ ký không hợp lệ") and shows(drawn_text, "Invalid signature")
 
 
-def test_policy_reason_in_plain_words(drawn_text):
-    screen = make_screen(kiosk_config(language="vi"))
+def test_policy_reason_in_plain_words(drawn_text, screen_font):
+    screen = make_screen(kiosk_config(language="vi", extra=screen_font))
     screen.show_checkin(Visit("reject", reasons.policy("test-too-old")))
     screen.render()
-    assert "Xét nghiệm đã quá hạn" in drawn_text and "Test too old" not in drawn_text
+    assert shows(drawn_text, "Xét nghiệm đã quá hạn") and not shows(drawn_text, "Test too old")
+    lay = screen._current_layout()
+    assert max(drawn_text.widths) <= lay.width - lay.margin  # beside the icon, never past the edge
 
 
-def test_duplicate_has_its_own_words(drawn_text):
-    screen = make_screen()
+def test_duplicate_has_its_own_words(drawn_text, screen_font):
+    screen = make_screen(kiosk_config(extra=screen_font))
     screen.show_checkin(Visit("accept", reasons.DUPLICATE, duplicate=True))
     screen.render()
-    assert "Đã quét" in drawn_text and "Already checked in" in drawn_text
+    assert shows(drawn_text, "Đã quét") and shows(drawn_text, "Already checked in")
 
 
 def test_a_refused_duplicate_is_a_reject_screen_that_says_already_checked_in(drawn_text):
@@ -352,6 +390,31 @@ def test_grey_preview_keeps_its_grey_levels():
     assert (img[:, :, 0] == grey).all() and (img[:, :, 1] == grey).all()
 
 
+def test_grey_preview_without_palette_support_keeps_its_grey_levels(monkeypatch):
+    """pygame 2.1.2 (Bookworm) refuses set_palette before the display is up: the RGB copy must look the same."""
+    from kiosk.screen import screen as screen_mod
+
+    class OldSurface(pygame.Surface):  # pygame's Surface type itself cannot be patched
+        def set_palette(self, palette):
+            raise pygame.error("cannot set palette without pygame.display initialized")
+
+    original = pygame.image.frombuffer
+
+    def old_pygame(buf, size, fmt):
+        return OldSurface(size, 0, 8) if fmt == "P" else original(buf, size, fmt)
+
+    monkeypatch.setattr(pygame.image, "frombuffer", old_pygame)
+    grey = np.arange(256, dtype=np.uint8).reshape(16, 16)
+    img = pixels(screen_mod._preview_surface(grey))
+    assert all((img[:, :, c] == grey).all() for c in range(3))
+    # and the live screen draws with it
+    screen = make_screen()
+    screen.set_preview(np.full((48, 64), 200, np.uint8), [Located("x", ((1, 1), (9, 1), (9, 9), (1, 9)))])
+    shown = pixels(screen.render("live"))
+    lay = screen._current_layout()
+    assert tuple(shown[lay.body[3] // 2, lay.width // 2]) == (200, 200, 200)
+
+
 def test_a_verdict_wins_over_the_live_preview():
     screen = make_screen()
     screen.set_preview(np.zeros((48, 64), np.uint8), [Located("x", ((1, 1), (9, 1), (9, 9), (1, 9)))])
@@ -469,9 +532,23 @@ def test_font_found_draws_vietnamese():
     assert draws_vietnamese(files.bold)
 
 
-def test_pygame_default_font_lacks_vietnamese():
-    # why the screen looks for a system font at all
-    assert not draws_vietnamese(None)
+@pytest.mark.parametrize("letter,plain", [("ễ", "ê"), ("ặ", "ă"), ("ơ", "o"), ("ư", "u"), ("đ", "d"), ("Đ", "D"),
+                                          ("ạ", "a"), ("ỹ", "y")])
+def test_the_screens_font_draws_vietnamese_letters_with_their_marks(letter, plain):
+    """What a visitor reads: each letter drawn, not the missing-glyph box, and not with its mark dropped."""
+    fonts = make_screen().fonts
+
+    def ink(text):
+        return pygame.image.tostring(fonts.render(text, 32, (0, 0, 0)), "RGBA")
+
+    assert ink(letter) != ink("\ufdd0")  # a non-character: the font's missing-glyph box
+    assert ink(letter) != ink(plain)
+
+
+def test_a_file_that_is_not_a_font_is_not_taken_for_one(tmp_path):
+    junk = tmp_path / "junk.ttf"
+    junk.write_bytes(b"not a font at all")
+    assert not draws_vietnamese(str(junk))
 
 
 def test_a_configured_font_without_vietnamese_falls_back_with_a_warning(tmp_path, caplog):

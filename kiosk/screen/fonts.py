@@ -1,9 +1,9 @@
 """A TTF font that has the Vietnamese letters, and text sized to fit a box.
 
-pygame's built-in font lacks most Vietnamese letters (ễ, ạ, ơ show as boxes),
-so the screen looks for a real font: ``[screen] font`` first, then what
-fontconfig offers for Vietnamese, then the usual DejaVu/Noto paths of
-Debian and Raspberry Pi OS. A font is used only if it really draws ``ễ``.
+pygame's built-in font may lack Vietnamese letters (ễ, ạ, ơ show as boxes with
+the PyPI wheels' freesansbold; Debian's build draws them), so the screen
+looks for a real font: ``[screen] font`` first, then what fontconfig offers
+for Vietnamese, then the usual DejaVu/Noto paths of Debian and Raspberry Pi OS. A font is used only if it really draws ``ễ``.
 """
 
 from __future__ import annotations
@@ -53,8 +53,11 @@ def draws_vietnamese(path: str | None) -> bool:
     def pixels(ch: str) -> bytes:
         return pygame.image.tostring(font.render(ch, False, (255, 255, 255), (0, 0, 0)), "RGB")
 
-    missing = pixels("\ufdd0")  # a non-character: every font draws its missing-glyph box for it
-    return all(pixels(ch) != missing for ch in VIETNAMESE_PROBE)
+    try:
+        missing = pixels("\ufdd0")  # a non-character: every font draws its missing-glyph box for it
+        return all(pixels(ch) != missing for ch in VIETNAMESE_PROBE)
+    except pygame.error:  # not really a font (pygame opens some junk files and fails on the first render)
+        return False
 
 
 def _fc_match(pattern: str) -> str | None:

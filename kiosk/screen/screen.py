@@ -56,7 +56,8 @@ def _preview_surface(image):
     """A pygame surface from a camera image (grey HxW or BGR HxWx3 uint8 numpy array).
 
     Zero-copy where pygame can read the array as it is (8-bit palette for
-    grey, "BGR" for colour, pygame >= 2.1.3); otherwise one numpy conversion.
+    grey, "BGR" for colour, pygame >= 2.1.3); otherwise one numpy conversion
+    to RGB (grey on pygame 2.1.2, which refuses palettes without a display).
     """
     import numpy as np
     import pygame
@@ -65,8 +66,12 @@ def _preview_surface(image):
     image = np.ascontiguousarray(image, dtype=np.uint8)
     if image.ndim == 2:
         surface = pygame.image.frombuffer(image, (w, h), "P")
-        surface.set_palette(_GREY_PALETTE)
-        return surface
+        try:
+            surface.set_palette(_GREY_PALETTE)
+            return surface
+        except pygame.error:  # pygame 2.1.2 (Bookworm): no palettes before the display is initialised
+            rgb = np.ascontiguousarray(np.repeat(image[:, :, None], 3, axis=2))
+            return pygame.image.frombuffer(rgb.tobytes(), (w, h), "RGB")
     image = np.ascontiguousarray(image[:, :, :3])
     try:
         return pygame.image.frombuffer(image, (w, h), "BGR")
