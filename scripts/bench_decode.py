@@ -54,12 +54,13 @@ def load_photos(folder: Path) -> list[tuple[str, np.ndarray, str]]:
 
 def make_decoders() -> dict:
     """Every single backend: zxing with its defaults, and as the cascade's first stage (no inverted pass)."""
-    decoders = {"zxing": ZxingDecoder(), "zxing-noinvert": ZxingDecoder(try_invert=False), "zbar": ZbarDecoder(),
-                "opencv": OpenCVDecoder(aruco=False)}
-    try:
-        decoders["opencv-aruco"] = OpenCVDecoder(aruco=True)
-    except DecoderUnavailable:
-        pass
+    decoders = {"zxing": ZxingDecoder(), "zxing-noinvert": ZxingDecoder(try_invert=False), "zbar": ZbarDecoder()}
+    # OpenCV may lack a detector (Aruco before 4.8) or QR decoding altogether (Debian's build has no quirc).
+    for name, aruco in (("opencv", False), ("opencv-aruco", True)):
+        try:
+            decoders[name] = OpenCVDecoder(aruco=aruco)
+        except DecoderUnavailable as exc:
+            print(f"{name}: not available here ({exc})")
     return decoders
 
 

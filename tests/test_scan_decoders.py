@@ -39,9 +39,50 @@ def photos(testdata: Path) -> list[tuple[np.ndarray, str]]:
     return out
 
 
-@pytest.mark.parametrize("backend", [ZxingDecoder, ZbarDecoder, lambda: OpenCVDecoder(aruco=False), OpenCVDecoder])
+def opencv_has_quirc() -> bool:
+    """Whether this machine's OpenCV decodes QR codes: Debian's python3-opencv 4.6 only finds them (no quirc)."""
+    import cv2
+
+    return cv2.QRCodeDetector().detectAndDecode(qr_image(HC1))[0] == HC1
+
+
+def opencv_or_unavailable(**kwargs) -> OpenCVDecoder | None:
+    """An OpenCV decoder where OpenCV can decode; elsewhere check it refuses to be made, and give None."""
+    if opencv_has_quirc():
+        return OpenCVDecoder(**kwargs)
+    with pytest.raises(DecoderUnavailable, match="without QR decoding"):
+        OpenCVDecoder(**kwargs)
+    return None
+
+
+class DetectorWithoutQuirc:
+    """OpenCV's classic detector as a build without quirc behaves: codes are found, their text is always empty."""
+
+    _real_class = __import__("cv2").QRCodeDetector  # taken before any test swaps the detector out
+
+    def __init__(self):
+        self._real = self._real_class()
+
+    def detectAndDecode(self, img):
+        _, points = self._real.detect(img)
+        return "", points, None
+
+    def detectAndDecodeMulti(self, img):
+        ok, points = self._real.detectMulti(img)
+        return ok, ("",) * (len(points) if ok else 0), points, None
+
+
+@pytest.mark.parametrize("backend", [
+    pytest.param(ZxingDecoder, id="ZxingDecoder"),
+    pytest.param(ZbarDecoder, id="ZbarDecoder"),
+    pytest.param(lambda: opencv_or_unavailable(aruco=False), id="OpenCVDecoder-classic"),
+    pytest.param(opencv_or_unavailable, id="OpenCVDecoder"),
+])
 def test_every_backend_reads_a_clean_code_with_corners(backend):
     decoder = backend()
+    if decoder is None:  # OpenCV without quirc: refusing to be made (checked above) is the right behaviour
+        assert not opencv_has_quirc()
+        return
     found = decoder.decode(qr_image(HC1))
     assert [d.text for d in found] == [HC1]
     xs = [x for x, _ in found[0].corners]
@@ -50,8 +91,8 @@ def test_every_backend_reads_a_clean_code_with_corners(backend):
 
 def test_backends_read_nothing_from_a_blank_frame():
     blank = np.full((480, 640), 128, np.uint8)
-    for decoder in (ZxingDecoder(), ZbarDecoder(), OpenCVDecoder()):
-        assert decoder.decode(blank) == []
+    for decoder in (ZxingDecoder(), ZbarDecoder(), opencv_or_unavailable()):
+        assert decoder is None or decoder.decode(blank) == []
 
 
 def test_zxing_keeps_control_characters_as_they_are():
@@ -70,9 +111,10 @@ def test_opencv_falls_back_to_the_classic_detector_without_aruco():
     import cv2
 
     old_cv2 = types.SimpleNamespace(QRCodeDetector=cv2.QRCodeDetector, error=cv2.error, __version__="4.6.0")
-    decoder = OpenCVDecoder(cv2_module=old_cv2)
-    assert decoder.name == "opencv" and not decoder.aruco
-    assert [d.text for d in decoder.decode(qr_image(HC1))] == [HC1]
+    decoder = opencv_or_unavailable(cv2_module=old_cv2)
+    if decoder is not None:
+        assert decoder.name == "opencv" and not decoder.aruco
+        assert [d.text for d in decoder.decode(qr_image(HC1))] == [HC1]
     with pytest.raises(DecoderUnavailable, match="4.8"):
         OpenCVDecoder(aruco=True, cv2_module=old_cv2)
 
@@ -81,7 +123,33 @@ def test_opencv_survives_a_payload_that_is_not_utf8():
     qr = segno.make(b"\x8d\xff\x00binary", micro=False)
     m = np.pad(np.array([list(r) for r in qr.matrix], dtype=np.uint8), 4)
     img = np.where(np.kron(m, np.ones((6, 6), np.uint8)) == 1, 0, 255).astype(np.uint8)
-    OpenCVDecoder().decode(img)  # no exception: an unreturnable payload is "no code" for OpenCV
+    decoder = opencv_or_unavailable()
+    if decoder is not None:  # without quirc there is no payload to return
+        decoder.decode(img)  # no exception: an unreturnable payload is "no code" for OpenCV
+
+
+def test_opencv_without_quirc_is_unavailable_and_the_cascade_reads_with_zxing(monkeypatch, caplog):
+    """Debian's python3-opencv 4.6 finds codes but cannot decode them: its step leaves the cascade."""
+    import cv2
+
+    no_quirc = types.SimpleNamespace(QRCodeDetector=DetectorWithoutQuirc, error=cv2.error, __version__="4.6.0")
+    assert DetectorWithoutQuirc().detectAndDecode(qr_image(HC1))[1] is not None  # it does find the code
+    for _ in range(2):
+        with pytest.raises(DecoderUnavailable, match=r"without QR decoding \(quirc\); OpenCV step disabled"):
+            OpenCVDecoder(aruco=False, cv2_module=no_quirc)
+    warnings = [r for r in caplog.records if r.name == "kiosk.scan.decoders" and r.levelname == "WARNING"]
+    assert len(warnings) == 1 and "quirc" in warnings[0].getMessage()  # said once per process, not per build
+
+    # A newer OpenCV built without quirc (it has the Aruco detector): the cascade would keep that step.
+    monkeypatch.setattr(cv2, "QRCodeDetectorAruco", type("ArucoWithoutQuirc", (DetectorWithoutQuirc,), {}),
+                        raising=False)
+    monkeypatch.setattr(cv2, "QRCodeDetector", DetectorWithoutQuirc)
+    cascade = build_cascade()
+    assert "opencv" not in cascade.backends and all(s.backend != "opencv" for s in cascade.steps)
+    assert {s.backend for s in cascade.steps} >= {"zxing", "zxing-invert"}
+    assert "opencv left out of the cascade" in caplog.text
+    for image in (qr_image(HC1), qr_image(HC1, invert=True)):
+        assert [d.text for d in cascade.decode_still(image)] == [HC1]
 
 
 def test_unknown_backend_name_is_a_clear_error():

@@ -147,7 +147,8 @@ class OpenCVDecoder:
     """OpenCV's QR detector: ``QRCodeDetectorAruco`` where it exists (OpenCV >= 4.8), else ``QRCodeDetector``.
 
     ``aruco=None`` picks the best available; ``aruco=False`` forces the classic
-    detector (what Raspberry Pi OS Bookworm's OpenCV 4.6 has).
+    detector (what Raspberry Pi OS Bookworm's OpenCV 4.6 has). Raises
+    :class:`DecoderUnavailable` when this OpenCV cannot decode at all (built without quirc).
     """
 
     def __init__(self, aruco: bool | None = None, cv2_module=None):
@@ -161,8 +162,11 @@ class OpenCVDecoder:
         if aruco and not has_aruco:
             raise DecoderUnavailable(f"OpenCV {getattr(cv2_module, '__version__', '?')} has no QRCodeDetectorAruco (needs >= 4.8)")
         self.aruco = has_aruco if aruco is None else aruco
-        self._detector = cv2_module.QRCodeDetectorAruco() if self.aruco else cv2_module.QRCodeDetector()
+        detector_class = cv2_module.QRCodeDetectorAruco if self.aruco else cv2_module.QRCodeDetector
+        self._detector = detector_class()
         self.name = "opencv-aruco" if self.aruco else "opencv"
+        if not _opencv_can_decode(detector_class, self._detector, cv2_module):
+            raise DecoderUnavailable(_NO_QUIRC)
 
     def decode(self, gray: numpy.ndarray) -> list[Decoded]:
         """Read every QR code in the frame."""
@@ -183,6 +187,35 @@ class OpenCVDecoder:
                 corners = tuple((float(x), float(y)) for x, y in points[i].reshape(-1, 2)[:4])
             out.append(Decoded(text, corners))
         return out
+
+
+_NO_QUIRC = "OpenCV built without QR decoding (quirc); OpenCV step disabled"
+_SELF_TEST_TEXT = "KIOSK-SELF-TEST"
+# Self-test verdict per detector class: the test costs ~1 ms, but a cascade may be built more than once.
+_can_decode: dict[type, bool] = {}
+
+
+def _opencv_can_decode(detector_class: type, detector, cv2_module) -> bool:
+    """Whether this OpenCV build decodes QR codes, not merely finds them; tested once per process.
+
+    Debian's python3-opencv 4.6 (Raspberry Pi OS Bookworm) is built without quirc: its
+    detector returns corners but always empty text, so it would only ever cost time.
+    """
+    verdict = _can_decode.get(detector_class)
+    if verdict is None:
+        import numpy as np
+        import segno
+
+        m = np.pad(np.array([list(r) for r in segno.make(_SELF_TEST_TEXT, micro=False).matrix], np.uint8), 4)
+        image = np.where(np.kron(m, np.ones((4, 4), np.uint8)) == 1, 0, 255).astype(np.uint8)
+        try:
+            text = detector.detectAndDecode(image)[0]
+        except (cv2_module.error, UnicodeDecodeError):
+            text = ""
+        verdict = _can_decode[detector_class] = text == _SELF_TEST_TEXT
+        if not verdict:
+            log.warning("%s (OpenCV %s)", _NO_QUIRC, getattr(cv2_module, "__version__", "?"))
+    return verdict
 
 
 BACKENDS = {
