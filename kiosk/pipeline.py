@@ -37,9 +37,11 @@ class _Command:
     name: str
     payload: str
 
+
 # A camera that reports itself healthy but has delivered no frame for this long
-# is hung inside its driver: stop feeding the systemd watchdog so the service is
-# restarted. A camera that reports an error is reopened by the scanner instead
+# is hung inside its driver, and a decoder that finished no frame for this long
+# while frames keep coming is hung inside its library: stop feeding the systemd
+# watchdog so the service is restarted. A camera that reports an error is reopened by the scanner instead
 # (with backoff), and the kiosk keeps serving USB scanners meanwhile.
 CAMERA_STUCK_SECONDS = 20.0
 
