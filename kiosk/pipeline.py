@@ -192,7 +192,8 @@ class Kiosk:
     # -- status --------------------------------------------------------------
     def status(self, stats=None):
         """The guard's status bar figures, from the ledger and the stages."""
-        from kiosk.screen import KioskStatus, clock_synced
+        from kiosk.clock import clock_synced
+        from kiosk.screen import KioskStatus
 
         s = self.stages
         counts = s.ledger.counts()
@@ -207,10 +208,9 @@ class Kiosk:
 
     def verdict_latency_p95_ms(self) -> float | None:
         """95th percentile of recent capture-to-verdict times (None before the first visitor)."""
-        if not self.latencies_ms:
-            return None
-        ordered = sorted(self.latencies_ms)
-        return ordered[min(len(ordered) - 1, int(0.95 * len(ordered)))]
+        from kiosk.scan.stats import percentile
+
+        return percentile(list(self.latencies_ms), 95) if self.latencies_ms else None
 
     def health(self, status, stats) -> dict:
         """The ``health`` telemetry: is this kiosk able to check people in (no personal data)."""

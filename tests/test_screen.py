@@ -17,7 +17,8 @@ zxingcpp = pytest.importorskip("zxingcpp")
 from kiosk import reasons  # noqa: E402
 from kiosk.config import parse  # noqa: E402
 from kiosk.screen import KioskStatus, Screen, mask_name, shown_name  # noqa: E402
-from kiosk.screen import clocksync, draw  # noqa: E402
+from kiosk import clock as clocksync  # noqa: E402
+from kiosk.screen import draw  # noqa: E402
 from kiosk.screen.fonts import Fonts, draws_vietnamese, find_fonts  # noqa: E402
 from kiosk.screen.venue_qr import QUIET_ZONE  # noqa: E402
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import os
 import shutil
 import sqlite3
@@ -11,23 +9,12 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
+from kiosk.clock import TIME_ERROR, clock_state
 from kiosk.doctor import FAIL, PASS, WARN, Context, Finding
 
-TIME_ERROR = 5  # adjtimex(2): the clock is not synchronised
 # A clock before this is certainly wrong (a Pi has no battery clock and may boot in 1970 or at its last shutdown).
 EARLIEST_PLAUSIBLE = datetime(2025, 1, 1, tzinfo=timezone.utc)
 DISK_FAIL_MB, DISK_WARN_MB = 100, 500
-
-
-def clock_state() -> int | None:
-    """The kernel's clock state from adjtimex(2) (what timedatectl's NTPSynchronized reads); None if unknown."""
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-        buf = ctypes.create_string_buffer(512)  # struct timex, modes = 0: read only
-        state = libc.adjtimex(buf)
-    except (OSError, AttributeError):
-        return None
-    return None if state < 0 else state
 
 
 def check_clock(ctx: Context, now: datetime | None = None, state: int | None = -1) -> Finding:

@@ -9,11 +9,10 @@ import os
 # pygame greets on stdout when imported; `kiosk screenshot` output and the journal stay clean.
 os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
 
-from kiosk.screen.clocksync import clock_synced  # noqa: E402
 from kiosk.screen.names import mask_name, shown_name  # noqa: E402
 from kiosk.screen.status import KioskStatus  # noqa: E402
 
-__all__ = ["KioskStatus", "Screen", "clock_synced", "mask_name", "shown_name"]
+__all__ = ["KioskStatus", "Screen", "mask_name", "shown_name"]
 
 
 def __getattr__(name: str):

@@ -25,7 +25,8 @@ from datetime import datetime
 from typing import Any, Callable, Sequence
 
 from kiosk import reasons
-from kiosk.screen import clocksync, draw, layout, venue_qr
+from kiosk import clock
+from kiosk.screen import draw, layout, venue_qr
 from kiosk.screen.fonts import Fonts, find_fonts
 from kiosk.screen.names import shown_name
 from kiosk.screen.status import KioskStatus
@@ -204,7 +205,7 @@ class Screen:
             draw.live(surface, lay, self.fonts, self.venue, preview, corners)
         else:
             draw.idle(surface, lay, self.fonts, self.venue, self._qr_image, now)
-        clock_ok = status.clock_synced if status.clock_synced is not None else clocksync.clock_synced()
+        clock_ok = status.clock_synced if status.clock_synced is not None else clock.clock_synced()
         draw.status_bar(surface, lay, self.fonts, status, clock_ok, self.trust_max_age_days, self.venue.language, now)
         return surface
 

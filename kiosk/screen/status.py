@@ -11,7 +11,7 @@ class KioskStatus:
 
     ``None`` means "not known / not used": ``mqtt_connected=None`` hides the
     MQTT item (publishing disabled), ``clock_synced=None`` lets the screen
-    ask the system itself (:func:`kiosk.screen.clocksync.clock_synced`),
+    ask the system itself (:func:`kiosk.clock.clock_synced`),
     ``trust_age_days=None`` hides the trust-list item.
     """
 

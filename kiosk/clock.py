@@ -24,8 +24,9 @@ _lock = threading.Lock()
 _cached: tuple[float, bool | None] | None = None
 
 
-def _adjtimex_state() -> int | None:
-    """The clock state from ``adjtimex`` (0..5), or None where there is no such call."""
+def clock_state() -> int | None:
+    """The kernel's clock state from ``adjtimex`` (0..5; ``TIME_ERROR`` = not synchronised), or None
+    where there is no such call. The screen, the health telemetry and ``kiosk doctor`` all ask this."""
     name = ctypes.util.find_library("c")
     if not name:
         return None
@@ -42,7 +43,7 @@ def _adjtimex_state() -> int | None:
 
 def read_clock_synced() -> bool | None:
     """Ask the kernel now: True synchronised, False not, None unknown (not Linux)."""
-    state = _adjtimex_state()
+    state = clock_state()
     if state is None:
         return None
     return state != TIME_ERROR
