@@ -138,9 +138,7 @@ class Fleet:
         k.overrides, k.unique_visitors = int(c["overrides"]), int(c["unique_visitors"])
         k.dropped_events = int(c.get("dropped_events", 0))
         if c.get("last_scan"):
-            t = datetime.fromisoformat(c["last_scan"]).timestamp()
-            if k.last_scan is None or t > k.last_scan:
-                k.last_scan = t
+            _saw_scan(k, c["last_scan"])
         return True
 
     def _on_events(self, k: KioskState, payload: bytes, now: float | None) -> bool:
@@ -152,9 +150,7 @@ class Fleet:
         k.last_seq = seq
         k.events_seen += 1
         k.events_new += 1
-        t = datetime.fromisoformat(e["time"]).timestamp()
-        if k.last_scan is None or t > k.last_scan:
-            k.last_scan = t
+        _saw_scan(k, e["time"])
         return True
 
     def _on_info(self, k: KioskState, payload: bytes, now: float | None) -> bool:
@@ -182,6 +178,13 @@ class Fleet:
         out = [self.kiosks[key] for key in self.dirty]
         self.dirty = set()
         return out
+
+
+def _saw_scan(k: KioskState, iso_time: str) -> None:
+    """Keep the newest scan time (counts and events may arrive in either order)."""
+    t = datetime.fromisoformat(iso_time).timestamp()
+    if k.last_scan is None or t > k.last_scan:
+        k.last_scan = t
 
 
 def venue_key(k: KioskState) -> str:
