@@ -29,6 +29,14 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "monitor": ("kiosk.commands.monitor", "watch a fleet of kiosks over MQTT"),
     "simulate": ("kiosk.commands.simulate", "simulate many kiosks' telemetry against a broker"),
     "doctor": ("kiosk.commands.doctor", "self-check this kiosk's hardware, config and connections"),
+    "provision": ("kiosk.commands.provision", "write a kiosk's config, keys and services onto an SD card or host"),
+    "update": ("kiosk.commands.update", "update the kiosk software safely, with rollback"),
+    "fleet": ("kiosk.commands.fleet", "make every kiosk's config, the fleet registry and the broker's ACL from a fleet file"),
+    "trust": ("kiosk.commands.trust", "build, sign, verify and publish trust bundles (trust authority)"),
+    "command": ("kiosk.commands.command", "send a signed command from the centre to a kiosk"),
+    "centre": ("kiosk.commands.centre", "the centre: ingest the fleet's telemetry, statistics and the web dashboard"),
+    "trace": ("kiosk.commands.trace", "contact tracing for the health authority: keys, signed requests, collect answers"),
+    "poster": ("kiosk.commands.poster", "print the venue's QR poster as a PDF"),
 }
 
 

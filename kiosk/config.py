@@ -44,6 +44,7 @@ class DeviceConfig:
     site: str = _f(example="hn-hoankiem", help="Site (district/organisation) id used in MQTT topics: checkin/v1/{site}/{device}/...", pattern=r"^[A-Za-z0-9_.-]+$")
     id: str = _f(example="kiosk-001", help="This kiosk's device id, unique within the site.", pattern=r"^[A-Za-z0-9_.-]+$")
     state_dir: str = _f("/var/lib/kiosk", help="Where the ledger and the device key live (systemd StateDirectory).")
+    key_file: str = _f("", help="This kiosk's Ed25519 telemetry signing key: a file path or credential:NAME; empty = device-key.pem in state_dir (made at provisioning). Never in this file.", secret=True)
 
 
 @dataclass(kw_only=True)
@@ -51,6 +52,12 @@ class VenueConfig:
     id: str = _f(example="HN-HK-000123", help="Venue id as registered with the authority.")
     name: str = _f(example="Nhà sách Tràng Tiền", help="Venue name shown on the screen.")
     address: str = _f("", help="Venue address shown on the screen.")
+    province: str = _f("", help="Province or city (Vietnamese name), e.g. Thành phố Hà Nội; published in info.")
+    district: str = _f("", help="District (quận/huyện), e.g. Quận Hoàn Kiếm; published in info.")
+    ward: str = _f("", help="Ward or commune (phường/xã), e.g. Phường Tràng Tiền; published in info.")
+    province_code: str = _f("", help="Official administrative code of the province (optional).")
+    district_code: str = _f("", help="Official administrative code of the district (optional).")
+    ward_code: str = _f("", help="Official administrative code of the ward (optional).")
     qr_content: str = _f(example="https://qr.tokhaiyte.vn/venue/HN-HK-000123", help="Exact content of the venue QR code shown on the idle screen, as provisioned.")
     language: str = _f("vi+en", help="Screen language: vi, en, or vi+en (both).", choices=("vi", "en", "vi+en"))
 
@@ -66,6 +73,7 @@ class CameraConfig:
     rearm_seconds: float = _f(3.0, help="The same code in view is reported again only after this long, or once it left the view.", min=0.0)
     replay_fps: float = _f(0.0, help="folder/video replay rate; 0 = as fast as decoding allows.", min=0.0)
     loop: bool = _f(False, help="Replay a folder or video forever instead of stopping at its end.")
+    intake_max: int = _f(64, help="Most camera codes waiting for a verdict; beyond it new camera codes are dropped (counted; the visitor is simply read again). USB scanner lines are never dropped.", min=1, max=10000)
 
 
 @dataclass(kw_only=True)
@@ -79,6 +87,9 @@ class ScannerConfig:
 class TrustConfig:
     paths: list[str] = _f([], help="Trusted signer certificates: PEM/DER files, folders of them, or trust-list JSON files.")
     max_age_days: int = _f(30, help="Warn the guard when the trust list is older than this.", min=1)
+    bundle: str = _f("", help="Signed trust bundle file (kiosk trust build/sign); also received on the retained MQTT trust topic.")
+    authority_key: str = _f("", help="The trust authority's Ed25519 public key (PEM) that bundles must be signed with.")
+    max_age_hours: int = _f(0, help="Reject signed codes with trust-stale when the trust bundle is older than this many hours; 0 = never.", min=0)
 
 
 @dataclass(kw_only=True)
@@ -98,6 +109,10 @@ class PolicyConfig:
     duplicate_window_minutes: float = _f(30.0, help="The same person inside this window is a duplicate, counted once.", min=0.0)
     duplicates_accepted: bool = _f(True, help="Let a visitor already checked in inside the window through again (shown as 'Already checked in', never counted twice).")
     revoked_file: str = _f("", help="File of revoked certificate/declaration identifiers (SHA-256 hex, one per line).")
+    unsigned_opens_door: bool = _f(False, help="Open the door for unsigned codes (PC-Covid, CCCD) as for verified ones. Off: they are checked in and counted, the door stays shut and the guard is told to check the ID card.")
+    override_window_seconds: float = _f(60.0, help="The guard's override lets in the last rejected visitor only within this many seconds of the reject, and only while no later verdict came in.", min=1.0)
+    dcc_products: list[str] = _f([], help="EU DCC vaccination: accepted medicinal products (mp codes); empty = any.")
+    dcc_manufacturers: list[str] = _f([], help="EU DCC vaccination: accepted manufacturers (ma codes); empty = any.")
 
 
 @dataclass(kw_only=True)
@@ -135,7 +150,7 @@ class LedgerConfig:
     pseudonym_key_file: str = _f("", help="Secret key for pseudonyms (keyed hash of identities); empty = created in state_dir on first start.")
     outbox_max: int = _f(100000, help="Most unsent event messages kept while offline; the oldest are dropped first (counted).", min=100)
     visit_log: bool = _f(False, help="Keep a visit log for contact tracing (off by default).")
-    visit_log_fields: list[str] = _f([], help="Personal fields the visit log may keep: name, birth_date, id_number.")
+    visit_log_fields: list[str] = _f([], help="Personal fields the visit log may keep: name, birth_date, id_number, phone.")
     retention_days: int = _f(21, help="Visit log entries older than this are purged.", min=1, max=365)
 
 
@@ -157,7 +172,22 @@ class MqttConfig:
     health_interval_seconds: float = _f(60.0, help="Republish health (camera, frame rates, latency) at least this "
                                                    "often; a camera or clock change goes out at once.", min=1.0)
     commands: list[str] = _f([], help="Inbound commands accepted on .../cmd/{name}: reload-trust, notice.")
+    centre_key: str = _f("", help="The centre's Ed25519 public key (PEM): commands must be signed with it; empty = every command refused.")
+    command_max_age_seconds: float = _f(300.0, help="Signed commands older than this are refused as stale.", min=5.0)
     ha_discovery: bool = _f(False, help="Publish Home Assistant MQTT discovery for this kiosk.")
+
+
+@dataclass(kw_only=True)
+class TracingConfig:
+    authority_key: str = _f("", help="The health authority's Ed25519 public key (PEM) that trace requests must be signed with; empty = every request refused.")
+    request_max_age_seconds: float = _f(86400.0, help="Trace requests issued longer ago than this are refused as stale.", min=60.0)
+
+
+@dataclass(kw_only=True)
+class AudioConfig:
+    enabled: bool = _f(False, help="Speak a short verdict (Mời vào / Welcome, Xin gặp bảo vệ / Please see the guard) for visitors who cannot see the screen.")
+    directory: str = _f("", help="Folder of pre-recorded welcome.wav and see-guard.wav; empty = rendered with espeak-ng at start-up.")
+    volume: float = _f(0.8, help="Playback volume, 0 to 1.", min=0.0, max=1.0)
 
 
 @dataclass(kw_only=True)
@@ -172,6 +202,8 @@ class Config:
     screen: ScreenConfig = field(default_factory=lambda: _defaults(ScreenConfig))
     ledger: LedgerConfig = field(default_factory=lambda: _defaults(LedgerConfig))
     mqtt: MqttConfig = field(default_factory=lambda: _defaults(MqttConfig))
+    tracing: TracingConfig = field(default_factory=lambda: _defaults(TracingConfig))
+    audio: AudioConfig = field(default_factory=lambda: _defaults(AudioConfig))
     source_path: str = field(default="", metadata={"internal": True})
 
     def resolve(self, path: str) -> Path:

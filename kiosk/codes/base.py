@@ -22,9 +22,12 @@ MAX_PAYLOAD_CHARS = 4296
 class Holder:
     """Personal data read from a code. It stays on the device (screen, optional visit log)."""
 
-    name: str | None = None
+    name: str | None = None  # display order of the format's country (Vietnamese: family name first)
     birth_date: str | None = None  # ISO 8601 date where known
     id_number: str | None = None
+    phone: str | None = None  # where the code carries one (PC-Covid)
+    family_name: str | None = None  # where the format keeps the parts apart (EU DCC fn, gn)
+    given_name: str | None = None
 
 
 @dataclass(frozen=True)
