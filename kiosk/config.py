@@ -342,8 +342,8 @@ def _cross_checks(cfg: Config, text: str, path: str) -> None:
             raise ConfigError(f"cannot read {str(p)!r}", key=f"[{section}] {key}", line=_find_line(text, section, key), path=path)
     _check_contents(cfg, text, path)
     for fld in cfg.ledger.visit_log_fields:
-        if fld not in ("name", "birth_date", "id_number"):
-            raise ConfigError(f"unknown personal field {fld!r} (allowed: name, birth_date, id_number)",
+        if fld not in ("name", "birth_date", "id_number", "phone"):
+            raise ConfigError(f"unknown personal field {fld!r} (allowed: name, birth_date, id_number, phone)",
                               key="[ledger] visit_log_fields", line=_find_line(text, "ledger", "visit_log_fields"), path=path)
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 
-VERSION = 1
+from kiosk.ledger import visits
 
 # seq is the device sequence number: AUTOINCREMENT so a number is never reused,
 # even after old rows are pruned or the table is emptied.
@@ -59,10 +59,19 @@ CREATE INDEX IF NOT EXISTS visits_at ON visits(at);
 """
 
 
+# Numbered steps, applied once each in order; a file at version N has had steps 1..N.
+STEPS: list[tuple[int, str]] = [
+    (1, DDL),
+    (3, visits.SCHEMA_STEP),
+]
+VERSION = max(n for n, _ in STEPS)
+
+
 def migrate(db: sqlite3.Connection) -> None:
-    """Create or upgrade the schema in place."""
+    """Create or upgrade the schema in place, one transaction per step."""
     (version,) = db.execute("PRAGMA user_version").fetchone()
     if version > VERSION:
         raise sqlite3.DatabaseError(f"ledger schema {version} is newer than this software ({VERSION})")
-    if version < VERSION:
-        db.executescript(f"BEGIN IMMEDIATE;\n{DDL}\nPRAGMA user_version = {VERSION};\nCOMMIT;")
+    for number, ddl in STEPS:
+        if number > version:
+            db.executescript(f"BEGIN IMMEDIATE;\n{ddl}\nPRAGMA user_version = {number};\nCOMMIT;")

@@ -25,14 +25,14 @@ import uuid
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone, tzinfo
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any, Iterable
 
 from kiosk import reasons
 from kiosk.ledger.schema import migrate
+from kiosk.ledger.visits import VisitLog
 
 log = logging.getLogger(__name__)
 
-VISIT_FIELDS = ("name", "birth_date", "id_number")
 COUNTER_TOTALS = ("accepted", "rejected", "duplicates", "overrides", "unique_visitors", "dropped_events")
 EVENT_KEEP_DAYS = 92  # check-in events (no personal data) are pruned after a quarter
 
@@ -64,12 +64,11 @@ class Ledger:
     """The kiosk's durable record. Thread-safe: the pipeline records, the publisher drains."""
 
     def __init__(self, path: str | Path, outbox_max: int = 100000, visit_log: bool = False,
-                 visit_log_fields: Iterable[str] = (), retention_days: int = 21, tz: tzinfo | None = None):
+                 visit_log_fields: Iterable[str] = (), retention_days: int = 21, tz: tzinfo | None = None,
+                 venue_id: str = "", device_id: str = ""):
         self.path = Path(path)
         self.outbox_max = int(outbox_max)
-        self.visit_log = bool(visit_log)
-        self.visit_log_fields = tuple(f for f in VISIT_FIELDS if f in set(visit_log_fields))
-        self.retention_days = int(retention_days)
+        self.visit_log = VisitLog(visit_log, visit_log_fields, retention_days, venue_id, device_id)
         self.tz = tz  # None: the kiosk's local time zone decides what "today" is
         self._lock = threading.RLock()
         try:
@@ -94,7 +93,8 @@ class Ledger:
         """The ledger the config describes (``[ledger]``, ``device.state_dir``)."""
         lc = cfg.ledger
         return cls(cfg.ledger_path, outbox_max=lc.outbox_max, visit_log=lc.visit_log,
-                   visit_log_fields=lc.visit_log_fields, retention_days=lc.retention_days)
+                   visit_log_fields=lc.visit_log_fields, retention_days=lc.retention_days,
+                   venue_id=cfg.venue.id, device_id=cfg.device.id)
 
     # -- writing -----------------------------------------------------------
 
@@ -166,8 +166,7 @@ class Ledger:
                 if self._outbox_count > self.outbox_max:
                     # Make room for 1% more at once: fewer, larger deletes while offline for days.
                     self._drop_oldest(self._outbox_count - self.outbox_max + self.outbox_max // 100)
-                if self.visit_log:
-                    self._log_visit(seq, at_text, pseudonym, verdict, reason, format, holder)
+                self.visit_log.add(db, seq, at, local, pseudonym, verdict, reason, format, holder)
                 db.execute("COMMIT")
             except BaseException as exc:
                 if db.in_transaction:
@@ -197,16 +196,6 @@ class Ledger:
                 log.warning("outbox full (%d messages): dropping the oldest unsent events (counted in dropped_events)",
                             self.outbox_max)
 
-    def _log_visit(self, seq: int, at_text: str, pseudonym: str | None, verdict: str, reason: str, format: str,
-                   holder: Any) -> None:
-        # Only the personal fields the config allows are ever written.
-        personal = {f: (getattr(holder, f, None) if holder is not None and f in self.visit_log_fields else None)
-                    for f in VISIT_FIELDS}
-        self._db.execute(
-            "INSERT INTO visits (seq, at, pseudonym, verdict, reason, format, name, birth_date, id_number)"
-            " VALUES (?,?,?,?,?,?,?,?,?)",
-            (seq, at_text, pseudonym, verdict, reason, format, personal["name"], personal["birth_date"], personal["id_number"]))
-
     def _housekeeping(self, now: datetime) -> None:
         """Once a day: purge the visit log past retention, old pseudonyms and old events."""
         today = self.local(now).date()
@@ -222,15 +211,14 @@ class Ledger:
         with self._lock:
             db = self._db
             db.execute("BEGIN IMMEDIATE")
-            n = db.execute("DELETE FROM visits WHERE at < ?",
-                           (utc_iso(now - timedelta(days=self.retention_days)),)).rowcount
+            n = self.visit_log.purge(db, now)
             # Yesterday's pseudonyms are kept so a late recount of yesterday stays right; older go.
             db.execute("DELETE FROM day_visitors WHERE day < ?", ((today - timedelta(days=1)).isoformat(),))
             db.execute("DELETE FROM checkins WHERE day < ? AND seq NOT IN (SELECT seq FROM outbox)",
                        ((today - timedelta(days=EVENT_KEEP_DAYS)).isoformat(),))
             db.execute("COMMIT")
         if n:
-            log.info("visit log: purged %d entries older than %d days", n, self.retention_days)
+            log.info("visit log: purged %d entries older than %d days", n, self.visit_log.retention_days)
         return n
 
     # -- reading -------------------------------------------------------------
@@ -304,16 +292,15 @@ class Ledger:
             self._outbox_count -= n
         return n
 
-    def visits(self, start: date, end: date) -> Iterator[dict]:
-        """Visit-log entries from ``start`` to ``end`` (local dates, both included), oldest first."""
-        lo, hi = self._day_start(start), self._day_start(end + timedelta(days=1))
+    def visits(self, start: date | datetime, end: date | datetime) -> list[dict]:
+        """Visit records from ``start`` to ``end``, oldest first (see :mod:`kiosk.ledger.visits`).
+
+        Dates are local days, both included; aware times are a half-open window ``[start, end)``.
+        """
+        lo = start if isinstance(start, datetime) else self._day_start(start)
+        hi = end if isinstance(end, datetime) else self._day_start(end + timedelta(days=1))
         with self._lock:
-            rows = self._db.execute(
-                "SELECT at, pseudonym, verdict, reason, format, name, birth_date, id_number FROM visits"
-                " WHERE at >= ? AND at < ? ORDER BY seq", (utc_iso(lo), utc_iso(hi))).fetchall()
-        keys = ("time", "pseudonym", "verdict", "reason", "format", *VISIT_FIELDS)
-        for r in rows:
-            yield dict(zip(keys, r))
+            return self.visit_log.between(self._db, lo, hi)
 
     def _day_start(self, d: date) -> datetime:
         """Local midnight starting ``d``, as an aware time."""
