@@ -302,3 +302,41 @@ def test_case_identity_from_the_case_code_matches_the_kiosk(tmp_path):
     assert requests.identity_of_code(code.read_text()) == requests.identity_of_id_number("001185001234")
     with pytest.raises(requests.RequestError, match="no identity"):
         requests.identity_of_code("not a code at all")
+
+
+def test_firmware_side_never_imports_the_authority_tool():
+    import subprocess
+    import sys
+
+    code = ("import sys, kiosk.tracing, kiosk.tracing.service, kiosk.ledger; "
+            "print([m for m in sys.modules if m.startswith(('kiosk.authority', 'openpyxl'))])")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+
+
+def test_responder_from_config(tmp_path):
+    from kiosk.config import load
+    from kiosk.ledger import Ledger
+    from kiosk.tracing import responder_from_config
+
+    keys = authority_keys.keygen(tmp_path / "authority")
+    device_key = signing.generate_key()
+    signing.write_private_key(tmp_path / "state" / "device-key.pem", device_key)
+    cfg_path = tmp_path / "kiosk.toml"
+    cfg_path.write_text(
+        f'[device]\nsite="hn-hk"\nid="k9"\nstate_dir="{tmp_path}/state"\n'
+        '[venue]\nid="V9"\nname="Nhà hát"\nqr_content="q"\ndistrict="Quận Hoàn Kiếm"\nward="Phường Tràng Tiền"\n'
+        '[ledger]\nvisit_log=true\nvisit_log_fields=["name", "phone"]\n'
+        f'[tracing]\nauthority_key="{tmp_path}/authority/{authority_keys.SIGN_PUB}"\n')
+    cfg = load(cfg_path)
+    Ledger.from_config(cfg).close()
+    responder = responder_from_config(cfg)
+    try:
+        assert responder.topics == (P.FLEET_TOPIC, "checkin/v1/hn-hk/trace/request")
+        req = requests.place_request(keys, P.FLEET_TOPIC, AT - timedelta(hours=1), AT, district="Quận Hoàn Kiếm")
+        (topic, data), = responder.handle(P.FLEET_TOPIC, json.dumps(req).encode())
+        msg = signing.verify(data, topic, signing.KeyRing.of({"k9": device_key.public_key()})).payload
+        body = P.unseal(msg["sealed"], keys.box)
+        assert body["in_scope"] is True and body["venue"]["name"] == "Nhà hát" and body["records"] == []
+    finally:
+        responder.close()
