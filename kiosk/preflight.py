@@ -266,30 +266,28 @@ class _Preflight:
         self.public_key("mqtt", "centre_key", mc.centre_key)
 
     def _url(self, url: str) -> bool:
-        """Report what is wrong with the broker URL; True when it asks for TLS."""
-        from kiosk.publish.connection import parse_url
+        """Report what is wrong with the broker URL; True when it asks for TLS.
 
+        A superset of what the publisher's ``parse_url`` refuses (the schema's
+        pattern already fixed the scheme and forbids a path), without importing paho.
+        """
         parts = urlsplit(url)
-        if parts.username or parts.password:
+        tls = parts.scheme == "mqtts"
+        if "@" in parts.netloc:
             self.add("mqtt", "url", "holds credentials: put the user name in [mqtt] username and the password in "
                                     "[mqtt] password_file, never in the URL")
-            return parts.scheme == "mqtts"
+            return tls
         try:
             port = parts.port
         except ValueError:
             m = re.search(r":([^:\]]*)$", parts.netloc)
-            self.add("mqtt", "url", f"port {m.group(1) if m else '?'!s} is not a port number (1..65535)")
-            return parts.scheme == "mqtts"
+            self.add("mqtt", "url", f"port {m.group(1) if m else '?'} is not a port number (1..65535)")
+            return tls
         if not parts.hostname:
             self.add("mqtt", "url", f"{url!r} has no host name")
         elif port == 0:
             self.add("mqtt", "url", "port 0 is not a port number (1..65535)")
-        else:
-            try:
-                parse_url(url)
-            except ValueError as exc:
-                self.add("mqtt", "url", str(exc))
-        return parts.scheme == "mqtts"
+        return tls
 
     def _tls(self, tls: bool) -> None:
         mc = self.cfg.mqtt
