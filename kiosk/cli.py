@@ -96,7 +96,8 @@ def main(argv: list[str] | None = None) -> int:
         return exc.exit_code
     except (KioskError, DeviceError) as exc:
         log.debug("%s", type(exc).__name__, exc_info=True)
-        print(f"kiosk {chosen}: {_one_line(exc)}", file=sys.stderr)
+        for line in _lines(exc):
+            print(f"kiosk {chosen}: {line}", file=sys.stderr)
         return exc.exit_code
     except OSError as exc:  # a file named on the command line, a device, a refused connection
         log.debug("%s", type(exc).__name__, exc_info=True)
@@ -106,12 +107,13 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
-def _one_line(exc: BaseException) -> str:
-    """The message on one line: a newline in it could forge a log line."""
-    return " ".join(str(exc).split()) or type(exc).__name__
+def _lines(exc: BaseException) -> list[str]:
+    """The message's lines, each printed with the command's prefix (an error may list several rows)."""
+    lines = [" ".join(line.split()) for line in str(exc).splitlines()]
+    return [line for line in lines if line] or [type(exc).__name__]
 
 
 def _os_error(exc: OSError) -> str:
-    what = exc.strerror or _one_line(exc)
+    what = exc.strerror or " ".join(_lines(exc))
     name = exc.filename if exc.filename is not None else None
     return f"{name}: {what}" if name else what

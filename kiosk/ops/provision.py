@@ -231,8 +231,9 @@ def validate(text: str, root: Path, staged: dict[str, bytes], where: str = CONFI
         check.write_text(kconfig.dump_toml(portable_config(data, mapped)), encoding="utf-8")
         report = check_text(check.read_text(encoding="utf-8"), str(check), host=False)
     if not report.ok:
-        # Report against the real file name, not our temporary copy.
-        lines = [str(p).replace(str(check), where).replace(tmp + "/", "") for p in report.errors]
+        # The key and what is wrong: lines and paths of our temporary copy would only mislead.
+        lines = [f"{p.key}: {p.message}".replace(tmp + "/", "") if p.key else p.message.replace(tmp + "/", "")
+                 for p in report.errors]
         raise ProvisionError(f"the resulting {where} would be invalid: " + "; ".join(lines))
 
 
