@@ -444,8 +444,8 @@ def _pin_factory_problem(name: str, make: Callable | None = None) -> str | None:
     try:
         factory = (make or make_pin_factory)(name)
     except Exception as exc:  # ImportError off the Pi, lgpio.error without /dev/gpiochip*, SignalsError
-        text = str(exc)
-        return text if text.startswith("[signals]") else f"{name!r} cannot be used here: {text}"
+        text = str(exc).replace("[signals] pin_factory ", "", 1)
+        return text if text.startswith(repr(name)) else f"{name!r} cannot be used here: {text}"
     try:
         factory.close()
     except Exception:  # closing a probe must not turn into a finding
@@ -465,7 +465,7 @@ def _writable_folder(folder: Path) -> str | None:
             return "cannot be created"
         probe = probe.parent
     if not probe.is_dir():
-        return f"{str(probe)!r} is a file, not a folder" if probe == folder else f"cannot be created: {str(probe)!r} is a file"
+        return "is a file, not a folder" if probe == folder else f"cannot be created: {str(probe)!r} is a file"
     try:
         with tempfile.TemporaryFile(dir=probe):
             pass
