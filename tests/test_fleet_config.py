@@ -205,6 +205,11 @@ def test_registry_keys_are_stable_rotated_and_revoked(tmp_path, fleet):
     assert gate2 and all(x["revoked"] for x in gate2)
     assert "hcm-q1-gate-02" not in (tmp_path / "out/broker/passwd").read_text()
     assert "user hcm-q1-gate-02" not in (tmp_path / "out/broker/acl").read_text()
+    # Its replacement (same row, no --revoke): a new key, never the revoked one again.
+    assert fleet(tmp_path, "fleet.csv", CSV).returncode == 0
+    gate2 = [x for x in registry_rows(tmp_path) if x["device"] == "gate-02"]
+    assert [x["revoked"] for x in gate2][-1] is False and gate2[-1]["kid"] not in {x["kid"] for x in gate2[:-1]}
+    assert "user hcm-q1-gate-02" in (tmp_path / "out/broker/acl").read_text()
     r = fleet(tmp_path, "fleet.csv", CSV, "--revoke", "hcm-q1/nobody")
     assert r.returncode == 2 and "not in the registry" in r.stderr
 

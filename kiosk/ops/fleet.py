@@ -392,6 +392,9 @@ def assign_keys(kiosks: list[Kiosk], entries: list[registry.Entry], store: Secre
     for k in kiosks:
         known = registry.active(entries, k.site, k.device)
         key = None if (k.site, k.device) in rotate else store.device_key(k.site, k.device)
+        revoked_kids = {e.kid for e in entries if e.kiosk == (k.site, k.device) and e.revoked}
+        if key is not None and signing.kid_of(key.public_key()) in revoked_kids:
+            key = None  # a revoked key never comes back: the kiosk (or its replacement) gets a new one
         if key is not None and known and signing.kid_of(key.public_key()) not in {e.kid for e in known}:
             raise FleetError(f"{k.where}: the device key in {store.folder} is not the one the registry holds for "
                              f"{k.site}/{k.device}; use --rotate {k.site}/{k.device} to replace it")
@@ -543,8 +546,6 @@ def run(opts) -> int:
         if k.key is not None:
             store.save_device_key(k.site, k.device, k.key)
             k.creds["device_key"] = signing.private_pem(k.key).decode("ascii")
-        if "mqtt_password" not in {c for c in k.creds if k.creds[c]}:
-            k.creds["mqtt_password"] = k.password
         if store.password(k.site, k.device) != k.password:
             store.save_password(k.site, k.device, k.password)
         folder = out / f"{k.site}-{k.device}"
