@@ -13,52 +13,11 @@ from pathlib import Path
 
 import pytest
 
+from helpers import kiosk_config, wait_for
 from kiosk import config, reasons
-from kiosk.demo import DEMO_KEYS, replay_frames, samples
+from kiosk.demo import replay_frames, samples
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def kiosk_config(tmp_path: Path, broker_url: str = "mqtt://127.0.0.1:9", extra: str = "") -> config.Config:
-    text = f"""
-[device]
-site = "test-site"
-id = "kiosk-t1"
-state_dir = "{tmp_path / 'state'}"
-
-[venue]
-id = "V-1"
-name = "Phòng khám Đa khoa"
-qr_content = "https://example.vn/venue/V-1"
-
-[camera]
-source = "none"
-rearm_seconds = 3
-
-[trust]
-paths = ["{DEMO_KEYS}"]
-
-[signals]
-pin_factory = "mock"
-green_led = 17
-red_led = 27
-buzzer = 22
-relay = 23
-button = 24
-
-[screen]
-enabled = false
-
-[mqtt]
-url = "{broker_url}"
-reconnect_min_seconds = 0.2
-reconnect_max_seconds = 1
-counts_min_interval_seconds = 0
-{extra}
-"""
-    path = tmp_path / "kiosk.toml"
-    path.write_text(text, encoding="utf-8")
-    return config.load(path)
 
 
 def run_replay(cfg, items, pins=None, on_checkin=None, signals_spy=None):
@@ -153,11 +112,11 @@ def test_ledger_commits_before_the_visitor_sees_the_verdict(tmp_path):
         signals = k.stages.signals
         real_accept = signals.accept
 
-        def accept():
+        def accept(**kw):
             db = sqlite3.connect(cfg.ledger_path)  # a second reader, as after a power cut
             observed.append(db.execute("select count(*) from checkins").fetchone()[0])
             db.close()
-            real_accept()
+            real_accept(**kw)
 
         signals.accept = accept
 
