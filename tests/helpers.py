@@ -81,7 +81,8 @@ def make_config(tmp_path: Path, url: str, mqtt_extra: str = "", **mqtt_keys) -> 
 
 
 def kiosk_config(tmp_path: Path, broker_url: str = "mqtt://127.0.0.1:9", extra: str = "", policy: str = "",
-                 camera: str = 'source = "none"\nrearm_seconds = 3', signals_extra: str = "") -> config.Config:
+                 camera: str = 'source = "none"\nrearm_seconds = 3', signals_extra: str = "",
+                 screen: str = "enabled = false") -> config.Config:
     """A whole kiosk's config (demo trust keys, mock pins, no screen); ``extra`` goes into [mqtt]."""
     text = f"""
 [device]
@@ -113,7 +114,7 @@ button = 24
 {signals_extra}
 
 [screen]
-enabled = false
+{screen}
 
 [mqtt]
 url = "{broker_url}"
@@ -147,3 +148,38 @@ def verified(payload: bytes, topic: str, keys) -> dict:
     from kiosk import signing
 
     return signing.verify(json.loads(payload), topic, keys).payload
+
+
+def signed_dcc(family: str = "Trần", given: str = "Thị Bình", dob: str = "1988-03-14") -> str:
+    """A correctly signed EU DCC (vaccination) from the demo keys, valid now (the one place tests make them)."""
+    from datetime import timedelta
+
+    from kiosk.codes.dcc import issue_dcc
+
+    now = datetime.now(timezone.utc)
+    return issue_dcc(DEMO_KEYS / "dcc-signer.key.pem", DEMO_KEYS / "dcc-signer.crt.pem", kind="vaccination",
+                     family=family, given=given, dob=dob, at=now, last_dose=now - timedelta(days=60))
+
+
+def pc_covid(id_number: str = "001088012345", name: str = "Nguyễn Văn An") -> str:
+    """An unsigned PC-Covid personal QR (format-checked only)."""
+    return f"{id_number}|{name}|01/02/1988|CCCD|QID-7F3A9C21|0123456789<0912345678<1<<"
+
+
+class FakeClock:
+    """Monotonic seconds that move only when the test says so."""
+
+    def __init__(self, t: float = 1000.0):
+        self.t = t
+
+    def __call__(self) -> float:
+        return self.t
+
+    def advance(self, seconds: float) -> None:
+        self.t += seconds
+
+
+def code(text: str, source: str = "camera", at: float = 0.0):
+    from device.scanners import CodeSeen
+
+    return CodeSeen(text, at, source)
