@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable
 
 from kiosk import reasons
+from kiosk.errors import KioskValueError
 from kiosk.codes import FORMAT_NAMES
 from kiosk.codes.base import CodeCheck
 
@@ -31,17 +32,21 @@ TEST_NEGATIVE = "260415000"  # SNOMED CT "Not detected", the DCC value set's neg
 _HEX = re.compile(r"^[0-9a-f]{64}$")
 
 
-class RevocationFileError(ValueError):
+class RevocationFileError(KioskValueError):
     """A revocation file that cannot be read or has a line that is not a SHA-256 hex digest."""
 
 
 def load_revoked(path: str | os.PathLike) -> frozenset[str]:
     """SHA-256 hex identifiers from a revocation file (one per line, ``#`` comments)."""
+    from kiosk.trust import TrustError, read_capped
+
     p = Path(path)
     try:
-        text = p.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise RevocationFileError(f"{p}: cannot read revocation file: {getattr(exc, 'strerror', None) or exc}") from None
+        text = read_capped(p, what="revocation file").decode("utf-8")
+    except TrustError as exc:
+        raise RevocationFileError(str(exc)) from None
+    except UnicodeDecodeError:
+        raise RevocationFileError(f"{p}: revocation file is not UTF-8 text") from None
     out = set()
     for n, line in enumerate(text.splitlines(), 1):
         line = line.split("#", 1)[0].strip().lower()

@@ -24,8 +24,9 @@ from cryptography.hazmat.primitives import hashes  # noqa: E402
 from cryptography.hazmat.primitives.asymmetric import ec  # noqa: E402
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature  # noqa: E402
 
+from kiosk.issuing import dcc as issuing  # noqa: E402
 from kiosk.codes import base45, cose, dcc  # noqa: E402
-from kiosk.codes.declaration import IssuerKey, issue  # noqa: E402
+from kiosk.issuing.declaration import IssuerKey, issue  # noqa: E402
 from kiosk.trust import TrustStore  # noqa: E402
 from kiosk.verify import Verifier  # noqa: E402
 
@@ -67,7 +68,7 @@ def main() -> int:
     v = Verifier(trust)
 
     def person(key, kind):
-        return dcc.issue_dcc(key, kind=kind, family="Nguyễn", given="Văn An", dob="1988-02-01", at=now)
+        return issuing.issue_dcc(key, kind=kind, family="Nguyễn", given="Văn An", dob="1988-02-01", at=now)
 
     def decl(key):
         return issue(key, status="green", declared_at=now, valid_until=now + timedelta(hours=24),
