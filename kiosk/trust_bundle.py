@@ -205,6 +205,14 @@ def store_of(body: Mapping) -> TrustStore:
     return store
 
 
+def load_authority_key(path: str | os.PathLike) -> signing.KeyRing:
+    """The trust authority's public key (PEM) as a key ring; read capped, FIFOs and devices
+    refused (:class:`kiosk.trust.TrustError`), a bad key a SigningKeyError naming the file."""
+    data = read_capped(path, 16384, what="authority key")
+    key = signing.public_key_from_pem(data, str(path))
+    return signing.KeyRing.of([("trust-authority", key)])
+
+
 # -- the keeper -------------------------------------------------------------------------------
 
 class TrustKeeper:
@@ -399,8 +407,8 @@ def keeper_from_config(cfg, clock: Callable[[], float] = time.time) -> TrustKeep
     (a configuration error, found by ``kiosk config check`` as at start-up)."""
     paths = [str(cfg.resolve(p)) for p in cfg.trust.paths]
     fallback = TrustStore.load(paths) if paths else TrustStore.empty()
-    authority = signing.KeyRing.load([cfg.resolve(cfg.trust.authority_key)], owner="trust-authority") \
-        if cfg.trust.authority_key else signing.KeyRing()
+    authority = load_authority_key(cfg.resolve(cfg.trust.authority_key)) if cfg.trust.authority_key \
+        else signing.KeyRing()
     keeper = TrustKeeper(authority, state_dir=cfg.resolve(cfg.device.state_dir), max_age_hours=cfg.trust.max_age_hours,
                          fallback=fallback, site=cfg.device.site or None, clock=clock)
     if len(authority):

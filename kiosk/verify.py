@@ -48,9 +48,9 @@ class Verifier:
         too_long = len(payload) > MAX_PAYLOAD_CHARS
         for fmt in self.formats:
             try:
-                # Only the payload's opening is looked at for an over-long one: the answer
-                # (this format, malformed) is then the same whatever the length.
-                if not fmt.detects(payload[:MAX_PAYLOAD_CHARS] if too_long else payload):
+                # Detection is cheap (a prefix, a count of separators) and sees the whole payload,
+                # so an over-long code is (this format, malformed) whatever its length.
+                if not fmt.detects(payload):
                     continue
                 if too_long:
                     return CodeCheck.reject(fmt.name, reasons.MALFORMED, "payload longer than any QR code holds")

@@ -88,11 +88,13 @@ def _write(path: str, data: bytes) -> None:
 
 def _verify(data: bytes, pub: str, site: str | None):
     from kiosk import signing
-    from kiosk.trust_bundle import TrustKeeper
+    from kiosk.trust_bundle import TrustKeeper, load_authority_key
+
+    from kiosk.trust import TrustError
 
     try:
-        ring = signing.KeyRing.load([pub], owner="trust-authority")
-    except signing.SigningKeyError as exc:
+        ring = load_authority_key(pub)
+    except (signing.SigningKeyError, TrustError) as exc:
         raise UsageError(str(exc)) from None
     keeper = TrustKeeper(ring, site=site)
     return keeper, keeper.offer(data, source="verify", persist=False)

@@ -58,7 +58,7 @@ def run(args) -> int:
     from kiosk import signing
     from kiosk.policy import Policy, RevocationFileError
     from kiosk.trust import TrustError, TrustStore
-    from kiosk.trust_bundle import TrustKeeper
+    from kiosk.trust_bundle import TrustKeeper, load_authority_key
     from kiosk.verify import Verifier
 
     at = parse_at(args.at) if args.at else None
@@ -81,7 +81,7 @@ def run(args) -> int:
             if not authority_key:
                 raise UsageError("--bundle needs --authority-key (or [trust] authority_key in --config)")
             # No state_dir: checking codes by hand never changes what a kiosk keeps.
-            trust = TrustKeeper(signing.KeyRing.load([authority_key], owner="trust-authority"),
+            trust = TrustKeeper(load_authority_key(authority_key),
                                 max_age_hours=max_age, fallback=trust, site=site)
             offered = trust.load_file(bundle)
             if not offered.ok:
