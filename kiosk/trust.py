@@ -252,6 +252,8 @@ class TrustStore:
                         dcc_types: frozenset[str] | None = None) -> Signer:
         """Trust ``cert``; a bundle entry may narrow its validity and key usage, never widen them."""
         der = der or cert.public_bytes(serialization.Encoding.DER)
+        if country is None:  # once here, not at every check: the issuing country of its codes
+            country = _subject_country(cert)
         nb, na = certificate_validity(cert)
         types = key_usage_types(cert)
         if dcc_types is not None:
@@ -346,6 +348,15 @@ def _parse_certificates(path: Path, data: bytes) -> list[x509.Certificate]:
         return [x509.load_der_x509_certificate(data)]
     except ValueError:
         raise TrustError(f"{path}: not a PEM or DER certificate, nor a JSON trust list") from None
+
+
+def _subject_country(cert: x509.Certificate) -> str | None:
+    try:
+        attrs = cert.subject.get_attributes_for_oid(x509.oid.NameOID.COUNTRY_NAME)
+    except ValueError:
+        return None
+    value = attrs[0].value if attrs else None
+    return value if isinstance(value, str) and len(value) == 2 and value.isascii() and value.isupper() else None
 
 
 def _parse_time(value: str) -> datetime:

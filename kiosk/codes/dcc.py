@@ -145,9 +145,9 @@ def valueset_misses(dcc: Mapping, sets: Mapping[str, frozenset[str]]) -> list[st
 def schema_validator():
     """The DCC JSON schema (combined, v1.3.x, shipped in kiosk/data/dcc) as a jsonschema validator.
 
-    The schema's ``valueset-uri`` keyword is an annotation here, never a failure: value
-    sets change over time and come with the trust data, and official verifiers do not
-    fail a certificate's schema on them (see :func:`valueset_misses` for the facts).
+    The schema's ``valueset-uri`` keyword is dropped, never a failure: value sets change
+    over time and come with the trust data, and official verifiers do not fail a
+    certificate's schema on them (see :func:`valueset_misses` for the facts).
     """
     global _validator
     if _validator is None:
@@ -156,16 +156,12 @@ def schema_validator():
         text = resources.files("kiosk").joinpath("data/dcc/DCC.combined-schema.json").read_text(encoding="utf-8")
         schema = json.loads(text)
 
-        def valueset(validator, uri, instance, _schema):
-            return iter(())
-
         # Once its references are inlined, the 2020-12 schema uses only keywords that mean the
         # same in draft 7 (type, properties, required, oneOf, anyOf, allOf, items, pattern, ...),
         # and jsonschema's draft-7 validator walks it about 20% faster.
         inlined = _inline_refs(schema)
         inlined.pop("$schema", None)
-        cls = jsonschema.validators.extend(jsonschema.Draft7Validator, {"valueset-uri": valueset})
-        _validator = cls(inlined)
+        _validator = jsonschema.Draft7Validator(inlined)
     return _validator
 
 
@@ -189,7 +185,7 @@ def _inline_refs(schema: dict) -> dict:
             return node
         out = {}
         for k, v in node.items():
-            if k in _NOTES or k == "$ref":
+            if k in _NOTES or k in ("$ref", "valueset-uri"):  # value sets are facts (valueset_misses)
                 continue
             if k in ("properties", "patternProperties"):  # keys here are property names, not keywords
                 out[k] = {name: walk(sub, depth + 1) for name, sub in v.items()}
@@ -420,21 +416,12 @@ def _entry(dcc: Mapping) -> Mapping:
 
 
 def _issuer_country(report: DccReport) -> str | None:
-    """The issuing country: the trusted signer's (trust list entry, else its certificate's C),
-    else the CWT ``iss`` claim when it is a country code. Never the ``is`` text (the issuer's name)."""
+    """The issuing country: the trusted signer's (trust list entry, else its certificate's C,
+    read once when the signer was added), else the CWT ``iss`` claim when it is a country code.
+    Never the ``is`` text (the issuer's name)."""
     signer = report.signer
-    if signer is not None:
-        if signer.country:
-            return signer.country
-        if signer.certificate is not None:
-            from cryptography.x509.oid import NameOID
-
-            try:
-                attrs = signer.certificate.subject.get_attributes_for_oid(NameOID.COUNTRY_NAME)
-            except ValueError:
-                attrs = []
-            if attrs and isinstance(attrs[0].value, str) and _COUNTRY.fullmatch(attrs[0].value):
-                return attrs[0].value
+    if signer is not None and signer.country:
+        return signer.country
     iss = (report.claims or {}).get(CLAIM_ISS)
     return iss if isinstance(iss, str) and _COUNTRY.fullmatch(iss) else None
 
