@@ -107,8 +107,6 @@ def main() -> int:
         rows.append((label, rate(lambda p=p: v.check(p, at=now), args.seconds)))
 
     # The same ES256 DCC with a trust bundle of many signers loaded (and a revocation list).
-    from cryptography.hazmat.primitives.asymmetric import ec as _ec  # noqa: F401
-
     others = [IssuerKey.generate("ES256", common_name=f"DSC {i}", dcc_types=("vaccination",)).certificate
               for i in range(args.signers - 1)]
     authority = signing.generate_key()
