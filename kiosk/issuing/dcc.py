@@ -29,7 +29,7 @@ def issue_dcc(key, certificate=None, *, kind: str = "vaccination", family: str =
               claims: Mapping | None = None) -> str:
     """A signed ``HC1:`` payload, for tests and the demo.
 
-    ``key`` is an :class:`kiosk.codes.keys.IssuerKey` or the path of its key file
+    ``key`` is an :class:`kiosk.issuing.keys.IssuerKey` or the path of its key file
     (``certificate``: the certificate's path when the key file holds none). Give
     the hcert payload as ``dcc``, or let it be built from ``kind`` (vaccination,
     test, recovery), the holder's names and ``dob``: a vaccination with dose
