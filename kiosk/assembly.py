@@ -18,10 +18,10 @@ log = logging.getLogger(__name__)
 
 
 def load_trust(cfg: Config):
-    """The trusted signers the config names (an empty store when it names none)."""
-    from kiosk.trust import TrustStore
+    """The kiosk's trust keeper: the signed bundle ([trust] bundle, last good in state_dir), else [trust] paths."""
+    from kiosk.trust_bundle import keeper_from_config
 
-    return TrustStore.load([str(cfg.resolve(p)) for p in cfg.trust.paths]) if cfg.trust.paths else TrustStore.empty()
+    return keeper_from_config(cfg)
 
 
 def build_desk(cfg: Config, trust=None):
@@ -37,7 +37,7 @@ def build_desk(cfg: Config, trust=None):
     if trust is None:
         trust = load_trust(cfg)
     verifier = Verifier(trust, clock_skew_seconds=cfg.policy.clock_skew_seconds)
-    policy = Policy.from_config(cfg.policy, resolve=cfg.resolve)
+    policy = Policy.from_config(cfg.policy, resolve=cfg.resolve, trust=trust)
     pseudonyms = Pseudonyms.from_config(cfg)
     desk = CheckinDesk(verifier, policy, pseudonyms.of, duplicate_window_s=cfg.policy.duplicate_window_minutes * 60,
                        duplicates_accepted=cfg.policy.duplicates_accepted,

@@ -19,6 +19,7 @@ UNSIGNED = "unsigned"
 REVOKED = "revoked"
 DUPLICATE = "duplicate"
 OVERRIDE = "override"
+TRUST_STALE = "trust-stale"
 POLICY_PREFIX = "policy:"
 
 # (Vietnamese, English) plain words for the verdict screen.
@@ -36,6 +37,7 @@ _WORDS: dict[str, tuple[str, str]] = {
     REVOKED: ("Đã bị thu hồi", "Revoked"),
     DUPLICATE: ("Đã quét", "Already checked in"),
     OVERRIDE: ("Bảo vệ cho phép", "Allowed by guard"),
+    TRUST_STALE: ("Dữ liệu xác thực đã cũ, gặp bảo vệ", "Trust data out of date: see the guard"),
 }
 
 _POLICY_WORDS: dict[str, tuple[str, str]] = {
