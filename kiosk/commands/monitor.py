@@ -21,6 +21,16 @@ def add_broker_arguments(p) -> None:
     p.add_argument("--key-file", default="", help="client key: a file, or credential:NAME")
 
 
+def add_broker_arguments_optional(p) -> None:
+    """The broker options for a command that may run without a broker (``kiosk centre --no-ingest``)."""
+    p.add_argument("--broker", default="", help="broker URL, mqtt://host:port or mqtts://host:port")
+    p.add_argument("--username", default="", help="broker user name")
+    p.add_argument("--password-file", default="", help="broker password: a file, or credential:NAME (systemd)")
+    p.add_argument("--ca-file", default="", help="CA certificate for TLS (mqtts)")
+    p.add_argument("--cert-file", default="", help="client certificate for TLS")
+    p.add_argument("--key-file", default="", help="client key: a file, or credential:NAME")
+
+
 def broker_settings(args):
     """An ``[mqtt]``-like config from the command line (validated like the kiosk's own)."""
     from kiosk.config import MqttConfig
@@ -39,10 +49,13 @@ def broker_settings(args):
                       reconnect_min_seconds=0.5, reconnect_max_seconds=10.0)
 
 
-def add_centre_arguments(p) -> None:
+def add_centre_arguments(p, required: bool = True) -> None:
     """What the ingest needs: the store, the registries, the subscription and how figures are judged."""
-    add_broker_arguments(p)
-    p.add_argument("--registry", required=True, help="fleet registry JSON (kiosk fleet): only its kiosks' signed "
+    if required:
+        add_broker_arguments(p)
+    else:
+        add_broker_arguments_optional(p)
+    p.add_argument("--registry", required=required, help="fleet registry JSON (kiosk fleet): only its kiosks' signed "
                                                      "messages count")
     p.add_argument("--venues", default="", help="venue registry CSV to import (venues that created a code)")
     p.add_argument("--db", default="", help="store: a SQLite file (default: in memory) or postgresql://...")
