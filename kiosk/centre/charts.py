@@ -4,6 +4,11 @@ from __future__ import annotations
 
 from html import escape
 
+# Inside the SVG: a chart served as an <img> does not see the page's stylesheet.
+_STYLE = ("<style>.bar{fill:#1f7a9c}.axis{stroke:#99a}.ax{font:10px sans-serif;fill:#667}"
+          ".l1{stroke:#1f7a9c;stroke-width:2}.l2{stroke:#c0392b;stroke-width:2;stroke-dasharray:4 3}"
+          ".legend{font:11px sans-serif}.l1-t{fill:#1f7a9c}.l2-t{fill:#c0392b}</style>")
+
 
 def bars(values: list[int], labels: list[str], title: str, width: int = 640, height: int = 180,
          every: int = 1) -> str:
@@ -14,7 +19,7 @@ def bars(values: list[int], labels: list[str], title: str, width: int = 640, hei
     w = (width - pad_l - 4) / n
     h = height - pad_b - pad_t
     out = [f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" role="img" '
-           f'aria-label="{escape(title)}" class="chart"><title>{escape(title)}</title>',
+           f'aria-label="{escape(title)}" class="chart"><title>{escape(title)}</title>{_STYLE}',
            f'<text x="{pad_l - 6}" y="{pad_t + 10}" text-anchor="end" class="ax">{top}</text>',
            f'<text x="{pad_l - 6}" y="{pad_t + h}" text-anchor="end" class="ax">0</text>',
            f'<line x1="{pad_l}" y1="{pad_t + h}" x2="{width - 4}" y2="{pad_t + h}" class="axis"/>']
@@ -39,7 +44,7 @@ def lines(series: list[tuple[str, list[int], str]], labels: list[str], title: st
     h = height - pad_b - pad_t
     step = (width - pad_l - 8) / (n - 1)
     out = [f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" role="img" '
-           f'aria-label="{escape(title)}" class="chart"><title>{escape(title)}</title>',
+           f'aria-label="{escape(title)}" class="chart"><title>{escape(title)}</title>{_STYLE}',
            f'<text x="{pad_l - 6}" y="{pad_t + 10}" text-anchor="end" class="ax">{top}</text>',
            f'<text x="{pad_l - 6}" y="{pad_t + h}" text-anchor="end" class="ax">0</text>',
            f'<line x1="{pad_l}" y1="{pad_t + h}" x2="{width - 4}" y2="{pad_t + h}" class="axis"/>']
