@@ -271,6 +271,11 @@ class Centre:
         (r,) = self.store.query(sql, [self.settings.today(), *params])
         return [int(r[h] or 0) for h in HOURS]
 
+    def venues_with_code(self, scope: Scope = Scope()) -> int:
+        where, params = scope.where("v")
+        return int(self.store.query(f"SELECT COUNT(*) AS n FROM venues v WHERE v.registered = 1{where}",
+                                    params)[0]["n"])
+
     def districts(self) -> list[str]:
         return [r["district"] for r in self.store.query(
             "SELECT DISTINCT district FROM venues WHERE district != '' ORDER BY district")]

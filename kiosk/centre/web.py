@@ -119,18 +119,20 @@ def create_app(centre: Centre, accounts: Accounts, session_key: str | None = Non
         return centre.inspection(scope_of(a, district=district), kinds=(kind,) if kind else (), limit=limit,
                                  offset=offset)
 
-    def charts_of(scope: Scope, lang_: str) -> dict:
+    def chart(name: str, scope: Scope, lang_: str) -> str | None:
+        """One chart, computed only when asked for (pages embed them as <img>, fetched on their own)."""
         w = words(lang_)
+        if name == "hourly":
+            return charts.bars(centre.hourly(scope), [f"{h}h" for h in range(24)], w["hourly"], every=3)
+        if name not in ("history", "coverage"):
+            return None
         hist = centre.history(scope)
         labels = [r["day"][5:] for r in hist]
-        code = centre.overview(scope)["totals"]["venues_with_code"]
-        hourly = centre.hourly(scope)
-        return {
-            "history": charts.bars([r["scans"] for r in hist], labels, w["history"], every=5),
-            "coverage": charts.lines([(w["venues_with_scans"], [r["venues_with_scans"] for r in hist], "l1"),
-                                      (w["venues_with_code"], [code] * len(hist), "l2")], labels, w["coverage"]),
-            "hourly": charts.bars(hourly, [f"{h}h" for h in range(24)], w["hourly"], every=3),
-        }
+        if name == "history":
+            return charts.bars([r["scans"] for r in hist], labels, w["history"], every=5)
+        code = centre.venues_with_code(scope)
+        return charts.lines([(w["venues_with_scans"], [r["venues_with_scans"] for r in hist], "l1"),
+                             (w["venues_with_code"], [code] * len(hist), "l2")], labels, w["coverage"])
 
     # -- pages -------------------------------------------------------------------------------
     async def login_post(request: Request):
@@ -182,15 +184,13 @@ def create_app(centre: Centre, accounts: Accounts, session_key: str | None = Non
         if not a.is_city:
             return RedirectResponse(f"/district/{urllib.parse.quote(a.district)}", status_code=303)
         data = overview_data(a)
-        return page(request, "overview.html", data=data, charts=charts_of(Scope(), lang(request)),
-                    api="/api/v1/overview", chart_q="")
+        return page(request, "overview.html", data=data, api="/api/v1/overview", chart_q="")
 
     @guarded(api=False)
     def district_page(request, a):
         name = request.path_params["name"]
         data = district_data(a, name)
-        return page(request, "district.html", data=data, charts=charts_of(Scope(district=name), lang(request)),
-                    api=f"/api/v1/districts/{urllib.parse.quote(name)}",
+        return page(request, "district.html", data=data, api=f"/api/v1/districts/{urllib.parse.quote(name)}",
                     chart_q="district=" + urllib.parse.quote(name))
 
     @guarded(api=False)
@@ -203,9 +203,7 @@ def create_app(centre: Centre, accounts: Accounts, session_key: str | None = Non
     @guarded(api=False)
     def venue_page(request, a):
         data = venue_data(a, request.path_params["venue_id"])
-        return page(request, "venue.html", data=data, charts=charts_of(Scope(venue_id=data["venue"]["venue_id"]),
-                                                                       lang(request)),
-                    api=f"/api/v1/venues/{urllib.parse.quote(data['venue']['venue_id'])}")
+        return page(request, "venue.html", data=data, api=f"/api/v1/venues/{urllib.parse.quote(data['venue']['venue_id'])}")
 
     @guarded(api=False)
     def inspection_page(request, a):
@@ -222,7 +220,7 @@ def create_app(centre: Centre, accounts: Accounts, session_key: str | None = Non
                          venue_id=request.query_params.get("venue_id") or None)
         if a.is_city is False and scope.district is None:
             raise Forbidden()
-        svg = charts_of(scope, lang(request)).get(name)
+        svg = chart(name, scope, lang(request))
         if svg is None:
             raise LookupError(name)
         return Response(svg, media_type="image/svg+xml", headers={"Cache-Control": "no-store"})
