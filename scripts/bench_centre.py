@@ -331,7 +331,7 @@ def bench_queries(args, pg):
         t = time.perf_counter()
         br.request(f"/district/{d}")
         cold.append((time.perf_counter() - t) * 1000)
-    measure("district page (HTML + 3 charts' data)", lambda i=0: br.request(f"/district/{districts[i % len(districts)]}"))
+    measure("district page (HTML; its 3 charts are separate <img> requests)", lambda i=0: br.request(f"/district/{districts[i % len(districts)]}"))
     measure("district API /api/v1/districts/{d}", lambda i=0: br.json(f"/api/v1/districts/{districts[i % len(districts)]}"))
     measure("district chart /charts/history.svg", lambda i=0: br.request(
         f"/charts/history.svg?district={districts[i % len(districts)]}"))
