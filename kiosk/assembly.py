@@ -108,13 +108,35 @@ def assemble(cfg: Config, *, source=None, pin_factory=None, headless: bool = Fal
 
         scanner = Scanner(source, default_decoder(), on_code=intake.camera, rearm_seconds=cfg.camera.rearm_seconds,
                           on_frame=screen.set_preview)
+    from device.audio import open_speaker
+
     stages = Stages(desk=desk, ledger=ledger, signals=signals, scanner=scanner, screen=screen, publisher=publisher,
-                    extra_sources=_code_scanners(cfg, intake.scanner), trust=trust)
+                    speaker=open_speaker(cfg.audio), extra_sources=_code_scanners(cfg, intake.scanner), trust=trust,
+                    services=_tracing(cfg, publisher, device_key))
     kiosk = Kiosk(cfg, stages, notifier=notifier, on_checkin=on_checkin, intake=intake, clock=clock)
     topics = Topics(cfg.device.site, cfg.device.id)
     for name in cfg.mqtt.commands:
         publisher.subscribe(topics.cmd(name), kiosk.command_handler(name))
     return kiosk
+
+
+def _tracing(cfg: Config, publisher, device_key) -> list:
+    """The trace responder behind the publisher (docs/tracing.md), when the kiosk talks to a broker.
+
+    It answers even with the visit log off (the answer is "log off"), so the authority knows who
+    was asked. A responder that cannot be built (no ledger file yet, a bad authority key) leaves
+    the door working and says why once.
+    """
+    if not cfg.mqtt.enabled:
+        return []
+    from kiosk.tracing import responder_from_config
+    from kiosk.tracing.service import TraceService
+
+    try:
+        return [TraceService(responder_from_config(cfg, device_key=device_key), publisher)]
+    except Exception as exc:  # noqa: BLE001 - tracing must never stop the door
+        log.error("contact tracing is unavailable: %s", exc)
+        return []
 
 
 def _code_scanners(cfg: Config, on_code) -> list:
