@@ -38,7 +38,7 @@ def run_with_audio(cfg, items):
     """Run the assembled kiosk over the items; returns (events, checkins, pins, speaker, lengths).
 
     events: what the flow did, in order: ("signal", verdict, open_door), ("speak", phrase, playing-after-return),
-    ("done", checkin id, phrase playing, channel busy) once the flow is finished with the visitor.
+    ("done", verdict, phrase playing, channel busy) once the flow is finished with the visitor.
     """
     from device.frames import ReplaySource
     from gpiozero.pins.mock import MockFactory
