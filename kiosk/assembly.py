@@ -133,7 +133,8 @@ def _tracing(cfg: Config, publisher, device_key) -> list:
     from kiosk.tracing.service import TraceService
 
     try:
-        return [TraceService(responder_from_config(cfg, device_key=device_key), publisher)]
+        # the responder signs with, and opens case entries by, the Ed25519 key itself (not the DeviceKey wrapper)
+        return [TraceService(responder_from_config(cfg, device_key=device_key.key), publisher)]
     except Exception as exc:  # noqa: BLE001 - tracing must never stop the door
         log.error("contact tracing is unavailable: %s", exc)
         return []
