@@ -122,6 +122,10 @@ def test_inspection_list(store):
     assert only["total"] == sum(1 for r in rows if r["district"] == d0) and only["total"] < len(rows)
     page = centre.inspection(limit=5, offset=5)
     assert page["total"] == len(rows) and page["rows"] == rows[5:10]
+    assert list(centre.inspection_rows()) == rows  # the CSV export streams the same list, in the same order
+    cams = centre.inspection(kinds=("camera-down", "offline"))
+    assert cams["by_kind"] == {"camera-down": len(by["camera-down"]), "offline": len(by["offline"])}
+    assert cams["rows"] == [r for r in rows if r["why"] in ("camera-down", "offline")]
     # before the morning grace hour nobody is blamed for not scanning yet
     centre.settings.grace_hour = 23 if city.local_now().hour < 23 else 24
     assert "no-scans-today" not in centre.inspection()["by_kind"]

@@ -104,6 +104,10 @@ def test_daily_report_and_inspection_csv(site):
     assert sum(int(r["scans"]) for r in rows if r["level"] == "ward") == sum(k.scans for k in city.kiosks)
     insp = list(csv.DictReader(io.StringIO(b.request("/inspection.csv")[1].lstrip("\ufeff"))))
     assert len(insp) == centre.inspection()["total"]
+    assert [r["venue_id"] for r in insp] == [r["venue_id"] for r in centre.inspection()["rows"]]
+    status, first = b.json("/api/v1/inspection?limit=3&offset=2")
+    assert status == 200 and first["total"] == len(insp) and [r["venue_id"] for r in first["rows"]] == \
+        [r["venue_id"] for r in insp[2:5]]
     assert {"offline", "silent", "camera-down", "display-down", "no-scans-today"} <= {r["why"] for r in insp}
 
 

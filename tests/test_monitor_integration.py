@@ -66,7 +66,8 @@ def assert_monitor_matches_ledger(monitor, ledger_path: Path, timeout: float = 1
         r = row()
         return r is not None and r["last_seq"] == last and r["accepted"] == want["accepted"]
 
-    assert wait_for(same, timeout), "the centre never caught up with the ledger"
+    assert wait_for(same, timeout), (f"the centre never caught up with the ledger: seq {last}, centre {row()}, "
+                                     f"{monitor.ingest.stats}, refused {monitor.centre.refused()}")
     r = row()
     for field in ("accepted", "rejected", "duplicates", "overrides", "unique_visitors", "dropped_events"):
         assert r[field] == want[field], field
@@ -84,7 +85,21 @@ def kiosk_key(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def monitor(broker, tmp_path):
+def hanoi_time(monkeypatch):
+    """The kiosk counts by its own local day and the centre by Hanoi's: a Hanoi kiosk runs on Hanoi time.
+
+    Without it the kiosk (on this machine's zone, often UTC) and the centre disagree on what "today" is
+    from 17:00 to 24:00 UTC, and today's figures are rightly empty.
+    """
+    monkeypatch.setenv("TZ", Settings.timezone)  # the kiosk subprocesses inherit it
+    time.tzset()
+    yield
+    monkeypatch.undo()
+    time.tzset()
+
+
+@pytest.fixture
+def monitor(broker, tmp_path, hanoi_time):
     registry = FleetRegistry.load(kiosk_key(tmp_path))
     store = open_store(tmp_path / "centre.sqlite3")
     store.load_fleet(registry)

@@ -280,61 +280,94 @@ class Centre:
         return [r["district"] for r in self.store.query(
             "SELECT DISTINCT district FROM venues WHERE district != '' ORDER BY district")]
 
-    def inspection(self, scope: Scope = Scope(), kinds: tuple[str, ...] = (), limit: int | None = None,
-                   offset: int = 0) -> dict:
-        """The venues an inspector should visit, one row per problem, with how long it has lasted."""
+    def _inspection_sql(self, scope: Scope, kinds: tuple[str, ...]) -> tuple[str, list]:
+        """Every problem row of ``scope`` as one SQL union (filtered by kind), and its parameters.
+
+        The rules, in the order a kiosk is judged: a kiosk whose venue is not registered is
+        ``unknown-venue`` (and judged on); never heard, offline (for ``offline_hours``, aged from its own
+        last signed time, never from when this centre noticed) or silent say all there is; a kiosk online
+        is checked for camera, display, clock, trust data and the venue code it shows. Registered venues
+        with no scan today are listed from the grace hour on.
+        """
         s = self.settings
         now = s.now()
-        rows: list[dict] = []
+        ksql, kparams = _kiosk_now(scope)
+        kcols = "venue_id, venue_name, address, ward, district, site, device"
 
-        def add(r: dict, why: str, since, detail: str = "") -> None:
-            rows.append({"why": why, "venue_id": r["venue_id"], "venue_name": r.get("venue_name") or r.get("name") or "",
-                         "address": r["address"] or "", "ward": r["ward"] or "", "district": r["district"] or "",
-                         "site": r.get("site"), "device": r.get("device"), "since": _iso(since),
-                         "for_seconds": None if since is None else max(0, int(now - since)), "detail": detail})
+        def branch(why: str, since: str, detail: str, cond: str) -> str:
+            return f"SELECT '{why}' AS why, {kcols}, {since} AS since, {detail} AS detail FROM k WHERE {cond}"
 
-        for r in self._kiosk_rows(scope):
-            if not r["registered"]:
-                add(r, "unknown-venue", r["info_ts"], "the kiosk's venue id is not in the venue registry")
-            if r["last_ts"] is None:
-                add(r, "never-heard", r["offline_first_seen"], "no signed message from this kiosk yet")
-                continue
-            if r["status"] == "offline":
-                # True age: the kiosk's own last signed time, not when this centre noticed.
-                since = r["last_ts"]
-                if now - since >= s.offline_hours * 3600:
-                    add(r, "offline", since)
-                continue
-            if not r["online"]:
-                add(r, "silent", r["last_ts"], "online by its last will, but no signed message lately")
-                continue
-            if r["camera_ok"] == 0:
-                add(r, "camera-down", r["camera_since"], r["camera_error"] or "")
-            if r["display_ok"] == 0:
-                add(r, "display-down", r["display_since"], "the venue code is not on screen")
-            if r["clock_synced"] == 0:
-                add(r, "clock-unsynced", r["health_ts"])
-            if r["trust_stale"] == 1:
-                age = r["trust_age_hours"]
-                add(r, "trust-stale", None if age is None else r["health_ts"] - age * 3600)
-            if r["registry_qr"] and r["shown_qr"] and r["registry_qr"] != r["shown_qr"]:
-                add(r, "venue-code-mismatch", r["info_ts"], "the code on screen is not the registered venue code")
-        if s.local(now).hour >= s.grace_hour:
-            day_start = s.local(now).replace(hour=0, minute=0, second=0, microsecond=0).timestamp()
-            for v in self.venues(scope):
-                if v["registered"] and v["scans"] == 0:
-                    add(v, "no-scans-today", day_start,
-                        f"{v['kiosks']} kiosk(s)" if v["kiosks"] else "poster only (no kiosk)")
+        parts = [
+            branch("unknown-venue", "info_ts", "'the kiosk''s venue id is not in the venue registry'",
+                   "registered = 0"),
+            branch("never-heard", "offline_first_seen", "'no signed message from this kiosk yet'", "last_ts IS NULL"),
+            branch("offline", "last_ts", "''", "last_ts IS NOT NULL AND status = 'offline' AND last_ts <= ?"),
+            branch("silent", "last_ts", "'online by its last will, but no signed message lately'",
+                   "last_ts IS NOT NULL AND (status IS NULL OR status <> 'offline') AND online = 0"),
+            branch("camera-down", "camera_since", "COALESCE(camera_error, '')", "online = 1 AND camera_ok = 0"),
+            branch("display-down", "display_since", "'the venue code is not on screen'",
+                   "online = 1 AND display_ok = 0"),
+            branch("clock-unsynced", "health_ts", "''", "online = 1 AND clock_synced = 0"),
+            branch("trust-stale", "health_ts - trust_age_hours * 3600", "''", "online = 1 AND trust_stale = 1"),
+            branch("venue-code-mismatch", "info_ts", "'the code on screen is not the registered venue code'",
+                   "online = 1 AND registry_qr <> '' AND shown_qr <> '' AND registry_qr <> shown_qr"),
+        ]
+        params = [s.now() - s.stale_seconds, s.today(), *kparams, now - s.offline_hours * 3600]
+        local = s.local(now)
+        if local.hour >= s.grace_hour:
+            where, vparams = scope.where("v")
+            # The anti-join is the city's cost (most venues only print a poster): indexed by fleet.venue_id
+            # and daily's key; the kiosk count is only for the detail of the rows returned.
+            parts.append(f"""
+            SELECT 'no-scans-today' AS why, v.venue_id, COALESCE(v.name, ''), COALESCE(v.address, ''),
+              COALESCE(v.ward, ''), COALESCE(v.district, ''), NULL, NULL, CAST(? AS DOUBLE PRECISION),
+              (SELECT CASE WHEN COUNT(*) > 0 THEN CAST(COUNT(*) AS TEXT) || ' kiosk(s)'
+                      ELSE 'poster only (no kiosk)' END
+               FROM fleet f2 WHERE f2.venue_id = v.venue_id AND f2.revoked = 0)
+            FROM venues v WHERE v.registered = 1{where} AND NOT EXISTS (
+              SELECT 1 FROM fleet f2 JOIN daily d ON d.site = f2.site AND d.device = f2.device AND d.day = ?
+              WHERE f2.venue_id = v.venue_id AND f2.revoked = 0 AND d.accepted + d.rejected + d.duplicates > 0)""")
+            params += [local.replace(hour=0, minute=0, second=0, microsecond=0).timestamp(), *vparams, s.today()]
+        sql = f"WITH k AS ({ksql}) SELECT * FROM ({' UNION ALL '.join(parts)}) p"
         if kinds:
-            rows = [r for r in rows if r["why"] in kinds]
-        rows.sort(key=lambda r: (r["district"], r["ward"], r["why"], r["venue_name"], r["venue_id"], r["device"] or ""))
-        total = len(rows)
-        by_kind: dict[str, int] = {}
-        for r in rows:
-            by_kind[r["why"]] = by_kind.get(r["why"], 0) + 1
+            sql += f" WHERE p.why IN ({', '.join('?' for _ in kinds)})"
+            params += list(kinds)
+        return sql, params
+
+    def _inspection_row(self, r: dict, now: float) -> dict:
+        since = r["since"]
+        return {"why": r["why"], "venue_id": r["venue_id"], "venue_name": r["venue_name"] or "",
+                "address": r["address"] or "", "ward": r["ward"] or "", "district": r["district"] or "",
+                "site": r["site"], "device": r["device"], "since": _iso(since),
+                "for_seconds": None if since is None else max(0, int(now - since)), "detail": r["detail"] or ""}
+
+    ORDER = " ORDER BY p.district, p.ward, p.why, p.venue_name, p.venue_id, COALESCE(p.device, '')"
+
+    def inspection(self, scope: Scope = Scope(), kinds: tuple[str, ...] = (), limit: int | None = None,
+                   offset: int = 0) -> dict:
+        """The venues an inspector should visit, one row per problem, with how long it has lasted.
+
+        Filtering, ordering and paging happen in the database: a page of the whole city costs the
+        page (and one count per kind), not the city. ``limit`` None: every row.
+        """
+        now = self.settings.now()
+        sql, params = self._inspection_sql(scope, kinds)
+        by_kind = {r["why"]: int(r["n"]) for r in self.store.query(
+            f"SELECT p.why AS why, COUNT(*) AS n FROM ({sql}) p GROUP BY p.why ORDER BY p.why", params)}
+        page = sql + self.ORDER
         if limit is not None:
-            rows = rows[offset:offset + limit]
-        return self._envelope(scope=_scope_dict(scope), total=total, by_kind=by_kind, offset=offset, rows=rows)
+            page += " LIMIT ? OFFSET ?"
+            params = [*params, max(0, int(limit)), max(0, int(offset))]
+        rows = [self._inspection_row(r, now) for r in self.store.query(page, params)]
+        return self._envelope(scope=_scope_dict(scope), total=sum(by_kind.values()), by_kind=by_kind,
+                              offset=offset, rows=rows)
+
+    def inspection_rows(self, scope: Scope = Scope(), kinds: tuple[str, ...] = ()):
+        """Every inspection row of ``scope``, in the list's order, streamed from the database (the CSV export)."""
+        now = self.settings.now()
+        sql, params = self._inspection_sql(scope, kinds)
+        for r in self.store.stream(sql + self.ORDER, params):
+            yield self._inspection_row(r, now)
 
     def refused(self, limit: int = 100) -> dict:
         """Messages that changed nothing: per reason, and the topics they came on (most first)."""

@@ -23,11 +23,12 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from importlib import resources
+import os
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from kiosk.centre.registry import Venue, write_venues
+from kiosk.errors import KioskValueError
 from kiosk.signing import generate_key, kid_of, public_pem, sign_bytes
 from kiosk.signing import iso as utc_iso
 
@@ -37,13 +38,48 @@ _FORMATS = ("eu-dcc", "health-declaration", "pc-covid", "cccd")
 DAY_CURVE = (0, 0, 0, 0, 0, 1, 3, 7, 9, 8, 7, 8, 9, 7, 6, 6, 7, 9, 10, 8, 5, 3, 1, 0)
 
 
-def admin_units(path: str | Path | None = None) -> list[dict]:
-    """Hanoi's districts and wards (the shipped copy, or another province's CSV of the same shape)."""
-    if path is None:
-        text = resources.files("kiosk").joinpath("data/centre/hanoi.csv").read_text(encoding="utf-8")
+ADMIN_ENV = "KIOSK_ADMIN_DATA"
+DEFAULT_PROVINCE = "hanoi"
+# The project's shared test data beside the checkout (never copied into the repository).
+CHECKOUT_ADMIN = Path(__file__).resolve().parents[2].parent / "shared" / "testdata" / "admin"
+
+
+class AdminDataError(KioskValueError):
+    """The administrative units (districts and wards) cannot be found or read."""
+
+
+def admin_csv(admin: str | Path | None = None, province: str = DEFAULT_PROVINCE) -> Path:
+    """The CSV of ``province``'s districts and wards.
+
+    ``admin`` is a directory of ``{province}.csv`` files (or one such CSV); when not given, the
+    directory in ``$KIOSK_ADMIN_DATA``, else ``../shared/testdata/admin`` beside the checkout.
+    """
+    if admin:
+        where = Path(admin)
+    elif os.environ.get(ADMIN_ENV):
+        where = Path(os.environ[ADMIN_ENV])
+    elif CHECKOUT_ADMIN.is_dir():
+        where = CHECKOUT_ADMIN
     else:
-        text = Path(path).read_text(encoding="utf-8")
-    return list(csv.DictReader(text.splitlines()))
+        raise AdminDataError(f"no administrative units: give --admin DIR (the directory holding "
+                             f"{province}.csv) or set {ADMIN_ENV}")
+    path = where if where.suffix == ".csv" else where / f"{province}.csv"
+    if not path.is_file():
+        raise AdminDataError(f"{path}: no such administrative units CSV")
+    return path
+
+
+def admin_units(admin: str | Path | None = None, province: str = DEFAULT_PROVINCE) -> list[dict]:
+    """The districts and wards of ``province`` (see :func:`admin_csv`), one dict per ward."""
+    path = admin_csv(admin, province)
+    try:
+        rows = list(csv.DictReader(path.read_text(encoding="utf-8").splitlines()))
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise AdminDataError(f"{path}: cannot read ({exc})") from None
+    need = {"province", "province_code", "district", "district_code", "ward", "ward_code"}
+    if not rows or not need <= set(rows[0]):
+        raise AdminDataError(f"{path}: not an administrative units CSV (needs columns {', '.join(sorted(need))})")
+    return rows
 
 
 def qr_hash(text: str) -> str:
@@ -140,10 +176,10 @@ class City:
     @classmethod
     def build(cls, venues: int, kiosk_share: float = 0.2, seed: int = 1, districts: int = 0, offline: int = 0,
               silent: int = 0, camera_down: int = 0, display_down: int = 0, prefix: str = "hn",
-              admin: str | Path | None = None, keys: bool = True) -> "City":
+              admin: str | Path | None = None, keys: bool = True, province: str = DEFAULT_PROVINCE) -> "City":
         """``venues`` venues spread over the city's wards (the first ``districts`` districts, 0 = all)."""
         rng = random.Random(seed)
-        units = admin_units(admin)
+        units = admin_units(admin, province)
         if districts:
             keep = sorted({u["district_code"] for u in units})[:districts]
             units = [u for u in units if u["district_code"] in keep]

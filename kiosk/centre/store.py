@@ -154,6 +154,10 @@ class Store:
     def query(self, sql: str, params: Sequence = ()) -> list[dict]:
         raise NotImplementedError
 
+    def stream(self, sql: str, params: Sequence = (), size: int = 2000):
+        """The rows of ``sql`` as dicts, a few thousand at a time (exports of the whole city)."""
+        yield from self.query(sql, params)
+
     def write_rows(self, rows: dict[str, list[tuple]]) -> None:
         raise NotImplementedError
 
@@ -326,6 +330,21 @@ class PostgresStore(Store):
         cur = self._conn().execute(self._sql(sql), params)
         names = [d.name for d in cur.description]
         return [dict(zip(names, (int(v) if isinstance(v, Decimal) else v for v in r))) for r in cur.fetchall()]
+
+    def stream(self, sql, params=(), size=2000):
+        # A server-side cursor on a connection of its own: the export never holds the city in memory, and
+        # the response may pull each chunk from another thread.
+        conn = self._psycopg.connect(self.url)
+        try:
+            with conn.transaction(), conn.cursor(name="kiosk_centre_stream") as cur:
+                cur.execute(self._sql(sql), params)
+                names = None
+                while rows := cur.fetchmany(size):
+                    names = names or [d.name for d in cur.description]
+                    for r in rows:
+                        yield dict(zip(names, (int(v) if isinstance(v, Decimal) else v for v in r)))
+        finally:
+            conn.close()
 
     def _stage(self, conn) -> None:
         if not self._local.staged:

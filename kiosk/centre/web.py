@@ -21,7 +21,7 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.sessions import SessionMiddleware
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response, StreamingResponse
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
@@ -31,6 +31,7 @@ from kiosk.centre.i18n import LANGUAGES, words
 from kiosk.centre.queries import FIGURES, INSPECTION_KINDS, Centre, Scope
 
 DATA = resources.files("kiosk").joinpath("data/centre")
+PAGE_SIZE = 500  # inspection rows a page (the whole city is the CSV export)
 
 
 class Forbidden(Exception):
@@ -114,8 +115,11 @@ def create_app(centre: Centre, accounts: Accounts, session_key: str | None = Non
     def inspection_data(request: Request, a: Account, paged: bool = True) -> dict:
         district = request.query_params.get("district") or None
         kind = request.query_params.get("kind") or ""
-        limit = min(5000, int(request.query_params.get("limit", "500") or 500)) if paged else None
-        offset = int(request.query_params.get("offset", "0") or 0)
+        try:
+            limit = min(5000, max(1, int(request.query_params.get("limit") or PAGE_SIZE))) if paged else None
+            offset = max(0, int(request.query_params.get("offset") or 0))
+        except ValueError:
+            raise LookupError("limit/offset") from None
         return centre.inspection(scope_of(a, district=district), kinds=(kind,) if kind else (), limit=limit,
                                  offset=offset)
 
@@ -211,7 +215,7 @@ def create_app(centre: Centre, accounts: Accounts, session_key: str | None = Non
         districts = centre.districts() if a.is_city else [a.district]
         return page(request, "inspection.html", data=data, districts=districts,
                     selected=request.query_params.get("district") or "", kind=request.query_params.get("kind") or "",
-                    api="/api/v1/inspection?" + request.url.query)
+                    page_size=PAGE_SIZE, api="/api/v1/inspection?" + request.url.query)
 
     @guarded(api=False)
     def chart_svg(request, a):
@@ -234,6 +238,24 @@ def create_app(centre: Centre, accounts: Accounts, session_key: str | None = Non
         return Response("\ufeff" + buf.getvalue(), media_type="text/csv; charset=utf-8",
                         headers={"Content-Disposition": f'attachment; filename="{filename}"'})
 
+    def _csv_stream(rows, columns: list[str], filename: str) -> StreamingResponse:
+        """The whole city's rows as CSV, written as they come from the database (never all in memory)."""
+        def chunks():
+            buf = io.StringIO()
+            w = csv.writer(buf)
+            buf.write("\ufeff")
+            w.writerow(columns)
+            for i, r in enumerate(rows, 1):
+                w.writerow(["" if r.get(c) is None else r.get(c) for c in columns])
+                if i % 1000 == 0:
+                    yield buf.getvalue().encode("utf-8")
+                    buf.seek(0)
+                    buf.truncate()
+            yield buf.getvalue().encode("utf-8")
+
+        return StreamingResponse(chunks(), media_type="text/csv; charset=utf-8",
+                                 headers={"Content-Disposition": f'attachment; filename="{filename}"'})
+
     @guarded(api=False)
     def report_csv(request, a):
         rows = centre.daily_report(scope_of(a))
@@ -241,10 +263,12 @@ def create_app(centre: Centre, accounts: Accounts, session_key: str | None = Non
 
     @guarded(api=False)
     def inspection_csv(request, a):
-        data = inspection_data(request, a, paged=False)
+        district = request.query_params.get("district") or None
+        kind = request.query_params.get("kind") or None
+        rows = centre.inspection_rows(scope_of(a, district=district), kinds=(kind,) if kind else ())
         cols = ["why", "district", "ward", "venue_id", "venue_name", "address", "site", "device", "since",
                 "for_seconds", "detail"]
-        return _csv(data["rows"], cols, f"inspection-{centre.settings.today()}.csv")
+        return _csv_stream(rows, cols, f"inspection-{centre.settings.today()}.csv")
 
     # -- API ---------------------------------------------------------------------------------
     def api(fn):

@@ -1,6 +1,6 @@
 """``kiosk simulate --broker URL``: a simulated city's signed telemetry against a broker.
 
-``--venues N --kiosk-share S`` venues across Hanoi's districts and wards, a share with kiosks;
+``--venues N --kiosk-share S`` venues across Hanoi's districts and wards (``--admin DIR``), a share with kiosks;
 ``--write-registry F`` and ``--write-venues F`` write the fleet registry and venue registry a
 centre needs to believe them. ``--kiosks N`` alone: N venues, each with a kiosk.
 """
@@ -23,7 +23,10 @@ def add_arguments(p) -> None:
     p.add_argument("--kiosk-share", type=float, default=None, help="share of venues with a kiosk (default 0.2 "
                                                                    "with --venues)")
     p.add_argument("--districts", type=int, default=0, help="use only the first N of the city's districts (default all)")
-    p.add_argument("--admin-csv", default="", help="administrative units CSV (default: Hanoi's, shipped)")
+    p.add_argument("--admin", default="", metavar="DIR",
+                   help="directory of administrative units CSVs, one per province (default: $KIOSK_ADMIN_DATA, "
+                        "else ../shared/testdata/admin beside the checkout)")
+    p.add_argument("--province", default="hanoi", help="the province's CSV in --admin (default hanoi)")
     p.add_argument("--rate", type=float, default=10.0, help="check-ins per second across the city; 0 = as fast as possible")
     p.add_argument("--duration", type=float, default=10.0, help="seconds to run (default 10)")
     p.add_argument("--checkins", type=int, default=None, help="exactly this many check-ins (instead of --duration)")
@@ -42,7 +45,7 @@ def add_arguments(p) -> None:
 
 
 def run(args) -> int:
-    from kiosk.centre.simulate import City, CitySimulator
+    from kiosk.centre.simulate import AdminDataError, City, CitySimulator
     from kiosk.commands.monitor import broker_settings
     from kiosk.secrets import SecretError
 
@@ -55,8 +58,10 @@ def run(args) -> int:
     try:
         city = City.build(venues, share, seed=args.seed, districts=args.districts, offline=args.offline,
                           silent=args.silent, camera_down=args.camera_down, display_down=args.display_down,
-                          prefix=args.prefix, admin=args.admin_csv or None)
+                          prefix=args.prefix, admin=args.admin or None, province=args.province)
         city.write(args.write_registry or None, args.write_venues or None)
+    except AdminDataError:
+        raise
     except (OSError, KeyError, ValueError) as exc:
         raise UsageError(f"cannot build the city: {exc}") from None
     try:
