@@ -302,9 +302,9 @@ class CommandGate:
         if not topic.startswith(self.prefix):
             raise CommandRefused(WRONG_TOPIC)
         name = topic[len(self.prefix):]
-        if name not in KNOWN or name not in self.actions:
+        if name not in KNOWN:
             raise CommandRefused(UNKNOWN_COMMAND)
-        if name not in self.enabled:
+        if name not in self.enabled or name not in self.actions:
             raise CommandRefused(NOT_ENABLED)
         try:
             verified = signing.verify(payload, topic, self.centre_keys, max_bytes=self.max_bytes)
