@@ -219,14 +219,16 @@ class CommandGate:
 
     ``base`` is the kiosk's topic prefix ``checkin/v1/{site}/{device}``; ``actions``
     maps a command name to ``fn(command) -> (result, reason)``; ``send(topic, bytes)``
-    publishes the signed cmd-result (QoS 1, not retained, best effort).
+    publishes the signed cmd-result (QoS 1, not retained, best effort); ``schedule(fn)``
+    (the kiosk's ``post``) runs ``fn`` on the control thread: :meth:`offer` uses it to
+    have the inbox drained, once per batch however many messages arrive.
     """
 
     def __init__(self, base: str, centre_keys: signing.KeyRing, enabled: Iterable[str],
                  actions: Mapping[str, Callable[[Command], tuple[str, str]]], device_key,
                  send: Callable[[str, bytes], None], max_age_s: float, *, state_file=None,
                  clock: Callable[[], float] = time.time, max_bytes: int = MAX_COMMAND_BYTES,
-                 inbox_max: int = INBOX_MAX):
+                 inbox_max: int = INBOX_MAX, schedule: Callable[[Callable[[], object]], bool] | None = None):
         self.base = base.rstrip("/")
         self.prefix = f"{self.base}/cmd/"
         self.result_topic = f"{self.base}/cmd-result"
@@ -243,6 +245,8 @@ class CommandGate:
         self.inbox_max = inbox_max
         self.dropped = 0
         self.answered: collections.Counter[str] = collections.Counter()  # reason -> count
+        self.schedule = schedule
+        self._drain_posted = False
         self._lock = threading.Lock()
 
     @property
@@ -260,13 +264,19 @@ class CommandGate:
                     log.warning("command inbox full: %d command message(s) dropped unanswered", self.dropped)
                 return False
             self.inbox.append((topic, bytes(payload[:self.max_bytes + 1])))
-            return True
+            post = self.schedule is not None and not self._drain_posted
+            self._drain_posted = self._drain_posted or post
+        if post and not self.schedule(self.drain):
+            with self._lock:  # the control queue is full: the next message tries again
+                self._drain_posted = False
+        return True
 
     # -- control thread --------------------------------------------------------------
     def drain(self, limit: int = 10_000) -> list[Outcome]:
         """Check, act on and answer every queued message, oldest first (control thread)."""
         batch = []
         with self._lock:
+            self._drain_posted = False  # from here on a new message needs a new drain
             while self.inbox and len(batch) < limit:
                 batch.append(self.inbox.popleft())
         return self.handle_many(batch)
@@ -344,7 +354,8 @@ class CommandGate:
         log.log(level, "command %r id %r: %s %s", outcome.name, outcome.id, outcome.result, outcome.reason)
         message = signing.sign_bytes(outcome.payload(self.clock()), self.result_topic, self.device_key)
         try:
-            self.send(self.result_topic, message)
+            if self.send(self.result_topic, message) is False:
+                log.info("cmd-result for %r not sent: the broker is not connected", outcome.id)
         except Exception as exc:  # best effort: the broker may be gone; the command's effect stands
             log.warning("cmd-result for %r not sent: %s", outcome.id, exc)
 
@@ -388,11 +399,14 @@ def notice_action(show: Callable[[str], None]) -> Callable[[Command], tuple[str,
     return run
 
 
-def reload_action(coalescer: Coalescer) -> Callable[[Command], tuple[str, str]]:
-    """``reload-trust``: rate-limited and coalesced; the body is ignored."""
+def reload_action(coalescer: Coalescer, folded: Callable[[], None] | None = None) -> Callable[[Command], tuple[str, str]]:
+    """``reload-trust``: rate-limited and coalesced; the body is ignored. ``folded()`` after a folded request."""
 
     def run(command: Command) -> tuple[str, str]:
-        return coalescer.request()
+        outcome = coalescer.request()
+        if folded is not None and coalescer.pending:
+            folded()
+        return outcome
 
     return run
 

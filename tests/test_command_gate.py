@@ -279,3 +279,28 @@ def test_replay_floor_file_holds_only_the_newest_time(tmp_path):
         floor.advance(t)
     assert json.loads((tmp_path / "f.json").read_text())["newest_iat"] == signing.iso(T0 + 5)
     assert ReplayFloor(tmp_path / "f.json").refuses(T0 + 5) and not ReplayFloor(tmp_path / "f.json").refuses(T0 + 6)
+
+
+def test_offers_schedule_one_drain_per_batch(keys, tmp_path):
+    k = Kiosk(keys, tmp_path)
+    posted = []
+    k.gate.schedule = lambda fn: posted.append(fn) or True
+    for i in range(50):
+        k.gate.offer(*command(keys["centre"], "notice", str(i)))
+    assert len(posted) == 1  # the control thread is asked once, not 50 times
+    posted[0]()
+    assert k.notice == "49" and len(k.results()) == 50
+    k.gate.offer(*command(keys["centre"], "notice", "again"))
+    assert len(posted) == 2
+
+
+def test_a_full_control_queue_is_retried_by_the_next_message(keys, tmp_path):
+    k = Kiosk(keys, tmp_path)
+    answers = iter([False, True])
+    posted = []
+    k.gate.schedule = lambda fn: next(answers) and (posted.append(fn) or True)
+    k.gate.offer(*command(keys["centre"], "notice", "a"))
+    k.gate.offer(*command(keys["centre"], "notice", "b"))
+    assert len(posted) == 1
+    posted[0]()
+    assert k.notice == "b" and len(k.results()) == 2
