@@ -16,6 +16,7 @@ from kiosk import command_gate as gate_mod
 from kiosk import signing
 from kiosk.command_gate import CommandGate, Coalescer, ReplayFloor, notice_action, reload_action, sanitise_notice
 
+ROOT = __import__("pathlib").Path(__file__).resolve().parent.parent
 BASE = "checkin/v1/hn-hk/kiosk-01"
 T0 = 1_800_000_000.0
 
@@ -304,3 +305,28 @@ def test_a_full_control_queue_is_retried_by_the_next_message(keys, tmp_path):
     assert len(posted) == 1
     posted[0]()
     assert k.notice == "b" and len(k.results()) == 2
+
+
+def test_commands_and_answers_match_their_documented_schemas(keys, tmp_path):
+    from jsonschema import Draft202012Validator
+
+    from kiosk.commands.command import build
+
+    def validator(name):
+        schema = json.loads((ROOT / "docs" / "schemas" / f"{name}.schema.json").read_text())
+        Draft202012Validator.check_schema(schema)
+        return Draft202012Validator(schema, format_checker=Draft202012Validator.FORMAT_CHECKER)
+
+    topic, msg, _ = build("notice", "Kiểm tra lúc 14:00", "hn-hk", "kiosk-01", keys["centre"], expires_in=60)
+    validator("command").validate(json.loads(msg))
+    now = __import__("time").time()
+    k = Kiosk(keys, tmp_path, clock=Clock(now))
+    k.gate.handle(topic, msg)
+    k.gate.handle(f"{BASE}/cmd/notice", b"anonymous")
+    k.gate.handle(*command(keys["centre"], "reload-trust", now=now))
+    for _, payload in k.sent:
+        validator("cmd-result").validate(json.loads(payload))
+    assert [r["reason"] for r in k.results()] == ["shown", "malformed", "reloaded"]
+    every = set(validator("cmd-result").schema["properties"]["reason"]["enum"])
+    assert every >= {getattr(gate_mod, n) for n in dir(gate_mod) if n.isupper() and isinstance(getattr(gate_mod, n), str)
+                     and n not in ("OK", "REFUSED", "FLOOR_FILE")} | set(signing.REASONS)
