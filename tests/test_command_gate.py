@@ -330,3 +330,26 @@ def test_commands_and_answers_match_their_documented_schemas(keys, tmp_path):
     every = set(validator("cmd-result").schema["properties"]["reason"]["enum"])
     assert every >= {getattr(gate_mod, n) for n in dir(gate_mod) if n.isupper() and isinstance(getattr(gate_mod, n), str)
                      and n not in ("OK", "REFUSED", "FLOOR_FILE")} | set(signing.REASONS)
+
+
+def test_a_folded_reload_runs_once_when_due_on_the_posted_thread():
+    """remote.ReloadTimer: one timer however many folded requests; the reload runs where it is posted."""
+    import time
+
+    from kiosk.remote import ReloadTimer
+
+    ran = []
+    coalescer = Coalescer(lambda: ran.append("reload"), interval_s=0.3)
+    posted = []
+    timer = ReloadTimer(coalescer, lambda fn, name: posted.append(fn) or True)
+    assert coalescer.request() == ("ok", "reloaded") and ran == ["reload"]
+    for _ in range(100):
+        assert coalescer.request() == ("ok", "coalesced")
+        timer.arm()
+    deadline = time.monotonic() + 10
+    while not posted and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert len(posted) == 1 and ran == ["reload"]  # due: handed to the control thread, not run on the timer's
+    posted[0]()
+    assert ran == ["reload", "reload"] and not coalescer.pending
+    timer.cancel()
