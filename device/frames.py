@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from device import DeviceError, DeviceValueError
+
 if TYPE_CHECKING:
     import numpy
 
@@ -26,7 +28,7 @@ log = logging.getLogger(__name__)
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".pgm", ".ppm", ".tif", ".tiff", ".webp")
 
 
-class CameraError(OSError):
+class CameraError(DeviceError, OSError):
     """The camera is absent or failed; the message is for the guard's status bar."""
 
 
@@ -281,7 +283,7 @@ class Picamera2Source(FrameSource):
                  preview_size: tuple[int, int] | None = None, camera_num: int = 0, camera_class: Any = None,
                  frame_timeout_s: float = 2.0):
         if width % 2 or height % 2:
-            raise ValueError("picamera2 lores width and height must be even")
+            raise DeviceValueError("picamera2 lores width and height must be even")
         self.width, self.height, self.fps = width, height, fps
         self.preview = preview
         # main must be at least the lores size; 4:3 or 16:9 like the sensor modes.
@@ -439,4 +441,4 @@ def open_source(kind: str, path: str = "", width: int = 640, height: int = 480, 
         return FolderSource(path, loop=loop, fps=replay_fps)
     if kind == "none":
         return NullSource()
-    raise ValueError(f"unknown frame source {kind!r} (known: picamera2, opencv, folder, none)")
+    raise DeviceValueError(f"unknown frame source {kind!r} (known: picamera2, opencv, folder, none)")

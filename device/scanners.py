@@ -26,6 +26,8 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable
 
+from device import DeviceError
+
 log = logging.getLogger(__name__)
 
 
@@ -39,7 +41,7 @@ class CodeSeen:
     corners: tuple | None = None
 
 
-class ScannerUnavailable(RuntimeError):
+class ScannerUnavailable(DeviceError, RuntimeError):
     """A scanner's driver library is missing; the message says what to install."""
 
 

@@ -12,15 +12,24 @@ Patterns (``beep`` = ``[signals] beep_seconds``, ``led`` = ``led_seconds``):
 pattern       LED                       buzzer                      relay
 ============  ========================  ==========================  ============
 accept        green on for ``led``      one short beep              one pulse
+accept, shut  green on for ``led``      one short beep              --
 reject        red on for ``led``        three short beeps           --
 duplicate     green blinks for ``led``  two short beeps             one pulse
 dup. refused  red blinks for ``led``    two short beeps             --
 override      green on for ``led``      one long beep (4 x beep)    one pulse
 ============  ========================  ==========================  ============
 
+"accept, shut" is a check-in the venue counts but does not open the door for
+(an unsigned code: the guard checks the ID card), see ``accept(open_door=False)``.
+
 The status LED flashes briefly every two seconds while the kiosk is healthy
 (a heartbeat: the firmware is alive) and blinks fast when the camera or the
-broker is down (``set_health(False)``).
+broker is down (``set_health(False)``). Out of service (the ledger cannot
+write, ``set_in_service(False)``): the red LED stays on and the status LED
+blinks fast until service resumes; verdict patterns are not played meanwhile.
+
+``mock`` is True when ``pin_factory = "auto"`` fell back to mock pins on a
+machine where real ones were expected: a degraded state the kiosk reports.
 
 This module knows nothing of check-ins: the pipeline calls the pattern that
 fits its verdict, after the ledger has committed it.
@@ -106,35 +115,37 @@ class Signals:
         self.button, self.status = button, status
         self.led_seconds, self.beep_seconds, self.relay_seconds = led_seconds, beep_seconds, relay_seconds
         self.on_override: Callable[[], None] | None = None
+        self.mock = False  # open_signals sets it when "auto" fell back to mock pins
         self._lock = threading.Lock()  # verdicts come from one loop, the button from gpiozero's thread
         self._healthy: bool | None = None
+        self._in_service = True
         self._closed = False
         if button is not None:
             button.when_pressed = self._button_pressed
         self.set_health(True)
 
     # -- verdict patterns --------------------------------------------------
-    def accept(self) -> None:
-        """Green light, one short beep, door pulse."""
+    def accept(self, open_door: bool = True) -> None:
+        """Green light, one short beep, and a door pulse unless ``open_door`` is False."""
         self._play(lit=self.green, dark=self.red, led=(self.led_seconds, 0, 1),
-                   beep=(self.beep_seconds, self.beep_seconds, 1), door=True)
+                   beep=(self.beep_seconds, self.beep_seconds, 1), door=open_door)
 
     def reject(self) -> None:
         """Red light, three short beeps, door stays shut."""
         self._play(lit=self.red, dark=self.green, led=(self.led_seconds, 0, 1),
                    beep=(self.beep_seconds, self.beep_seconds, 3), door=False)
 
-    def duplicate(self, admitted: bool = True) -> None:
+    def duplicate(self, admitted: bool = True, open_door: bool | None = None) -> None:
         """Already checked in: two short beeps and a blinking LED.
 
         ``admitted`` (the venue lets people already counted through, the
-        default): green blinks and the door opens. Otherwise red blinks and
-        the door stays shut.
+        default): green blinks and the door opens (unless ``open_door`` is
+        False: an unsigned code). Otherwise red blinks and the door stays shut.
         """
         blinks = max(1, round(self.led_seconds / (2 * DUPLICATE_BLINK)))
         lit, dark = (self.green, self.red) if admitted else (self.red, self.green)
         self._play(lit=lit, dark=dark, led=(DUPLICATE_BLINK, DUPLICATE_BLINK, blinks),
-                   beep=(self.beep_seconds, self.beep_seconds, 2), door=admitted)
+                   beep=(self.beep_seconds, self.beep_seconds, 2), door=admitted if open_door is None else open_door)
 
     def override(self) -> None:
         """The guard let a rejected visitor in: green light, one long beep, door pulse."""
@@ -143,7 +154,7 @@ class Signals:
 
     def _play(self, *, lit, dark, led: tuple, beep: tuple, door: bool) -> None:
         with self._lock:
-            if self._closed:
+            if self._closed or not self._in_service:
                 return
             if dark is not None:
                 dark.off()  # cancels the other LED's pattern in progress
@@ -166,12 +177,32 @@ class Signals:
                 log.log(logging.INFO if ok else logging.WARNING, "kiosk health: %s", "ok" if ok else "DEGRADED")
             self._healthy = ok
             if self.status is not None:
-                on, off = HEARTBEAT if ok else UNHEALTHY
+                on, off = HEARTBEAT if ok and self._in_service else UNHEALTHY
                 self.status.blink(on_time=on, off_time=off)
 
     @property
     def healthy(self) -> bool:
         return bool(self._healthy)
+
+    def set_in_service(self, ok: bool) -> None:
+        """Out of service (False): red LED steadily on, status LED fast, no verdict patterns; True resumes."""
+        ok = bool(ok)
+        with self._lock:
+            if self._closed or ok == self._in_service:
+                return
+            self._in_service = ok
+            for dev in (self.green, self.buzzer):
+                if dev is not None:
+                    dev.off()
+            if self.red is not None:
+                self.red.on() if not ok else self.red.off()
+            if self.status is not None:
+                on, off = HEARTBEAT if ok and self._healthy else UNHEALTHY
+                self.status.blink(on_time=on, off_time=off)
+
+    @property
+    def in_service(self) -> bool:
+        return self._in_service
 
     # -- guard button ----------------------------------------------------------
     def _button_pressed(self) -> None:
@@ -219,6 +250,10 @@ def open_signals(config: Any, pin_factory=None) -> Signals:
         log.info("no signal pins configured: verdicts are shown on screen only")
         return Signals(**timing)
     factory = pin_factory if pin_factory is not None else make_pin_factory(getattr(config, "pin_factory", "auto"))
+    from gpiozero.pins.mock import MockFactory
+
+    # Mock pins the operator did not ask for: LEDs, buzzer and door do nothing at this entrance.
+    fell_back = pin_factory is None and getattr(config, "pin_factory", "auto") == "auto" and isinstance(factory, MockFactory)
     opened: list = []
 
     def make(cls, pin, **kw):
@@ -234,7 +269,7 @@ def open_signals(config: Any, pin_factory=None) -> Signals:
         return dev
 
     relay_active_high = getattr(config, "relay_active_high", True)
-    return Signals(
+    signals = Signals(
         green=make(LED, pins["green_led"]),
         red=make(LED, pins["red_led"]),
         buzzer=make(Buzzer, pins["buzzer"]),
@@ -244,3 +279,5 @@ def open_signals(config: Any, pin_factory=None) -> Signals:
         status=make(LED, pins["status_led"]),
         **timing,
     )
+    signals.mock = fell_back
+    return signals

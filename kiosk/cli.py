@@ -3,7 +3,13 @@
 Each command module has ``add_arguments(parser)`` and ``run(args) -> int``;
 they are imported only when chosen, so ``kiosk --version`` and the config
 check start in a fraction of a second. Exit codes: 0 ok, 1 a negative
-answer (a rejected code, a failed check), 2 usage or configuration errors.
+answer (a rejected code, a failed check) or a resource that is not usable
+(a missing device, a broker that is down), 2 usage or configuration errors.
+
+Any :class:`kiosk.errors.KioskError` or :class:`device.DeviceError` is printed
+as one line with its class's ``exit_code``; so is an ``OSError`` (a file that
+cannot be read, a refused connection). A traceback means a bug: ``-vv`` shows
+the traceback of the one-line errors too.
 """
 
 from __future__ import annotations
@@ -14,7 +20,9 @@ import logging
 import os
 import sys
 
+from device import DeviceError
 from kiosk import __version__
+from kiosk.errors import KioskError, KioskValueError
 
 # subcommand -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -40,7 +48,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
-class UsageError(Exception):
+class UsageError(KioskValueError):
     """Bad command-line use; reported with exit code 2."""
 
 
@@ -76,13 +84,36 @@ def main(argv: list[str] | None = None) -> int:
     _setup_logging(args.verbose)
     from kiosk.config import ConfigError
 
+    log = logging.getLogger("kiosk")
     try:
         return int(module.run(args) or 0)
     except ConfigError as exc:
+        log.debug("configuration error", exc_info=True)
+        if len(exc.problems) > 1:
+            for problem in exc.problems:
+                print(f"{problem.level}: {problem}", file=sys.stderr)
         print(f"kiosk: configuration error: {exc}", file=sys.stderr)
-        return 2
-    except UsageError as exc:
-        print(f"kiosk {chosen}: {exc}", file=sys.stderr)
-        return 2
+        return exc.exit_code
+    except (KioskError, DeviceError) as exc:
+        log.debug("%s", type(exc).__name__, exc_info=True)
+        for line in _lines(exc):
+            print(f"kiosk {chosen}: {line}", file=sys.stderr)
+        return exc.exit_code
+    except OSError as exc:  # a file named on the command line, a device, a refused connection
+        log.debug("%s", type(exc).__name__, exc_info=True)
+        print(f"kiosk {chosen}: {_os_error(exc)}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         return 130
+
+
+def _lines(exc: BaseException) -> list[str]:
+    """The message's lines, each printed with the command's prefix (an error may list several rows)."""
+    lines = [" ".join(line.split()) for line in str(exc).splitlines()]
+    return [line for line in lines if line] or [type(exc).__name__]
+
+
+def _os_error(exc: OSError) -> str:
+    what = exc.strerror or " ".join(_lines(exc))
+    name = exc.filename if exc.filename is not None else None
+    return f"{name}: {what}" if name else what

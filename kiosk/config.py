@@ -1,16 +1,23 @@
 """The kiosk's one TOML configuration: typed, validated once at start-up.
 
 Each ``[section]`` is a dataclass below; field names are the TOML keys, the
-``help`` metadata is what ``config/kiosk.example.toml`` documents. Validation
-happens before any hardware is touched and fails with one message naming the
-key and, where it can be found, the line: ``kiosk.toml:12: [signals] grean_led:
-unknown key``. Unknown keys are errors, so a typo never silently falls back to
-a default.
+``help`` metadata is what ``config/kiosk.example.toml`` documents; ``path=``
+marks the keys that name files (``"file"``, ``"dir"`` or ``"any"``), ``pin=`` the
+GPIO pins, ``secret=`` the references to secrets. Every problem is reported at
+once, each naming the key and, where it can be found, the line: ``kiosk.toml:12:
+[signals] grean_led: unknown key``. Unknown keys are errors, so a typo never
+silently falls back to a default.
+
+This module is the schema (types, ranges, names, rules between keys) and the
+one TOML writer (:func:`toml_value`, :func:`dump_toml`, :func:`edit_toml`);
+:mod:`kiosk.preflight` adds what the config points at (files, keys, devices,
+the broker URL), and is what both ``kiosk config check`` and ``kiosk run`` use.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import re
 import tomllib
@@ -20,16 +27,53 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from kiosk.errors import KioskValueError
 
-class ConfigError(ValueError):
-    """A configuration problem; ``str()`` is the message for the operator."""
+COMMAND_NAMES = ("reload-trust", "notice")  # inbound commands a kiosk knows ([mqtt] commands)
+VISIT_LOG_FIELDS = ("name", "birth_date", "id_number", "phone")  # what [ledger] visit_log_fields may name
+CONFIG_MAX_BYTES = 1024 * 1024
+ERROR, WARNING = "error", "warning"
 
-    def __init__(self, message: str, key: str = "", line: int | None = None, path: str | None = None):
-        self.key, self.line, self.path = key, line, path
+
+@dataclass(frozen=True)
+class Problem:
+    """One finding about a config: an error (the kiosk will not start) or a warning.
+
+    ``str()`` is the operator's line: ``kiosk.toml:12: [signals] grean_led: unknown key``.
+    """
+
+    message: str
+    key: str = ""  # "[section] key", "[section]" or "" for the file itself
+    line: int | None = None
+    path: str | None = None
+    level: str = ERROR
+
+    def __str__(self) -> str:
         where = ""
-        if path:
-            where = f"{path}:{line}: " if line else f"{path}: "
-        super().__init__(f"{where}{key + ': ' if key else ''}{message}")
+        if self.path:
+            where = f"{self.path}:{self.line}: " if self.line else f"{self.path}: "
+        return f"{where}{self.key + ': ' if self.key else ''}{self.message}"
+
+
+class ConfigError(KioskValueError):
+    """A configuration problem; ``str()`` is the message for the operator.
+
+    ``problems`` holds every error found (the message is the first one's, plus a count).
+    """
+
+    def __init__(self, message: str, key: str = "", line: int | None = None, path: str | None = None,
+                 problems: list[Problem] | None = None):
+        self.key, self.line, self.path = key, line, path
+        first = Problem(message, key, line, path)
+        self.problems = list(problems) if problems else [first]
+        more = len([p for p in self.problems if p.level == ERROR]) - 1
+        super().__init__(str(first) + (f" (and {more} more problem{'s' if more > 1 else ''})" if more > 0 else ""))
+
+    @classmethod
+    def of(cls, problems: list[Problem]) -> "ConfigError":
+        errors = [p for p in problems if p.level == ERROR]
+        first = errors[0]
+        return cls(first.message, first.key, first.line, first.path, problems=errors)
 
 
 def _f(default: Any = dataclasses.MISSING, help: str = "", **kw: Any) -> Any:
@@ -43,8 +87,8 @@ def _f(default: Any = dataclasses.MISSING, help: str = "", **kw: Any) -> Any:
 class DeviceConfig:
     site: str = _f(example="hn-hoankiem", help="Site (district/organisation) id used in MQTT topics: checkin/v1/{site}/{device}/...", pattern=r"^[A-Za-z0-9_.-]+$")
     id: str = _f(example="kiosk-001", help="This kiosk's device id, unique within the site.", pattern=r"^[A-Za-z0-9_.-]+$")
-    state_dir: str = _f("/var/lib/kiosk", help="Where the ledger and the device key live (systemd StateDirectory).")
-    key_file: str = _f("", help="This kiosk's Ed25519 telemetry signing key: a file path or credential:NAME; empty = device-key.pem in state_dir (made at provisioning). Never in this file.", secret=True)
+    state_dir: str = _f("/var/lib/kiosk", help="Where the ledger and the device key live (systemd StateDirectory).", path="dir")
+    key_file: str = _f("", help="This kiosk's Ed25519 telemetry signing key: a file path or credential:NAME; empty = device-key.pem in state_dir (made at provisioning). Never in this file.", secret=True, path="file")
 
 
 @dataclass(kw_only=True)
@@ -85,10 +129,10 @@ class ScannerConfig:
 
 @dataclass(kw_only=True)
 class TrustConfig:
-    paths: list[str] = _f([], help="Trusted signer certificates: PEM/DER files, folders of them, or trust-list JSON files.")
+    paths: list[str] = _f([], help="Trusted signer certificates: PEM/DER files, folders of them, or trust-list JSON files.", path="any")
     max_age_days: int = _f(30, help="Warn the guard when the trust list is older than this.", min=1)
-    bundle: str = _f("", help="Signed trust bundle file (kiosk trust build/sign); also received on the retained MQTT trust topic.")
-    authority_key: str = _f("", help="The trust authority's Ed25519 public key (PEM) that bundles must be signed with.")
+    bundle: str = _f("", help="Signed trust bundle file (kiosk trust build/sign); also received on the retained MQTT trust topic.", path="file")
+    authority_key: str = _f("", help="The trust authority's Ed25519 public key (PEM) that bundles must be signed with.", path="file")
     max_age_hours: int = _f(0, help="Reject signed codes with trust-stale when the trust bundle is older than this many hours; 0 = never.", min=0)
 
 
@@ -108,7 +152,7 @@ class PolicyConfig:
     clock_skew_seconds: int = _f(300, help="Tolerance for issued-at/not-before against the kiosk clock.", min=0)
     duplicate_window_minutes: float = _f(30.0, help="The same person inside this window is a duplicate, counted once.", min=0.0)
     duplicates_accepted: bool = _f(True, help="Let a visitor already checked in inside the window through again (shown as 'Already checked in', never counted twice).")
-    revoked_file: str = _f("", help="File of revoked certificate/declaration identifiers (SHA-256 hex, one per line).")
+    revoked_file: str = _f("", help="File of revoked certificate/declaration identifiers (SHA-256 hex, one per line).", path="file")
     unsigned_opens_door: bool = _f(False, help="Open the door for unsigned codes (PC-Covid, CCCD) as for verified ones. Off: they are checked in and counted, the door stays shut and the guard is told to check the ID card.")
     override_window_seconds: float = _f(60.0, help="The guard's override lets in the last rejected visitor only within this many seconds of the reject, and only while no later verdict came in.", min=1.0)
     dcc_products: list[str] = _f([], help="EU DCC vaccination: accepted medicinal products (mp codes); empty = any.")
@@ -140,17 +184,17 @@ class ScreenConfig:
     verdict_seconds: float = _f(2.0, help="How long the accept/reject screen stays before going back to idle.", min=0.2)
     show_name: str = _f("masked", help="Visitor's name on the verdict screen: masked (Nguyễn V. A.), full, or none.",
                         choices=("masked", "full", "none"))
-    font: str = _f("", help="TTF font with Vietnamese glyphs; empty = find one on the system.")
+    font: str = _f("", help="TTF font with Vietnamese glyphs; empty = find one on the system.", path="file")
     live_seconds: float = _f(1.5, help="Camera preview stays on screen this long after a code was last seen in it; 0 = never show the preview.", min=0.0)
 
 
 @dataclass(kw_only=True)
 class LedgerConfig:
-    path: str = _f("", help="SQLite ledger file; empty = ledger.sqlite3 in device.state_dir.")
-    pseudonym_key_file: str = _f("", help="Secret key for pseudonyms (keyed hash of identities); empty = created in state_dir on first start.")
+    path: str = _f("", help="SQLite ledger file; empty = ledger.sqlite3 in device.state_dir.", path="file")
+    pseudonym_key_file: str = _f("", help="Secret key for pseudonyms (keyed hash of identities); empty = created in state_dir on first start.", path="file")
     outbox_max: int = _f(100000, help="Most unsent event messages kept while offline; the oldest are dropped first (counted).", min=100)
     visit_log: bool = _f(False, help="Keep a visit log for contact tracing (off by default).")
-    visit_log_fields: list[str] = _f([], help="Personal fields the visit log may keep: name, birth_date, id_number, phone.")
+    visit_log_fields: list[str] = _f([], help="Personal fields the visit log may keep: name, birth_date, id_number, phone.", items=VISIT_LOG_FIELDS)
     retention_days: int = _f(21, help="Visit log entries older than this are purged.", min=1, max=365)
 
 
@@ -159,10 +203,10 @@ class MqttConfig:
     enabled: bool = _f(True, help="Publish telemetry to the central broker.")
     url: str = _f("mqtt://localhost:1883", help="Broker URL: mqtt://host:port or mqtts://host:port.", pattern=r"^mqtts?://[^/\s]+$")
     username: str = _f("", help="Broker user name.")
-    password_file: str = _f("", help="Password: a file path, or credential:NAME for a systemd credential. Never logged.", secret=True)
-    ca_file: str = _f("", help="CA certificate for TLS; empty = system CAs (mqtts only).")
-    cert_file: str = _f("", help="Client certificate for TLS client authentication.")
-    key_file: str = _f("", help="Client key: a file path or credential:NAME.", secret=True)
+    password_file: str = _f("", help="Password: a file path, or credential:NAME for a systemd credential. Never logged.", secret=True, path="file")
+    ca_file: str = _f("", help="CA certificate for TLS; empty = system CAs (mqtts only).", path="file")
+    cert_file: str = _f("", help="Client certificate for TLS client authentication.", path="file")
+    key_file: str = _f("", help="Client key: a file path or credential:NAME.", secret=True, path="file")
     keepalive: int = _f(30, help="MQTT keepalive in seconds.", min=5, max=3600)
     reconnect_min_seconds: float = _f(1.0, help="First reconnect delay.", min=0.1)
     reconnect_max_seconds: float = _f(60.0, help="Longest reconnect delay (exponential backoff).", min=1.0)
@@ -171,22 +215,22 @@ class MqttConfig:
     counts_min_interval_seconds: float = _f(2.0, help="Publish counts on change at most this often.", min=0.0)
     health_interval_seconds: float = _f(60.0, help="Republish health (camera, frame rates, latency) at least this "
                                                    "often; a camera or clock change goes out at once.", min=1.0)
-    commands: list[str] = _f([], help="Inbound commands accepted on .../cmd/{name}: reload-trust, notice.")
-    centre_key: str = _f("", help="The centre's Ed25519 public key (PEM): commands must be signed with it; empty = every command refused.")
+    commands: list[str] = _f([], help="Inbound commands accepted on .../cmd/{name}: reload-trust, notice.", items=COMMAND_NAMES)
+    centre_key: str = _f("", help="The centre's Ed25519 public key (PEM): commands must be signed with it; empty = every command refused.", path="file")
     command_max_age_seconds: float = _f(300.0, help="Signed commands older than this are refused as stale.", min=5.0)
     ha_discovery: bool = _f(False, help="Publish Home Assistant MQTT discovery for this kiosk.")
 
 
 @dataclass(kw_only=True)
 class TracingConfig:
-    authority_key: str = _f("", help="The health authority's Ed25519 public key (PEM) that trace requests must be signed with; empty = every request refused.")
+    authority_key: str = _f("", help="The health authority's Ed25519 public key (PEM) that trace requests must be signed with; empty = every request refused.", path="file")
     request_max_age_seconds: float = _f(86400.0, help="Trace requests issued longer ago than this are refused as stale.", min=60.0)
 
 
 @dataclass(kw_only=True)
 class AudioConfig:
     enabled: bool = _f(False, help="Speak a short verdict (Mời vào / Welcome, Xin gặp bảo vệ / Please see the guard) for visitors who cannot see the screen.")
-    directory: str = _f("", help="Folder of pre-recorded welcome.wav and see-guard.wav; empty = rendered with espeak-ng at start-up.")
+    directory: str = _f("", help="Folder of pre-recorded welcome.wav and see-guard.wav; empty = rendered with espeak-ng at start-up.", path="dir")
     volume: float = _f(0.8, help="Playback volume, 0 to 1.", min=0.0, max=1.0)
 
 
@@ -230,7 +274,7 @@ def _required(f: dataclasses.Field) -> bool:
     return f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING  # type: ignore[misc]
 
 
-def _find_line(text: str, section: str, key: str | None) -> int | None:
+def _find_line(text: str, section: str | None, key: str | None) -> int | None:
     """Best-effort line of ``[section] key`` in the TOML text (tomllib keeps no positions)."""
     lines = text.splitlines()
     start = None
@@ -265,7 +309,12 @@ def _check_value(value: Any, ftype: Any, meta: dict, key: str) -> Any:
         (item,) = typing.get_args(ftype)
         if not isinstance(value, list):
             raise ConfigError(f"expected a list of {_type_name(item)}s, got {type(value).__name__}")
-        return [_check_value(v, item, {}, key) for v in value]
+        items = [_check_value(v, item, {}, key) for v in value]
+        if "items" in meta:
+            for v in items:
+                if v not in meta["items"]:
+                    raise ConfigError(f"unknown name {v!r} (known: {', '.join(meta['items'])})")
+        return items
     if ftype is bool:
         if not isinstance(value, bool):
             raise ConfigError(f"expected true or false, got {value!r}")
@@ -279,6 +328,8 @@ def _check_value(value: Any, ftype: Any, meta: dict, key: str) -> Any:
     elif ftype is str:
         if not isinstance(value, str):
             raise ConfigError(f"expected a string, got {value!r}")
+        if "\0" in value:
+            raise ConfigError("must not contain a NUL character")
     if "choices" in meta and value not in meta["choices"]:
         raise ConfigError(f"must be one of {', '.join(meta['choices'])}, got {value!r}")
     if "pattern" in meta and not re.match(meta["pattern"], value):
@@ -292,111 +343,160 @@ def _check_value(value: Any, ftype: Any, meta: dict, key: str) -> Any:
     return value
 
 
-def _build_section(name: str, cls: type, data: Any, text: str, path: str) -> Any:
+class _Collector:
+    """Gathers every problem of one config text, each with its key, file and line."""
+
+    def __init__(self, text: str, path: str):
+        self.text, self.path = text, path
+        self.problems: list[Problem] = []
+
+    def add(self, message: str, section: str | None = None, key: str | None = None, level: str = ERROR) -> None:
+        name = "" if section is None else f"[{section}] {key}" if key else f"[{section}]"
+        line = _find_line(self.text, section, key) if section else None
+        self.problems.append(Problem(message, name, line, self.path, level))
+
+
+def _build_section(name: str, cls: type, data: Any, out: _Collector) -> Any:
+    """The section's dataclass; a bad value is reported and its default used, so checking goes on."""
     if not isinstance(data, dict):
-        raise ConfigError("must be a table", key=f"[{name}]", line=_find_line(text, name, None), path=path)
+        out.add("must be a table", name)
+        data = {}
     hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls)}
     values = {}
     for key, value in data.items():
         if key not in fields:
-            raise ConfigError(f"unknown key (known: {', '.join(fields)})", key=f"[{name}] {key}",
-                              line=_find_line(text, name, key), path=path)
+            out.add(f"unknown key (known: {', '.join(fields)})", name, key)
+            continue
         try:
             values[key] = _check_value(value, hints[key], dict(fields[key].metadata), key)
         except ConfigError as exc:
-            raise ConfigError(str(exc), key=f"[{name}] {key}", line=_find_line(text, name, key), path=path) from None
+            out.add(exc.problems[0].message, name, key)
     for fname, f in fields.items():
         if fname not in values and _required(f):
-            raise ConfigError("required value missing", key=f"[{name}] {fname}", line=_find_line(text, name, None), path=path)
+            out.add("required value missing", name, fname)
+            values[fname] = ""
     return cls(**values)
 
 
-def _cross_checks(cfg: Config, text: str, path: str) -> None:
-    """Rules that span keys: one GPIO pin per device, readable files, known formats."""
+SCREEN_MIN, SCREEN_MAX = (160, 120), 10000
+
+
+def screen_size(text: str) -> tuple[int, int] | None:
+    """``WxH`` as numbers; None for ``auto``."""
+    if text == "auto":
+        return None
+    w, _, h = text.partition("x")
+    return int(w), int(h)
+
+
+def _cross_checks(cfg: Config, out: _Collector) -> None:
+    """Rules that span keys or need more than a type: one GPIO pin per device, known formats, sizes."""
     seen: dict[int, str] = {}
     for f in dataclasses.fields(SignalsConfig):
         pin = getattr(cfg.signals, f.name)
         if f.metadata.get("pin") and pin is not None:
             if pin in seen:
-                raise ConfigError(f"GPIO {pin} is already used by [signals] {seen[pin]}", key=f"[signals] {f.name}",
-                                  line=_find_line(text, "signals", f.name), path=path)
-            seen[pin] = f.name
+                out.add(f"GPIO {pin} is already used by [signals] {seen[pin]}", "signals", f.name)
+            else:
+                seen[pin] = f.name
     from kiosk.codes import FORMAT_NAMES
 
     for fmt in cfg.policy.accept_formats:
         if fmt not in FORMAT_NAMES or fmt == "unknown":
-            raise ConfigError(f"unknown format {fmt!r} (known: {', '.join(FORMAT_NAMES[:-1])})",
-                              key="[policy] accept_formats", line=_find_line(text, "policy", "accept_formats"), path=path)
-    files = [("trust", "paths", p) for p in cfg.trust.paths]
-    files += [("policy", "revoked_file", cfg.policy.revoked_file), ("ledger", "pseudonym_key_file", cfg.ledger.pseudonym_key_file),
-              ("mqtt", "ca_file", cfg.mqtt.ca_file), ("mqtt", "cert_file", cfg.mqtt.cert_file),
-              ("mqtt", "password_file", cfg.mqtt.password_file), ("mqtt", "key_file", cfg.mqtt.key_file)]
-    for section, key, value in files:
-        if not value or value.startswith("credential:"):
-            continue
-        p = cfg.resolve(value)
-        if key == "pseudonym_key_file" and not p.exists():
-            continue  # created on first start
-        if not (p.is_dir() if key == "paths" and p.is_dir() else os.access(p, os.R_OK) and p.is_file()):
-            raise ConfigError(f"cannot read {str(p)!r}", key=f"[{section}] {key}", line=_find_line(text, section, key), path=path)
-    _check_contents(cfg, text, path)
-    for fld in cfg.ledger.visit_log_fields:
-        if fld not in ("name", "birth_date", "id_number"):
-            raise ConfigError(f"unknown personal field {fld!r} (allowed: name, birth_date, id_number)",
-                              key="[ledger] visit_log_fields", line=_find_line(text, "ledger", "visit_log_fields"), path=path)
+            out.add(f"unknown format {fmt!r} (known: {', '.join(FORMAT_NAMES[:-1])})", "policy", "accept_formats")
+    size = screen_size(cfg.screen.size) if re.match(r"^(auto|\d+x\d+)$", cfg.screen.size) else None
+    if size is not None:
+        (w, h), (min_w, min_h) = size, SCREEN_MIN
+        if not (min(w, h) >= min(min_w, min_h) and max(w, h) >= max(min_w, min_h) and max(w, h) <= SCREEN_MAX):
+            out.add(f"{cfg.screen.size!r} is not a usable screen size (at least {min_w}x{min_h} or {min_h}x{min_w}, "
+                    f"at most {SCREEN_MAX} a side)", "screen", "size")
+    if cfg.ledger.visit_log_fields and not cfg.ledger.visit_log:
+        out.add("has no effect while [ledger] visit_log = false", "ledger", "visit_log_fields", level=WARNING)
 
 
-def _check_contents(cfg: Config, text: str, path: str) -> None:
-    """Readable is not enough: the trust list and revocation file must also parse."""
-    if cfg.trust.paths:
-        from kiosk.trust import TrustStore
+def collect(text: str, path: str = "<config>") -> tuple[Config, list[Problem]]:
+    """Every schema problem of a TOML text at once, and the config built from the valid values.
 
-        try:
-            TrustStore.load([str(cfg.resolve(p)) for p in cfg.trust.paths])
-        except ValueError as exc:
-            raise ConfigError(str(exc), key="[trust] paths", line=_find_line(text, "trust", "paths"), path=path) from None
-    if cfg.policy.revoked_file:
-        from kiosk.policy import load_revoked
-
-        try:
-            load_revoked(cfg.resolve(cfg.policy.revoked_file))
-        except ValueError as exc:
-            raise ConfigError(str(exc), key="[policy] revoked_file", line=_find_line(text, "policy", "revoked_file"),
-                              path=path) from None
-
-
-def parse(text: str, path: str = "<config>") -> Config:
-    """Validate TOML text into a :class:`Config`, or raise :class:`ConfigError`."""
+    Bad values are replaced by their defaults in the returned config (missing
+    required strings by ""), so the checks that follow can still look at the
+    rest; callers must treat a config with errors as invalid.
+    """
+    out = _Collector(text, path)
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         m = re.search(r"line (\d+)", str(exc))
-        raise ConfigError(f"not valid TOML: {exc}", line=int(m.group(1)) if m else None, path=path) from None
-    sections = {}
-    for name, value in data.items():
-        if name not in SECTIONS:
-            raise ConfigError(f"unknown section (known: {', '.join(SECTIONS)})", key=f"[{name}]",
-                              line=_find_line(text, name, None), path=path)
-        sections[name] = _build_section(name, SECTIONS[name], value, text, path)
+        out.problems.append(Problem(f"not valid TOML: {exc}", "", int(m.group(1)) if m else None, path))
+        data = None
+    sections: dict[str, Any] = {}
+    if data is not None:
+        for name, value in data.items():
+            if name not in SECTIONS:
+                out.add(f"unknown section (known: {', '.join(SECTIONS)})", name)
+                continue
+            sections[name] = _build_section(name, SECTIONS[name], value, out)
+        for name in ("device", "venue"):
+            if name not in sections:
+                out.problems.append(Problem("required section missing", f"[{name}]", None, path))
     for name in ("device", "venue"):
         if name not in sections:
-            raise ConfigError("required section missing", key=f"[{name}]", path=path)
+            sections[name] = SECTIONS[name](**{f.name: "" for f in dataclasses.fields(SECTIONS[name]) if _required(f)})
     cfg = Config(**sections, source_path=str(path))
-    _cross_checks(cfg, text, path)
+    if data is not None:
+        _cross_checks(cfg, out)
+    return cfg, out.problems
+
+
+def parse(text: str, path: str = "<config>") -> Config:
+    """Validate TOML text into a :class:`Config`, or raise :class:`ConfigError` (holding every error).
+
+    This is the schema only (types, ranges, known keys); what the config points
+    at (files, keys, devices, the broker URL) is checked by :mod:`kiosk.preflight`.
+    """
+    cfg, problems = collect(text, path)
+    if any(p.level == ERROR for p in problems):
+        raise ConfigError.of(problems)
     return cfg
 
 
-def load(path: str | os.PathLike) -> Config:
-    """Read and validate a config file."""
-    p = Path(path)
+def read_text(path: str | os.PathLike) -> str:
+    """A config file's text: a regular UTF-8 file of at most 1 MiB, else :class:`ConfigError`."""
+    from kiosk.secrets import FileRefused, read_capped
+
     try:
-        text = p.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"cannot read config file: {exc.strerror}", path=str(p)) from None
+        data = read_capped(path, CONFIG_MAX_BYTES)
+    except FileRefused as exc:
+        raise ConfigError(f"cannot read config file: {str(exc)[len(str(path)) + 2:] or exc}", path=str(path)) from None
+    try:
+        return data.decode("utf-8")
     except UnicodeDecodeError:
-        raise ConfigError("config file is not UTF-8 text", path=str(p)) from None
-    return parse(text, str(p))
+        raise ConfigError("config file is not UTF-8 text", path=str(path)) from None
+
+
+def load(path: str | os.PathLike) -> Config:
+    """Read and validate a config file (the schema; see :mod:`kiosk.preflight` for the rest)."""
+    return parse(read_text(path), str(path))
+
+
+def path_keys() -> list[tuple[str, str]]:
+    """(section, key) of every key that names a file or folder (``path=`` on the field)."""
+    return [(section, f.name) for section, cls in SECTIONS.items() for f in dataclasses.fields(cls)
+            if f.metadata.get("path")]
+
+
+def required_keys() -> list[tuple[str, str]]:
+    """(section, key) of every key without a default: what each kiosk's own config must give."""
+    return [(section, f.name) for section, cls in SECTIONS.items() for f in dataclasses.fields(cls) if _required(f)]
+
+
+def field_meta(section: str, key: str) -> dict:
+    """The schema's metadata of ``[section] key`` (help, path, secret, pin, ...); {} when unknown."""
+    cls = SECTIONS.get(section)
+    for f in dataclasses.fields(cls) if cls else ():
+        if f.name == key:
+            return dict(f.metadata)
+    return {}
 
 
 def describe() -> list[tuple[str, str, Any, str]]:
@@ -409,14 +509,68 @@ def describe() -> list[tuple[str, str, Any, str]]:
     return rows
 
 
-def _toml_value(value: Any) -> str:
+def toml_value(value: Any) -> str:
+    """One TOML value: the config holds only strings, numbers, booleans and flat lists of them."""
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, (int, float)):
         return repr(value)
+    if isinstance(value, str):
+        # JSON string escapes (\\ \" \n \t \uXXXX) are all valid in TOML basic strings.
+        return json.dumps(value, ensure_ascii=False)
     if isinstance(value, list):
-        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
-    return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
+        return "[" + ", ".join(toml_value(v) for v in value) + "]"
+    raise ConfigError(f"cannot write {type(value).__name__} {value!r} as a TOML value")
+
+
+def dump_toml(sections: dict[str, dict[str, Any]], header: list[str] = ()) -> str:
+    """``[section]`` tables of ``key = value`` lines, after ``header`` comment lines: the one TOML writer."""
+    lines = [f"# {h}" if h else "#" for h in header]
+    for section, values in sections.items():
+        if lines:
+            lines.append("")
+        lines.append(f"[{section}]")
+        lines += [f"{_toml_key(k)} = {toml_value(v)}" for k, v in values.items()]
+    return "\n".join(lines) + "\n"
+
+
+def _toml_key(key: str) -> str:
+    return key if re.match(r"^[A-Za-z0-9_-]+$", key) else json.dumps(key, ensure_ascii=False)
+
+
+def edit_toml(template: str, overrides: dict[str, dict[str, Any]]) -> str:
+    """The template's text with ``[section] key`` set to each override, comments kept.
+
+    Edits lines rather than re-serialising, so the documentation of
+    config/kiosk.example.toml stays in a provisioned kiosk.toml for whoever opens
+    it on the device. A key shown commented out (``# key = default``) is replaced in place.
+    """
+    lines = template.splitlines()
+    for section, values in overrides.items():
+        for key, value in values.items():
+            new = f"{_toml_key(key)} = {toml_value(value)}"
+            start = next((i for i, ln in enumerate(lines) if re.match(rf"^\s*\[\s*{re.escape(section)}\s*\]\s*$", ln)), None)
+            if start is None:
+                lines += ["", f"[{section}]"]
+                start = len(lines) - 1
+            end = next((j for j in range(start + 1, len(lines)) if re.match(r"^\s*\[", lines[j])), len(lines))
+            pattern = re.compile(rf"^\s*#?\s*{re.escape(key)}\s*=")
+            hit = next((j for j in range(start + 1, end) if pattern.match(lines[j])), None)
+            if hit is not None:
+                lines[hit] = new
+            else:
+                # After the section's last non-blank line, so the blank separator stays.
+                at = end
+                while at > start + 1 and not lines[at - 1].strip():
+                    at -= 1
+                lines.insert(at, new)
+    text = "\n".join(lines) + "\n"
+    data = tomllib.loads(text)
+    for section, values in overrides.items():
+        for key, value in values.items():
+            if data.get(section, {}).get(key) != value:
+                raise ConfigError("could not be set in the template", key=f"[{section}] {key}")
+    return text
 
 
 def example_toml() -> str:
@@ -435,9 +589,9 @@ def example_toml() -> str:
                 help_ += f" One of: {', '.join(meta['choices'])}."
             out.append(f"# {help_}")
             if _required(f):
-                out.append(f"{f.name} = {_toml_value(meta.get('example', ''))}")
+                out.append(f"{f.name} = {toml_value(meta.get('example', ''))}")
             else:
                 default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
-                out.append(f"# {f.name} = {_toml_value(default)}" if default is not None else f"# {f.name} =  (unset)")
+                out.append(f"# {f.name} = {toml_value(default)}" if default is not None else f"# {f.name} =  (unset)")
         out.append("")
     return "\n".join(out)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from datetime import datetime, timezone
 
 from kiosk import reasons
 from kiosk.checkin import ACCEPT, REJECT, CheckinDesk, DuplicateWindow
@@ -39,7 +40,7 @@ class Clock:
         self.t = 1000.0
 
     def __call__(self):
-        return self.t
+        return datetime.fromtimestamp(self.t, timezone.utc)
 
 
 def desk(window_s=1800.0, **kw):

@@ -42,3 +42,38 @@ def test_start_up_is_fast():
     t0 = time.monotonic()
     kiosk("--version")
     assert time.monotonic() - t0 < 5  # generous: shared machines; the point is no heavy imports
+
+
+def test_kiosk_and_device_errors_are_one_line_with_their_exit_code(monkeypatch, capsys):
+    """Any KioskError or DeviceError (and an OSError) from a command: one line, its exit code, no traceback."""
+    import types
+
+    from device import DeviceError
+    from device.frames import CameraError
+    from kiosk import cli
+    from kiosk.errors import KioskOSError, KioskValueError
+
+    cases = [(KioskValueError("bad --at value\nforged: line"), 2), (KioskOSError("ledger disk full"), 1),
+             (CameraError("no camera 0"), 1), (DeviceError("relay board gone"), 1),
+             (ConnectionRefusedError(111, "Connection refused"), 1), (FileNotFoundError(2, "No such file", "x.pem"), 1)]
+    for exc, code in cases:
+        def run(args, exc=exc):
+            raise exc
+        fake = types.SimpleNamespace(add_arguments=lambda p: None, run=run)
+        monkeypatch.setattr(cli.importlib, "import_module", lambda name, fake=fake: fake)
+        assert cli.main(["verify"]) == code
+        err = capsys.readouterr().err
+        assert "Traceback" not in err and err.startswith("kiosk verify: ")
+        assert all(line.startswith("kiosk verify: ") for line in err.splitlines())
+    assert isinstance(CameraError("x"), OSError) and isinstance(CameraError("x"), DeviceError)
+
+
+def test_bad_files_named_on_the_command_line_print_no_traceback(tmp_path):
+    import os
+
+    os.mkfifo(tmp_path / "fifo.toml")
+    for args in (["config", "check", str(tmp_path / "fifo.toml")], ["config", "check", str(tmp_path)],
+                 ["run", "--config", str(tmp_path / "missing.toml")]):
+        r = kiosk(*args)
+        assert r.returncode == 2 and "Traceback" not in r.stderr, (args, r.stderr)
+        assert str(tmp_path) in r.stderr

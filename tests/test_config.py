@@ -34,6 +34,15 @@ def error_of(text: str, tmp_path: Path) -> str:
     return str(exc.value)
 
 
+def preflight_error_of(text: str, tmp_path: Path) -> str:
+    """What the config points at (files, keys) is the preflight's: the first error's line."""
+    from kiosk import preflight
+
+    report = preflight.check_text(text, str(tmp_path / "kiosk.toml"), host=False)
+    assert report.errors, "expected an error"
+    return str(report.errors[0])
+
+
 def test_minimal_config_gets_documented_defaults():
     cfg = config.parse(MINIMAL)
     assert cfg.venue.name == "Quán Phở"
@@ -57,7 +66,7 @@ def test_typo_names_key_and_line(tmp_path):
         ("[signals]\ngreen_led = 40\n", "[signals] green_led", "0..27"),
         ('[mqtt]\nurl = "http://broker"\n', "[mqtt] url", "expected form"),
         ('[policy]\naccept_formats = ["eu-dcc", "yellow-card"]\n', "[policy] accept_formats", "unknown format"),
-        ('[ledger]\nvisit_log_fields = ["name", "religion"]\n', "[ledger] visit_log_fields", "unknown personal field"),
+        ('[ledger]\nvisit_log_fields = ["name", "religion"]\n', "[ledger] visit_log_fields", "unknown name 'religion'"),
         ('[frobnicate]\nx = 1\n', "[frobnicate]", "unknown section"),
     ],
 )
@@ -82,7 +91,7 @@ def test_two_devices_on_one_pin(tmp_path):
 
 
 def test_unreadable_trust_file(tmp_path):
-    msg = error_of(MINIMAL + '\n[trust]\npaths = ["no-such-signer.pem"]\n', tmp_path)
+    msg = preflight_error_of(MINIMAL + '\n[trust]\npaths = ["no-such-signer.pem"]\n', tmp_path)
     assert "[trust] paths" in msg and "no-such-signer.pem" in msg
 
 
@@ -104,6 +113,30 @@ def test_paths_resolve_against_config_folder(tmp_path):
 def test_shipped_configs_are_valid():
     for name in ("kiosk.example.toml", "demo.toml"):
         config.load(ROOT / "config" / name)
+
+
+def test_every_schema_problem_is_reported_at_once(tmp_path):
+    with pytest.raises(config.ConfigError) as exc:
+        config.parse(MINIMAL + '\n[camera]\nwidth = "wide"\nfps = 0\n[screen]\nsize = "00x00"\nverdict_secs = 1\n',
+                     str(tmp_path / "kiosk.toml"))
+    keys = [p.key for p in exc.value.problems]
+    assert keys == ["[camera] width", "[camera] fps", "[screen] verdict_secs", "[screen] size"]
+    assert "and 3 more problems" in str(exc.value)
+
+
+def test_path_and_required_keys_come_from_the_schema():
+    assert ("mqtt", "ca_file") in config.path_keys() and ("trust", "paths") in config.path_keys()
+    assert ("venue", "name") not in config.path_keys()
+    assert config.required_keys() == [("device", "site"), ("device", "id"), ("venue", "id"), ("venue", "name"),
+                                      ("venue", "qr_content")]
+
+
+def test_toml_writer_round_trips_awkward_text():
+    import tomllib
+
+    name = 'Nhà "Văn hoá" \\ Quận 1\ttầng 2\nline'
+    text = config.dump_toml({"venue": {"name": name, "list": ["a", 'b"']}, "signals": {"relay": 5, "on": True}})
+    assert tomllib.loads(text) == {"venue": {"name": name, "list": ["a", 'b"']}, "signals": {"relay": 5, "on": True}}
 
 
 def test_example_documents_every_key():
@@ -133,11 +166,11 @@ def test_config_check_missing_file():
 
 def test_garbage_trust_file_is_named(tmp_path):
     (tmp_path / "signer.pem").write_text("this is not a certificate\n")
-    msg = error_of(MINIMAL + '\n[trust]\npaths = ["signer.pem"]\n', tmp_path)
+    msg = preflight_error_of(MINIMAL + '\n[trust]\npaths = ["signer.pem"]\n', tmp_path)
     assert "[trust] paths" in msg and "signer.pem" in msg and ":11:" in msg
 
 
 def test_bad_revocation_file_is_named(tmp_path):
     (tmp_path / "revoked.txt").write_text("not-a-sha256\n")
-    msg = error_of(MINIMAL + '\n[policy]\nrevoked_file = "revoked.txt"\n', tmp_path)
+    msg = preflight_error_of(MINIMAL + '\n[policy]\nrevoked_file = "revoked.txt"\n', tmp_path)
     assert "[policy] revoked_file" in msg and "revoked.txt" in msg

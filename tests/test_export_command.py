@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import stat
+import time
 import uuid
 from datetime import datetime, timedelta, timezone
 
@@ -24,9 +25,10 @@ def write_config(tmp_path, ledger_extra=""):
     return path
 
 
-def visit(at, name="Nguyễn Văn A"):
+def visit(at, name="Nguyễn Văn A", phone=None):
     return Checkin(id=uuid.uuid4().hex, at=at, verdict="accept", reason="ok", format="cccd", valid=True, signed=False,
-                   pseudonym="ab" * 32, holder=Holder(name=name, birth_date="1990-01-02", id_number="001099012345"),
+                   pseudonym="ab" * 32,
+                   holder=Holder(name=name, birth_date="1990-01-02", id_number="001099012345", phone=phone),
                    captured_at=0.0, source="camera")
 
 
@@ -42,13 +44,36 @@ def test_export_writes_allowed_fields_only(tmp_path, capsys):
                  "--out", str(out)]) == 0
     rows = list(csv.DictReader(io.StringIO(out.read_text(encoding="utf-8"))))
     assert [r["name"] for r in rows] == ["Trần Thị B", "Nguyễn Văn A"]
-    assert set(rows[0]) == {"time", "pseudonym", "verdict", "reason", "format", "name"}
+    assert set(rows[0]) == {"local_time", "utc_time", "venue_id", "device_id", "pseudonym", "verdict", "reason",
+                            "format", "name", "family_name", "given_name"}
+    assert {(r["venue_id"], r["device_id"]) for r in rows} == {("V", "k1")}
     assert "001099012345" not in out.read_text()
     assert stat.S_IMODE(out.stat().st_mode) == 0o600
     assert "2 visits" in capsys.readouterr().err
     # a range that excludes the older visit
     assert main(["export", "--config", str(path), "--from", str(day), "--to", str(day)]) == 0
     assert capsys.readouterr().out.count("Nguyễn Văn A") == 1
+
+
+def test_export_time_window_is_local_and_times_carry_their_offset(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("TZ", "Asia/Ho_Chi_Minh")
+    time.tzset()
+    try:
+        path = write_config(tmp_path, 'visit_log=true\nvisit_log_fields=["name", "phone"]\n')
+        base = datetime.now(timezone.utc).replace(hour=1, minute=0, second=0, microsecond=0)  # 08:00 in Hanoi
+        with Ledger.from_config(load(path)) as led:
+            for minutes, name in ((-1, "Trước"), (0, "Đúng giờ"), (59, "Trong"), (60, "Sau")):
+                led.record(visit(base + timedelta(minutes=minutes), name, phone="0912345678"))
+        local_day = base.astimezone().date()
+        assert main(["export", "--config", str(path), "--from", f"{local_day}T08:00", "--to", f"{local_day} 09:00"]) == 0
+        rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+        assert [r["name"] for r in rows] == ["Đúng giờ", "Trong"]
+        assert rows[0]["local_time"] == f"{local_day}T08:00:00.000+07:00"
+        assert rows[0]["utc_time"] == base.strftime("%Y-%m-%dT%H:%M:%S.000Z")
+        assert rows[0]["phone"] == "0912345678"
+    finally:
+        monkeypatch.delenv("TZ")
+        time.tzset()
 
 
 def test_export_with_visit_log_off_says_so(tmp_path, capsys):
@@ -63,8 +88,10 @@ def test_export_before_first_run(tmp_path, capsys):
     assert "no ledger" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("start,end,msg", [("2021-13-01", "2021-09-30", "expected a date"),
-                                           ("2021-09-30", "2021-09-01", "before --from")])
+@pytest.mark.parametrize("start,end,msg", [("2021-13-01", "2021-09-30", "expected a local date-time"),
+                                           ("2021-09-14T25:00", "2021-09-30", "expected a local date-time"),
+                                           ("2021-09-30", "2021-09-01", "not after --from"),
+                                           ("2021-09-14T10:00", "2021-09-14T09:00", "not after --from")])
 def test_export_bad_dates(tmp_path, capsys, start, end, msg):
     path = write_config(tmp_path, "visit_log=true\n")
     assert main(["export", "--config", str(path), "--from", start, "--to", end]) == 2

@@ -1,4 +1,6 @@
-"""scripts/fleet_config: a fleet file -> per-device SD card files that scripts/provision accepts."""
+"""kiosk fleet (kiosk/ops/fleet.py): a fleet file -> per-device SD card files that kiosk provision accepts,
+device keys and the fleet registry. In-process through the CLI; the broker files are tested
+against a real mosquitto in test_fleet_broker.py."""
 
 from __future__ import annotations
 
@@ -10,9 +12,11 @@ import tarfile
 import tomllib
 from pathlib import Path
 
+import json
+
 import pytest
 
-from kiosk import config
+from kiosk import cli, config, signing
 
 ROOT = Path(__file__).resolve().parent.parent
 FLEET = ROOT / "scripts" / "fleet_config"
@@ -39,14 +43,23 @@ mqtt_password = "s3cret"
 """
 
 
-def fleet(tmp_path: Path, name: str, text: str, *args: str) -> subprocess.CompletedProcess:
-    src = tmp_path / name
-    src.write_text(text, encoding="utf-8")
-    return subprocess.run([sys.executable, str(FLEET), str(src), "--out", str(tmp_path / "out"), *args],
-                          capture_output=True, text=True, timeout=60)
+class Result:
+    def __init__(self, returncode: int, out: str, err: str):
+        self.returncode, self.stdout, self.stderr = returncode, out, err
 
 
-def test_csv_rows_become_device_files_with_exact_values(tmp_path):
+@pytest.fixture
+def fleet(capsys):
+    def run(tmp_path: Path, name: str, text: str, *args: str) -> Result:
+        src = tmp_path / name
+        src.write_text(text, encoding="utf-8")
+        rc = cli.main(["fleet", str(src), "--out", str(tmp_path / "out"), *args])
+        out = capsys.readouterr()
+        return Result(rc, out.out, out.err)
+    return run
+
+
+def test_csv_rows_become_device_files_with_exact_values(tmp_path, fleet):
     r = fleet(tmp_path, "fleet.csv", CSV, "--mqtt-url", "mqtts://broker.example.vn:8883")
     assert r.returncode == 0, r.stderr
     one = tomllib.loads((tmp_path / "out/hcm-q1-gate-01/kiosk/device.toml").read_text(encoding="utf-8"))
@@ -63,7 +76,7 @@ def test_csv_rows_become_device_files_with_exact_values(tmp_path):
     assert "1e5" not in r.stdout and "p@ss" not in r.stdout
 
 
-def test_toml_fleet_with_defaults(tmp_path):
+def test_toml_fleet_with_defaults(tmp_path, fleet):
     r = fleet(tmp_path, "fleet.toml", TOML)
     assert r.returncode == 0, r.stderr
     d = tomllib.loads((tmp_path / "out/hcm-q1-gate-01/kiosk/device.toml").read_text(encoding="utf-8"))
@@ -71,20 +84,25 @@ def test_toml_fleet_with_defaults(tmp_path):
     assert d["mqtt"]["url"] == "mqtts://broker.example.vn:8883"
 
 
-def test_device_file_provisions_a_tree_into_a_valid_config(tmp_path):
+def test_device_file_provisions_a_tree_into_a_valid_config(tmp_path, fleet):
     assert fleet(tmp_path, "fleet.csv", CSV, "--mqtt-url", "mqtts://broker.example.vn:8883").returncode == 0
     root = tmp_path / "sd"
     root.mkdir()
-    r = subprocess.run([sys.executable, str(PROVISION), "--root", str(root), "--device-file",
-                        str(tmp_path / "out/hcm-q1-gate-01/kiosk/device.toml")], capture_output=True, text=True, timeout=60)
-    assert r.returncode == 0, r.stderr
+    assert cli.main(["provision", "--root", str(root), "--device-file",
+                     str(tmp_path / "out/hcm-q1-gate-01/kiosk/device.toml")]) == 0
     cfg = config.load(root / "etc/kiosk/kiosk.toml")
     assert (cfg.device.id, cfg.venue.name, cfg.signals.green_led) == ("gate-01", "Chợ Bến Thành", 17)
     assert cfg.mqtt.password_file == "credential:mqtt_password"
     assert (root / "etc/credstore/kiosk-mqtt/password").read_text() == "1e5\n"
+    # The device key the fleet made is the one the kiosk signs with, and the registry holds it.
+    installed = signing.load_private_key(str(root / "etc/credstore/kiosk-mqtt/device-key"))
+    rows = json.loads((tmp_path / "fleet.registry.json").read_text())["kiosks"]
+    row = next(r for r in rows if r["device"] == "gate-01")
+    assert row["kid"] == signing.kid_of(installed.public_key()) and row["revoked"] is False
+    assert signing.kid_of(signing.public_key_from_pem(row["public_key"].encode())) == row["kid"]
 
 
-def test_first_boot_files_for_imager_and_cloud_init(tmp_path):
+def test_first_boot_files_for_imager_and_cloud_init(tmp_path, fleet):
     key = tmp_path / "id.pub"
     key.write_text("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIExample it@district\n")
     r = fleet(tmp_path, "fleet.csv", CSV, "--bundle", "--ssh-key", str(key), "--admin-user", "itadmin",
@@ -115,7 +133,7 @@ def test_first_boot_files_for_imager_and_cloud_init(tmp_path):
 
 
 @pytest.mark.skipif(shutil.which("cloud-init") is None, reason="cloud-init not installed")
-def test_user_data_passes_cloud_init_schema(tmp_path):
+def test_user_data_passes_cloud_init_schema(tmp_path, fleet):
     assert fleet(tmp_path, "fleet.csv", CSV).returncode == 0
     r = subprocess.run(["cloud-init", "schema", "-c", str(tmp_path / "out/hcm-q1-gate-01/user-data")],
                        capture_output=True, text=True)
@@ -128,9 +146,89 @@ def test_user_data_passes_cloud_init_schema(tmp_path):
     ("site,device,venue_id,venue_name\nhcm,gate-01,V,N\n", "line 2: missing venue_qr"),
     ("site,device,venue_id,venue_name,venue_qr,colour\nhcm,g,V,N,Q,red\n", "unknown column 'colour'"),
     ("site,device,venue_id,venue_name,venue_qr\n", "no devices"),
+    ("site,device,venue_id,venue_name,venue_qr\ntrust,gate-01,V,N,Q\n", "'trust' is reserved"),
+    ("site,device,venue_id,venue_name,venue_qr,mqtt_url\nhcm,g1,V,N,Q,mqtt://broker:99999\n",
+     "line 2: the resulting /etc/kiosk/kiosk.toml would be invalid: [mqtt] url: port 99999"),
+    ("site,device,venue_id,venue_name,venue_qr,signals.green_led\nhcm,g1,V,N,Q,40\n", "[signals] green_led"),
+    ("site,device,venue_id,venue_name,venue_qr,mqtt_username\nhcm,g1,V,N,Q,same\nhcm,g2,V,N,Q,same\n",
+     "broker user 'same' is given to more than one kiosk"),
 ])
-def test_bad_fleet_files_are_refused_with_the_row(tmp_path, text, message):
+def test_bad_fleet_files_are_refused_with_the_row(tmp_path, text, message, fleet):
     r = fleet(tmp_path, "fleet.csv", text)
     assert r.returncode == 2
     assert message in r.stderr and "Traceback" not in r.stderr
     assert not (tmp_path / "out").exists()
+
+
+def test_every_bad_row_is_named_at_once(tmp_path, fleet):
+    text = ("site,device,venue_id,venue_name,venue_qr,mqtt_url,signals.green_led\n"
+            "hcm,g1,V,N,Q,mqtt://broker:99999,\n"
+            "hcm,g2,V,N,Q,,17\n"
+            "hcm,g3,V,N,Q,,40\n")
+    r = fleet(tmp_path, "fleet.csv", text)
+    assert r.returncode == 2
+    assert "line 2:" in r.stderr and "[mqtt] url" in r.stderr
+    assert "line 4:" in r.stderr and "[signals] green_led" in r.stderr
+    assert "line 3:" not in r.stderr
+    assert not (tmp_path / "out").exists() and not (tmp_path / "fleet.registry.json").exists()
+
+
+def registry_rows(tmp_path: Path) -> list[dict]:
+    return json.loads((tmp_path / "fleet.registry.json").read_text())["kiosks"]
+
+
+def test_registry_keys_are_stable_rotated_and_revoked(tmp_path, fleet):
+    assert fleet(tmp_path, "fleet.csv", CSV).returncode == 0
+    first = registry_rows(tmp_path)
+    assert [(r["site"], r["device"], r["venue_id"], r["revoked"]) for r in first] == [
+        ("hcm-q1", "gate-01", "HCM-Q1-000042", False), ("hcm-q1", "gate-02", "000043", False)]
+    key_file = tmp_path / "fleet.secrets/hcm-q1-gate-01/device-key.pem"
+    assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
+    assert stat.S_IMODE(key_file.parent.parent.stat().st_mode) == 0o700
+    device = tomllib.loads((tmp_path / "out/hcm-q1-gate-01/kiosk/device.toml").read_text(encoding="utf-8"))
+    assert signing.kid_of(signing.private_key_from_pem(device["credentials"]["device_key"].encode()).public_key()) == first[0]["kid"]
+    assert "device_key" not in device["device"] and "PRIVATE" not in json.dumps(first)
+    # Run again: same keys, same registry.
+    assert fleet(tmp_path, "fleet.csv", CSV).returncode == 0
+    assert registry_rows(tmp_path) == first
+    # Rotate gate-01: a new row with a new kid, the old one revoked.
+    r = fleet(tmp_path, "fleet.csv", CSV, "--rotate", "hcm-q1/gate-01")
+    assert r.returncode == 0, r.stderr
+    rows = registry_rows(tmp_path)
+    gate1 = [x for x in rows if x["device"] == "gate-01"]
+    assert [x["revoked"] for x in gate1] == [True, False] and gate1[1]["kid"] != gate1[0]["kid"]
+    assert f"{first[0]['kid']} revoked" in r.stdout
+    # A lost kiosk: every key of it revoked, no card, no broker user.
+    r = fleet(tmp_path, "fleet.csv", CSV, "--revoke", "hcm-q1/gate-02")
+    assert r.returncode == 0, r.stderr
+    gate2 = [x for x in registry_rows(tmp_path) if x["device"] == "gate-02"]
+    assert gate2 and all(x["revoked"] for x in gate2)
+    assert "hcm-q1-gate-02" not in (tmp_path / "out/broker/passwd").read_text()
+    assert "user hcm-q1-gate-02" not in (tmp_path / "out/broker/acl").read_text()
+    # Its replacement (same row, no --revoke): a new key, never the revoked one again.
+    assert fleet(tmp_path, "fleet.csv", CSV).returncode == 0
+    gate2 = [x for x in registry_rows(tmp_path) if x["device"] == "gate-02"]
+    assert [x["revoked"] for x in gate2][-1] is False and gate2[-1]["kid"] not in {x["kid"] for x in gate2[:-1]}
+    assert "user hcm-q1-gate-02" in (tmp_path / "out/broker/acl").read_text()
+    r = fleet(tmp_path, "fleet.csv", CSV, "--revoke", "hcm-q1/nobody")
+    assert r.returncode == 2 and "not in the registry" in r.stderr
+
+
+def test_generated_passwords_are_kept_between_runs(tmp_path, fleet):
+    text = "site,device,venue_id,venue_name,venue_qr\nhcm,g1,V,N,Q\n"
+    assert fleet(tmp_path, "fleet.csv", text).returncode == 0
+    one = tomllib.loads((tmp_path / "out/hcm-g1/kiosk/device.toml").read_text(encoding="utf-8"))
+    password = one["credentials"]["mqtt_password"]
+    assert len(password) >= 24 and one["mqtt"]["username"] == "hcm-g1"
+    assert fleet(tmp_path, "fleet.csv", text).returncode == 0
+    again = tomllib.loads((tmp_path / "out/hcm-g1/kiosk/device.toml").read_text(encoding="utf-8"))
+    assert again["credentials"]["mqtt_password"] == password
+    assert (tmp_path / "out/broker/passwd").read_text().startswith("centre:$7$")
+
+
+def test_the_script_is_the_same_command(tmp_path):
+    src = tmp_path / "fleet.csv"
+    src.write_text("site,device,venue_id,venue_name,venue_qr\nhcm,gate 01,V,N,Q\n", encoding="utf-8")
+    r = subprocess.run([sys.executable, str(FLEET), str(src), "--out", str(tmp_path / "out")], capture_output=True,
+                       text=True, timeout=60)
+    assert r.returncode == 2 and "may only hold" in r.stderr and "Traceback" not in r.stderr

@@ -300,9 +300,13 @@ def test_cli_and_config_check_work_without_numpy_opencv_pygame(tmp_path):
     example = _run_blocked(cli, "config", "example")
     assert example.returncode == 0, example.stdout + example.stderr
     (tmp_path / "kiosk.toml").write_text(example.stdout, encoding="utf-8")
-    check = _run_blocked(cli, "config", "check", str(tmp_path / "kiosk.toml"))
+    # --portable: checked for the kiosk it is made for, not this machine (which lacks picamera2 and pygame).
+    check = _run_blocked(cli, "config", "check", "--portable", str(tmp_path / "kiosk.toml"))
     assert check.returncode == 0, check.stdout + check.stderr
     assert "ok" in check.stdout
+    here = _run_blocked(cli, "config", "check", str(tmp_path / "kiosk.toml"))
+    assert here.returncode == 2 and "[camera] source: picamera2 is not installed" in here.stderr
+    assert "Traceback" not in here.stderr
 
 
 def _valid_dcc_case(testdata: Path) -> dict:

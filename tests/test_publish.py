@@ -4,79 +4,16 @@ from __future__ import annotations
 
 import json
 import logging
-import threading
 import time
-import uuid
-from datetime import datetime, timezone
 from pathlib import Path
 
-import paho.mqtt.client as mqtt
 import pytest
-from paho.mqtt.enums import CallbackAPIVersion
 
-from kiosk.checkin import Checkin
+from helpers import Collector, checkin, device_keyring, make_config, verified, wait_for  # noqa: F401 (re-exported)
 from kiosk.config import parse
 from kiosk.ledger import Ledger
 from kiosk.publish import NullTelemetry, open_publisher
 from kiosk.publish.connection import make_client, parse_url
-
-
-class Collector:
-    """A plain subscriber that records (topic, payload, retain) of everything it gets."""
-
-    def __init__(self, url: str, topic: str = "#", persistent: bool = False):
-        self.messages: list[tuple[str, bytes, bool]] = []
-        self.lock = threading.Lock()
-        address = parse_url(url)
-        # persistent: the broker queues QoS 1 messages for us while we (or it) are away
-        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"collector-{uuid.uuid4().hex[:8]}",
-                                  clean_session=not persistent)
-        self.client.reconnect_delay_set(0.1, 0.5)
-        self.client.on_message = self._on_message
-        subscribed = threading.Event()
-        self.client.on_connect = lambda c, u, f, rc, p: c.subscribe(topic, qos=1)
-        self.client.on_subscribe = lambda *a: subscribed.set()
-        self.client.connect(address.host, address.port)
-        self.client.loop_start()
-        assert subscribed.wait(5)
-
-    def _on_message(self, client, userdata, msg) -> None:
-        with self.lock:
-            self.messages.append((msg.topic, msg.payload, msg.retain))
-
-    def of(self, suffix: str) -> list[bytes]:
-        with self.lock:
-            return [p for t, p, _ in self.messages if t.endswith(suffix)]
-
-    def close(self) -> None:
-        self.client.disconnect()
-        self.client.loop_stop()
-
-
-def wait_for(cond, timeout=10.0, step=0.02) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if cond():
-            return True
-        time.sleep(step)
-    return cond()
-
-
-def make_config(tmp_path: Path, url: str, mqtt_extra: str = "", **mqtt_keys):
-    keys = {"counts_min_interval_seconds": 0.1, "reconnect_min_seconds": 0.2, "reconnect_max_seconds": 1.0,
-            "keepalive": 5, **mqtt_keys}
-    text = (f'[device]\nsite="hn-hk"\nid="kiosk-01"\nstate_dir="{tmp_path}/state"\n'
-            f'[venue]\nid="HN-HK-000123"\nname="Chợ Đồng Xuân"\nqr_content="VENUE-QR-CONTENT"\n'
-            f'[mqtt]\nurl="{url}"\n' + "".join(f"{k}={v}\n" for k, v in keys.items()) + mqtt_extra)
-    path = tmp_path / "kiosk.toml"
-    path.write_text(text)
-    return parse(text, str(path))
-
-
-def checkin(verdict="accept", reason="ok", pseudonym="p", duplicate=False):
-    return Checkin(id=uuid.uuid4().hex, at=datetime.now(timezone.utc), verdict=verdict, reason=reason, format="eu-dcc",
-                   valid=True, signed=True, pseudonym=pseudonym, holder=None, captured_at=0.0, source="camera",
-                   duplicate=duplicate)
 
 
 @pytest.fixture
@@ -150,8 +87,12 @@ def test_retained_state_republished_on_every_connect(kiosk, broker):
         f.unlink()
     assert wait_for(lambda: not pub.connected)
     broker.start()
-    assert wait_for(lambda: pub.connected)
-    sub = Collector(broker.url)
+    # A first subscriber may join before or after the kiosk republished (then it gets the state live,
+    # retain flag off): it only tells us when the broker has the state again.
+    probe = Collector(broker.url)
+    assert wait_for(lambda: pub.connected and probe.of("/status") and probe.of("/info") and probe.of("/counts"))
+    probe.close()
+    sub = Collector(broker.url)  # joins after the republish: everything it gets is the broker's retained copy
     assert wait_for(lambda: sub.of("/status") and sub.of("/info") and sub.of("/counts"))
     assert sub.of("/status")[-1] == b"online"
     assert json.loads(sub.of("/counts")[-1])["accepted"] == 1
@@ -198,30 +139,87 @@ def test_events_can_be_switched_off(tmp_path, broker):
             sub.close()
 
 
-def test_only_enabled_commands_reach_the_kiosk(tmp_path, broker):
-    cfg = make_config(tmp_path, broker.url, 'commands=["notice"]\n')
+def test_subscribed_handlers_get_their_messages_across_reconnects(tmp_path, broker):
+    cfg = make_config(tmp_path, broker.url)
     got = []
+    base = "checkin/v1/hn-hk/kiosk-01/cmd/"
     with Ledger.from_config(cfg) as ledger:
         pub = open_publisher(cfg, ledger)
-        pub.on_command = lambda name, payload: got.append((name, payload))
+        pub.subscribe(base + "notice", lambda topic, payload: got.append((topic, payload)))
         pub.start()
+        client, address = make_client("centre", broker.url)
+        client.connect(address.host, address.port)
+        client.loop_start()
         try:
-            assert wait_for(lambda: pub.connected)
-            time.sleep(0.2)  # subscription settled
-            client, address = make_client("centre", broker.url)
-            client.connect(address.host, address.port)
-            client.loop_start()
-            base = "checkin/v1/hn-hk/kiosk-01/cmd/"
-            client.publish(base + "reload-trust", b"", qos=1).wait_for_publish(5)
+            assert wait_for(lambda: pub.subscribed(base + "notice"))
+            client.publish(base + "reload-trust", b"", qos=1).wait_for_publish(5)  # nobody subscribed to it
             client.publish(base + "notice", "Kiểm tra lúc 14:00".encode(), qos=1).wait_for_publish(5)
-            client.publish(base + "notice", b"x" * 5000, qos=1).wait_for_publish(5)  # too long: ignored
             assert wait_for(lambda: got)
-            time.sleep(0.3)
-            assert got == [("notice", "Kiểm tra lúc 14:00")]
+            assert got == [(base + "notice", "Kiểm tra lúc 14:00".encode())]
+            broker.stop()
+            assert wait_for(lambda: not pub.connected)
+            broker.start()
+            client.reconnect()
+            assert wait_for(lambda: pub.connected and pub.subscribed(base + "notice")), "re-subscribed on connect"
+            client.publish(base + "notice", b"again", qos=1).wait_for_publish(5)
+            assert wait_for(lambda: len(got) == 2) and got[-1][1] == b"again"
+        finally:
             client.disconnect()
             client.loop_stop()
-        finally:
             pub.stop()
+
+
+def test_every_kiosk_message_is_signed_by_the_device_key(kiosk, broker):
+    from kiosk import signing
+
+    cfg, ledger, make = kiosk
+    sub = Collector(broker.url)
+    pub = make()
+    pub.set_health({"camera_ok": True})
+    pub.start()
+    ledger.record(checkin())
+    pub.wake()
+    assert wait_for(lambda: sub.of("/events") and sub.of("/health") and sub.of("/info") and sub.of("/counts"))
+    keys = device_keyring(cfg)
+    for topic, payload, _ in sub.messages:
+        if topic.endswith("/status"):
+            assert payload in (b"online", b"offline")  # the last will cannot be signed
+            continue
+        body = verified(payload, topic, keys)
+        assert body["ts" if not topic.endswith("/events") else "time"]
+    info = verified(sub.of("/info")[0], "checkin/v1/hn-hk/kiosk-01/info", keys)
+    assert info["kid"] == next(iter(keys)).kid
+    assert (info["province"], info["district"], info["ward"]) == ("Thành phố Hà Nội", "Quận Hoàn Kiếm", "Phường Đồng Xuân")
+    # Replayed onto another kiosk's topic, or with a figure changed, it no longer verifies.
+    counts = json.loads(sub.of("/counts")[-1])
+    with pytest.raises(signing.SignatureRefused) as refused:
+        signing.verify(counts, "checkin/v1/hn-hk/kiosk-02/counts", keys)
+    assert refused.value.reason == signing.BAD_SIGNATURE
+    with pytest.raises(signing.SignatureRefused):
+        signing.verify({**counts, "accepted": counts["accepted"] + 100}, "checkin/v1/hn-hk/kiosk-01/counts", keys)
+
+
+def test_device_key_made_once_at_first_start_and_kept(tmp_path):
+    from kiosk.publish.device_key import key_path, load_or_create, public_path
+
+    cfg = make_config(tmp_path, "mqtt://127.0.0.1:9")
+    first = load_or_create(cfg)
+    path = Path(key_path(cfg))
+    assert path.stat().st_mode & 0o777 == 0o600 and public_path(path).is_file()
+    assert load_or_create(cfg).kid == first.kid  # the second start loads the same key
+
+
+def test_send_publishes_a_reply_at_once(kiosk, broker):
+    cfg, ledger, make = kiosk
+    sub = Collector(broker.url, "checkin/v1/hn-hk/kiosk-01/cmd-result")
+    pub = make()
+    assert pub.send("checkin/v1/hn-hk/kiosk-01/cmd-result", b"{}") is False  # not connected yet: best effort
+    pub.start()
+    assert wait_for(lambda: pub.connected)
+    assert pub.send("checkin/v1/hn-hk/kiosk-01/cmd-result", b'{"result":"ok"}')
+    assert wait_for(lambda: sub.of("/cmd-result") == [b'{"result":"ok"}'])
+    assert ledger.outbox_size() == 0, "a reply does not go through the outbox"
+    sub.close()
 
 
 def test_home_assistant_discovery(tmp_path, broker):
@@ -287,6 +285,8 @@ def test_null_telemetry_discards_outbox(tmp_path):
         assert isinstance(t, NullTelemetry) and not t.connected
         t.start()
         assert ledger.outbox_size() == 0 and ledger.counts()["accepted"] == 1
+        t.subscribe("checkin/v1/#", lambda topic, payload: None)  # accepted, and nothing ever arrives
+        assert t.send("checkin/v1/hn-hk/kiosk-01/cmd-result", b"{}") is False
 
 
 def test_full_outbox_while_offline_reports_the_loss(tmp_path, broker):

@@ -10,7 +10,7 @@ from datetime import datetime, timezone
 from kiosk.ledger import Ledger
 from kiosk.publish import NullTelemetry, open_publisher
 from kiosk.publish.payloads import health_payload
-from test_publish import Collector, checkin, make_config, wait_for
+from helpers import Collector, checkin, make_config, wait_for
 from test_publish_schemas import validator
 
 

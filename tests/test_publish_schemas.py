@@ -10,7 +10,7 @@ from jsonschema import Draft202012Validator
 
 from kiosk.ledger import Ledger
 from kiosk.publish import open_publisher
-from test_publish import Collector, checkin, make_config, wait_for
+from helpers import Collector, checkin, make_config, wait_for
 
 SCHEMAS = Path(__file__).resolve().parent.parent / "docs" / "schemas"
 

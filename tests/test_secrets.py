@@ -48,5 +48,24 @@ def test_errors_name_the_reference_never_the_value(tmp_path, caplog):
 
 
 def test_unreadable_file(tmp_path):
-    with pytest.raises(SecretError, match="cannot read"):
-        read_secret(str(tmp_path))  # a directory
+    with pytest.raises(SecretError, match="is a directory"):
+        read_secret(str(tmp_path))
+
+
+def test_fifo_is_refused_without_blocking(tmp_path):
+    import os
+
+    fifo = tmp_path / "pw"
+    os.mkfifo(fifo)
+    with pytest.raises(SecretError, match="not a regular file"):
+        read_secret(str(fifo))
+
+
+def test_credential_falls_back_to_the_credential_store_outside_systemd(tmp_path, monkeypatch):
+    """`sudo kiosk config check` outside the service sees the password kiosk.service loads."""
+    monkeypatch.delenv("CREDENTIALS_DIRECTORY", raising=False)
+    monkeypatch.setattr("kiosk.secrets.CREDSTORE", str(tmp_path))
+    (tmp_path / "password").write_text("from-the-store\n")
+    assert read_secret("credential:mqtt_password") == "from-the-store"
+    with pytest.raises(SecretError, match="CREDENTIALS_DIRECTORY is not set"):
+        read_secret("credential:mqtt_other")

@@ -1,20 +1,23 @@
-"""scripts/update: switch to a new release and roll back when kiosk.service does not become ready.
+"""kiosk update (kiosk/ops/update.py): switch to a new release and roll back when kiosk.service does not become ready.
 
 systemctl is replaced by a small fake that reports the service as ready or failed
 depending on which release /opt/kiosk/venv points at, as the real one would after
-a restart on a good or a broken release.
+a restart on a good or a broken release. The updater's clock is injected: waiting
+for READY and the settle time pass without sleeping.
 """
 
 from __future__ import annotations
 
-import importlib.machinery
-import importlib.util
+import argparse
 import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+from kiosk import cli
+from kiosk.ops import update as kupdate
 
 ROOT = Path(__file__).resolve().parent.parent
 UPDATE = ROOT / "scripts" / "update"
@@ -33,11 +36,7 @@ exit 0
 
 
 def release_name() -> str:
-    loader = importlib.machinery.SourceFileLoader("prov", str(ROOT / "scripts" / "provision"))
-    spec = importlib.util.spec_from_loader("prov", loader)
-    mod = importlib.util.module_from_spec(spec)
-    loader.exec_module(mod)
-    return f"{mod.project_version(ROOT)}-{mod.source_digest(ROOT)[:10]}"
+    return kupdate.release_name(ROOT)
 
 
 def make_release(prefix: Path, name: str, config_ok: bool = True, broken: bool = False) -> Path:
@@ -65,12 +64,40 @@ def prefix(tmp_path) -> Path:
     return p
 
 
-def update(prefix: Path, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, str(UPDATE), "--prefix", str(prefix), "--systemctl", str(prefix.parent / "systemctl"),
-                           "--ready-timeout", "3", "--settle", "1", *args], capture_output=True, text=True, timeout=60)
+class FakeClock:
+    """time.monotonic and time.sleep for the updater: sleeping advances the clock at once."""
+
+    def __init__(self):
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
 
 
-def test_good_release_is_switched_to_and_kept(prefix):
+class Result:
+    def __init__(self, returncode: int, out: str, err: str):
+        self.returncode, self.stdout, self.stderr = returncode, out, err
+
+
+@pytest.fixture
+def update(capsys):
+    def run(prefix: Path, *args: str) -> Result:
+        parser = argparse.ArgumentParser()
+        kupdate.add_arguments(parser)
+        opts = parser.parse_args(["--prefix", str(prefix), "--systemctl", str(prefix.parent / "systemctl"),
+                                  "--ready-timeout", "3", "--settle", "1", *args])
+        clock = FakeClock()
+        updater = kupdate.Updater(Path(opts.prefix), opts.systemctl.split(), opts.dry_run, sleep=clock.sleep, clock=clock)
+        rc = kupdate.run(opts, updater=updater)
+        out = capsys.readouterr()
+        return Result(rc, out.out, out.err)
+    return run
+
+
+def test_good_release_is_switched_to_and_kept(prefix, update):
     name = release_name()
     make_release(prefix, name)
     r = update(prefix)
@@ -82,7 +109,7 @@ def test_good_release_is_switched_to_and_kept(prefix):
     assert again.returncode == 0 and "already running" in again.stdout
 
 
-def test_release_that_never_becomes_ready_is_rolled_back(prefix):
+def test_release_that_never_becomes_ready_is_rolled_back(prefix, update):
     make_release(prefix, release_name(), broken=True)
     r = update(prefix)
     assert r.returncode == 1
@@ -91,7 +118,7 @@ def test_release_that_never_becomes_ready_is_rolled_back(prefix):
     assert (prefix / "systemctl.log").read_text().count("restart kiosk.service") == 2
 
 
-def test_release_that_rejects_the_config_is_never_switched_to(prefix):
+def test_release_that_rejects_the_config_is_never_switched_to(prefix, update):
     make_release(prefix, release_name(), config_ok=False)
     r = update(prefix)
     assert r.returncode == 1
@@ -100,9 +127,37 @@ def test_release_that_rejects_the_config_is_never_switched_to(prefix):
     assert not (prefix / "systemctl.log").exists()
 
 
-def test_dry_run_changes_nothing(prefix):
+def test_dry_run_changes_nothing(prefix, update):
     r = update(prefix, "--dry-run")
     assert r.returncode == 0, r.stderr
     assert "would create the release venv" in r.stdout and "would switch" in r.stdout
     assert os.readlink(prefix / "venv") == "releases/0.0.9-old"
     assert [p.name for p in (prefix / "releases").iterdir()] == ["0.0.9-old"]
+    assert "ready" not in r.stdout.replace("READY", "") and "nothing was installed" in r.stdout
+    assert not (prefix / "systemctl.log").exists()
+
+
+@pytest.mark.parametrize("setup", ["no-prefix", "no-systemctl", "not-the-project"])
+def test_dry_run_never_claims_ready_and_never_prints_a_traceback(tmp_path, setup):
+    """Through the real command line, in the situations an operator gets wrong."""
+    prefix = tmp_path / "nothing-here"
+    args = ["update", "--dry-run", "--prefix", str(prefix), "--ready-timeout", "1", "--settle", "0"]
+    if setup == "no-systemctl":
+        args += ["--systemctl", str(tmp_path / "no-such-systemctl")]
+    if setup == "not-the-project":
+        args += ["--source", str(tmp_path)]
+    r = subprocess.run([sys.executable, "-m", "kiosk", *args], capture_output=True, text=True, timeout=60)
+    assert "Traceback" not in r.stderr
+    assert "is ready" not in r.stdout + r.stderr
+    if setup == "not-the-project":
+        assert r.returncode == 2 and "not the kiosk project" in r.stderr
+    else:
+        assert r.returncode == 0, r.stderr
+        assert "dry run" in r.stdout and not prefix.exists()
+
+
+def test_script_is_a_thin_wrapper(prefix):
+    r = subprocess.run([sys.executable, str(UPDATE), "--dry-run", "--prefix", str(prefix)], capture_output=True,
+                       text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert "would switch" in r.stdout and os.readlink(prefix / "venv") == "releases/0.0.9-old"

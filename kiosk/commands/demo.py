@@ -91,7 +91,7 @@ def run(args) -> int:
     with_ledger.close()
     print(f"counts: accepted {counts['accepted']}, rejected {counts['rejected']}, duplicates {counts['duplicates']}, "
           f"by reason {counts['by_reason']}")
-    if publisher is not None:
+    if publisher.enabled:
         state = "all published" if pending == 0 else f"{pending} messages kept in the outbox for the next connection"
         print(f"mqtt {args.broker}: {state}")
     read = {id(r[0]) for r in results if r[0] is not None}

@@ -1,11 +1,15 @@
-"""``kiosk run --config FILE``: the kiosk at the door (what systemd starts)."""
+"""``kiosk run --config FILE``: the kiosk at the door (what systemd starts).
+
+Before any hardware is touched the config goes through :mod:`kiosk.preflight`,
+the same checks as ``kiosk config check``: with any error the kiosk refuses to
+start with the same messages and exit code 2, so the two can never disagree.
+"""
 
 from __future__ import annotations
 
 import logging
 import signal
-
-from kiosk import config
+import sys
 
 log = logging.getLogger("kiosk")
 
@@ -16,7 +20,17 @@ def add_arguments(p) -> None:
 
 
 def run(args) -> int:
-    cfg = config.load(args.config)  # validated before any hardware is touched
+    from kiosk.preflight import check_file
+
+    report = check_file(args.config, headless=args.headless)
+    if not report.ok:
+        for line in report.lines():
+            print(line, file=sys.stderr)
+        print(f"kiosk: configuration error: {report.summary()}; refusing to start", file=sys.stderr)
+        return 2
+    for problem in report.warnings:
+        log.warning("%s", problem)
+    cfg = report.config
     from kiosk.pipeline import assemble
     from kiosk.watchdog import Notifier
 

@@ -66,15 +66,28 @@ CHECK_NAMES = ("config", "camera", "decode", "gpio", "display", "broker", "clock
 
 
 def check_config(path: Path) -> tuple[Finding, object | None]:
-    """Validate the config file the way ``kiosk run`` does; the other checks need it."""
-    from kiosk import config as kconfig
+    """The config's preflight, as ``kiosk run`` does it; the other checks need a valid config.
 
-    try:
-        cfg = kconfig.load(path)
-    except kconfig.ConfigError as exc:
-        return Finding("config", FAIL, str(exc),
-                       f"fix the key named above, then re-check with `kiosk config check {path}`"), None
-    return Finding("config", PASS, f"{path}: site {cfg.device.site}, device {cfg.device.id}, venue {cfg.venue.name}"), cfg
+    Errors fail the check; warnings (a password over plain mqtt://, a scanner not
+    plugged in, mock pins standing in for real ones) make it a warning, all listed.
+    """
+    from kiosk import config as kconfig
+    from kiosk.preflight import check_file
+
+    report = check_file(path)
+    if not report.ok:
+        try:  # a config the schema accepts still lets the other checks say more about the hardware
+            cfg = kconfig.load(path)
+        except kconfig.ConfigError:
+            cfg = None
+        return Finding("config", FAIL, "; ".join(str(p) for p in report.errors + report.warnings),
+                       f"fix the keys named above, then re-check with `kiosk config check {path}`"), cfg
+    cfg = report.config
+    what = f"{path}: site {cfg.device.site}, device {cfg.device.id}, venue {cfg.venue.name}"
+    if report.warnings:
+        return Finding("config", WARN, what + "; " + "; ".join(str(p) for p in report.warnings),
+                       "see each warning; `kiosk config check` lists them one a line"), cfg
+    return Finding("config", PASS, what), cfg
 
 
 def run_checks(config_path: str | Path, only: list[str] | None = None, broker_timeout: float = 5.0,

@@ -5,9 +5,12 @@ can lose the last transactions on a power cut (not on a crash), and a visitor
 who has seen "accepted" must stay counted. FULL costs one fsync of the WAL per
 check-in, a few milliseconds on an SD card, far below one visitor per second.
 
-``record()`` writes, in one transaction, the check-in event, its counters, the
-visitor's pseudonym for the day's unique count and an outbox message; only then
-does the caller signal the verdict. The outbox is bounded: when it is full the
+``record()`` writes, in one transaction, the check-in, its counters, the
+visitor's pseudonym for the day's unique count and for the duplicate window
+(``admitted``: so a restart, even a SIGKILL, never forgets who is inside), and
+an outbox row holding the domain event; only then does the caller signal the
+verdict. The ledger knows nothing of MQTT: :mod:`kiosk.publish.payloads`
+renders the outbox events and the day's counts into the wire format. The outbox is bounded: when it is full the
 oldest event messages are dropped and the loss is counted (``dropped_events``);
 the counters are never dropped, so the day's figures stay right however long
 the kiosk is offline.
@@ -25,25 +28,31 @@ import uuid
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone, tzinfo
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 from kiosk import reasons
+from kiosk.errors import KioskOSError
 from kiosk.ledger.schema import migrate
+from kiosk.ledger.visits import VisitLog
 
 log = logging.getLogger(__name__)
 
-VISIT_FIELDS = ("name", "birth_date", "id_number")
 COUNTER_TOTALS = ("accepted", "rejected", "duplicates", "overrides", "unique_visitors", "dropped_events")
 EVENT_KEEP_DAYS = 92  # check-in events (no personal data) are pruned after a quarter
 
 
-class LedgerError(RuntimeError):
+class LedgerError(KioskOSError, RuntimeError):
     """The ledger file cannot be opened or written (the check-in was not recorded)."""
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
 
 
 @dataclass(frozen=True)
 class OutboxMessage:
-    """One unsent message: ``payload`` is the JSON text to publish."""
+    """One unsent outbox row: ``payload`` is the domain event as JSON (``kind`` "event"), which
+    :func:`kiosk.publish.payloads.event_payload` renders for the wire."""
 
     seq: int
     id: str
@@ -64,13 +73,17 @@ class Ledger:
     """The kiosk's durable record. Thread-safe: the pipeline records, the publisher drains."""
 
     def __init__(self, path: str | Path, outbox_max: int = 100000, visit_log: bool = False,
-                 visit_log_fields: Iterable[str] = (), retention_days: int = 21, tz: tzinfo | None = None):
+                 visit_log_fields: Iterable[str] = (), retention_days: int = 21, tz: tzinfo | None = None,
+                 duplicate_window_s: float = 1800.0, clock: Callable[[], datetime] = _now,
+                 venue_id: str = "", device_id: str = ""):
+        """``clock`` is the wall clock (aware datetimes): housekeeping and the duplicate window use it."""
         self.path = Path(path)
         self.outbox_max = int(outbox_max)
-        self.visit_log = bool(visit_log)
-        self.visit_log_fields = tuple(f for f in VISIT_FIELDS if f in set(visit_log_fields))
-        self.retention_days = int(retention_days)
+        self.visit_log = VisitLog(visit_log, visit_log_fields, retention_days, venue_id, device_id)
         self.tz = tz  # None: the kiosk's local time zone decides what "today" is
+        self.duplicate_window_s = float(duplicate_window_s)
+        self.clock = clock
+        self._db = None
         self._lock = threading.RLock()
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -82,19 +95,24 @@ class Ledger:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")
             migrate(self._db)
+            (self._outbox_count,) = self._db.execute("SELECT COUNT(*) FROM outbox").fetchone()
+            self._housekeeping_day = ""
+            self._drop_logged_at = -1e9
+            self._housekeeping(self.clock())
         except (OSError, sqlite3.Error) as exc:
+            if self._db is not None:
+                self._db.close()
+                self._db = None
             raise LedgerError(f"cannot open ledger {self.path}: {exc}") from None
-        (self._outbox_count,) = self._db.execute("SELECT COUNT(*) FROM outbox").fetchone()
-        self._housekeeping_day = ""
-        self._drop_logged_at = -1e9
-        self._housekeeping(datetime.now(timezone.utc))
 
     @classmethod
     def from_config(cls, cfg) -> "Ledger":
         """The ledger the config describes (``[ledger]``, ``device.state_dir``)."""
         lc = cfg.ledger
         return cls(cfg.ledger_path, outbox_max=lc.outbox_max, visit_log=lc.visit_log,
-                   visit_log_fields=lc.visit_log_fields, retention_days=lc.retention_days)
+                   visit_log_fields=lc.visit_log_fields, retention_days=lc.retention_days,
+                   duplicate_window_s=cfg.policy.duplicate_window_minutes * 60,
+                   venue_id=cfg.venue.id, device_id=cfg.device.id)
 
     # -- writing -----------------------------------------------------------
 
@@ -120,7 +138,7 @@ class Ledger:
         Counted under ``overrides`` only, never as an accepted visitor.
         """
         return self._record(
-            id=id or uuid.uuid4().hex, at=_aware(at or datetime.now(timezone.utc)), verdict="accept",
+            id=id or uuid.uuid4().hex, at=_aware(at or self.clock()), verdict="accept",
             reason=reasons.OVERRIDE, format="none", valid=False, signed=False, source=source,
             duplicate=False, override=True, pseudonym=None, holder=None)
 
@@ -131,7 +149,7 @@ class Ledger:
         local = self.local(at)
         day, at_text = local.date().isoformat(), utc_iso(at)
         with self._lock:
-            self._housekeeping(datetime.now(timezone.utc))  # wall clock, not the check-in's own time
+            self._housekeeping(self.clock())  # wall clock, not the check-in's own time
             db = self._db
             try:
                 db.execute("BEGIN IMMEDIATE")
@@ -158,16 +176,19 @@ class Ledger:
                     if db.execute("INSERT OR IGNORE INTO day_visitors (day, pseudonym) VALUES (?, ?)",
                                   (day, pseudonym)).rowcount:
                         names.append("unique_visitors")
+                    if not duplicate:  # the window starts at the admission, re-scans do not extend it
+                        db.execute("INSERT OR REPLACE INTO admitted (pseudonym, at) VALUES (?, ?)",
+                                   (pseudonym, at.timestamp()))
                 self._bump(day, names)
-                payload = json.dumps({"id": id, "seq": seq, "time": at_text, "verdict": verdict,
-                                      "reason": reason, "format": format}, separators=(",", ":"))
+                payload = json.dumps({"id": id, "seq": seq, "at": at_text, "verdict": verdict, "reason": reason,
+                                      "format": format, "signed": signed, "duplicate": duplicate,
+                                      "override": override, "source": source}, separators=(",", ":"))
                 db.execute("INSERT INTO outbox (seq, id, kind, payload) VALUES (?, ?, 'event', ?)", (seq, id, payload))
                 self._outbox_count += 1
                 if self._outbox_count > self.outbox_max:
                     # Make room for 1% more at once: fewer, larger deletes while offline for days.
                     self._drop_oldest(self._outbox_count - self.outbox_max + self.outbox_max // 100)
-                if self.visit_log:
-                    self._log_visit(seq, at_text, pseudonym, verdict, reason, format, holder)
+                self.visit_log.add(db, seq, at, local, pseudonym, verdict, reason, format, holder)
                 db.execute("COMMIT")
             except BaseException as exc:
                 if db.in_transaction:
@@ -190,22 +211,12 @@ class Ledger:
         dropped = cur.rowcount
         self._outbox_count -= dropped
         if dropped:
-            self._bump(self.local(datetime.now(timezone.utc)).date().isoformat(), ["dropped_events"], dropped)
+            self._bump(self.local(self.clock()).date().isoformat(), ["dropped_events"], dropped)
             now = time.monotonic()
             if now - self._drop_logged_at > 60:  # once a minute, not once per visitor
                 self._drop_logged_at = now
                 log.warning("outbox full (%d messages): dropping the oldest unsent events (counted in dropped_events)",
                             self.outbox_max)
-
-    def _log_visit(self, seq: int, at_text: str, pseudonym: str | None, verdict: str, reason: str, format: str,
-                   holder: Any) -> None:
-        # Only the personal fields the config allows are ever written.
-        personal = {f: (getattr(holder, f, None) if holder is not None and f in self.visit_log_fields else None)
-                    for f in VISIT_FIELDS}
-        self._db.execute(
-            "INSERT INTO visits (seq, at, pseudonym, verdict, reason, format, name, birth_date, id_number)"
-            " VALUES (?,?,?,?,?,?,?,?,?)",
-            (seq, at_text, pseudonym, verdict, reason, format, personal["name"], personal["birth_date"], personal["id_number"]))
 
     def _housekeeping(self, now: datetime) -> None:
         """Once a day: purge the visit log past retention, old pseudonyms and old events."""
@@ -217,23 +228,50 @@ class Ledger:
 
     def purge(self, now: datetime | None = None) -> int:
         """Delete visit-log entries older than the retention; returns how many went."""
-        now = _aware(now or datetime.now(timezone.utc))
+        now = _aware(now or self.clock())
         today = self.local(now).date()
         with self._lock:
             db = self._db
             db.execute("BEGIN IMMEDIATE")
-            n = db.execute("DELETE FROM visits WHERE at < ?",
-                           (utc_iso(now - timedelta(days=self.retention_days)),)).rowcount
+            n = self.visit_log.purge(db, now)
             # Yesterday's pseudonyms are kept so a late recount of yesterday stays right; older go.
             db.execute("DELETE FROM day_visitors WHERE day < ?", ((today - timedelta(days=1)).isoformat(),))
             db.execute("DELETE FROM checkins WHERE day < ? AND seq NOT IN (SELECT seq FROM outbox)",
                        ((today - timedelta(days=EVENT_KEEP_DAYS)).isoformat(),))
+            # Admissions older than the window (with a day to spare for a clock set back) decide nothing.
+            db.execute("DELETE FROM admitted WHERE at < ?", (now.timestamp() - self.duplicate_window_s - 86400,))
             db.execute("COMMIT")
         if n:
-            log.info("visit log: purged %d entries older than %d days", n, self.retention_days)
+            log.info("visit log: purged %d entries older than %d days", n, self.visit_log.retention_days)
         return n
 
+    def probe(self) -> None:
+        """Write and remove a page-sized row: raises LedgerError when the file does not take writes now.
+
+        The out-of-service retry calls it; a page-sized row makes the file grow, as a check-in
+        on a full disk would.
+        """
+        with self._lock:
+            db = self._db
+            if db is None:
+                raise LedgerError(f"ledger {self.path} is closed")
+            try:
+                db.execute("BEGIN IMMEDIATE")
+                db.execute("INSERT OR REPLACE INTO ledger_probe (n, pad) VALUES (1, zeroblob(8192))")
+                db.execute("DELETE FROM ledger_probe")
+                db.execute("COMMIT")
+            except sqlite3.Error as exc:
+                if db.in_transaction:
+                    db.execute("ROLLBACK")
+                raise LedgerError(f"cannot write ledger {self.path}: {exc}") from exc
+
     # -- reading -------------------------------------------------------------
+
+    def recently_admitted(self, pseudonym: str, at: datetime) -> bool:
+        """True when this person was admitted (not as a duplicate) less than the window before ``at``."""
+        with self._lock:
+            row = self._db.execute("SELECT at FROM admitted WHERE pseudonym = ?", (pseudonym,)).fetchone()
+        return row is not None and _aware(at).timestamp() - row[0] < self.duplicate_window_s
 
     @property
     def last_seq(self) -> int:
@@ -244,10 +282,14 @@ class Ledger:
 
     def today(self) -> str:
         """Today's date (ISO) in the ledger's time zone."""
-        return self.local(datetime.now(timezone.utc)).date().isoformat()
+        return self.local(self.clock()).date().isoformat()
 
     def counts(self, day: str | date | None = None) -> dict:
-        """The day's figures: the ``counts`` MQTT payload (see docs/mqtt.md)."""
+        """The day's figures (``accepted``, ``rejected``, ``duplicates``, ``overrides``, ``unique_visitors``,
+        ``dropped_events``, ``by_reason``, ``by_format``, ``hourly``, ``last_scan``, ``seq``).
+
+        :func:`kiosk.publish.payloads.counts_payload` renders them for the wire (docs/mqtt.md).
+        """
         day = (day.isoformat() if isinstance(day, date) else day) or self.today()
         with self._lock:
             rows = self._db.execute("SELECT name, n FROM counters WHERE day = ?", (day,)).fetchall()
@@ -268,7 +310,6 @@ class Ledger:
                 out[name] = n
         out["last_scan"] = last[0] if last else None  # the day's newest check-in (UTC)
         out["seq"] = row[0] if row else 0
-        out["ts"] = utc_iso(datetime.now(timezone.utc))
         return out
 
     def outbox_size(self) -> int:
@@ -304,16 +345,15 @@ class Ledger:
             self._outbox_count -= n
         return n
 
-    def visits(self, start: date, end: date) -> Iterator[dict]:
-        """Visit-log entries from ``start`` to ``end`` (local dates, both included), oldest first."""
-        lo, hi = self._day_start(start), self._day_start(end + timedelta(days=1))
+    def visits(self, start: date | datetime, end: date | datetime) -> list[dict]:
+        """Visit records from ``start`` to ``end``, oldest first (see :mod:`kiosk.ledger.visits`).
+
+        Dates are local days, both included; aware times are a half-open window ``[start, end)``.
+        """
+        lo = start if isinstance(start, datetime) else self._day_start(start)
+        hi = end if isinstance(end, datetime) else self._day_start(end + timedelta(days=1))
         with self._lock:
-            rows = self._db.execute(
-                "SELECT at, pseudonym, verdict, reason, format, name, birth_date, id_number FROM visits"
-                " WHERE at >= ? AND at < ? ORDER BY seq", (utc_iso(lo), utc_iso(hi))).fetchall()
-        keys = ("time", "pseudonym", "verdict", "reason", "format", *VISIT_FIELDS)
-        for r in rows:
-            yield dict(zip(keys, r))
+            return self.visit_log.between(self._db, lo, hi)
 
     def _day_start(self, d: date) -> datetime:
         """Local midnight starting ``d``, as an aware time."""

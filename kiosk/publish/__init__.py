@@ -11,17 +11,23 @@ from kiosk.publish.base import NullTelemetry, Telemetry
 from kiosk.publish.topics import Topics
 
 
-def open_publisher(cfg, ledger, info: dict | None = None) -> Telemetry:
-    """The telemetry the config asks for (not started): MQTT, or nothing when ``[mqtt] enabled = false``."""
+def open_publisher(cfg, ledger, info: dict | None = None, device_key=None) -> Telemetry:
+    """The telemetry the config asks for (not started): MQTT, or the null one when ``[mqtt] enabled = false``.
+
+    ``device_key`` signs every message; None loads it from ``[device] key_file`` (made on first start).
+    """
     if not cfg.mqtt.enabled:
         return NullTelemetry(ledger)
     from pathlib import Path
 
+    from kiosk.publish import device_key as keys
     from kiosk.publish.mqtt import MqttPublisher
     from kiosk.publish.payloads import info_from_config
 
     base = Path(cfg.source_path).parent if cfg.source_path else None
-    return MqttPublisher(cfg.mqtt, cfg.device, cfg.venue, ledger, {**info_from_config(cfg), **(info or {})}, base_dir=base)
+    key = device_key or keys.load_or_create(cfg)
+    return MqttPublisher(cfg.mqtt, cfg.device, cfg.venue, ledger, {**info_from_config(cfg), **(info or {})},
+                         base_dir=base, device_key=key)
 
 
 def __getattr__(name: str):

@@ -1,8 +1,14 @@
-"""The publishing seam: the pipeline talks to a :class:`Telemetry`, never to paho.
+"""The publishing seam: the kiosk talks to a :class:`Telemetry`, never to paho.
 
 Like Frigate's ``Communicator``: MQTT is one implementation
 (:class:`kiosk.publish.mqtt.MqttPublisher`); :class:`NullTelemetry` stands in
-when publishing is switched off.
+when publishing is switched off, and drains the outbox so it never fills.
+
+Inbound messages (contract 6): ``subscribe(topic_filter, handler)`` calls
+``handler(topic, payload_bytes)`` on the network thread, re-subscribed on every
+connect; a handler must only enqueue (``Kiosk.post``), never block.
+``send(topic, payload)`` is for replies (cmd-result, trace answers): QoS 1,
+best effort, not through the outbox.
 """
 
 from __future__ import annotations
@@ -13,13 +19,15 @@ from typing import Callable
 
 log = logging.getLogger(__name__)
 
+#: ``handler(topic, payload)`` for an inbound message; runs on the network thread.
+Handler = Callable[[str, bytes], None]
+
 
 class Telemetry(ABC):
-    """Publishes the ledger's outbox and the kiosk's state to the centre."""
+    """Publishes the ledger's outbox and the kiosk's state to the centre, and hands inbound messages on."""
 
-    #: Called as ``on_command(name, payload_text)`` for an enabled inbound command;
-    #: runs on the network thread, so keep it short (hand over to the main loop).
-    on_command: Callable[[str, str], None] | None = None
+    #: False for the null telemetry: the status bar hides the MQTT item, the status LED ignores it.
+    enabled = True
 
     @property
     @abstractmethod
@@ -41,12 +49,17 @@ class Telemetry(ABC):
     def set_health(self, health: dict) -> None:
         """The kiosk's health right now, for the retained ``health`` topic (docs/mqtt.md).
 
-        Called from the pipeline's main loop about once a second with the keys
-        ``camera_ok`` (bool), ``camera_error`` (str, '' when fine), ``capture_fps``,
-        ``decode_fps`` (float), ``verdict_latency_p95_ms``, ``clock_synced``,
-        ``trust_age_days`` (float/bool or None when unknown) and ``uptime_s`` (float).
-        Must stay cheap (store and maybe wake); the default ignores it.
+        Called by the supervisor about once a second with the keys of
+        :func:`kiosk.publish.payloads.health_payload`. Must stay cheap (store and
+        maybe wake); the default ignores it.
         """
+
+    def subscribe(self, topic_filter: str, handler: Handler) -> None:
+        """Call ``handler(topic, payload)`` for every message matching ``topic_filter`` (MQTT wildcards)."""
+
+    def send(self, topic: str, payload: bytes, retain: bool = False) -> bool:
+        """Publish one reply now (QoS 1, best effort, not kept in the outbox); False when it could not go."""
+        return False
 
     def __enter__(self) -> "Telemetry":
         self.start()
@@ -57,7 +70,9 @@ class Telemetry(ABC):
 
 
 class NullTelemetry(Telemetry):
-    """Publishing is off (``[mqtt] enabled = false``): outbox messages are discarded, counters stay."""
+    """Publishing is off (``[mqtt] enabled = false``): outbox rows are discarded at once, counters stay."""
+
+    enabled = False
 
     def __init__(self, ledger=None):
         self._ledger = ledger
@@ -73,7 +88,8 @@ class NullTelemetry(Telemetry):
         # Nobody will ever send them; keeping them would only fill the outbox and count drops.
         if self._ledger is not None:
             while batch := self._ledger.pending(1000):
-                self._ledger.ack_many(m.id for m in batch)
+                if not self._ledger.ack_many(m.id for m in batch):
+                    break  # the ledger is out of service: try again on the next wake
 
     def stop(self) -> None:
         pass

@@ -10,9 +10,15 @@ event twice (QoS 1 is at-least-once) and must keep the highest ``seq`` per
 device (the fleet monitor does).
 
 Health (``set_health``) is only stored by the caller's thread; the publisher
-thread sends it retained on every connect, at once when the camera or the
-clock flips (at most every ``counts_min_interval_seconds``, so a flapping
-camera cannot flood the broker), and otherwise every ``health_interval_seconds``.
+thread sends it retained on every connect, at once when the camera, the
+clock, the ledger, the display or the degraded list flips (at most every
+``counts_min_interval_seconds``, so a flapping camera cannot flood the
+broker), and otherwise every ``health_interval_seconds``.
+
+Every counts, info, health and events message is signed with the device key
+(:mod:`kiosk.signing`, bound to the topic; docs/mqtt.md contract v1.1). Inbound
+messages reach the handlers registered with ``subscribe`` (re-subscribed on
+every connect); ``send`` publishes a reply at once.
 """
 
 from __future__ import annotations
@@ -24,28 +30,42 @@ import time
 from pathlib import Path
 from typing import Any
 
+import paho.mqtt.client as paho
+
 from kiosk.publish import discovery, payloads
-from kiosk.publish.base import Telemetry
+from kiosk.publish.base import Handler, Telemetry
 from kiosk.publish.connection import make_client
 from kiosk.publish.topics import Topics
 
 log = logging.getLogger(__name__)
 
-MAX_COMMAND_BYTES = 4096
+MAX_INBOUND_BYTES = 1024 * 1024  # a trust bundle is the largest inbound message; handlers cap further
+
+
+def _health_flags(h: dict) -> tuple:
+    """The health facts whose change goes out at once (the rest waits for the interval)."""
+    return (h.get("camera_ok"), h.get("clock_synced"), h.get("ledger_ok"), h.get("display_ok"),
+            tuple(h.get("degraded") or ()))
 
 
 class MqttPublisher(Telemetry):
     """Publisher(mqtt_config, device_config, venue, ledger, info)."""
 
     def __init__(self, mqtt_config, device_config, venue, ledger, info: dict | None = None,
-                 base_dir: str | Path | None = None, window: int = 200):
+                 base_dir: str | Path | None = None, window: int = 200, device_key=None):
+        """``device_key`` (:class:`kiosk.publish.device_key.DeviceKey`) signs every message;
+        without one (tools only) messages go out unsigned."""
         self.config = mqtt_config
         self.topics = Topics(device_config.site, device_config.id)
         self.ledger = ledger
         self.venue = venue
-        self.info = payloads.info_payload(venue, info)
+        self.device_key = device_key
+        self.info = payloads.info_payload(venue, {**(info or {}), "kid": device_key.kid if device_key else ""})
         self.window = window
-        self.on_command = None
+        self._handlers: list[tuple[str, Handler]] = []
+        self._handlers_lock = threading.Lock()
+        self._suback_mids: dict[int, str] = {}  # paho mid of a SUBSCRIBE -> its filter
+        self._subscribed: set[str] = set()  # filters the broker acknowledged on this connection
         self._client, self.address = make_client(f"kiosk-{device_config.site}-{device_config.id}", mqtt_config.url,
                                                  mqtt_config, base_dir)
         self._client.max_inflight_messages_set(min(window, 100))
@@ -54,6 +74,7 @@ class MqttPublisher(Telemetry):
         self._client.on_disconnect = self._on_disconnect
         self._client.on_publish = self._on_publish
         self._client.on_message = self._on_message
+        self._client.on_subscribe = self._on_subscribe
         self._connected = False
         self._need_state = False
         self._wake = threading.Event()
@@ -94,7 +115,7 @@ class MqttPublisher(Telemetry):
     def set_health(self, health: dict) -> None:
         """Store the pipeline's health; wake the publisher only when the camera or clock state flipped."""
         self._health = health
-        if (health.get("camera_ok"), health.get("clock_synced")) != self._health_flags:
+        if _health_flags(health) != self._health_flags:
             self._wake.set()
 
     def stop(self, timeout: float = 3.0) -> None:
@@ -107,7 +128,7 @@ class MqttPublisher(Telemetry):
         if self._connected:
             try:
                 if self._counts_dirty:  # the last check-ins' figures, before saying goodbye
-                    self._client.publish(self.topics.counts, payloads.encode(self.ledger.counts()), qos=1, retain=True)
+                    self._client.publish(self.topics.counts, self._counts_message(), qos=1, retain=True)
                 info = self._client.publish(self.topics.status, payloads.OFFLINE, qos=1, retain=True)
                 info.wait_for_publish(timeout)
                 self._settle_acks()  # events acknowledged while we said goodbye leave the outbox now
@@ -117,6 +138,40 @@ class MqttPublisher(Telemetry):
         self._client.loop_stop()
         self._connected = False
 
+    def subscribe(self, topic_filter: str, handler: Handler) -> None:
+        """``handler(topic, payload)`` on the network thread for each matching message; kept across reconnects."""
+        with self._handlers_lock:
+            self._handlers.append((topic_filter, handler))
+        if self._connected:
+            self._subscribe(self._client, topic_filter)
+
+    def subscribed(self, topic_filter: str) -> bool:
+        """True once the broker acknowledged ``topic_filter`` on the current connection."""
+        return topic_filter in self._subscribed
+
+    def send(self, topic: str, payload: bytes, retain: bool = False) -> bool:
+        """A reply now: QoS 1, best effort (paho resends it while connected), not through the outbox."""
+        if not self._connected:
+            return False
+        try:
+            return self._client.publish(topic, payload, qos=1, retain=retain).rc == paho.MQTT_ERR_SUCCESS
+        except (RuntimeError, ValueError) as exc:
+            log.warning("could not send on %s: %s", topic, exc)
+            return False
+
+    def _subscribe(self, client, topic_filter: str) -> None:
+        rc, mid = client.subscribe(topic_filter, qos=1)
+        if rc == paho.MQTT_ERR_SUCCESS and mid is not None:
+            self._suback_mids[mid] = topic_filter
+
+    def _sign(self, topic: str, payload: dict) -> bytes:
+        if self.device_key is None:
+            return payloads.encode(payload)
+        return self.device_key.sign(payload, topic)
+
+    def _counts_message(self) -> bytes:
+        return self._sign(self.topics.counts, payloads.counts_payload(self.ledger.counts()))
+
     # -- paho callbacks (network thread): note and wake, nothing more ----------
 
     def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
@@ -125,8 +180,11 @@ class MqttPublisher(Telemetry):
             return
         self._connected = True
         self._need_state = True
-        for name in self.config.commands:
-            client.subscribe(self.topics.cmd(name), qos=1)
+        self._subscribed = set()
+        with self._handlers_lock:
+            filters = list(dict.fromkeys(f for f, _ in self._handlers))
+        for topic_filter in filters:
+            self._subscribe(client, topic_filter)
         log.info("connected to %s", self.address)
         self._wake.set()
 
@@ -135,25 +193,27 @@ class MqttPublisher(Telemetry):
             log.warning("lost the broker %s (%s); check-ins are kept in the outbox", self.address, reason_code)
         self._connected = False
 
+    def _on_subscribe(self, client, userdata, mid, reason_codes, properties) -> None:
+        topic_filter = self._suback_mids.pop(mid, None)
+        if topic_filter is not None and not any(rc.is_failure for rc in reason_codes):
+            self._subscribed.add(topic_filter)
+
     def _on_publish(self, client, userdata, mid, reason_code, properties) -> None:
         self._acked_mids.append(mid)
         self._wake.set()
 
     def _on_message(self, client, userdata, message) -> None:
-        prefix = self.topics.cmd("")
-        name = message.topic[len(prefix):] if message.topic.startswith(prefix) else ""
-        if name not in self.config.commands:
+        topic, payload = message.topic, bytes(message.payload)
+        if len(payload) > MAX_INBOUND_BYTES:
+            log.warning("message on %s ignored: larger than %d bytes", topic, MAX_INBOUND_BYTES)
             return
-        if len(message.payload) > MAX_COMMAND_BYTES:
-            log.warning("command %s ignored: payload larger than %d bytes", name, MAX_COMMAND_BYTES)
-            return
-        log.info("command %s received", name)
-        handler = self.on_command
-        if handler is not None:
+        with self._handlers_lock:
+            handlers = [h for f, h in self._handlers if paho.topic_matches_sub(f, topic)]
+        for handler in handlers:
             try:
-                handler(name, message.payload.decode("utf-8", "replace"))
+                handler(topic, payload)
             except Exception:  # a faulty handler must not kill the network thread
-                log.exception("command %s failed", name)
+                log.exception("handler for %s failed", topic)
 
     # -- publisher thread ---------------------------------------------------------
 
@@ -185,7 +245,7 @@ class MqttPublisher(Telemetry):
     def _health_due(self) -> float:
         """Monotonic time the stored health should go out: soon after a flip, else at the interval."""
         h = self._health
-        if h is not None and (h.get("camera_ok"), h.get("clock_synced")) != self._health_flags:
+        if h is not None and _health_flags(h) != self._health_flags:
             return self._health_at + self.config.counts_min_interval_seconds
         return self._health_at + self.config.health_interval_seconds
 
@@ -216,7 +276,8 @@ class MqttPublisher(Telemetry):
     def _publish_state(self) -> None:
         """On every connect: retained status, info, counts (and discovery), as the broker may have lost them."""
         self._publish(self.topics.status, payloads.ONLINE, retain=True)
-        self._publish(self.topics.info, payloads.encode(self.info), retain=True)
+        self._publish(self.topics.info, self._sign(self.topics.info, {**self.info, "ts": payloads.utc_iso_now()}),
+                      retain=True)
         if self.config.ha_discovery:
             for topic, payload in discovery.messages(self.topics, self.venue, self.info):
                 self._publish(topic, payloads.encode(payload), retain=True)
@@ -227,14 +288,14 @@ class MqttPublisher(Telemetry):
     def _publish_counts(self) -> None:
         self._counts_dirty = False
         self._counts_at = time.monotonic()
-        self._publish(self.topics.counts, payloads.encode(self.ledger.counts()), retain=True)
+        self._publish(self.topics.counts, self._counts_message(), retain=True)
 
     def _publish_health(self) -> None:
         h = self._health
-        self._health_flags = (h.get("camera_ok"), h.get("clock_synced"))
+        self._health_flags = _health_flags(h)
         self._health_at = time.monotonic()
         payload = payloads.health_payload(h, self.ledger.outbox_size())
-        self._publish(self.topics.health, payloads.encode(payload), retain=True)
+        self._publish(self.topics.health, self._sign(self.topics.health, payload), retain=True)
 
     def _drain(self) -> None:
         """Hand the next outbox rows to paho, oldest first, keeping at most ``window`` unacknowledged."""
@@ -244,14 +305,22 @@ class MqttPublisher(Telemetry):
         for msg in self.ledger.pending(room, after_seq=self._sent_upto):
             if not self._connected:
                 break
-            self._publish(self.topics.events, msg.payload.encode("utf-8"), retain=False, outbox_id=msg.id)
+            try:
+                message = self._sign(self.topics.events, payloads.event_payload(msg))
+            except (ValueError, KeyError, TypeError) as exc:  # a row no renderer understands: do not block the rest
+                log.error("outbox row %s cannot be rendered (%s); dropping it", msg.seq, exc)
+                self.ledger.ack_many([msg.id])
+                self._sent_upto = msg.seq
+                continue
+            self._publish(self.topics.events, message, retain=False, outbox_id=msg.id)
             self._sent_upto = msg.seq
             self.published_events += 1
         self._settle_acks()
 
     def _discard_events(self) -> None:
         while batch := self.ledger.pending(1000):
-            self.ledger.ack_many(m.id for m in batch)
+            if not self.ledger.ack_many(m.id for m in batch):
+                break
 
     def _settle_acks(self) -> None:
         """Delete the acknowledged outbox rows in one transaction."""

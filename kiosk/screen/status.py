@@ -23,3 +23,5 @@ class KioskStatus:
     clock_synced: bool | None = None
     trust_age_days: float | None = None
     notice: str = ""
+    ledger_ok: bool = True  # False: the ledger cannot write; the screen shows "out of service"
+    degraded: tuple[str, ...] = ()  # health words shown to the guard (see the health contract)

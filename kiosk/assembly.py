@@ -1,0 +1,130 @@
+"""Assembly: every stage of the kiosk built from a validated config, in one step.
+
+Hardware is touched only here. The ledger comes inside a
+:class:`~kiosk.ledger.LedgerKeeper` (a file that cannot be opened or written
+makes the kiosk out of service, not a crash); the screen inside a
+:class:`~kiosk.stages.ContainedScreen`; absent stages are null objects.
+The intake exists before the scanners, so they are built with their final
+callbacks and the :class:`~kiosk.pipeline.Kiosk` is made last.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from kiosk.config import Config
+
+log = logging.getLogger(__name__)
+
+
+def load_trust(cfg: Config):
+    """The trusted signers the config names (an empty store when it names none)."""
+    from kiosk.trust import TrustStore
+
+    return TrustStore.load([str(cfg.resolve(p)) for p in cfg.trust.paths]) if cfg.trust.paths else TrustStore.empty()
+
+
+def build_desk(cfg: Config, trust=None):
+    """verify + policy + duplicate window from the config. Returns (desk, trust).
+
+    The desk's duplicate window is in memory until :func:`assemble` gives it the ledger's.
+    """
+    from kiosk.checkin import CheckinDesk
+    from kiosk.policy import Policy
+    from kiosk.pseudonym import Pseudonyms
+    from kiosk.verify import Verifier
+
+    if trust is None:
+        trust = load_trust(cfg)
+    verifier = Verifier(trust, clock_skew_seconds=cfg.policy.clock_skew_seconds)
+    policy = Policy.from_config(cfg.policy, resolve=cfg.resolve)
+    pseudonyms = Pseudonyms.from_config(cfg)
+    desk = CheckinDesk(verifier, policy, pseudonyms.of, duplicate_window_s=cfg.policy.duplicate_window_minutes * 60,
+                       duplicates_accepted=cfg.policy.duplicates_accepted,
+                       unsigned_opens_door=cfg.policy.unsigned_opens_door)
+    return desk, trust
+
+
+def build_ledger(cfg: Config, clock=None):
+    """The ledger the config describes, kept by a :class:`LedgerKeeper` (never raises for the file)."""
+    import time
+
+    from kiosk.ledger import Ledger, LedgerKeeper
+
+    return LedgerKeeper(lambda: Ledger.from_config(cfg), clock=clock or time.monotonic)
+
+
+def build_screen(cfg: Config, headless: bool):
+    """The screen, or the null one when headless or disabled."""
+    from kiosk.stages import ContainedScreen, NullScreen
+
+    if not cfg.screen.enabled or headless:
+        return NullScreen(display_expected=False)
+    from kiosk.screen import Screen
+
+    try:
+        return ContainedScreen(Screen(cfg))
+    except Exception as exc:  # no font, no SDL at all: the door still works, and health says so
+        log.error("the screen cannot be opened (%s: %s); going on without it", type(exc).__name__, exc)
+        return NullScreen(display_expected=True)
+
+
+def assemble(cfg: Config, *, source=None, pin_factory=None, headless: bool = False, notifier=None,
+             on_checkin=None, clock=None):
+    """Build every stage and the kiosk around them.
+
+    ``source`` replaces the configured frame source (the demo's replay);
+    ``pin_factory`` replaces the configured gpiozero factory (MockFactory);
+    ``clock`` (monotonic seconds) is injected into the flow, the supervisor and the ledger's retry.
+    """
+    import time
+
+    from device.signals import open_signals
+    from kiosk.checkin import LedgerWindow
+    from kiosk.intake import Intake
+    from kiosk.pipeline import Kiosk, Stages
+    from kiosk.publish import open_publisher
+    from kiosk.publish.device_key import load_or_create
+    from kiosk.publish.topics import Topics
+    from kiosk.stages import NullCamera
+
+    clock = clock or time.monotonic
+    device_key = load_or_create(cfg)  # first start makes it; a bad key file stops here with one line
+    desk, trust = build_desk(cfg)
+    ledger = build_ledger(cfg, clock)
+    desk.window = LedgerWindow(ledger)  # the duplicate window survives restarts
+    signals = open_signals(cfg.signals, pin_factory=pin_factory)
+    screen = build_screen(cfg, headless)
+    publisher = open_publisher(cfg, ledger, device_key=device_key)
+    intake = Intake(cfg.camera.intake_max, clock=clock)
+    scanner = NullCamera()
+    if source is None and cfg.camera.source != "none":
+        from device.frames import open_source
+
+        source = open_source(cfg.camera.source, cfg.camera.path, width=cfg.camera.width, height=cfg.camera.height,
+                             fps=cfg.camera.fps, loop=cfg.camera.loop, replay_fps=cfg.camera.replay_fps)
+    if source is not None:
+        from kiosk.scan import Scanner, default_decoder
+
+        scanner = Scanner(source, default_decoder(), on_code=intake.camera, rearm_seconds=cfg.camera.rearm_seconds,
+                          on_frame=screen.set_preview)
+    stages = Stages(desk=desk, ledger=ledger, signals=signals, scanner=scanner, screen=screen, publisher=publisher,
+                    extra_sources=_code_scanners(cfg, intake.scanner), trust=trust)
+    kiosk = Kiosk(cfg, stages, notifier=notifier, on_checkin=on_checkin, intake=intake, clock=clock)
+    topics = Topics(cfg.device.site, cfg.device.id)
+    for name in cfg.mqtt.commands:
+        publisher.subscribe(topics.cmd(name), kiosk.command_handler(name))
+    return kiosk
+
+
+def _code_scanners(cfg: Config, on_code) -> list:
+    """Dedicated USB scanners (serial, keyboard wedge) configured beside the camera."""
+    found = []
+    if cfg.scanner.serial_port or cfg.scanner.hid_device:
+        from device import scanners
+
+        if cfg.scanner.serial_port:
+            found.append(scanners.SerialScanner(cfg.scanner.serial_port, on_code, baud=cfg.scanner.serial_baud))
+        if cfg.scanner.hid_device:
+            found.append(scanners.HidScanner(cfg.scanner.hid_device, on_code))
+    return found
