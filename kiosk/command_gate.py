@@ -43,6 +43,8 @@ MAX_COMMAND_BYTES = 4096  # the whole signed message; a notice is at most NOTICE
 NOTICE_MAX_CHARS = 200
 INBOX_MAX = 2048  # commands waiting for the control thread; beyond it the newest are dropped (counted)
 RELOAD_MIN_INTERVAL_S = 10.0  # a trust reload at most this often, whatever the centre sends
+SLICE = 8  # commands handled back to back before the control thread rests (a few ms of CPU)
+REST_FACTOR = 9.0  # rest this many times as long as the slice took: a flood gets at most 1/10 of the CPU
 KNOWN = ("reload-trust", "notice")
 
 OK = "ok"
@@ -246,6 +248,7 @@ class CommandGate:
         self.dropped = 0
         self.answered: collections.Counter[str] = collections.Counter()  # reason -> count
         self.schedule = schedule
+        self.rest: Callable[[float], None] = time.sleep  # tests pass a fake
         self._drain_posted = False
         self._lock = threading.Lock()
 
@@ -272,14 +275,25 @@ class CommandGate:
         return True
 
     # -- control thread --------------------------------------------------------------
-    def drain(self, limit: int = 10_000) -> list[Outcome]:
-        """Check, act on and answer every queued message, oldest first (control thread)."""
-        batch = []
+    def drain(self) -> list[Outcome]:
+        """Check, act on and answer every queued message, oldest first (control thread).
+
+        Paced: a slice of :data:`SLICE` messages, then a rest of :data:`REST_FACTOR` times as
+        long as the slice took, so a flood takes at most a fifth of the CPU and the check-in
+        flow (which shares the interpreter lock) never waits behind more than one slice.
+        """
+        outcomes: list[Outcome] = []
         with self._lock:
             self._drain_posted = False  # from here on a new message needs a new drain
-            while self.inbox and len(batch) < limit:
-                batch.append(self.inbox.popleft())
-        return self.handle_many(batch)
+        while True:
+            with self._lock:
+                batch = [self.inbox.popleft() for _ in range(min(SLICE, len(self.inbox)))]
+            if not batch:
+                return outcomes
+            started = time.perf_counter()
+            outcomes += self.handle_many(batch)
+            if self.inbox:
+                self.rest(REST_FACTOR * (time.perf_counter() - started))
 
     def handle(self, topic: str, payload: bytes) -> Outcome:
         """Check, act on and answer one message (control thread)."""

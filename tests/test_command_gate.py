@@ -50,6 +50,8 @@ class Kiosk:
             {"notice": notice_action(self._show), "reload-trust": reload_action(self.coalescer)},
             keys["device"], lambda topic, payload: self.sent.append((topic, payload)), max_age_s=300,
             state_file=tmp_path / "command-floor.json" if state_file == "default" else state_file, clock=self.clock)
+        self.rests: list[float] = []
+        self.gate.rest = self.rests.append  # pacing, recorded instead of slept
 
     def _show(self, text):
         self.notice = text
@@ -230,6 +232,8 @@ def test_reloads_are_coalesced_and_every_command_answered(keys, tmp_path):
         k.gate.offer(topic, msg)
     outcomes = k.gate.drain()
     assert k.reloads == 1  # the first ran at once; the other 899 folded into one pending run
+    # Paced: a rest after every slice of 8 but the last, each 9 times as long as the slice took.
+    assert len(k.rests) == 900 // gate_mod.SLICE + (900 % gate_mod.SLICE > 0) - 1 and all(r > 0 for r in k.rests)
     assert [o.reason for o in outcomes] == ["reloaded"] + ["coalesced"] * 899
     assert len(k.results()) == 900 and {r["id"] for r in k.results()} == {json.loads(m)["id"] for _, m in msgs}
     assert k.coalescer.due_in() == 10.0
