@@ -104,7 +104,7 @@ def test_a_signed_notice_reaches_the_gate_and_its_answer_is_printed(tmp_path, br
         assert r.returncode == 0, r.stderr
         answer = json.loads(r.stdout)
         assert answer["result"] == "ok" and answer["reason"] == "shown" and answer["name"] == "notice"
-        assert len(answer["id"]) == 32 and kiosk.notices == ["Kiểm tra lúc 14:00"]
+        assert len(answer["id"]) == 32 and kiosk.notices == ["Kiểm tra lúc 14:00"] and r.stderr == ""
 
         r = kiosk_cli(*common, "--wait", 10, "reload-trust")  # not enabled on this kiosk
         assert r.returncode == 1 and json.loads(r.stdout)["reason"] == "not-enabled"
@@ -114,6 +114,18 @@ def test_a_signed_notice_reaches_the_gate_and_its_answer_is_printed(tmp_path, br
         signing.write_public_key(tmp_path / "other.pub.pem", signing.generate_key())
         r = kiosk_cli(*common, "--wait", 3, "--kiosk-key", tmp_path / "other.pub.pem", "notice", "x")
         assert r.returncode == 1 and "failed its signature check: unknown-key" in r.stderr
+
+        # The fleet registry's row for the kiosk checks the answer; a revoked row does not.
+        from kiosk.ops import registry
+
+        row = registry.entry_for("hn-hk", "kiosk-01", "HN-HK-000123", device_key.public_key())
+        (tmp_path / "fleet.registry.json").write_text(registry.dumps([row]))
+        r = kiosk_cli(*common, "--wait", 10, "--registry", tmp_path / "fleet.registry.json", "notice", "Mời vào")
+        assert r.returncode == 0 and json.loads(r.stdout)["reason"] == "shown" and r.stderr == ""
+        row.revoked = True
+        (tmp_path / "fleet.registry.json").write_text(registry.dumps([row]))
+        r = kiosk_cli(*common, "--wait", 10, "--registry", tmp_path / "fleet.registry.json", "notice", "x")
+        assert r.returncode == 2 and "no active key for hn-hk/kiosk-01" in r.stderr
 
         r = kiosk_cli(*common, "notice", "")  # no --wait: sent, acknowledged by the broker
         assert r.returncode == 0 and r.stdout.startswith("sent notice ")

@@ -5,7 +5,7 @@
 - ``kiosk command --key FILE --broker URL --site S --device D NAME [PAYLOAD] [--wait SECONDS]``:
   signs ``{"id", "name", "body", "iat", "nonce"}`` for ``checkin/v1/S/D/cmd/NAME`` with the
   centre key, publishes it (QoS 1, not retained) and, with ``--wait``, prints the kiosk's signed
-  answer from ``.../cmd-result`` (checked with ``--kiosk-key`` when given).
+  answer from ``.../cmd-result`` (checked with ``--kiosk-key`` or the fleet registry's ``--registry``).
 
 Exit codes: 0 sent (and, with --wait, answered ``ok``), 1 refused, no answer or broker
 unreachable, 2 bad arguments or key files. Errors are one line.
@@ -42,6 +42,8 @@ def add_arguments(p) -> None:
     p.add_argument("--wait", type=float, default=0.0, metavar="SECONDS",
                    help="wait this long for the kiosk's cmd-result and print it (default: do not wait)")
     p.add_argument("--kiosk-key", metavar="FILE", help="the kiosk's public key (device-key.pub.pem): check its answer")
+    p.add_argument("--registry", metavar="FILE", help="the fleet registry (kiosk fleet): check the answer with the "
+                                                      "kiosk's registered, not revoked key(s)")
     p.add_argument("--timeout", type=float, default=10.0, metavar="SECONDS",
                    help="give up when the broker cannot be reached in this many seconds (default %(default)s)")
     p.add_argument("--out", metavar="FILE", help="keygen: where to write the private key")
@@ -87,6 +89,26 @@ def build(name: str, body, site: str, device: str, key, expires_in: float | None
     return topic, signing.sign_bytes(payload, topic, key), command_id
 
 
+def kiosk_keys(args):
+    """The keys the kiosk's answer must verify with (--kiosk-key, --registry), or None to leave it unchecked."""
+    from kiosk import signing
+
+    owner = f"{args.site}/{args.device}"
+    keys = []
+    if args.kiosk_key:
+        keys.append(signing.load_public_key(args.kiosk_key))
+    if args.registry:
+        from kiosk.ops import registry
+
+        if not Path(args.registry).exists():
+            raise UsageError(f"--registry: no such file {args.registry}")
+        rows = registry.active(registry.load(args.registry), args.site, args.device)
+        if not rows:
+            raise UsageError(f"{args.registry}: no active key for {owner}")
+        keys += [signing.public_key_from_pem(r.public_key.encode(), f"{args.registry}: {owner}") for r in rows]
+    return signing.KeyRing.of([(owner, k) for k in keys]) if keys else None
+
+
 def run(args) -> int:
     if args.name == "keygen":
         if not args.out:
@@ -115,8 +137,7 @@ def run(args) -> int:
     settings = broker_settings(args)
     try:
         key = signing.load_private_key(args.key)
-        kiosk_ring = signing.KeyRing.of({f"{args.site}/{args.device}": signing.load_public_key(args.kiosk_key)}) \
-            if args.kiosk_key else None
+        kiosk_ring = kiosk_keys(args)
     except signing.SigningKeyError as exc:
         raise UsageError(str(exc)) from None
     topic, message, command_id = build(args.name, body, args.site, args.device, key, args.expires_in)
@@ -194,7 +215,7 @@ def _send(settings, args, topic: str, message: bytes, command_id: str, kiosk_rin
             return 1
         result = answer["result"]
         if kiosk_ring is None:
-            print("kiosk command: the answer's signature was not checked (no --kiosk-key)", file=sys.stderr)
+            print("kiosk command: the answer's signature was not checked (no --kiosk-key or --registry)", file=sys.stderr)
         print(json.dumps(result, ensure_ascii=False))
         return 0 if result.get("result") == "ok" else 1
     finally:
