@@ -18,10 +18,10 @@ log = logging.getLogger(__name__)
 
 
 def load_trust(cfg: Config):
-    """The trusted signers the config names (an empty store when it names none)."""
-    from kiosk.trust import TrustStore
+    """The kiosk's trust keeper: the signed bundle ([trust] bundle, last good in state_dir), else [trust] paths."""
+    from kiosk.trust_bundle import keeper_from_config
 
-    return TrustStore.load([str(cfg.resolve(p)) for p in cfg.trust.paths]) if cfg.trust.paths else TrustStore.empty()
+    return keeper_from_config(cfg)
 
 
 def build_desk(cfg: Config, trust=None):
@@ -37,7 +37,7 @@ def build_desk(cfg: Config, trust=None):
     if trust is None:
         trust = load_trust(cfg)
     verifier = Verifier(trust, clock_skew_seconds=cfg.policy.clock_skew_seconds)
-    policy = Policy.from_config(cfg.policy, resolve=cfg.resolve)
+    policy = Policy.from_config(cfg.policy, resolve=cfg.resolve, trust=trust)
     pseudonyms = Pseudonyms.from_config(cfg)
     desk = CheckinDesk(verifier, policy, pseudonyms.of, duplicate_window_s=cfg.policy.duplicate_window_minutes * 60,
                        duplicates_accepted=cfg.policy.duplicates_accepted,
@@ -108,11 +108,33 @@ def assemble(cfg: Config, *, source=None, pin_factory=None, headless: bool = Fal
 
         scanner = Scanner(source, default_decoder(), on_code=intake.camera, rearm_seconds=cfg.camera.rearm_seconds,
                           on_frame=screen.set_preview)
+    from device.audio import open_speaker
+
     stages = Stages(desk=desk, ledger=ledger, signals=signals, scanner=scanner, screen=screen, publisher=publisher,
-                    extra_sources=_code_scanners(cfg, intake.scanner), trust=trust)
+                    speaker=open_speaker(cfg.audio), extra_sources=_code_scanners(cfg, intake.scanner), trust=trust,
+                    services=_tracing(cfg, publisher, device_key))
     kiosk = Kiosk(cfg, stages, notifier=notifier, on_checkin=on_checkin, intake=intake, clock=clock)
     kiosk.remote = remote.install(kiosk, cfg, publisher, device_key.key)  # signed commands, on the control thread
     return kiosk
+
+
+def _tracing(cfg: Config, publisher, device_key) -> list:
+    """The trace responder behind the publisher (docs/tracing.md), when the kiosk talks to a broker.
+
+    It answers even with the visit log off (the answer is "log off"), so the authority knows who
+    was asked. A responder that cannot be built (no ledger file yet, a bad authority key) leaves
+    the door working and says why once.
+    """
+    if not cfg.mqtt.enabled:
+        return []
+    from kiosk.tracing import responder_from_config
+    from kiosk.tracing.service import TraceService
+
+    try:
+        return [TraceService(responder_from_config(cfg, device_key=device_key), publisher)]
+    except Exception as exc:  # noqa: BLE001 - tracing must never stop the door
+        log.error("contact tracing is unavailable: %s", exc)
+        return []
 
 
 def _code_scanners(cfg: Config, on_code) -> list:

@@ -19,13 +19,14 @@ from __future__ import annotations
 import threading
 import uuid
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Callable, Protocol
+from typing import Any, Callable, Mapping, Protocol
 
 from kiosk import reasons
 from kiosk.codes import CodeCheck, Holder
 
+SCREEN_FACTS = ("valid_until", "expires_at")  # what a verdict screen may say of a code
 ACCEPT = "accept"
 REJECT = "reject"
 
@@ -51,6 +52,8 @@ class Checkin:
     source: str
     duplicate: bool = False
     opens_door: bool = False  # the relay opens for this check-in (accepted and verified, or the venue's choice)
+    # The code's validity facts the verdict screen names ("expired on <date>"): only these, never personal data.
+    facts: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def accepted(self) -> bool:
@@ -140,4 +143,5 @@ class CheckinDesk:
         opens_door = verdict == ACCEPT and (check.signed or self.unsigned_opens_door)
         return Checkin(id=uuid.uuid4().hex, at=now, verdict=verdict, reason=reason, format=check.format,
                        valid=check.valid, signed=check.signed, pseudonym=pseudonym, holder=check.holder,
-                       captured_at=captured_at, source=source, duplicate=duplicate, opens_door=opens_door)
+                       captured_at=captured_at, source=source, duplicate=duplicate, opens_door=opens_door,
+                       facts={k: check.facts[k] for k in SCREEN_FACTS if k in check.facts})

@@ -41,7 +41,7 @@ class Sample:
 
 
 def _declaration_samples(now: datetime) -> list[Sample]:
-    from kiosk.codes.declaration import IssuerKey, issue
+    from kiosk.issuing.declaration import IssuerKey, issue
 
     key = IssuerKey.load(DEMO_KEYS / "declaration-issuer.key.pem")
     stranger = IssuerKey.generate("Ed25519")  # a key no trust list holds
@@ -64,7 +64,7 @@ def _declaration_samples(now: datetime) -> list[Sample]:
 
 
 def _dcc_samples(now: datetime) -> list[Sample]:
-    from kiosk.codes.dcc import issue_dcc
+    from kiosk.issuing.dcc import issue_dcc
 
     payload = issue_dcc(DEMO_KEYS / "dcc-signer.key.pem", DEMO_KEYS / "dcc-signer.crt.pem", kind="vaccination",
                         family="Trần", given="Thị Bình", dob="1988-03-14", at=now, last_dose=now - timedelta(days=60))

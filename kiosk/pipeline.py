@@ -47,6 +47,8 @@ class Stages:
     speaker: Speaker = field(default_factory=NullSpeaker)
     extra_sources: list = field(default_factory=list)  # serial / HID code scanners
     trust: Any = None
+    # Background services beside the flow (contact tracing): start(), stop(), stats() -> dict.
+    services: list = field(default_factory=list)
 
     def __post_init__(self) -> None:
         if self.publisher is None:
@@ -131,6 +133,8 @@ class Kiosk:
         for extra in s.extra_sources:
             extra.start()
         self.control.start()
+        for service in s.services:
+            service.start()
         tick = 1.0 / max(1, self.cfg.screen.fps)
         try:
             while not self._stop.is_set():
@@ -157,6 +161,8 @@ class Kiosk:
             _quietly(part.stop)
         if self.remote is not None:
             self.remote.close()
+        for service in s.services:
+            _quietly(service.stop)
         self.control.stop()
         _quietly(s.publisher.stop)
         for part in (s.screen, s.speaker, s.signals):

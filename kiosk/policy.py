@@ -10,11 +10,20 @@ Revocation is offline: a text file of SHA-256 hex identifiers, one per line
 (``#`` comments allowed), matched against each code's ``revocation_keys``
 fact: for a DCC the SHA-256 of its UVCI (``ci``) and of its signer's DER
 certificate; for a health declaration the SHA-256 of its declaration id and of
-its issuer's certificate.
+its issuer's certificate. The trust bundle's own revocation list (by EU DCC
+hash type) is applied earlier, by the verifier.
+
+A trust bundle may carry venue-policy rules (its ``policy`` object, the same
+keys as ``[policy]``): given ``trust=`` (the kiosk's trust keeper), the rules
+of the current bundle override the config's for as long as that bundle is
+current. Products and manufacturers outside the value sets are not refused
+by the verifier (value sets are facts); ``dcc_products`` and
+``dcc_manufacturers`` restrict them explicitly.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 from dataclasses import dataclass, field
@@ -23,6 +32,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable
 
 from kiosk import reasons
+from kiosk.errors import KioskValueError
 from kiosk.codes import FORMAT_NAMES
 from kiosk.codes.base import CodeCheck
 
@@ -31,17 +41,21 @@ TEST_NEGATIVE = "260415000"  # SNOMED CT "Not detected", the DCC value set's neg
 _HEX = re.compile(r"^[0-9a-f]{64}$")
 
 
-class RevocationFileError(ValueError):
+class RevocationFileError(KioskValueError):
     """A revocation file that cannot be read or has a line that is not a SHA-256 hex digest."""
 
 
 def load_revoked(path: str | os.PathLike) -> frozenset[str]:
     """SHA-256 hex identifiers from a revocation file (one per line, ``#`` comments)."""
+    from kiosk.trust import TrustError, read_capped
+
     p = Path(path)
     try:
-        text = p.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise RevocationFileError(f"{p}: cannot read revocation file: {getattr(exc, 'strerror', None) or exc}") from None
+        text = read_capped(p, what="revocation file").decode("utf-8")
+    except TrustError as exc:
+        raise RevocationFileError(str(exc)) from None
+    except UnicodeDecodeError:
+        raise RevocationFileError(f"{p}: revocation file is not UTF-8 text") from None
     out = set()
     for n, line in enumerate(text.splitlines(), 1):
         line = line.split("#", 1)[0].strip().lower()
@@ -87,12 +101,16 @@ class Policy:
     test_negative_only: bool = False
     recovery_max_days: int = 0  # 0 = only the certificate's own df..du window
     clock_skew_seconds: float = 300.0
+    dcc_products: tuple[str, ...] = ()  # accepted vaccination mp codes; empty = any
+    dcc_manufacturers: tuple[str, ...] = ()  # accepted vaccination/test ma codes; empty = any
     revoked: frozenset[str] = field(default_factory=frozenset)
+    trust: Any = field(default=None, repr=False, compare=False)  # a TrustKeeper whose bundle may carry rules
 
     @classmethod
-    def from_config(cls, cfg, resolve: Callable[[str], Path] | None = None) -> "Policy":
+    def from_config(cls, cfg, resolve: Callable[[str], Path] | None = None, trust: Any = None) -> "Policy":
         """The policy of a ``[policy]`` section; ``resolve`` turns a config-relative path into a real one
-        (pass ``Config.resolve``). RevocationFileError (a ValueError) names a bad revocation file."""
+        (pass ``Config.resolve``); ``trust`` (optional) is the trust keeper whose current bundle's rules
+        override these. RevocationFileError (a ValueError) names a bad revocation file."""
         revoked: frozenset[str] = frozenset()
         if cfg.revoked_file:
             revoked = load_revoked(resolve(cfg.revoked_file) if resolve else cfg.revoked_file)
@@ -101,10 +119,32 @@ class Policy:
                    vaccination_complete=cfg.vaccination_complete, vaccination_min_days=cfg.vaccination_min_days,
                    vaccination_max_days=cfg.vaccination_max_days, test_max_hours=cfg.test_max_hours,
                    test_negative_only=cfg.test_negative_only, recovery_max_days=cfg.recovery_max_days,
-                   clock_skew_seconds=cfg.clock_skew_seconds, revoked=revoked)
+                   clock_skew_seconds=cfg.clock_skew_seconds,
+                   dcc_products=tuple(getattr(cfg, "dcc_products", ()) or ()),
+                   dcc_manufacturers=tuple(getattr(cfg, "dcc_manufacturers", ()) or ()),
+                   revoked=revoked, trust=trust)
+
+    def effective(self) -> "Policy":
+        """This policy with the current trust bundle's rules applied (itself when there are none)."""
+        current = getattr(self.trust, "current", None)
+        store = current() if callable(current) else None
+        rules = getattr(store, "policy", None)
+        if not rules:
+            return self
+        cached = self.__dict__.get("_effective")
+        if cached is not None and cached[0] is store:
+            return cached[1]
+        merged = dataclasses.replace(self, trust=None, **{k: tuple(v) if isinstance(v, list) else v
+                                                           for k, v in rules.items()})
+        self.__dict__["_effective"] = (store, merged)
+        return merged
 
     def decide(self, check: CodeCheck, now: datetime) -> tuple[str, str]:
         """``(verdict, reason)`` for a check at time ``now`` (aware)."""
+        if self.trust is not None:
+            policy = self.effective()
+            if policy is not self:
+                return policy.decide(check, now)
         if not check.valid:
             return REJECT, check.reason
         if check.format not in self.accept_formats:
@@ -131,7 +171,11 @@ class Policy:
             return "certificate-type"
         skew = timedelta(seconds=self.clock_skew_seconds)
         today = now.date()
+        if self.dcc_manufacturers and kind in ("vaccination", "test") and f.get("ma") not in self.dcc_manufacturers:
+            return "manufacturer"
         if kind == "vaccination":
+            if self.dcc_products and f.get("mp") not in self.dcc_products:
+                return "product"
             dn, sd = f.get("dn"), f.get("sd")
             if self.vaccination_complete and not (isinstance(dn, int) and isinstance(sd, int) and dn >= sd):
                 return "vaccination-incomplete"
@@ -159,3 +203,27 @@ class Policy:
             if self.recovery_max_days and (fr is None or (today - fr).days > self.recovery_max_days):
                 return "recovery-window"
         return None
+
+
+# Rules a trust bundle may set: every Policy field but the venue's own revocation file.
+_BUNDLE_RULES = {f.name: f for f in dataclasses.fields(Policy) if f.name not in ("revoked", "trust")}
+
+
+def bundle_policy_problem(rules: Any) -> str | None:
+    """Why a trust bundle's ``policy`` object cannot be applied (None when it can)."""
+    if not isinstance(rules, dict):
+        return "not an object"
+    for key, value in rules.items():
+        spec = _BUNDLE_RULES.get(key)
+        if spec is None:
+            return f"unknown rule {str(key)[:40]!r}"
+        default = spec.default if spec.default is not dataclasses.MISSING else spec.default_factory()
+        if isinstance(default, bool):
+            ok = isinstance(value, bool)
+        elif isinstance(default, (int, float)):
+            ok = isinstance(value, (int, float)) and not isinstance(value, bool) and 0 <= value < 10**9
+        else:
+            ok = isinstance(value, list) and all(isinstance(v, str) and len(v) <= 128 for v in value)
+        if not ok:
+            return f"{key}: wrong type"
+    return None

@@ -12,6 +12,7 @@ import hmac
 import logging
 import os
 import secrets as _random
+import unicodedata
 from hashlib import sha256
 from pathlib import Path
 
@@ -35,8 +36,9 @@ class Pseudonyms:
         return "Pseudonyms(<key>)"
 
     def of(self, identity: str) -> str:
-        """The pseudonym (64 hex characters) of a normalized identity."""
-        return hmac.new(self._key, identity.encode("utf-8"), sha256).hexdigest()
+        """The pseudonym (64 hex characters) of an identity, taken in Unicode NFKC form (the
+        format plug-ins already normalise; this makes sure no two spellings of one person remain)."""
+        return hmac.new(self._key, unicodedata.normalize("NFKC", identity).encode("utf-8"), sha256).hexdigest()
 
     @classmethod
     def from_config(cls, cfg) -> "Pseudonyms":

@@ -1,10 +1,14 @@
 """Stable reason codes: the words the ledger, MQTT, `kiosk verify` and the screen share.
 
 A reason code never changes once published (monitoring dashboards count by it).
-Each has plain words for the visitor's screen in Vietnamese and English.
+Each has plain words for the visitor's screen in Vietnamese and English, and a
+next step (:func:`next_step`): what the visitor can do about it.
 """
 
 from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any, Mapping
 
 OK = "ok"
 MALFORMED = "malformed"
@@ -19,6 +23,7 @@ UNSIGNED = "unsigned"
 REVOKED = "revoked"
 DUPLICATE = "duplicate"
 OVERRIDE = "override"
+TRUST_STALE = "trust-stale"
 POLICY_PREFIX = "policy:"
 
 # (Vietnamese, English) plain words for the verdict screen.
@@ -36,6 +41,7 @@ _WORDS: dict[str, tuple[str, str]] = {
     REVOKED: ("Đã bị thu hồi", "Revoked"),
     DUPLICATE: ("Đã quét", "Already checked in"),
     OVERRIDE: ("Bảo vệ cho phép", "Allowed by guard"),
+    TRUST_STALE: ("Dữ liệu xác thực đã cũ, gặp bảo vệ", "Trust data out of date: see the guard"),
 }
 
 _POLICY_WORDS: dict[str, tuple[str, str]] = {
@@ -72,4 +78,65 @@ def words(reason: str, language: str = "vi") -> str:
         pair = _WORDS.get(reason)
         if pair is None:
             return reason
+    return pair[0] if language == "vi" else pair[1]
+
+
+# What a turned-away visitor can do, per reason (Vietnamese, English). Short: the screen shows
+# them large enough to read from 2 m (docs/screen.md). "{date}" is the certificate's end of validity.
+SEE_GUARD = ("Xin gặp bảo vệ", "Please see the guard")
+SHOW_PC_COVID = ("Hãy đưa mã PC-Covid của bạn", "Show your PC-Covid code")
+_NEXT_STEPS: dict[str, tuple[str, str]] = {
+    MALFORMED: ("Đưa lại mã, giữ yên", "Show it again, hold it still"),
+    # A venue code, a web link, a product barcode: the visitor showed the wrong code.
+    UNKNOWN_FORMAT: ("Không phải mã sức khỏe. Hãy đưa mã PC-Covid", "Not a health code. Show your PC-Covid code"),
+    UNSIGNED: SHOW_PC_COVID,
+    EXPIRED: ("Hãy đưa mã còn hạn", "Show a code that is still valid"),
+}
+_EXPIRED_ON = ("Hết hạn ngày {date}", "Expired on {date}")
+_POLICY_NEXT_STEPS: dict[str, tuple[str, str]] = {
+    "format": SHOW_PC_COVID,
+}
+
+
+def expired_on(facts: Mapping[str, Any] | None) -> date | None:
+    """The day a code stopped being valid, from a check's facts where the format says it.
+
+    Health declarations carry ``valid_until``, EU DCCs ``expires_at`` (ISO 8601);
+    the day is the kiosk's local date of that moment.
+    """
+    if not facts:
+        return None
+    for key in ("valid_until", "expires_at"):
+        value = facts.get(key)
+        if isinstance(value, datetime):
+            moment = value
+        elif isinstance(value, str):
+            try:
+                moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+            except ValueError:
+                continue
+        else:
+            continue
+        return (moment.astimezone() if moment.tzinfo else moment).date()
+    return None
+
+
+def next_step(reason: str, language: str = "vi", facts: Mapping[str, Any] | None = None) -> str:
+    """What a visitor turned away for ``reason`` can do, in ``vi`` or ``en``.
+
+    ``facts`` (a check's facts, where the check-in carries them) name the
+    expiry date of an expired certificate. Reasons only the guard can resolve
+    (a forged or revoked code, a venue rule) say "please see the guard".
+    """
+    pair = None
+    if reason == EXPIRED:
+        day = expired_on(facts)
+        if day is not None:
+            text = _EXPIRED_ON[0 if language == "vi" else 1]
+            return text.format(date=day.strftime("%d/%m/%Y"))
+    if reason.startswith(POLICY_PREFIX):
+        pair = _POLICY_NEXT_STEPS.get(reason[len(POLICY_PREFIX):])
+    else:
+        pair = _NEXT_STEPS.get(reason)
+    pair = pair or SEE_GUARD
     return pair[0] if language == "vi" else pair[1]

@@ -202,4 +202,14 @@ class Supervisor:
             "trust_version": getattr(trust, "version", None),
             "trust_age_hours": age_hours,
             "trust_stale": bool(getattr(trust, "stale", False)),
+            **self._trace_counts(),
         }
+
+    def _trace_counts(self) -> dict:
+        """Trace requests answered and refused since start (docs/tracing.md), from the tracing service."""
+        answered = refused = 0
+        for service in self.stages.services:
+            stats = service.stats()
+            answered += int(stats.get("answered", 0))
+            refused += int(stats.get("refused", 0))
+        return {"trace_answered": answered, "trace_refused": refused}

@@ -9,7 +9,13 @@ JSON files (format in ``docs/codes.md``)::
 The kid of a certificate is the first 8 bytes of the SHA-256 of its DER
 encoding (the EU DCC rule, used for our own declarations too); a trust-list
 entry may name its kid explicitly. Each signer keeps the DCC certificate
-types its key-usage OIDs allow (``None`` = any type).
+types its key-usage OIDs allow (``None`` = any type) and its certificate's
+validity (a signer vouches only for codes issued while it was valid).
+
+A store is also what a signed trust bundle becomes once verified
+(:mod:`kiosk.trust_bundle`): then it carries the bundle's version, times,
+value sets, revocation hashes and optional venue-policy rules too. Files are
+read with a size cap; FIFOs, devices and sockets are refused before any read.
 """
 
 from __future__ import annotations
@@ -19,14 +25,17 @@ import binascii
 import hashlib
 import json
 import os
+import stat
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Mapping
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
+
+from kiosk.errors import KioskValueError
 
 # Extended key usage OIDs of a DCC document signer (DCC technical specification v1, 5.1).
 _USAGE_OIDS = {
@@ -45,8 +54,41 @@ _CERT_SUFFIXES = {".pem", ".crt", ".cer", ".der"}
 _MAX_FILE_BYTES = 16 * 1024 * 1024
 
 
-class TrustError(ValueError):
+class TrustError(KioskValueError):
     """A trust file or folder that cannot be used; the message names the path."""
+
+
+def read_capped(path: str | os.PathLike, max_bytes: int = _MAX_FILE_BYTES, what: str = "trust file") -> bytes:
+    """The bytes of a regular file of at most ``max_bytes``; TrustError naming the path otherwise.
+
+    Opened non-blocking and checked with fstat before reading, so a FIFO (which would block
+    until a writer came) or a device such as /dev/zero (which never ends) is refused at once."""
+    p = Path(path)
+    try:
+        fd = os.open(p, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    except OSError as exc:
+        raise TrustError(f"{p}: cannot read {what}: {exc.strerror or exc}") from None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            kind = "a folder" if stat.S_ISDIR(st.st_mode) else "not a regular file (FIFO, device or socket)"
+            raise TrustError(f"{p}: {what} is {kind}")
+        if st.st_size > max_bytes:
+            raise TrustError(f"{p}: larger than any {what} ({max_bytes} bytes)")
+        chunks, total = [], 0
+        while True:
+            chunk = os.read(fd, min(1 << 20, max_bytes + 1 - total))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            total += len(chunk)
+            if total > max_bytes:  # the file grew while we read it
+                raise TrustError(f"{p}: larger than any {what} ({max_bytes} bytes)")
+        return b"".join(chunks)
+    except OSError as exc:
+        raise TrustError(f"{p}: cannot read {what}: {exc.strerror or exc}") from None
+    finally:
+        os.close(fd)
 
 
 def kid_of(certificate_der: bytes) -> bytes:
@@ -79,16 +121,83 @@ class Signer:
     dcc_types: frozenset[str] | None = None  # None: no DCC key-usage OIDs, any type
     sha256: str = ""  # hex SHA-256 of the DER certificate (for revocation), "" without one
     source: str = ""
+    not_before: datetime | None = None  # the certificate's validity (narrowed by a bundle entry)
+    not_after: datetime | None = None
+    role: str | None = None  # "dcc" document signer, "declaration" issuer; None = either (plain files)
+
+
+def certificate_validity(cert: x509.Certificate) -> tuple[datetime, datetime]:
+    """A certificate's not-before and not-after, timezone-aware (cryptography < 42 has no *_utc)."""
+    try:
+        return cert.not_valid_before_utc, cert.not_valid_after_utc
+    except AttributeError:  # pragma: no cover - Bookworm's cryptography 38
+        return (cert.not_valid_before.replace(tzinfo=timezone.utc), cert.not_valid_after.replace(tzinfo=timezone.utc))
+
+
+def signer_validity_problem(signer: Any, issued: datetime, now: datetime | None = None) -> str | None:
+    """Why ``signer`` cannot vouch for a code issued at ``issued`` and checked at ``now`` (None if it can).
+
+    The certificate must not have expired before the code was issued: an expired signer's key
+    may be in anyone's hands, so a code it signs later proves nothing. A not-before later than
+    the code's issue time (or the clock) is tolerated, as the EU reference data expects
+    (PL/1.3.0/10: issued and checked before its signer's not-before): that key was not
+    compromised then. ``now`` is accepted for callers that want to report it.
+    """
+    na = getattr(signer, "not_after", None)
+    if na is not None and issued > na:
+        return f"signer certificate expired {na.date().isoformat()}, before the code's issue time"
+    return None
+
+
+@dataclass(frozen=True)
+class Revocations:
+    """Revoked codes by EU DCC hash type (lower-case hex SHA-256, or its first 128 bits)."""
+
+    uvci: frozenset[str] = frozenset()
+    country_uvci: frozenset[str] = frozenset()
+    signature: frozenset[str] = frozenset()
+    declaration: frozenset[str] = frozenset()  # SHA-256 of a health declaration's id
+
+    TYPES = ("uvci", "country_uvci", "signature", "declaration")
+
+    def __len__(self) -> int:
+        return sum(len(getattr(self, t)) for t in self.TYPES)
+
+    def revoked(self, hashes: Mapping[str, str]) -> str | None:
+        """The hash type under which one of ``hashes`` ({type: hex}) is revoked, or None."""
+        for kind in self.TYPES:
+            h = hashes.get(kind)
+            listed = getattr(self, kind)
+            if h and listed and (h in listed or h[:32] in listed):
+                return kind
+        return None
 
 
 class TrustStore:
     """Signers by kid. ``TrustStore.load(paths)`` or ``TrustStore.empty()``."""
 
-    def __init__(self, signers: Iterable[Signer] = (), issued_at: datetime | None = None):
+    def __init__(self, signers: Iterable[Signer] = (), issued_at: datetime | None = None, *,
+                 version: int | None = None, expires_at: datetime | None = None,
+                 valuesets: Mapping[str, frozenset[str]] | None = None, revocations: Revocations | None = None,
+                 policy: Mapping[str, Any] | None = None, site: str | None = None):
         self._by_kid: dict[bytes, list[Signer]] = {}
         for s in signers:
             self.add(s)
         self.issued_at = issued_at
+        self.version = version  # a trust bundle's version; None for plain files
+        self.expires_at = expires_at
+        self.valuesets = valuesets  # None: the shipped snapshot (kiosk.codes.dcc.shipped_valuesets)
+        self.revocations = revocations or Revocations()
+        self.policy = policy  # venue-policy rules a bundle carries ([policy] keys), or None
+        self.site = site
+
+    def current(self) -> "TrustStore":
+        """The store itself: a store is its own snapshot (a TrustKeeper returns its current store)."""
+        return self
+
+    @property
+    def stale(self) -> bool:
+        return False
 
     @classmethod
     def empty(cls) -> "TrustStore":
@@ -108,8 +217,12 @@ class TrustStore:
             path = Path(p)
             if path.is_dir():
                 # Private-key files (*.key.pem, *.key) may sit beside their certificates: skip them.
-                files = sorted(f for f in path.iterdir() if f.is_file() and not f.name.lower().endswith((".key.pem", ".key"))
-                               and (f.suffix.lower() in _CERT_SUFFIXES or f.suffix.lower() == ".json"))
+                try:
+                    files = sorted(f for f in path.iterdir() if f.is_file()
+                                   and not f.name.lower().endswith((".key.pem", ".key"))
+                                   and (f.suffix.lower() in _CERT_SUFFIXES or f.suffix.lower() == ".json"))
+                except OSError as exc:
+                    raise TrustError(f"{path}: cannot read folder: {exc.strerror or exc}") from None
                 if not files:
                     raise TrustError(f"{path}: folder holds no certificates (.pem .crt .cer .der) or trust lists (.json)")
             else:
@@ -134,10 +247,21 @@ class TrustStore:
         same.append(signer)
 
     def add_certificate(self, cert: x509.Certificate, kid: bytes | None = None, country: str | None = None,
-                        source: str = "") -> Signer:
-        der = cert.public_bytes(serialization.Encoding.DER)
+                        source: str = "", der: bytes | None = None, role: str | None = None,
+                        not_before: datetime | None = None, not_after: datetime | None = None,
+                        dcc_types: frozenset[str] | None = None) -> Signer:
+        """Trust ``cert``; a bundle entry may narrow its validity and key usage, never widen them."""
+        der = der or cert.public_bytes(serialization.Encoding.DER)
+        if country is None:  # once here, not at every check: the issuing country of its codes
+            country = _subject_country(cert)
+        nb, na = certificate_validity(cert)
+        types = key_usage_types(cert)
+        if dcc_types is not None:
+            types = dcc_types if types is None else frozenset(types & dcc_types)
         signer = Signer(kid=kid or kid_of(der), public_key=cert.public_key(), certificate=cert, country=country,
-                        dcc_types=key_usage_types(cert), sha256=hashlib.sha256(der).hexdigest(), source=source)
+                        dcc_types=types, sha256=hashlib.sha256(der).hexdigest(), source=source,
+                        not_before=max(nb, not_before) if not_before else nb,
+                        not_after=min(na, not_after) if not_after else na, role=role)
         self.add(signer)
         return signer
 
@@ -163,10 +287,8 @@ class TrustStore:
     # -- loading ---------------------------------------------------------------------------
 
     def _load_file(self, path: Path) -> datetime:
+        data = read_capped(path)
         try:
-            if path.stat().st_size > _MAX_FILE_BYTES:
-                raise TrustError(f"{path}: larger than any trust file ({_MAX_FILE_BYTES} bytes)")
-            data = path.read_bytes()
             mtime = datetime.fromtimestamp(path.stat().st_mtime, timezone.utc)
         except OSError as exc:
             raise TrustError(f"{path}: cannot read: {exc.strerror or exc}") from None
@@ -226,6 +348,15 @@ def _parse_certificates(path: Path, data: bytes) -> list[x509.Certificate]:
         return [x509.load_der_x509_certificate(data)]
     except ValueError:
         raise TrustError(f"{path}: not a PEM or DER certificate, nor a JSON trust list") from None
+
+
+def _subject_country(cert: x509.Certificate) -> str | None:
+    try:
+        attrs = cert.subject.get_attributes_for_oid(x509.oid.NameOID.COUNTRY_NAME)
+    except ValueError:
+        return None
+    value = attrs[0].value if attrs else None
+    return value if isinstance(value, str) and len(value) == 2 and value.isascii() and value.isupper() else None
 
 
 def _parse_time(value: str) -> datetime:

@@ -154,7 +154,7 @@ def signed_dcc(family: str = "Trần", given: str = "Thị Bình", dob: str = "1
     """A correctly signed EU DCC (vaccination) from the demo keys, valid now (the one place tests make them)."""
     from datetime import timedelta
 
-    from kiosk.codes.dcc import issue_dcc
+    from kiosk.issuing.dcc import issue_dcc
 
     now = datetime.now(timezone.utc)
     return issue_dcc(DEMO_KEYS / "dcc-signer.key.pem", DEMO_KEYS / "dcc-signer.crt.pem", kind="vaccination",

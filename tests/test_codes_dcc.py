@@ -31,10 +31,11 @@ import cbor2
 import pytest
 
 from conftest import TESTDATA
+from kiosk.issuing import dcc as issuing
 from kiosk import reasons
 from kiosk.codes import base45, cose, dcc
 from kiosk.codes.base import VerifyContext
-from kiosk.codes.keys import IssuerKey
+from kiosk.issuing.keys import IssuerKey
 from kiosk.trust import TrustStore
 from kiosk.verify import Verifier
 
@@ -120,7 +121,13 @@ def test_reference_case(path: Path):
     at = _clock(ctx_data["VALIDATIONCLOCK"])
     payload = case["PREFIX"] or ""
     report = dcc.inspect(payload, VerifyContext(now=at, trust=trust, clock_skew_seconds=300))
-    ours = report.steps  # True / False / None (not reached: a step needs the ones before it)
+    ours = dict(report.steps)  # True / False / None (not reached: a step needs the ones before it)
+    if ours["schema"] and report.dcc is not None and dcc.valueset_misses(report.dcc, dcc.shipped_valuesets()):
+        # The reference data counts a code outside the value sets as a schema failure; the kiosk
+        # keeps such a certificate schema-valid and reports the field in its facts (issue 12.3),
+        # so here that fact stands for the step.
+        assert dcc.EuDcc().check(payload, VerifyContext(now=at, trust=trust)).facts["valueset_unknown"]
+        ours["schema"] = False
 
     # The public verifier agrees with the step report.
     check = Verifier(trust).check(payload, at=at)
@@ -167,19 +174,13 @@ def test_shipped_schema_is_the_reference_schema(testdata):
 
 def test_fast_schema_validator_agrees_with_the_reference_schema():
     """The inlined draft-7 validator the kiosk uses judges every reference DCC like the
-    unchanged 2020-12 schema does (both with the value-set keyword)."""
+    unchanged 2020-12 schema does (the value-set keyword is an annotation in both)."""
     import jsonschema
     from importlib import resources
 
     schema = json.loads(resources.files("kiosk").joinpath("data/dcc/DCC.combined-schema.json").read_text("utf-8"))
     fast = dcc.schema_validator()
-    sets = dcc._valuesets()
-
-    def valueset(validator, uri, instance, _schema):
-        if uri in sets and isinstance(instance, str) and instance and instance not in sets[uri]:
-            yield jsonschema.ValidationError("not in value set")
-
-    reference = jsonschema.validators.extend(jsonschema.Draft202012Validator, {"valueset-uri": valueset})(schema)
+    reference = jsonschema.Draft202012Validator(schema)
     compared = 0
     for path in CASES:
         case = json.loads(path.read_text(encoding="utf-8"))
@@ -194,9 +195,16 @@ def test_fast_schema_validator_agrees_with_the_reference_schema():
 NOW = datetime(2021, 11, 20, 8, 0, tzinfo=timezone.utc)
 
 
+def _key(*args, **kw):
+    """An issuer key valid since 2020: the tests' clock is in 2021."""
+    kw.setdefault("not_before", datetime(2020, 1, 1, tzinfo=timezone.utc))
+    return IssuerKey.generate(*args, **kw)
+
+
+
 @pytest.fixture(scope="module")
 def signer():
-    return IssuerKey.generate("ES256", common_name="test DSC", dcc_types=("vaccination", "test", "recovery"))
+    return _key("ES256", common_name="test DSC", dcc_types=("vaccination", "test", "recovery"))
 
 
 def _ctx(*keys, now=NOW, skew=300):
@@ -204,32 +212,34 @@ def _ctx(*keys, now=NOW, skew=300):
 
 
 def test_issued_vaccination_verifies_with_facts_and_identity(signer):
-    payload = dcc.issue_dcc(signer, kind="vaccination", family="Nguyễn", given="Văn An", dob="1988-02-01",
+    payload = issuing.issue_dcc(signer, kind="vaccination", family="Nguyễn", given="Văn An", dob="1988-02-01",
                             at=NOW, last_dose=NOW - timedelta(days=40))
     check = dcc.EuDcc().check(payload, _ctx(signer))
     assert check.valid and check.reason == "ok" and check.signed
     assert check.facts["type"] == "vaccination" and check.facts["dn"] == 2 and check.facts["sd"] == 2
     assert check.facts["dt"] == (NOW - timedelta(days=40)).date().isoformat()
     assert check.identity == "person:NGUYEN|VAN<AN|1988-02-01"
-    assert check.holder.name == "Văn An Nguyễn" and check.holder.birth_date == "1988-02-01"
+    # Family name first, as Vietnamese write it; the parts kept apart too.
+    assert check.holder.name == "Nguyễn Văn An" and check.holder.birth_date == "1988-02-01"
+    assert (check.holder.family_name, check.holder.given_name) == ("Nguyễn", "Văn An")
 
 
 def test_same_person_two_certificates_one_identity(signer):
-    v = dcc.issue_dcc(signer, kind="vaccination", family="Trần", given="Thị Bình", dob="1990-01-01", at=NOW)
-    t = dcc.issue_dcc(signer, kind="test", family="TRAN", given="THI BINH", dob="1990-01-01", at=NOW)
+    v = issuing.issue_dcc(signer, kind="vaccination", family="Trần", given="Thị Bình", dob="1990-01-01", at=NOW)
+    t = issuing.issue_dcc(signer, kind="test", family="TRAN", given="THI BINH", dob="1990-01-01", at=NOW)
     a, b = (dcc.EuDcc().check(p, _ctx(signer)) for p in (v, t))
     assert a.valid and b.valid and a.identity == b.identity and v != t
 
 
 def test_ps256_signer_verifies():
-    key = IssuerKey.generate("PS256", common_name="rsa DSC")
-    payload = dcc.issue_dcc(key, kind="recovery", family="Le", given="Minh", dob="1970-05-05", at=NOW)
+    key = _key("PS256", common_name="rsa DSC")
+    payload = issuing.issue_dcc(key, kind="recovery", family="Le", given="Minh", dob="1970-05-05", at=NOW)
     check = dcc.EuDcc().check(payload, _ctx(key))
     assert check.valid and check.facts["type"] == "recovery"
 
 
 def test_expired_and_not_yet_valid(signer):
-    payload = dcc.issue_dcc(signer, family="A", given="B", dob="1990-01-01", at=NOW, valid_days=10)
+    payload = issuing.issue_dcc(signer, family="A", given="B", dob="1990-01-01", at=NOW, valid_days=10)
     assert dcc.EuDcc().check(payload, _ctx(signer, now=NOW + timedelta(days=11))).reason == reasons.EXPIRED
     assert dcc.EuDcc().check(payload, _ctx(signer, now=NOW - timedelta(hours=1))).reason == reasons.NOT_YET_VALID
     # inside the clock-skew tolerance it is fine
@@ -237,21 +247,21 @@ def test_expired_and_not_yet_valid(signer):
 
 
 def test_unknown_signer_and_key_usage(signer):
-    payload = dcc.issue_dcc(signer, kind="test", family="A", given="B", dob="1990-01-01", at=NOW)
+    payload = issuing.issue_dcc(signer, kind="test", family="A", given="B", dob="1990-01-01", at=NOW)
     assert dcc.EuDcc().check(payload, _ctx()).reason == reasons.UNKNOWN_KEY
-    vacc_only = IssuerKey.generate("ES256", dcc_types=("vaccination",))
-    payload = dcc.issue_dcc(vacc_only, kind="test", family="A", given="B", dob="1990-01-01", at=NOW)
+    vacc_only = _key("ES256", dcc_types=("vaccination",))
+    payload = issuing.issue_dcc(vacc_only, kind="test", family="A", given="B", dob="1990-01-01", at=NOW)
     assert dcc.EuDcc().check(payload, _ctx(vacc_only)).reason == reasons.KEY_USAGE
 
 
 def test_schema_failure_names_the_field(signer):
-    bad = dcc.vaccination("A", "B", "1990-01-01", dose_date="2021-10-01")
-    bad["v"][0]["co"] = "XY"  # not a country in the value set
-    payload = dcc.issue_dcc(signer, dcc=bad, at=NOW)
+    bad = issuing.vaccination("A", "B", "1990-01-01", dose_date="2021-10-01")
+    bad["v"][0]["dn"] = 0  # below the schema's minimum
+    payload = issuing.issue_dcc(signer, dcc=bad, at=NOW)
     check = dcc.EuDcc().check(payload, _ctx(signer))
-    assert check.reason == reasons.SCHEMA and "v/0/co" in check.detail and "country" in check.detail
-    long_name = dcc.vaccination("A" * 81, "Bình", "1990-01-01", dose_date="2021-10-01")
-    check = dcc.EuDcc().check(dcc.issue_dcc(signer, dcc=long_name, at=NOW), _ctx(signer))
+    assert check.reason == reasons.SCHEMA and "v/0/dn" in check.detail and "minimum" in check.detail
+    long_name = issuing.vaccination("A" * 81, "Bình", "1990-01-01", dose_date="2021-10-01")
+    check = dcc.EuDcc().check(issuing.issue_dcc(signer, dcc=long_name, at=NOW), _ctx(signer))
     assert check.reason == reasons.SCHEMA and "maxLength" in check.detail
     assert "AAAA" not in check.detail  # the holder's name never goes into a log line
 
@@ -265,8 +275,8 @@ def _resign(payload: str, mutate) -> str:
 
 
 def test_kid_protected_header_wins(signer):
-    other = IssuerKey.generate("ES256")
-    payload = dcc.issue_dcc(signer, family="A", given="B", dob="1990-01-01", at=NOW)
+    other = _key("ES256")
+    payload = issuing.issue_dcc(signer, family="A", given="B", dob="1990-01-01", at=NOW)
     # a correct kid in the unprotected header cannot repair a wrong protected one (CO22)...
     wrong_protected = _resign(payload, lambda f: (f.__setitem__(0, cbor2.dumps({1: -7, 4: other.kid})),
                                                   f.__setitem__(1, {4: signer.kid})))
@@ -275,7 +285,7 @@ def test_kid_protected_header_wins(signer):
 
 
 def test_wrong_signature_length_and_alg_key_mismatch(signer):
-    payload = dcc.issue_dcc(signer, family="A", given="B", dob="1990-01-01", at=NOW)
+    payload = issuing.issue_dcc(signer, family="A", given="B", dob="1990-01-01", at=NOW)
     long_sig = _resign(payload, lambda f: f.__setitem__(3, f[3] + b"\x00" * 8))
     assert dcc.EuDcc().check(long_sig, _ctx(signer)).reason == reasons.SIGNATURE_INVALID
     ps256_claim = _resign(payload, lambda f: f.__setitem__(0, cbor2.dumps({1: -37, 4: signer.kid})))
@@ -305,9 +315,9 @@ def test_cbor_nesting_bomb_is_bounded():
 def test_long_text_cannot_make_the_schema_backtrack(signer):
     # The schema's version pattern ^\d+.\d+.\d+$ is cubic on a long run of digits: 3,000 of them
     # (a few bytes after zlib) would take minutes inside jsonschema.
-    bad = dcc.vaccination("A", "B", "1990-01-01", dose_date="2021-10-01")
+    bad = issuing.vaccination("A", "B", "1990-01-01", dose_date="2021-10-01")
     bad["ver"] = "1" * 3000 + "x"
-    payload = dcc.issue_dcc(signer, dcc=bad, at=NOW)
+    payload = issuing.issue_dcc(signer, dcc=bad, at=NOW)
     started = time.perf_counter()
     check = Verifier(TrustStore.from_certificates([signer.certificate])).check(payload, at=NOW)
     assert time.perf_counter() - started < 0.5

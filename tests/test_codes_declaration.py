@@ -8,20 +8,29 @@ import cbor2
 import pytest
 import segno
 
+from kiosk.issuing import cose as issuing_cose
 from kiosk import reasons
 from kiosk.codes import base45, cose, declaration
 from kiosk.codes.base import VerifyContext
-from kiosk.codes.declaration import HealthDeclaration, IssuerKey, issue
-from kiosk.codes.keys import KeyFileError
+from kiosk.codes.declaration import HealthDeclaration
+from kiosk.issuing.declaration import DeclarationError, IssuerKey, issue
+from kiosk.issuing.keys import KeyFileError
 from kiosk.trust import TrustStore
 from kiosk.verify import Verifier
 
 NOW = datetime(2021, 11, 20, 8, 0, tzinfo=timezone.utc)
 
 
+def _key(*args, **kw):
+    """An issuer key valid since 2020: the tests' clock is in 2021."""
+    kw.setdefault("not_before", datetime(2020, 1, 1, tzinfo=timezone.utc))
+    return IssuerKey.generate(*args, **kw)
+
+
+
 @pytest.fixture(scope="module", params=["Ed25519", "ES256"])
 def key(request):
-    return IssuerKey.generate(request.param)
+    return _key(request.param)
 
 
 def _issue(key, **kw):
@@ -49,7 +58,7 @@ def test_round_trip_with_facts_and_pseudonymous_identity(key):
 
 @pytest.mark.parametrize("alg", ["Ed25519", "ES256"])
 def test_fits_qr_version_10(alg):
-    k = IssuerKey.generate(alg)
+    k = _key(alg)
     longest = _issue(k, declaration_id="D" * 32, subject_id="S" * 32, status="yellow")
     qr = segno.make(longest, error="m", micro=False)
     assert qr.version <= 10, f"{alg}: {len(longest)} characters need QR version {qr.version}"
@@ -70,7 +79,7 @@ def test_expired_not_yet_valid_and_skew(key):
 def test_unknown_issuer_and_tampering(key):
     p = _issue(key)
     assert _check(p).reason == reasons.UNKNOWN_KEY
-    stranger = IssuerKey.generate(key.alg)
+    stranger = _key(key.alg)
     assert _check(_issue(stranger), key).reason == reasons.UNKNOWN_KEY
     # Change one claim, keep the signature: the signature no longer verifies.
     msg = cbor2.loads(base45.decode(p[4:]))
@@ -83,12 +92,12 @@ def test_unknown_issuer_and_tampering(key):
 
 
 def test_dcc_document_signer_may_not_sign_declarations():
-    dsc = IssuerKey.generate("ES256", dcc_types=("vaccination",))
+    dsc = _key("ES256", dcc_types=("vaccination",))
     assert _check(_issue(dsc), dsc).reason == reasons.KEY_USAGE
 
 
 def _signed_claims(key, claims) -> str:
-    return "HD1:" + base45.encode(cose.sign1(cbor2.dumps(claims), key.private_key, key.alg, key.kid))
+    return "HD1:" + base45.encode(issuing_cose.sign1(cbor2.dumps(claims), key.private_key, key.alg, key.kid))
 
 
 def test_bad_fields_are_schema_rejects(key):
@@ -101,8 +110,8 @@ def test_bad_fields_are_schema_rejects(key):
 
 
 def test_ps256_is_not_a_declaration_algorithm():
-    rsa_key = IssuerKey.generate("PS256")
-    with pytest.raises(declaration.DeclarationError):
+    rsa_key = _key("PS256")
+    with pytest.raises(DeclarationError):
         _issue(rsa_key)
     claims = {0: 1, 1: "green", 2: "s", 3: "d", 4: int(NOW.timestamp()) + 60, 6: int(NOW.timestamp()) - 60}
     assert _check(_signed_claims(rsa_key, claims), rsa_key).reason == reasons.SIGNATURE_INVALID
@@ -111,9 +120,9 @@ def test_ps256_is_not_a_declaration_algorithm():
 def test_issue_refuses_what_a_kiosk_would_reject(key):
     for bad in (dict(status="blue"), dict(subject_id="two words"), dict(declaration_id=""),
                 dict(valid_until=NOW - timedelta(hours=2))):
-        with pytest.raises(declaration.DeclarationError):
+        with pytest.raises(DeclarationError):
             _issue(key, **bad)
-    with pytest.raises(declaration.DeclarationError):
+    with pytest.raises(DeclarationError):
         _issue(key, declared_at=datetime(2021, 1, 1), valid_until=datetime(2021, 1, 2))
 
 
@@ -131,7 +140,7 @@ def test_key_file_errors_name_the_path(tmp_path, key):
         (tmp_path / "k.pem").write_bytes(content)
         with pytest.raises(KeyFileError, match="k.pem"):
             IssuerKey.load(tmp_path / "k.pem")
-    other = IssuerKey.generate("Ed25519")
+    other = _key("Ed25519")
     key.save(tmp_path / "a.key.pem", tmp_path / "a.crt.pem")
     other.save(tmp_path / "b.key.pem", tmp_path / "b.crt.pem")
     with pytest.raises(KeyFileError, match="does not belong"):

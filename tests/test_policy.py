@@ -7,17 +7,25 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
+from kiosk.issuing import dcc as issuing
 from kiosk import config, reasons
 from kiosk.codes import dcc
 from kiosk.codes.base import CodeCheck
-from kiosk.codes.declaration import IssuerKey, issue
+from kiosk.issuing.declaration import IssuerKey, issue
 from kiosk.policy import Policy, RevocationFileError, load_revoked
 from kiosk.trust import TrustStore
 from kiosk.verify import Verifier
 
 NOW = datetime(2021, 11, 20, 8, 0, tzinfo=timezone.utc)
-DSC = IssuerKey.generate("ES256", dcc_types=("vaccination", "test", "recovery"))
-HD = IssuerKey.generate("Ed25519")
+
+
+def _key(*args, **kw):
+    """An issuer key valid since 2020: the tests' clock is in 2021."""
+    kw.setdefault("not_before", datetime(2020, 1, 1, tzinfo=timezone.utc))
+    return IssuerKey.generate(*args, **kw)
+
+DSC = _key("ES256", dcc_types=("vaccination", "test", "recovery"))
+HD = _key("Ed25519")
 VERIFIER = Verifier(TrustStore.from_certificates([DSC.certificate, HD.certificate]))
 CCCD = "001088012345|012345678|Nguyễn Văn An|01021988|Nam|12 Tràng Tiền, Hoàn Kiếm, Hà Nội|15082021"
 
@@ -40,12 +48,12 @@ def _toml(v):
 
 
 def vacc(days_ago: int, dn=2, sd=2):
-    return VERIFIER.check(dcc.issue_dcc(DSC, kind="vaccination", family="A", given="B", dob="1990-01-01", at=NOW,
+    return VERIFIER.check(issuing.issue_dcc(DSC, kind="vaccination", family="A", given="B", dob="1990-01-01", at=NOW,
                                         last_dose=NOW - timedelta(days=days_ago), dn=dn, sd=sd), at=NOW)
 
 
 def test(hours_ago: float, negative=True):
-    return VERIFIER.check(dcc.issue_dcc(DSC, kind="test", family="A", given="B", dob="1990-01-01", at=NOW,
+    return VERIFIER.check(issuing.issue_dcc(DSC, kind="test", family="A", given="B", dob="1990-01-01", at=NOW,
                                         sample_time=NOW - timedelta(hours=hours_ago), negative=negative), at=NOW)
 
 
@@ -53,7 +61,7 @@ test.__test__ = False
 
 
 def recovery(days_ago: int):
-    return VERIFIER.check(dcc.issue_dcc(DSC, kind="recovery", family="A", given="B", dob="1990-01-01", at=NOW,
+    return VERIFIER.check(issuing.issue_dcc(DSC, kind="recovery", family="A", given="B", dob="1990-01-01", at=NOW,
                                         first_positive=NOW - timedelta(days=days_ago)), at=NOW)
 
 

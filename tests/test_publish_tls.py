@@ -118,10 +118,12 @@ def test_monitor_and_simulator_over_tls(tls_broker):
         return subprocess.run([sys.executable, "-m", "kiosk", *args], capture_output=True, text=True, timeout=30,
                               cwd=root)
 
-    sim = cli("simulate", "--broker", url, *tls, "--kiosks", "3", "--rate", "30", "--duration", "0.3", "--json")
+    reg = str(certs) + "/fleet.json"  # the simulated kiosks sign; the centre believes only the registry's keys
+    sim = cli("simulate", "--broker", url, *tls, "--kiosks", "3", "--rate", "30", "--duration", "0.3", "--json",
+              "--write-registry", reg)
     assert sim.returncode == 0, sim.stderr
-    mon = cli("monitor", "--broker", url, *tls, "--once", "--json", "--settle", "0.3")
+    mon = cli("monitor", "--broker", url, *tls, "--registry", reg, "--once", "--json", "--settle", "0.3")
     assert mon.returncode == 0, mon.stderr
-    assert json.loads(mon.stdout)["totals"]["scans_today"] == json.loads(sim.stdout)["checkins"]
-    bad = cli("monitor", "--broker", url, "--ca-file", f"{certs}/missing.pem", "--once")
+    assert json.loads(mon.stdout)["totals"]["scans"] == json.loads(sim.stdout)["checkins"]
+    bad = cli("monitor", "--broker", url, "--registry", reg, "--ca-file", f"{certs}/missing.pem", "--once")
     assert bad.returncode == 2 and "cannot read" in bad.stderr

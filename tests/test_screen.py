@@ -241,18 +241,22 @@ def test_policy_reason_in_plain_words(drawn_text, screen_font):
     assert max(drawn_text.widths) <= lay.width - lay.margin  # beside the icon, never past the edge
 
 
-def test_duplicate_has_its_own_words(drawn_text, screen_font):
+def test_duplicate_says_come_in(drawn_text, screen_font):
     screen = make_screen(kiosk_config(extra=screen_font))
     screen.show_checkin(Visit("accept", reasons.DUPLICATE, duplicate=True))
     screen.render()
+    assert shows(drawn_text, "Mời vào") and shows(drawn_text, "Come in")
     assert shows(drawn_text, "Đã quét") and shows(drawn_text, "Already checked in")
 
 
-def test_a_refused_duplicate_is_a_reject_screen_that_says_already_checked_in(drawn_text):
-    screen = make_screen()
+def test_a_refused_duplicate_is_a_reject_screen_that_sends_the_visitor_to_the_guard(drawn_text):
+    """[policy] duplicates_accepted = false: the desk's verdict is reject, and the screen says what to do."""
+    screen = make_screen(kiosk_config(extra="[policy]\nduplicates_accepted = false"))
     screen.show_checkin(Visit("reject", reasons.DUPLICATE, duplicate=True))
     assert dominant(pixels(screen.render())) == draw.RED
-    assert "Đã quét" in drawn_text and "Already checked in" in drawn_text
+    assert shows(drawn_text, "Xin gặp bảo vệ") and shows(drawn_text, "Please see the guard")
+    assert shows(drawn_text, "Đã quét / Already checked in")
+    assert not shows(drawn_text, "Mời vào") and not shows(drawn_text, "Come in")
 
 
 @pytest.mark.parametrize("mode,shown,hidden", [
@@ -489,7 +493,7 @@ def test_status_bar_shows_counts_fps_mqtt_and_trust_age(drawn_text):
     screen.set_status(KioskStatus(accepted=128, rejected=7, camera_fps=14.8, camera_ok=True,
                                   mqtt_connected=True, clock_synced=True, trust_age_days=3.4))
     screen.render("idle")
-    for text in ("128", "7", "Camera 15 fps", "MQTT", "Trust 3 d"):
+    for text in ("128", "7", "Camera 15 fps", "Trực tuyến / Online", "Khóa 3 ngày / Trust 3 d"):
         assert text in drawn_text
     assert not any("đồng bộ" in t for t in drawn_text)
 
@@ -500,8 +504,8 @@ def test_status_bar_warns_the_guard(drawn_text):
                                   clock_synced=False, trust_age_days=45, notice="Kiểm tra camera"))
     img = pixels(screen.render("idle"))
     joined = " | ".join(drawn_text)
-    assert "Camera lỗi / down" in joined
-    assert "MQTT mất kết nối / offline" in joined
+    assert "Camera lỗi / Camera down" in joined
+    assert "Mất kết nối / Offline" in joined
     assert "Giờ chưa đồng bộ / Clock not synced" in joined
     assert "Kiểm tra camera" in joined
     lay = screen._current_layout()

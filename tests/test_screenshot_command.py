@@ -103,3 +103,28 @@ def test_committed_idle_screenshots_show_the_demo_venue_code():
     for shot in shots:
         _, img = load(shot)
         assert [r.text for r in zxingcpp.read_barcodes(img)] == [expected], shot.name
+
+
+@pytest.mark.parametrize("state,colour", [("unverified", (255, 183, 3)), ("out-of-service", (58, 62, 70)),
+                                          ("duplicate-refused", (190, 30, 45)), ("guard", (32, 33, 36))])
+@pytest.mark.parametrize("size", ["800x480", "480x800", "1920x1080"])
+def test_door_screenshots(config_file, tmp_path, state, colour, size):
+    out = tmp_path / f"{state}.png"
+    assert main(["screenshot", "--config", str(config_file), "--state", state, "--size", size, "--out", str(out)]) == 0
+    got, img = load(out)
+    assert got == tuple(int(v) for v in size.split("x"))
+    body = img[: int(img.shape[0] * 0.9)].reshape(-1, 3)
+    colours, counts = np.unique(body, axis=0, return_counts=True)
+    assert tuple(int(c) for c in colours[counts.argmax()]) == colour
+
+
+def test_degraded_words_reach_the_guards_bar(config_file, tmp_path, monkeypatch):
+    from kiosk.screen.fonts import Fonts
+
+    drawn = []
+    original = Fonts.render
+    monkeypatch.setattr(Fonts, "render", lambda self, text, *a, **k: drawn.append(text) or original(self, text, *a, **k))
+    out = tmp_path / "bar.png"
+    assert main(["screenshot", "--config", str(config_file), "--state", "idle", "--size", "1920x1080",
+                 "--degraded", "gpio-mock", "--out", str(out)]) == 0
+    assert "GPIO giả lập / GPIO simulated" in drawn

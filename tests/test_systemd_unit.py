@@ -49,6 +49,8 @@ def test_notify_with_watchdog_and_restart(unit):
     assert one(unit, "NotifyAccess") == "main"
     assert int(one(unit, "WatchdogSec")) >= 10  # pings every quarter of it; room for a slow frame
     assert one(unit, "Restart") == "on-failure"
+    # A configuration error exits 2 (kiosk.cli): restarting cannot fix it, so no crash loop.
+    assert one(unit, "RestartPreventExitStatus").split() == ["2"]
     assert one(unit, "ExecStart") == "/opt/kiosk/venv/bin/kiosk run --config /etc/kiosk/kiosk.toml"
 
 
@@ -72,9 +74,12 @@ def test_hardening_that_still_reaches_the_devices(unit):
         assert svc[key] == [value], key
     assert one(unit, "CapabilityBoundingSet") == ""
     allowed = {v.split()[0] for v in svc["DeviceAllow"]}
-    # /dev/dri, /dev/video* + /dev/media*, /dev/dma_heap, /dev/gpiochip*, /dev/input/*, /dev/ttyACM*
+    # /dev/dri, /dev/video* + /dev/media*, /dev/dma_heap, /dev/gpiochip*, /dev/input/*, and serial scanners
+    # both as /dev/ttyACM* (CDC-ACM) and /dev/ttyUSB* (behind a CP210x/CH340/FTDI bridge)
     assert {"char-drm", "char-video4linux", "char-media", "char-dma_heap", "char-gpiochip", "char-input",
-            "char-ttyACM"} <= allowed
+            "char-ttyACM", "char-ttyUSB"} <= allowed
+    modes = {v.split()[0]: v.split()[1] for v in svc["DeviceAllow"]}
+    assert modes["char-ttyUSB"] == modes["char-ttyACM"] == "rw"
     assert "PrivateDevices" not in svc  # it would hide every device above
 
 

@@ -9,17 +9,25 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from cryptography.hazmat.primitives import serialization
 
+from kiosk.issuing import dcc as issuing
 from kiosk.codes import dcc
-from kiosk.codes.keys import IssuerKey
+from kiosk.issuing.keys import IssuerKey
 from kiosk.trust import TrustError, TrustStore, kid_of, trust_list_json
 from kiosk.verify import Verifier
 
 NOW = datetime(2021, 11, 20, 8, 0, tzinfo=timezone.utc)
 
 
+def _key(*args, **kw):
+    """An issuer key valid since 2020: the tests' clock is in 2021."""
+    kw.setdefault("not_before", datetime(2020, 1, 1, tzinfo=timezone.utc))
+    return IssuerKey.generate(*args, **kw)
+
+
+
 @pytest.fixture(scope="module")
 def dsc():
-    return IssuerKey.generate("ES256", dcc_types=("vaccination", "test"))
+    return _key("ES256", dcc_types=("vaccination", "test"))
 
 
 def _der(key):
@@ -33,7 +41,7 @@ def test_kid_is_first_8_bytes_of_sha256_of_der(dsc):
 
 
 def test_pem_der_folder_and_trust_list_all_load(tmp_path, dsc):
-    other = IssuerKey.generate("Ed25519")
+    other = _key("Ed25519")
     (tmp_path / "a.pem").write_bytes(dsc.certificate.public_bytes(serialization.Encoding.PEM))
     (tmp_path / "b.der").write_bytes(_der(other))
     for path in (tmp_path / "a.pem", tmp_path / "b.der"):
@@ -60,13 +68,13 @@ def test_trust_list_kid_and_country_are_used(tmp_path, dsc):
 
 def test_a_loaded_store_verifies_codes(tmp_path, dsc):
     (tmp_path / "dsc.pem").write_bytes(dsc.certificate.public_bytes(serialization.Encoding.PEM))
-    payload = dcc.issue_dcc(dsc, family="A", given="B", dob="1990-01-01", at=NOW)
+    payload = issuing.issue_dcc(dsc, family="A", given="B", dob="1990-01-01", at=NOW)
     assert Verifier(TrustStore.load([tmp_path])).check(payload, at=NOW).valid
     assert not Verifier(TrustStore.empty()).check(payload, at=NOW).valid
 
 
 def test_several_pem_blocks_in_one_file_and_key_files_skipped(tmp_path, dsc):
-    other = IssuerKey.generate("ES256")
+    other = _key("ES256")
     bundle = b"".join(k.certificate.public_bytes(serialization.Encoding.PEM) for k in (dsc, other))
     (tmp_path / "bundle.pem").write_bytes(bundle)
     other.save(tmp_path / "other.key.pem", tmp_path / "other.crt.pem")

@@ -11,21 +11,29 @@ from pathlib import Path
 
 import pytest
 
+from kiosk.issuing import dcc as issuing
 from kiosk.cli import main
 from kiosk.codes import dcc
-from kiosk.codes.declaration import IssuerKey, issue
+from kiosk.issuing.declaration import IssuerKey, issue
 
 ROOT = Path(__file__).resolve().parent.parent
 NOW = datetime(2021, 11, 20, 8, 0, tzinfo=timezone.utc)
+
+
+def _key(*args, **kw):
+    """An issuer key valid since 2020: the tests' clock is in 2021."""
+    kw.setdefault("not_before", datetime(2020, 1, 1, tzinfo=timezone.utc))
+    return IssuerKey.generate(*args, **kw)
+
 CCCD = "001088012345|012345678|Nguyễn Văn An|01021988|Nam|12 Tràng Tiền, Hoàn Kiếm, Hà Nội|15082021"
 
 
 @pytest.fixture(scope="module")
 def keys(tmp_path_factory):
     d = tmp_path_factory.mktemp("keys")
-    hd = IssuerKey.generate("Ed25519")
+    hd = _key("Ed25519")
     hd.save(d / "hd.key.pem", d / "hd.crt.pem")
-    dsc = IssuerKey.generate("ES256", dcc_types=("vaccination",))
+    dsc = _key("ES256", dcc_types=("vaccination",))
     dsc.save(d / "dsc.key.pem", d / "dsc.crt.pem")
     return d, hd, dsc
 
@@ -43,7 +51,7 @@ def _decl(hd, status="green"):
 
 def test_accepts_with_trust_and_clock(capsys, keys):
     d, hd, dsc = keys
-    vaccination = dcc.issue_dcc(dsc, family="A", given="B", dob="1990-01-01", at=NOW - timedelta(days=1))
+    vaccination = issuing.issue_dcc(dsc, family="A", given="B", dob="1990-01-01", at=NOW - timedelta(days=1))
     rc, lines, _ = _run(capsys, "--trust", str(d / "hd.crt.pem"), "--trust", str(d / "dsc.crt.pem"),
                         "--at", "2021-11-20T08:00:00Z", _decl(hd), vaccination, CCCD)
     assert rc == 0
@@ -62,7 +70,7 @@ def test_accepts_with_trust_and_clock(capsys, keys):
 def test_any_reject_exits_1_with_stable_reasons(capsys, keys):
     d, hd, _ = keys
     rc, lines, _ = _run(capsys, "--trust", str(d), "--at", "2021-11-20T08:00:00Z",
-                        _decl(hd), "https://example.com", "HC1:", _decl(IssuerKey.generate("Ed25519")))
+                        _decl(hd), "https://example.com", "HC1:", _decl(_key("Ed25519")))
     assert rc == 1
     assert [(x["format"], x["verdict"], x["reason"]) for x in lines] == [
         ("health-declaration", "accept", "ok"), ("unknown", "reject", "unknown-format"),

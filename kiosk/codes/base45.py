@@ -7,6 +7,8 @@ with strict checks, so a visitor's code that is not Base45 fails with
 
 from __future__ import annotations
 
+import struct
+
 ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ $%*+-./:"
 _TABLE = bytes(ALPHABET.index(chr(b)) if chr(b) in ALPHABET else 0xFF for b in range(256))
 
@@ -42,17 +44,19 @@ def decode(text: str) -> bytes:
     n = len(values)
     if n % 3 == 1:
         raise Base45Error("truncated: length leaves one character over")
-    out = bytearray()
-    append = out.append
-    for i in range(0, n - 2, 3):
-        v = values[i] + values[i + 1] * 45 + values[i + 2] * 2025
-        if v > 0xFFFF:
-            raise Base45Error(f"triplet at {i} is out of range")
-        append(v >> 8)
-        append(v & 0xFF)
+    whole = n - n % 3
+    # Triplets as three strided slices and one struct.pack: the per-character work stays in C.
+    pairs = list(map(_triplet, values[0:whole:3], values[1:whole:3], values[2:whole:3]))
+    if pairs and max(pairs) > 0xFFFF:
+        raise Base45Error(f"triplet at {3 * next(i for i, v in enumerate(pairs) if v > 0xFFFF)} is out of range")
+    out = struct.pack(f">{len(pairs)}H", *pairs)
     if n % 3 == 2:
         v = values[-2] + values[-1] * 45
         if v > 0xFF:
             raise Base45Error("final pair is out of range")
-        append(v)
-    return bytes(out)
+        out += bytes((v,))
+    return out
+
+
+def _triplet(c: int, d: int, e: int) -> int:
+    return c + d * 45 + e * 2025

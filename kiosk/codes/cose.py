@@ -4,7 +4,8 @@ Three things live here: a bounded CBOR reader (a visitor's code decides how
 deep and how long the structures are, so we walk the bytes once, without
 recursion, before cbor2 builds any objects), the COSE_Sign1 structure with
 the kid rule (the protected header wins over the unprotected one), and
-signing/verifying with ``cryptography`` for ES256, PS256 and EdDSA (Ed25519).
+verifying with ``cryptography`` for ES256, PS256 and EdDSA (Ed25519). Signing is
+an issuer's job: :mod:`kiosk.issuing.cose`.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import cbor2
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
-from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature, encode_dss_signature
+from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
 from kiosk import reasons
 
@@ -31,6 +32,10 @@ TAG_SIGN1, TAG_CWT = 18, 61
 # Real DCCs nest 4 levels (CWT map -> hcert -> DCC -> v array -> entry); 16 leaves room.
 MAX_DEPTH = 16
 MAX_ITEMS = 10_000
+# CBOR bignums (tags 2 and 3) hold integers of any size; no COSE, CWT or DCC field needs more
+# than the 64 bits a plain CBOR integer carries, so a bignum is refused before cbor2 builds it:
+# one reason ("malformed") whatever its size, and no huge int ever reaches str(), json or the schema.
+_BIGNUM_TAGS = (2, 3)
 
 
 class CoseError(ValueError):
@@ -98,6 +103,8 @@ def check_cbor(data: bytes, max_depth: int = MAX_DEPTH, max_items: int = MAX_ITE
                 # Value sharing lets a few bytes name one structure many times over: a
                 # bomb for anything that walks the result, and no COSE/CWT/DCC uses it.
                 raise CoseError(reasons.MALFORMED, "CBOR value sharing (tags 28/29) is not allowed")
+            if arg in _BIGNUM_TAGS:
+                raise CoseError(reasons.MALFORMED, "CBOR integer larger than 64 bits")
             count = 1
         else:
             continue  # integers, simple values, floats: argument already skipped
@@ -203,18 +210,3 @@ def verify(msg: Sign1, public_key: Any) -> None:
             public_key.verify(sig, tbs)
     except InvalidSignature:
         raise CoseError(reasons.SIGNATURE_INVALID, "signature does not verify") from None
-
-
-def sign1(payload: bytes, private_key: Any, alg: str, kid: bytes) -> bytes:
-    """A tagged COSE_Sign1 over ``payload``, kid in the protected header."""
-    alg_id = ALG_IDS[alg]
-    protected = cbor2.dumps({ALG: alg_id, KID: kid})
-    tbs = cbor2.dumps(["Signature1", protected, b"", payload])
-    if alg_id == ES256:
-        r, s = decode_dss_signature(private_key.sign(tbs, ec.ECDSA(hashes.SHA256())))
-        sig = r.to_bytes(32, "big") + s.to_bytes(32, "big")
-    elif alg_id == PS256:
-        sig = private_key.sign(tbs, padding.PSS(padding.MGF1(hashes.SHA256()), 32), hashes.SHA256())
-    else:
-        sig = private_key.sign(tbs)
-    return cbor2.dumps(cbor2.CBORTag(TAG_SIGN1, [protected, {}, payload, sig]))

@@ -3,19 +3,24 @@
 The chain, each step one of the ``steps`` a :class:`DccReport` records::
 
     "HC1:" prefix -> Base45 -> zlib (bounded) -> COSE_Sign1 / CWT (bounded CBOR)
-      -> signature by a trusted document signer (kid lookup, ES256 / PS256)
+      -> signature by a trusted document signer (kid lookup, ES256 / PS256; the signer's
+         certificate valid at the code's issue time)
       -> issued-at / expiry against the clock -> key-usage OIDs vs. certificate type
       -> the DCC JSON schema
 
 ``inspect`` runs every step it can and reports each; ``EuDcc.check`` turns the
-first failure into a stable reason. ``issue_dcc`` makes signed certificates
-for tests and the demo (with a demo signer, never a real one).
+first failure into a stable reason. Value sets are facts, not schema: a code
+outside the trust bundle's value sets (the shipped snapshot when the bundle
+has none) stays valid and is listed in ``facts["valueset_unknown"]``, as the
+official verifiers do; a venue restricts products explicitly in ``[policy]``.
+Issuing DCCs (tests, the demo) is a tool's job: :mod:`kiosk.issuing.dcc`.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import re
 import unicodedata
 import zlib
 from collections.abc import Mapping
@@ -29,6 +34,7 @@ import cbor2
 from kiosk import reasons
 from kiosk.codes import base45, cose
 from kiosk.codes.base import CodeCheck, Holder, VerifyContext
+from kiosk.trust import signer_validity_problem
 
 PREFIX = "HC1:"
 # A real DCC inflates to well under 2 KB; 64 KB is generous and caps a zlib bomb.
@@ -38,6 +44,20 @@ MAX_TEXT = 256
 # CWT claim keys and the hcert claim.
 CLAIM_ISS, CLAIM_EXP, CLAIM_IAT, CLAIM_HCERT = 1, 4, 6, -260
 TYPES = {"v": "vaccination", "t": "test", "r": "recovery"}
+# The coded fields of each certificate type and the value set (schema ``valueset-uri``) they
+# draw from; tests/test_codes_dcc.py checks this table against the shipped schema.
+VALUESET_FIELDS: dict[str, dict[str, str]] = {
+    "v": {"tg": "valuesets/disease-agent-targeted.json", "vp": "valuesets/vaccine-prophylaxis.json",
+          "mp": "valuesets/vaccine-medicinal-product.json", "ma": "valuesets/vaccine-mah-manf.json",
+          "co": "valuesets/country-2-codes.json"},
+    "t": {"tg": "valuesets/disease-agent-targeted.json", "tt": "valuesets/test-type.json",
+          "ma": "valuesets/test-manf.json", "tr": "valuesets/test-result.json",
+          "co": "valuesets/country-2-codes.json"},
+    "r": {"tg": "valuesets/disease-agent-targeted.json", "co": "valuesets/country-2-codes.json"},
+}
+# ISO 8601 date of birth, possibly partial (YYYY, YYYY-MM), in ASCII digits only: the schema's
+# ``\d`` would also take Arabic-Indic digits, and one person must not have two identities.
+_DOB = re.compile(r"(\d{4})(-\d{2}(-\d{2})?)?(T[0-9:.]+Z?)?", re.ASCII)
 STEPS = ("unprefix", "b45decode", "compression", "decode", "verify", "expiration", "key_usage", "schema")
 
 
@@ -52,6 +72,8 @@ class DccReport:
     dcc: dict | None = None  # the hcert payload as JSON-compatible data
     signer: Any = None  # kiosk.trust.Signer that verified the signature
     cert_type: str | None = None  # vaccination | test | recovery
+    signature: bytes = b""  # the COSE signature (its hash is one revocation key)
+    alg: Any = None
 
     @property
     def valid(self) -> bool:
@@ -80,25 +102,52 @@ def inflate(data: bytes, limit: int = MAX_INFLATED) -> bytes:
 _validator = None
 
 
-def _valuesets() -> dict[str, frozenset[str]]:
-    """The EU value sets shipped in kiosk/data/dcc/valuesets, by the schema's ``valueset-uri``."""
-    out = {}
-    folder = resources.files("kiosk").joinpath("data/dcc/valuesets")
-    for entry in folder.iterdir():
-        if entry.name.endswith(".json"):
-            doc = json.loads(entry.read_text(encoding="utf-8"))
-            out["valuesets/" + entry.name] = frozenset(doc.get("valueSetValues", {}))
+_shipped_valuesets: dict[str, frozenset[str]] | None = None
+
+
+def shipped_valuesets() -> dict[str, frozenset[str]]:
+    """The EU value sets shipped in kiosk/data/dcc/valuesets, by the schema's ``valueset-uri``:
+    the fallback when the trust bundle carries none."""
+    global _shipped_valuesets
+    if _shipped_valuesets is None:
+        out = {}
+        folder = resources.files("kiosk").joinpath("data/dcc/valuesets")
+        for entry in folder.iterdir():
+            if entry.name.endswith(".json"):
+                doc = json.loads(entry.read_text(encoding="utf-8"))
+                out["valuesets/" + entry.name] = frozenset(doc.get("valueSetValues", {}))
+        _shipped_valuesets = out
+    return _shipped_valuesets
+
+
+_valuesets = shipped_valuesets  # the name older tests use
+
+
+def valueset_misses(dcc: Mapping, sets: Mapping[str, frozenset[str]]) -> list[str]:
+    """Paths (``v/0/ma``) of coded fields whose value is outside ``sets``. A value set absent
+    from ``sets`` is not judged (the medicinal product ``mp`` is not shipped: issuers outside
+    the Union register use national product names), nor an empty code (no device for a PCR)."""
+    out = []
+    for key, fields in VALUESET_FIELDS.items():
+        entries = dcc.get(key)
+        if not isinstance(entries, list):
+            continue
+        for i, entry in enumerate(entries[:8]):
+            if not isinstance(entry, Mapping):
+                continue
+            for name, uri in fields.items():
+                value, known = entry.get(name), sets.get(uri)
+                if known is not None and isinstance(value, str) and value and value not in known:
+                    out.append(f"{key}/{i}/{name}")
     return out
 
 
 def schema_validator():
     """The DCC JSON schema (combined, v1.3.x, shipped in kiosk/data/dcc) as a jsonschema validator.
 
-    The schema marks coded fields with ``valueset-uri``; that keyword is added here so
-    an unknown vaccine, manufacturer, test, result or country code fails the schema
-    as the EU reference checks expect. A value set the kiosk does not ship is not checked:
-    the medicinal product (``mp``) is not, since issuers outside the Union register use
-    national product names. An empty code (e.g. no device for a PCR test) is not checked.
+    The schema's ``valueset-uri`` keyword is dropped, never a failure: value sets change
+    over time and come with the trust data, and official verifiers do not fail a
+    certificate's schema on them (see :func:`valueset_misses` for the facts).
     """
     global _validator
     if _validator is None:
@@ -106,20 +155,13 @@ def schema_validator():
 
         text = resources.files("kiosk").joinpath("data/dcc/DCC.combined-schema.json").read_text(encoding="utf-8")
         schema = json.loads(text)
-        sets = _valuesets()
-
-        def valueset(validator, uri, instance, _schema):
-            known = sets.get(uri)
-            if known is not None and isinstance(instance, str) and instance and instance not in known:
-                yield jsonschema.ValidationError(f"{instance!r} is not in the value set {uri}")
 
         # Once its references are inlined, the 2020-12 schema uses only keywords that mean the
         # same in draft 7 (type, properties, required, oneOf, anyOf, allOf, items, pattern, ...),
         # and jsonschema's draft-7 validator walks it about 20% faster.
         inlined = _inline_refs(schema)
         inlined.pop("$schema", None)
-        cls = jsonschema.validators.extend(jsonschema.Draft7Validator, {"valueset-uri": valueset})
-        _validator = cls(inlined)
+        _validator = jsonschema.Draft7Validator(inlined)
     return _validator
 
 
@@ -143,7 +185,7 @@ def _inline_refs(schema: dict) -> dict:
             return node
         out = {}
         for k, v in node.items():
-            if k in _NOTES or k == "$ref":
+            if k in _NOTES or k in ("$ref", "valueset-uri"):  # value sets are facts (valueset_misses)
                 continue
             if k in ("properties", "patternProperties"):  # keys here are property names, not keywords
                 out[k] = {name: walk(sub, depth + 1) for name, sub in v.items()}
@@ -171,7 +213,7 @@ def _jsonable(obj: Any, depth: int = 0) -> Any:
         out = {}
         for k, v in obj.items():
             if not isinstance(k, str):
-                raise ValueError(f"map key {k!r} is not text")
+                raise ValueError(f"a map key is {type(k).__name__}, not text")
             out[k] = _jsonable(v, depth + 1)
         return out
     if isinstance(obj, (list, tuple)):
@@ -243,7 +285,9 @@ def inspect(payload: str, ctx: VerifyContext) -> DccReport:
     present = [k for k in TYPES if k in dcc]
     r.cert_type = TYPES[present[0]] if len(present) == 1 else None
 
-    _verify_signature(r, msg, ctx)
+    r.signature = msg.signature if isinstance(msg.signature, bytes) else b""
+    r.alg = msg.alg
+    _verify_signature(r, msg, claims, ctx)
     _check_times(r, claims, ctx)
     if r.signer is not None:
         allowed = r.signer.dcc_types
@@ -265,14 +309,16 @@ def inspect(payload: str, ctx: VerifyContext) -> DccReport:
         # Name the rule, never the value: the value may be the holder's name or birth date.
         rule = e.validator_value if isinstance(e.validator_value, (str, int)) else ""
         r.fail("schema", reasons.SCHEMA, f"{where}: fails {e.validator} {rule}".rstrip()[:200])
+    elif isinstance(dcc.get("dob"), str) and dcc["dob"] and not _DOB.fullmatch(dcc["dob"]):
+        r.fail("schema", reasons.SCHEMA, "dob: not an ISO 8601 date in ASCII digits")
     else:
         r.steps["schema"] = True
     return r
 
 
-def _verify_signature(r: DccReport, msg: cose.Sign1, ctx: VerifyContext) -> None:
+def _verify_signature(r: DccReport, msg: cose.Sign1, claims: Mapping, ctx: VerifyContext) -> None:
     kid = msg.kid
-    signers = ctx.trust.find(kid) if kid is not None else []
+    signers = [s for s in ctx.trust.find(kid) if s.role != "declaration"] if kid is not None else []
     if not signers:
         r.fail("verify", reasons.UNKNOWN_KEY, f"no trusted signer with kid {kid.hex() if kid else '(none)'}")
         return
@@ -282,6 +328,13 @@ def _verify_signature(r: DccReport, msg: cose.Sign1, ctx: VerifyContext) -> None
             cose.verify(msg, s.public_key)
         except cose.CoseError as exc:
             last = exc
+            continue
+        # A document signer vouches only for codes issued while its certificate was valid
+        # (an expired or not-yet-valid signer's key may be in anyone's hands).
+        issued = _epoch(claims.get(CLAIM_IAT)) or ctx.now
+        problem = signer_validity_problem(s, issued, ctx.now + timedelta(seconds=ctx.clock_skew_seconds))
+        if problem:
+            last = cose.CoseError(reasons.SIGNATURE_INVALID, problem)
             continue
         r.signer = s
         r.steps["verify"] = True
@@ -305,9 +358,12 @@ def _check_times(r: DccReport, claims: Mapping, ctx: VerifyContext) -> None:
 
 # -- facts and identity -------------------------------------------------------------------------
 
-def _norm_name(text: str) -> str:
-    """ICAO-9303-like name key: ASCII capitals, anything else becomes '<'."""
-    s = unicodedata.normalize("NFKD", text)
+def name_key(text: str) -> str:
+    """ICAO-9303-like name key: ASCII capitals, anything else becomes '<'.
+
+    Case- and accent-insensitive (``Trần Thị Bình``, ``TRAN THI BINH`` and ``tran thi binh``
+    give ``TRAN<THI<BINH``), after Unicode NFKC (full-width letters are letters)."""
+    s = unicodedata.normalize("NFKD", unicodedata.normalize("NFKC", text))
     s = "".join(c for c in s if not unicodedata.combining(c)).upper().replace("Đ", "D")
     out = "".join(c if "A" <= c <= "Z" else "<" for c in s)
     while "<<" in out:
@@ -320,13 +376,57 @@ def identity(dcc: Mapping) -> str | None:
     nam = dcc.get("nam") if isinstance(dcc.get("nam"), Mapping) else {}
     fam = nam.get("fnt") or nam.get("fn") or ""
     giv = nam.get("gnt") or nam.get("gn") or ""
-    fam, giv = _norm_name(str(fam)), _norm_name(str(giv))
+    fam, giv = name_key(str(fam)), name_key(str(giv))
     if not fam and not giv:
         return None
     return f"person:{fam}|{giv}|{dcc.get('dob', '')}"
 
 
-def facts(report: DccReport) -> dict[str, Any]:
+_COUNTRY = re.compile(r"[A-Z]{2}", re.ASCII)
+
+
+def _sha256(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def revocation_hashes(report: DccReport) -> dict[str, str]:
+    """The EU DCC revocation hashes of a certificate (SHA-256 hex; lists may hold the first
+    128 bits): ``uvci`` of the UVCI, ``country_uvci`` of the issuing country (CWT ``iss``)
+    followed by the UVCI, ``signature`` of the COSE signature (its ``r`` half for ECDSA, which
+    is not malleable), and ``signer`` of the document signer's DER certificate."""
+    out: dict[str, str] = {}
+    entry = _entry(report.dcc or {})
+    uvci = entry.get("ci")
+    if isinstance(uvci, str) and uvci:
+        out["uvci"] = _sha256(uvci)
+        iss = (report.claims or {}).get(CLAIM_ISS)
+        if isinstance(iss, str) and iss:
+            out["country_uvci"] = _sha256(iss + uvci)
+    if report.signature:
+        sig = report.signature[:32] if report.alg == cose.ES256 and len(report.signature) == 64 else report.signature
+        out["signature"] = hashlib.sha256(sig).hexdigest()
+    if report.signer is not None and report.signer.sha256:
+        out["signer"] = report.signer.sha256
+    return out
+
+
+def _entry(dcc: Mapping) -> Mapping:
+    entries = [dcc.get(k) for k in TYPES if isinstance(dcc.get(k), list) and dcc.get(k)]
+    return entries[0][0] if entries and isinstance(entries[0][0], Mapping) else {}
+
+
+def _issuer_country(report: DccReport) -> str | None:
+    """The issuing country: the trusted signer's (trust list entry, else its certificate's C,
+    read once when the signer was added), else the CWT ``iss`` claim when it is a country code.
+    Never the ``is`` text (the issuer's name)."""
+    signer = report.signer
+    if signer is not None and signer.country:
+        return signer.country
+    iss = (report.claims or {}).get(CLAIM_ISS)
+    return iss if isinstance(iss, str) and _COUNTRY.fullmatch(iss) else None
+
+
+def facts(report: DccReport, valuesets: Mapping[str, frozenset[str]] | None = None) -> dict[str, Any]:
     """What the venue policy needs from a DCC (see docs/codes.md)."""
     dcc = report.dcc or {}
     f: dict[str, Any] = {"type": report.cert_type}
@@ -334,27 +434,37 @@ def facts(report: DccReport) -> dict[str, Any]:
     for key, claim in (("issued_at", CLAIM_IAT), ("expires_at", CLAIM_EXP)):
         t = _epoch(claims.get(claim))
         f[key] = t.isoformat() if t else None
-    f["issuer_country"] = claims.get(CLAIM_ISS) if isinstance(claims.get(CLAIM_ISS), str) else None
-    entries = [dcc.get(k) for k in TYPES if isinstance(dcc.get(k), list) and dcc.get(k)]
-    entry = entries[0][0] if entries and isinstance(entries[0][0], Mapping) else {}
-    for k in ("dn", "sd", "dt", "mp", "tg", "sc", "tr", "tt", "fr", "df", "du", "co"):
+    f["issuer_country"] = _issuer_country(report)
+    entry = _entry(dcc)
+    if isinstance(entry.get("is"), str):
+        f["issuer"] = entry["is"][:MAX_TEXT]
+    for k in ("dn", "sd", "dt", "mp", "ma", "tg", "sc", "tr", "tt", "fr", "df", "du", "co"):
         if k in entry:
             f[k] = entry[k]
-    revocation = []
-    if isinstance(entry.get("ci"), str):
-        # The EU revocation lists hash the UVCI the same way: SHA-256 of its UTF-8 text.
-        revocation.append(hashlib.sha256(entry["ci"].encode()).hexdigest())
-    if report.signer is not None and report.signer.sha256:
-        revocation.append(report.signer.sha256)
-    f["revocation_keys"] = revocation
+    f["valueset_unknown"] = valueset_misses(dcc, valuesets if valuesets is not None else shipped_valuesets())
+    hashes = revocation_hashes(report)
+    f["revocation"] = hashes
+    # The venue's own revocation file ([policy] revoked_file) matches the UVCI or the signer.
+    f["revocation_keys"] = [hashes[k] for k in ("uvci", "signer") if k in hashes]
     return f
 
 
 def holder(dcc: Mapping) -> Holder:
+    """The holder's names in their proper order: ``name`` family name first, as Vietnamese
+    write it ("Trần Thị Bình"); the parts from ``fn``/``gn``, else their ICAO forms ``fnt``/``gnt``."""
     nam = dcc.get("nam") if isinstance(dcc.get("nam"), Mapping) else {}
-    name = " ".join(str(x) for x in (nam.get("gn"), nam.get("fn")) if x) or None
+
+    def part(plain: str, icao: str) -> str | None:
+        for k in (plain, icao):
+            v = nam.get(k)
+            if isinstance(v, str) and v.strip():
+                return v.strip() if k == plain else v.replace("<", " ").strip()
+        return None
+
+    family, given = part("fn", "fnt"), part("gn", "gnt")
+    name = " ".join(x for x in (family, given) if x) or None
     dob = dcc.get("dob") if isinstance(dcc.get("dob"), str) and dcc.get("dob") else None
-    return Holder(name=name, birth_date=dob)
+    return Holder(name=name, birth_date=dob, family_name=family, given_name=given)
 
 
 class EuDcc:
@@ -370,11 +480,9 @@ class EuDcc:
         if r.dcc is None:
             return CodeCheck.reject(self.name, r.reason, r.detail, signed=True)
         return CodeCheck(format=self.name, valid=r.valid, reason=r.reason if not r.valid else reasons.OK,
-                         signed=True, identity=identity(r.dcc), holder=holder(r.dcc), facts=facts(r),
+                         signed=True, identity=identity(r.dcc), holder=holder(r.dcc),
+                         facts=facts(r, getattr(ctx.trust, "valuesets", None)),
                          detail=r.detail if not r.valid else f"{r.cert_type} certificate, signer kid {r.signer.kid.hex()}")
 
 
-# Issuing lives in its own module (tests and the demo only); re-exported for them.
-from kiosk.codes.dcc_issue import issue_dcc, recovery, test_result, vaccination  # noqa: E402
-
-__all__ = ["EuDcc", "DccReport", "inspect", "inflate", "issue_dcc", "vaccination", "test_result", "recovery"]
+__all__ = ["EuDcc", "DccReport", "inspect", "inflate", "name_key", "facts", "holder", "identity"]

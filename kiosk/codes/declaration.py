@@ -10,7 +10,8 @@ Format (full spec in docs/codes.md)::
 
 The kid is the issuer certificate's (first 8 bytes of SHA-256 of the DER
 certificate), so kiosks trust an issuer by adding its certificate to
-``[trust] paths``. A typical code is about 200 characters (QR version 8 at level M); with both ids at
+``[trust] paths`` or lists it under ``declaration_issuers`` in the trust bundle. Issuing
+is the issuer's tool (:mod:`kiosk.issuing.declaration`). A typical code is about 200 characters (QR version 8 at level M); with both ids at
 their 32-character maximum it still fits version 10 at level M.
 """
 
@@ -18,58 +19,25 @@ from __future__ import annotations
 
 import hashlib
 import re
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any, Mapping
 
-import cbor2
 
 from kiosk import reasons
 from kiosk.codes import base45, cose
 from kiosk.codes.base import CodeCheck, VerifyContext
-from kiosk.codes.keys import IssuerKey, KeyFileError
+from kiosk.trust import signer_validity_problem
 
 PREFIX = "HD1:"
 VERSION = 1
 STATUSES = ("green", "yellow", "red")
 K_VERSION, K_STATUS, K_SUBJECT, K_ID, K_VALID_UNTIL, K_DECLARED_AT = 0, 1, 2, 3, 4, 6
 ALGS = (cose.EDDSA, cose.ES256)  # PS256 signatures (256 bytes) would not fit a small QR code
-_ID = re.compile(r"^[\x21-\x7e]{1,32}$")  # printable ASCII, no spaces: keeps the code within QR version 10
+ID_PATTERN = _ID = re.compile(r"^[\x21-\x7e]{1,32}$")  # printable ASCII, no spaces: keeps the code within QR version 10
 # A valid HD1 code is ~230 characters; anything far longer is not ours.
 MAX_CHARS = 600
 
-__all__ = ["IssuerKey", "KeyFileError", "HealthDeclaration", "issue", "PREFIX", "STATUSES"]
-
-
-class DeclarationError(ValueError):
-    """Bad arguments to :func:`issue`."""
-
-
-def _epoch(t: datetime) -> int:
-    if t.tzinfo is None:
-        raise DeclarationError("times must be timezone-aware")
-    return int(t.timestamp())
-
-
-def issue(key: IssuerKey, *, status: str, declared_at: datetime, valid_until: datetime,
-          declaration_id: str, subject_id: str) -> str:
-    """A signed ``HD1:`` health-declaration payload (the text to put in a QR code).
-
-    ``subject_id`` is pseudonymous (e.g. a keyed hash the issuer keeps): the code
-    carries no name. Raises DeclarationError for arguments the kiosk would reject.
-    """
-    if status not in STATUSES:
-        raise DeclarationError(f"status must be one of {', '.join(STATUSES)}")
-    for label, value in (("declaration id", declaration_id), ("subject id", subject_id)):
-        if not isinstance(value, str) or not _ID.match(value):
-            raise DeclarationError(f"{label} must be 1-32 printable ASCII characters without spaces")
-    if valid_until <= declared_at:
-        raise DeclarationError("valid_until must be after declared_at")
-    if cose.ALG_IDS.get(key.alg) not in ALGS:
-        raise DeclarationError(f"declarations are signed with Ed25519 or ES256, not {key.alg}")
-    claims = {K_VERSION: VERSION, K_STATUS: status, K_SUBJECT: subject_id, K_ID: declaration_id,
-              K_VALID_UNTIL: _epoch(valid_until), K_DECLARED_AT: _epoch(declared_at)}
-    signed = cose.sign1(cbor2.dumps(claims), key.private_key, key.alg, key.kid)
-    return PREFIX + base45.encode(signed)
+__all__ = ["HealthDeclaration", "PREFIX", "STATUSES", "ALGS", "VERSION", "ID_PATTERN"]
 
 
 def _time(value: Any) -> datetime | None:
@@ -122,7 +90,7 @@ class HealthDeclaration:
         except (base45.Base45Error, cose.CoseError) as exc:
             return CodeCheck.reject(self.name, reasons.MALFORMED, str(exc), signed=True)
         kid = msg.kid
-        signers = ctx.trust.find(kid)
+        signers = [s for s in ctx.trust.find(kid) if s.role != "dcc"]
         if not signers:
             return CodeCheck.reject(self.name, reasons.UNKNOWN_KEY,
                                     f"no trusted issuer with kid {kid.hex() if kid else '(none)'}", signed=True)
@@ -146,6 +114,11 @@ class HealthDeclaration:
             fields = _claims(raw_claims)
         except ValueError as exc:
             return CodeCheck.reject(self.name, reasons.SCHEMA, str(exc), signed=True)
+        problem = signer_validity_problem(signer, fields["declared_at"],
+                                          ctx.now + timedelta(seconds=ctx.clock_skew_seconds))
+        if problem:
+            return CodeCheck.reject(self.name, reasons.SIGNATURE_INVALID, problem, signed=True)
+        declaration_hash = hashlib.sha256(fields["declaration_id"].encode()).hexdigest()
         facts = {
             "status": fields["status"],
             "declared_at": fields["declared_at"].isoformat(),
@@ -153,8 +126,8 @@ class HealthDeclaration:
             "declaration_id": fields["declaration_id"],
             "issuer_kid": signer.kid.hex(),
             # Revocation lists hold SHA-256 of the declaration id (or of the issuer's certificate).
-            "revocation_keys": [hashlib.sha256(fields["declaration_id"].encode()).hexdigest()]
-                               + ([signer.sha256] if signer.sha256 else []),
+            "revocation_keys": [declaration_hash] + ([signer.sha256] if signer.sha256 else []),
+            "revocation": {"declaration": declaration_hash, **({"signer": signer.sha256} if signer.sha256 else {})},
         }
         identity = f"hd:{signer.kid.hex()}:{fields['subject_id']}"
         common = dict(signed=True, identity=identity, holder=None, facts=facts)

@@ -27,7 +27,7 @@ from kiosk import reasons
 from kiosk.codes import vnid
 from kiosk.codes.base import CodeCheck, Holder, VerifyContext
 
-_DOC = re.compile(r"^(\d{9}|\d{12}|\*{6}\d{3}|\*{6}\d{6}|[A-Z][A-Z0-9]{5,11}|\*{6}[A-Z0-9]{2,8})$")
+_DOC = re.compile(r"^([0-9]{9}|[0-9]{12}|\*{6}[0-9]{3}|\*{6}[0-9]{6}|[A-Z][A-Z0-9]{5,11}|\*{6}[A-Z0-9]{2,8})$")
 _QID = re.compile(r"^[A-Za-z0-9_.:-]{4,64}$")
 _BHYT = re.compile(r"^([0-9*]{10}|[A-Z]{2}[0-9*]{13})$")
 _PHONE = re.compile(r"^(0|\+84)[0-9*]{9,10}$")
@@ -50,9 +50,9 @@ class PcCovid:
         except ValueError as exc:
             return CodeCheck.reject(self.name, reasons.MALFORMED, str(exc))
         doc = f["document"]
-        if re.fullmatch(r"\d{12}", doc):
+        if re.fullmatch(r"[0-9]{12}", doc):
             identity = f"vn-id:{doc}"
-        elif re.fullmatch(r"\d{9}", doc):
+        elif re.fullmatch(r"[0-9]{9}", doc):
             identity = f"vn-cmnd:{doc}"
         elif "*" not in doc:
             identity = f"passport:{doc}"
@@ -60,7 +60,8 @@ class PcCovid:
             identity = f"pc-covid:{f['qid']}"
         return CodeCheck(
             format=self.name, valid=True, reason=reasons.OK, signed=False, identity=identity,
-            holder=Holder(name=f["name"], birth_date=f["birth_date"], id_number=doc if "*" not in doc else None),
+            holder=Holder(name=f["name"], birth_date=f["birth_date"], id_number=doc if "*" not in doc else None,
+                          phone=f["phone"]),
             facts={"self_declared": f["kind"] != "1", "sex": f["sex"], "masked": "*" in doc},
             detail="unsigned: only the format of the PC-Covid QR was checked",
         )
@@ -81,9 +82,9 @@ class PcCovid:
         if kind not in KINDS:
             raise ValueError("identification type must be 0, 1, CCCD, CMND or HC")
         expect = KINDS[kind]
-        if expect == "cccd" and not re.fullmatch(r"[\d*]{12}", doc) or expect == "cmnd" and not re.fullmatch(r"[\d*]{9}", doc):
+        if expect == "cccd" and not re.fullmatch(r"[0-9*]{12}", doc) or expect == "cmnd" and not re.fullmatch(r"[0-9*]{9}", doc):
             raise ValueError(f"document number does not fit the type {kind}")
-        if re.fullmatch(r"\d{12}", doc):
+        if re.fullmatch(r"[0-9]{12}", doc):
             full = birth if isinstance(birth, date) else None
             problem = vnid.cccd_problem(doc, full)
             if problem:
@@ -102,7 +103,9 @@ class PcCovid:
         if sex not in SEX:
             raise ValueError("EXT sex must be 0, 1 or 2")
         return {"document": doc, "name": name, "birth_date": birth.isoformat() if isinstance(birth, date) else birth,
-                "kind": kind, "qid": qid, "sex": SEX[sex]}
+                "kind": kind, "qid": qid, "sex": SEX[sex],
+                # A masked phone number (``*``) identifies nobody: kept only when whole.
+                "phone": phone if phone and "*" not in phone else None}
 
     @staticmethod
     def _birth(text: str, today: date):
@@ -112,7 +115,7 @@ class PcCovid:
             if not vnid.plausible_birth(d, today):
                 raise ValueError("date of birth is not plausible")
             return d
-        m = re.fullmatch(r"(\d{4})(-\*\*-\*\*)?", text) or re.fullmatch(r"\*\*/\*\*/(\d{4})", text)
+        m = re.fullmatch(r"([0-9]{4})(-\*\*-\*\*)?", text) or re.fullmatch(r"\*\*/\*\*/([0-9]{4})", text)
         if m and 1900 <= int(m.group(1)) <= today.year:
             return m.group(1)
         raise ValueError("date of birth must be YYYY-MM-DD (day and month may be masked)")

@@ -3,6 +3,13 @@
 Both carry the citizen's ID number, so both give the same identity,
 ``vn-id:<12 digits>``: one person showing their PC-Covid code today and their
 ID card tomorrow is one visitor to the duplicate window.
+
+Identity is normalised before it is pseudonymised: the payload is put in
+Unicode NFKC (full-width digits and letters become ASCII, composed and
+decomposed Vietnamese become one form), then every numeric field must be
+ASCII digits. A number in other digits (Arabic-Indic, Devanagari...) is
+``malformed``: NFKC does not map them, and accepting them would give one
+citizen a second pseudonym.
 """
 
 from __future__ import annotations
@@ -12,14 +19,15 @@ import unicodedata
 from datetime import date
 
 # The 12-digit personal ID (CCCD): province (001-096), gender/century digit, year of birth (2 digits), 6 digits.
-CCCD_RE = re.compile(r"^(0\d\d)(\d)(\d\d)\d{6}$")
-CMND_RE = re.compile(r"^\d{9}$")
+CCCD_RE = re.compile(r"^(0[0-9][0-9])([0-9])([0-9][0-9])[0-9]{6}$")
+CMND_RE = re.compile(r"^[0-9]{9}$")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 def norm(text: str) -> str:
-    """NFC form: QR texts come in both composed and decomposed Vietnamese."""
-    return unicodedata.normalize("NFC", text)
+    """NFKC form: QR texts come in composed and decomposed Vietnamese, and scanners or
+    apps may hand over full-width forms; NFKC is also NFC for Vietnamese letters."""
+    return unicodedata.normalize("NFKC", text)
 
 
 def valid_name(name: str) -> bool:
@@ -50,11 +58,11 @@ def cccd_problem(number: str, birth: date | None = None, sex_male: bool | None =
 def parse_date(text: str, fmt: str) -> date | None:
     """``ddmmyyyy`` / ``dd/mm/yyyy`` / ``yyyy-mm-dd`` (``fmt``: dmy, dmy/, ymd-) to a date; None if impossible."""
     try:
-        if fmt == "dmy" and re.fullmatch(r"\d{8}", text):
+        if fmt == "dmy" and re.fullmatch(r"[0-9]{8}", text):
             return date(int(text[4:]), int(text[2:4]), int(text[:2]))
-        if fmt == "dmy/" and re.fullmatch(r"\d{2}/\d{2}/\d{4}", text):
+        if fmt == "dmy/" and re.fullmatch(r"[0-9]{2}/[0-9]{2}/[0-9]{4}", text):
             return date(int(text[6:]), int(text[3:5]), int(text[:2]))
-        if fmt == "ymd-" and re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
+        if fmt == "ymd-" and re.fullmatch(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", text):
             return date(int(text[:4]), int(text[5:7]), int(text[8:]))
     except ValueError:
         return None

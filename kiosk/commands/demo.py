@@ -20,7 +20,8 @@ from kiosk import config, reasons
 
 
 def add_arguments(p) -> None:
-    p.add_argument("--broker", default="mqtt://localhost:1883", help="MQTT broker URL (default: %(default)s)")
+    # No default here: the demo config's own URL (never the port 1883 a machine's own broker may hold).
+    p.add_argument("--broker", default=None, help="MQTT broker URL (default: the demo config's [mqtt] url)")
     p.add_argument("--loop", action="store_true", help="keep replaying the samples until interrupted")
     p.add_argument("--headless", action="store_true", help="no window even when a display exists")
     p.add_argument("--config", default=None, help="config to run the demo with (default: config/demo.toml)")
@@ -43,7 +44,7 @@ def run(args) -> int:
         cfg,
         device=dataclasses.replace(cfg.device, state_dir=state_dir),
         ledger=dataclasses.replace(cfg.ledger, path=""),
-        mqtt=dataclasses.replace(cfg.mqtt, url=args.broker),
+        mqtt=dataclasses.replace(cfg.mqtt, url=args.broker or cfg.mqtt.url),
     )
     headless = args.headless or not _has_display() or not cfg.screen.enabled
 
@@ -76,7 +77,7 @@ def run(args) -> int:
     pins = MockFactory()
     kiosk = assemble(cfg, source=source, pin_factory=pins, headless=headless, on_checkin=on_checkin)
     print(f"kiosk demo: {len(visitors)} visitors at {cfg.venue.name} ({'headless' if headless else 'window'}), "
-          f"broker {args.broker}, ledger {cfg.ledger_path}", flush=True)
+          f"broker {args.broker or cfg.mqtt.url}, ledger {cfg.ledger_path}", flush=True)
     publisher = kiosk.stages.publisher
     if args.loop:
         _run_forever(kiosk)
@@ -93,7 +94,7 @@ def run(args) -> int:
           f"by reason {counts['by_reason']}")
     if publisher.enabled:
         state = "all published" if pending == 0 else f"{pending} messages kept in the outbox for the next connection"
-        print(f"mqtt {args.broker}: {state}")
+        print(f"mqtt {args.broker or cfg.mqtt.url}: {state}")
     read = {id(r[0]) for r in results if r[0] is not None}
     missing = [s.label for s in visitors if id(s) not in read]
     bad = [r for r in results if not r[2]]

@@ -67,7 +67,7 @@ def _write_png(payload: str, path: str) -> None:
 
 
 def run(args) -> int:
-    from kiosk.codes.keys import IssuerKey, KeyFileError
+    from kiosk.issuing.keys import IssuerKey, KeyFileError
 
     try:
         if args.action == "keygen":
@@ -84,7 +84,7 @@ def run(args) -> int:
             return 0
         key = IssuerKey.load(args.key)
         if args.action == "declaration":
-            from kiosk.codes.declaration import DeclarationError, issue
+            from kiosk.issuing.declaration import DeclarationError, issue
 
             declared = _time(args.declared_at)
             try:
@@ -95,7 +95,7 @@ def run(args) -> int:
             except DeclarationError as exc:
                 raise UsageError(str(exc)) from None
         else:
-            from kiosk.codes.dcc import issue_dcc
+            from kiosk.issuing.dcc import issue_dcc
 
             try:
                 dn, sd = (int(x) for x in args.dose.split("/"))

@@ -1,7 +1,8 @@
-"""``kiosk monitor --broker URL``: the fleet picture (live table, or ``--once --json``)."""
+"""``kiosk monitor --broker URL --registry FILE``: the terminal view of the centre (live table, or ``--once --json``)."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import sys
@@ -11,10 +12,20 @@ from kiosk.cli import UsageError
 
 
 def add_broker_arguments(p) -> None:
-    """--broker and the TLS / credential options shared by ``monitor`` and ``simulate``."""
+    """--broker and the TLS / credential options shared by ``monitor``, ``centre`` and ``simulate``."""
     p.add_argument("--broker", required=True, help="broker URL, mqtt://host:port or mqtts://host:port")
     p.add_argument("--username", default="", help="broker user name")
     p.add_argument("--password-file", default="", help="password: a file, or credential:NAME (systemd)")
+    p.add_argument("--ca-file", default="", help="CA certificate for TLS (mqtts)")
+    p.add_argument("--cert-file", default="", help="client certificate for TLS")
+    p.add_argument("--key-file", default="", help="client key: a file, or credential:NAME")
+
+
+def add_broker_arguments_optional(p) -> None:
+    """The broker options for a command that may run without a broker (``kiosk centre --no-ingest``)."""
+    p.add_argument("--broker", default="", help="broker URL, mqtt://host:port or mqtts://host:port")
+    p.add_argument("--username", default="", help="broker user name")
+    p.add_argument("--password-file", default="", help="broker password: a file, or credential:NAME (systemd)")
     p.add_argument("--ca-file", default="", help="CA certificate for TLS (mqtts)")
     p.add_argument("--cert-file", default="", help="client certificate for TLS")
     p.add_argument("--key-file", default="", help="client key: a file, or credential:NAME")
@@ -38,65 +49,109 @@ def broker_settings(args):
                       reconnect_min_seconds=0.5, reconnect_max_seconds=10.0)
 
 
+def add_centre_arguments(p, required: bool = True) -> None:
+    """What the ingest needs: the store, the registries, the subscription and how figures are judged."""
+    if required:
+        add_broker_arguments(p)
+    else:
+        add_broker_arguments_optional(p)
+    p.add_argument("--registry", required=required, help="fleet registry JSON (kiosk fleet): only its kiosks' signed "
+                                                     "messages count")
+    p.add_argument("--venues", default="", help="venue registry CSV to import (venues that created a code)")
+    p.add_argument("--db", default="", help="store: a SQLite file (default: in memory) or postgresql://...")
+    p.add_argument("--share-group", default="", help="MQTT 5 shared subscription group: workers in one group "
+                                                     "split the fleet")
+    p.add_argument("--client-id", default="", help="MQTT client id (default: stable per --db and group, so the "
+                                                   "broker keeps events published while the centre is away)")
+    p.add_argument("--timezone", default="Asia/Ho_Chi_Minh", help="the city's time zone: a venue's day")
+    p.add_argument("--grace-hour", type=int, default=10, help="inspection: list venues without scans from this "
+                                                               "local hour (default 10)")
+    p.add_argument("--offline-hours", type=float, default=2.0, help="inspection: offline longer than this (default 2)")
+    p.add_argument("--stale-minutes", type=float, default=5.0, help="no signed message for this long: silent "
+                                                                    "(default 5)")
+
+
 def add_arguments(p) -> None:
-    add_broker_arguments(p)
-    p.add_argument("--db", default="", help="SQLite file of the fleet picture (default: in memory); "
-                                            "monitors sharing a group may share one file")
+    add_centre_arguments(p)
+    p.add_argument("--district", default=None, help="only this district")
     p.add_argument("--once", action="store_true", help="read the retained state, print once and exit")
     p.add_argument("--json", action="store_true", help="print JSON instead of the table")
-    p.add_argument("--offline-hours", type=float, default=2.0, help="inspection list: offline longer than this (default 2)")
-    p.add_argument("--share-group", default="", help="MQTT 5 shared subscription group: monitors in one group split the fleet")
-    p.add_argument("--client-id", default="", help="MQTT client id; a fixed one lets the broker keep this monitor's "
-                                                   "queued events across its restarts")
     p.add_argument("--settle", type=float, default=1.0, help="--once: seconds without a message before printing (default 1)")
     p.add_argument("--timeout", type=float, default=5.0, help="--once: give up when the broker cannot be reached in this many seconds")
     p.add_argument("--refresh", type=float, default=2.0, help="live table refresh period in seconds (default 2)")
 
 
-def run(args) -> int:
-    from kiosk.monitor.fleet import local_today
-    from kiosk.monitor.report import report, table
-    from kiosk.monitor.store import FleetStore
-    from kiosk.monitor.watch import FleetMonitor
+def open_centre(args, once: bool = False):
+    """Store, registries, query layer and ingest worker from the command line; UsageError on bad input."""
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    from kiosk.centre.queries import Centre, Settings
+    from kiosk.centre.registry import FleetRegistry, read_venues
+    from kiosk.centre.store import open_store
+    from kiosk.centre.watch import IngestWorker
+    from kiosk.errors import KioskError
     from kiosk.secrets import SecretError
 
     settings = broker_settings(args)
-    if args.share_group and ("/" in args.share_group or "+" in args.share_group or "#" in args.share_group):
+    if args.share_group and any(c in args.share_group for c in "/+#"):
         raise UsageError("--share-group must not contain /, + or #")
     try:
-        store = FleetStore(args.db or ":memory:")
-    except Exception as exc:  # sqlite3.Error, OSError
-        raise UsageError(f"cannot open {args.db}: {exc}") from None
+        ZoneInfo(args.timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise UsageError(f"--timezone: unknown time zone {args.timezone!r}") from None
+    if not 0 <= args.grace_hour <= 23:
+        raise UsageError("--grace-hour must be 0-23")
     try:
-        monitor = FleetMonitor(args.broker, store, share_group=args.share_group, client_id=args.client_id,
-                               session_expiry=0 if args.once else 300, mqtt_config=settings)
-    except (SecretError, ValueError, OSError) as exc:  # unreadable secret, bad TLS files
+        registry = FleetRegistry.load(args.registry)
+        venues = read_venues(args.venues) if args.venues else None
+        store = open_store(args.db)
+    except KioskError as exc:
         raise UsageError(str(exc)) from None
-    monitor.start()
+    store.load_fleet(registry)
+    if venues is not None:
+        store.import_venues(venues)
+    client_id = args.client_id
+    if not client_id and not once and args.db:
+        client_id = "kiosk-centre-" + hashlib.sha256(f"{args.db}|{args.share_group}".encode()).hexdigest()[:12]
+    try:
+        worker = IngestWorker(args.broker, store, registry, share_group=args.share_group, client_id=client_id,
+                              session_expiry=0 if once else 7 * 24 * 3600, mqtt_config=settings)
+    except (SecretError, ValueError, OSError) as exc:  # unreadable secret, bad TLS files
+        store.close()
+        raise UsageError(str(exc)) from None
+    centre = Centre(store, Settings(timezone=args.timezone, grace_hour=args.grace_hour,
+                                    offline_hours=args.offline_hours, stale_seconds=args.stale_minutes * 60))
+    return store, worker, centre
+
+
+def run(args) -> int:
+    from kiosk.centre.queries import Scope
+    from kiosk.centre.report import report, table
+
+    store, worker, centre = open_centre(args, once=args.once)
+    scope = Scope(district=args.district)
+    worker.start()
     try:
         if args.once:
-            if not monitor.settle(quiet_seconds=args.settle, connect_timeout=args.timeout):
+            if not worker.settle(quiet_seconds=args.settle, connect_timeout=args.timeout):
                 print(f"kiosk monitor: cannot reach the broker at {args.broker}", file=sys.stderr)
                 return 1
-            monitor.flush()
-            _print(report(store.kiosks(), local_today(), offline_hours=args.offline_hours), args.json, table)
+            worker.flush()
+            rep = report(centre, scope)
+            print(json.dumps(rep, ensure_ascii=False, indent=2) if args.json else table(rep, time.time()))
             return 0
         while True:
-            monitor.flush()
-            rep = report(store.kiosks(), local_today(), offline_hours=args.offline_hours)
+            worker.flush()
+            rep = report(centre, scope)
             if args.json:
                 print(json.dumps(rep, ensure_ascii=False), flush=True)
             else:
-                state = "" if monitor.connected.is_set() else f"  [not connected to {args.broker}]"
-                sys.stdout.write("\x1b[H\x1b[2J" + table(rep) + state + "\n")
+                state = "" if worker.connected.is_set() else f"  [not connected to {args.broker}]"
+                sys.stdout.write("\x1b[H\x1b[2J" + table(rep, time.time()) + state + "\n")
                 sys.stdout.flush()
             time.sleep(args.refresh)
     except KeyboardInterrupt:
         return 0
     finally:
-        monitor.stop()
+        worker.stop()
         store.close()
-
-
-def _print(rep: dict, as_json: bool, table) -> None:
-    print(json.dumps(rep, ensure_ascii=False, indent=2) if as_json else table(rep))

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import os
 import uuid
-from dataclasses import dataclass
-from datetime import datetime, timezone
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import Any, Mapping
 
 from kiosk import config, reasons
 
-STATES = ("idle", "live", "accept", "reject", "duplicate", "override")
+STATES = ("idle", "live", "accept", "reject", "duplicate", "duplicate-refused", "override", "unverified", "guard",
+          "out-of-service")
 
 
 def add_arguments(p) -> None:
@@ -25,6 +27,8 @@ def add_arguments(p) -> None:
     p.add_argument("--name", default="Nguyễn Văn An", help="sample visitor's name on verdict screens")
     p.add_argument("--reason", default=reasons.EXPIRED, help="reason code on the reject screen (default: expired)")
     p.add_argument("--clock-unsynced", action="store_true", help="show the clock-sync warning in the status bar")
+    p.add_argument("--degraded", default="", metavar="WORDS",
+                   help="comma-separated health words for the guard bar, e.g. gpio-mock,trust-stale")
 
 
 @dataclass(frozen=True)
@@ -48,19 +52,36 @@ class _SampleCheckin:
     pseudonym: str | None = None
     captured_at: float = 0.0
     source: str = "camera"
+    facts: Mapping[str, Any] = field(default_factory=dict)
 
 
-def sample_checkin(state: str, name: str, reason: str):
+def sample_checkin(state: str, name: str, reason: str, at: datetime | None = None):
     """The made-up check-in a verdict screenshot shows."""
-    verdict, why, dup = {
-        "accept": ("accept", reasons.OK, False),
-        "reject": ("reject", reason, False),
-        "duplicate": ("accept", reasons.DUPLICATE, True),
-        "override": ("accept", reasons.OVERRIDE, False),
+    verdict, why, dup, signed = {
+        "accept": ("accept", reasons.OK, False, True),
+        "reject": ("reject", reason, False, True),
+        "duplicate": ("accept", reasons.DUPLICATE, True, True),
+        "duplicate-refused": ("reject", reasons.DUPLICATE, True, True),
+        "override": ("accept", reasons.OVERRIDE, False, True),
+        "unverified": ("accept", reasons.OK, False, False),
     }[state]
-    return _SampleCheckin(verdict=verdict, reason=why, holder=_SampleHolder(name), duplicate=dup,
-                          id=uuid.uuid4().hex, at=datetime.now(timezone.utc), valid=verdict == "accept")
+    at = at or datetime.now(timezone.utc)
+    # An expired sample says when it expired, as a real declaration's or DCC's facts do.
+    facts = {"valid_until": (at - timedelta(days=2)).isoformat()} if why == reasons.EXPIRED else {}
+    return _SampleCheckin(verdict=verdict, reason=why, holder=_SampleHolder(name), duplicate=dup, signed=signed,
+                          id=uuid.uuid4().hex, at=at, valid=verdict == "accept", facts=facts,
+                          format="health-declaration" if signed else "pc-covid")
 
+
+# The guard's list in a screenshot: (seconds before now, state, reason, name).
+_SAMPLE_QUEUE = [
+    (610, "accept", reasons.OK, "Trần Thị Bình"), (560, "accept", reasons.OK, "Lê Văn Cường"),
+    (515, "duplicate", reasons.DUPLICATE, "Trần Thị Bình"), (470, "reject", reasons.UNKNOWN_FORMAT, None),
+    (400, "unverified", reasons.OK, "Phạm Minh Châu"), (330, "accept", reasons.OK, "Hoàng Anh Dũng"),
+    (260, "reject", reasons.SIGNATURE_INVALID, "Vũ Thị Hoa"), (250, "override", reasons.OVERRIDE, "Vũ Thị Hoa"),
+    (190, "accept", reasons.OK, "Đặng Quốc Huy"), (120, "reject", reasons.policy("test-too-old"), "Bùi Thu Hà"),
+    (70, "accept", reasons.OK, "Ngô Văn Khánh"), (18, "reject", reasons.EXPIRED, "Nguyễn Văn An"),
+]
 
 def sample_preview(width: int = 640, height: int = 480):
     """A grey camera-like frame with a visitor's code held up, and where the code is."""
@@ -111,14 +132,25 @@ def run(args) -> int:
 
     import pygame
 
-    screen = Screen(cfg, size=size, headless=True)
+    degraded = tuple(w.strip() for w in args.degraded.split(",") if w.strip())
+    ticks = [0.0]  # the screen's monotonic clock: the sample queue is replayed through it
+    screen = Screen(cfg, size=size, headless=True, clock=lambda: ticks[0])
     screen.set_status(KioskStatus(accepted=128, rejected=7, camera_fps=14.8, camera_ok=True,
                                   mqtt_connected=True if cfg.mqtt.enabled else None,
-                                  clock_synced=not args.clock_unsynced, trust_age_days=3))
+                                  clock_synced=not args.clock_unsynced, trust_age_days=3,
+                                  ledger_ok=args.state != "out-of-service",
+                                  degraded=degraded + (("ledger-down",) if args.state == "out-of-service" else ())))
     if args.state == "live":
         frame, corners = sample_preview()
         screen.set_preview(frame, [_Located("sample", corners)])
-    elif args.state != "idle":
+    elif args.state == "guard":
+        now = datetime.now(timezone.utc)
+        for ago, state, reason, name in _SAMPLE_QUEUE:
+            ticks[0] = 1000.0 - ago
+            screen.show_checkin(sample_checkin(state, name, reason, at=now - timedelta(seconds=ago)))
+        ticks[0] = 1000.0
+        screen.toggle_guard()
+    elif args.state not in ("idle", "out-of-service"):
         screen.show_checkin(sample_checkin(args.state, args.name, args.reason))
     surface = screen.render(args.state)
     try:

@@ -1,4 +1,9 @@
-"""``kiosk simulate --broker URL --kiosks N --rate R --duration S``: many kiosks' telemetry against a broker."""
+"""``kiosk simulate --broker URL``: a simulated city's signed telemetry against a broker.
+
+``--venues N --kiosk-share S`` venues across Hanoi's districts and wards, a share with kiosks;
+``--write-registry F`` and ``--write-venues F`` write the fleet registry and venue registry a
+centre needs to believe them. ``--kiosks N`` alone: N venues, each with a kiosk.
+"""
 
 from __future__ import annotations
 
@@ -13,31 +18,50 @@ def add_arguments(p) -> None:
     from kiosk.commands.monitor import add_broker_arguments
 
     add_broker_arguments(p)
-    p.add_argument("--kiosks", type=int, default=100, help="simulated kiosks (default 100)")
-    p.add_argument("--rate", type=float, default=10.0, help="check-ins per second across the fleet; 0 = as fast as possible")
+    p.add_argument("--venues", type=int, default=0, help="venues with a code (default: --kiosks)")
+    p.add_argument("--kiosks", type=int, default=100, help="kiosks when --venues is not given (default 100)")
+    p.add_argument("--kiosk-share", type=float, default=None, help="share of venues with a kiosk (default 0.2 "
+                                                                   "with --venues)")
+    p.add_argument("--districts", type=int, default=0, help="use only the first N of the city's districts (default all)")
+    p.add_argument("--admin-csv", default="", help="administrative units CSV (default: Hanoi's, shipped)")
+    p.add_argument("--rate", type=float, default=10.0, help="check-ins per second across the city; 0 = as fast as possible")
     p.add_argument("--duration", type=float, default=10.0, help="seconds to run (default 10)")
+    p.add_argument("--checkins", type=int, default=None, help="exactly this many check-ins (instead of --duration)")
     p.add_argument("--connections", type=int, default=8, help="MQTT connections the kiosks share (default 8)")
     p.add_argument("--qos", type=int, choices=(0, 1), default=1, help="QoS of events and counts (default 1)")
-    p.add_argument("--offline", type=int, default=0, help="kiosks that go offline at the end (inspection list demo)")
-    p.add_argument("--camera-down", type=int, default=0, help="kiosks that report a dead camera (inspection list demo)")
+    p.add_argument("--offline", type=int, default=0, help="kiosks offline for days (inspection list)")
+    p.add_argument("--silent", type=int, default=0, help="kiosks online by their last will but silent for an hour")
+    p.add_argument("--camera-down", type=int, default=0, help="kiosks that report a dead camera")
+    p.add_argument("--display-down", type=int, default=0, help="kiosks whose screen is dead")
     p.add_argument("--counts-every", type=int, default=1, help="a kiosk republishes counts every N check-ins (default 1)")
-    p.add_argument("--prefix", default="sim", help="site/venue name prefix (default sim)")
+    p.add_argument("--prefix", default="hn", help="site / venue id prefix (default hn)")
     p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--write-registry", default="", help="write the fleet registry JSON here")
+    p.add_argument("--write-venues", default="", help="write the venue registry CSV here")
     p.add_argument("--json", action="store_true", help="print the totals as JSON")
 
 
 def run(args) -> int:
+    from kiosk.centre.simulate import City, CitySimulator
     from kiosk.commands.monitor import broker_settings
-    from kiosk.monitor.simulate import FleetSimulator
     from kiosk.secrets import SecretError
 
     settings = broker_settings(args)
-    if args.kiosks < 1 or args.duration < 0 or args.rate < 0 or args.counts_every < 1:
-        raise UsageError("--kiosks and --counts-every must be at least 1; --rate and --duration not negative")
+    venues = args.venues or args.kiosks
+    share = args.kiosk_share if args.kiosk_share is not None else (0.2 if args.venues else 1.0)
+    if venues < 1 or args.duration < 0 or args.rate < 0 or args.counts_every < 1 or not 0 <= share <= 1:
+        raise UsageError("--venues/--kiosks and --counts-every must be at least 1; --rate and --duration not "
+                         "negative; --kiosk-share between 0 and 1")
     try:
-        sim = FleetSimulator(args.broker, args.kiosks, connections=args.connections, qos=args.qos, seed=args.seed,
-                             prefix=args.prefix, mqtt_config=settings,
-                             camera_down=max(0, args.camera_down))
+        city = City.build(venues, share, seed=args.seed, districts=args.districts, offline=args.offline,
+                          silent=args.silent, camera_down=args.camera_down, display_down=args.display_down,
+                          prefix=args.prefix, admin=args.admin_csv or None)
+        city.write(args.write_registry or None, args.write_venues or None)
+    except (OSError, KeyError, ValueError) as exc:
+        raise UsageError(f"cannot build the city: {exc}") from None
+    try:
+        sim = CitySimulator(args.broker, city, connections=args.connections, qos=args.qos, seed=args.seed,
+                            mqtt_config=settings)
     except (SecretError, ValueError, OSError) as exc:
         raise UsageError(str(exc)) from None
     try:
@@ -48,16 +72,17 @@ def run(args) -> int:
     try:
         t0 = time.monotonic()
         sim.announce()
-        sim.run(args.rate, args.duration, counts_every=args.counts_every)
-        sim.finish(offline=min(args.offline, args.kiosks))
+        sim.run(args.rate, args.duration, counts_every=args.counts_every, checkins=args.checkins)
+        sim.finish()
         elapsed = time.monotonic() - t0
     finally:
         sim.close()
-    totals = {**sim.totals(), "seconds": round(elapsed, 3), "messages_per_second": round(sim.messages / max(elapsed, 1e-9))}
+    totals = {**sim.totals(), "seconds": round(elapsed, 3),
+              "messages_per_second": round(sim.messages / max(elapsed, 1e-9))}
     if args.json:
         print(json.dumps(totals))
     else:
-        print(f"{totals['kiosks']} kiosks: {totals['checkins']} check-ins ({totals['accepted']} accepted, "
-              f"{totals['rejected']} rejected, {totals['duplicates']} duplicates), {totals['messages']} messages "
-              f"in {totals['seconds']} s ({totals['messages_per_second']}/s)")
+        print(f"{totals['venues']} venues, {totals['kiosks']} kiosks: {totals['checkins']} check-ins "
+              f"({totals['accepted']} accepted, {totals['rejected']} rejected, {totals['duplicates']} duplicates), "
+              f"{totals['messages']} messages in {totals['seconds']} s ({totals['messages_per_second']}/s)")
     return 0

@@ -22,14 +22,17 @@ from datetime import datetime, timezone
 from kiosk.cli import UsageError
 
 # Facts that are about the certificate, not the person: safe to print.
-_PRINTABLE_FACTS = ("type", "issued_at", "expires_at", "issuer_country", "dn", "sd", "dt", "mp", "sc", "tr", "tt",
-                    "fr", "df", "du", "co", "status", "declared_at", "valid_until", "declaration_id", "issuer_kid")
+_PRINTABLE_FACTS = ("type", "issued_at", "expires_at", "issuer_country", "issuer", "dn", "sd", "dt", "mp", "ma", "sc",
+                    "tr", "tt", "fr", "df", "du", "co", "valueset_unknown", "status", "declared_at", "valid_until",
+                    "declaration_id", "issuer_kid")
 
 
 def add_arguments(p) -> None:
     p.add_argument("--config", help="kiosk config: its trust paths and venue policy")
     p.add_argument("--trust", action="append", default=[], metavar="PATH",
                    help="trusted signers: PEM/DER certificate, folder of them, or trust-list JSON (repeatable)")
+    p.add_argument("--bundle", metavar="FILE", help="signed trust bundle (needs --authority-key or the config's)")
+    p.add_argument("--authority-key", metavar="PUB", help="the trust authority's public key (PEM) for --bundle")
     p.add_argument("--at", metavar="ISO-8601", help="validation clock (default: now), e.g. 2021-11-20T08:00:00Z")
     p.add_argument("payloads", nargs="*", metavar="PAYLOAD", help="code contents; none = one per line on stdin")
 
@@ -52,23 +55,40 @@ def _stdin_payloads():
 
 def run(args) -> int:
     from kiosk import config as config_mod
+    from kiosk import signing
     from kiosk.policy import Policy, RevocationFileError
     from kiosk.trust import TrustError, TrustStore
+    from kiosk.trust_bundle import TrustKeeper, load_authority_key
     from kiosk.verify import Verifier
 
     at = parse_at(args.at) if args.at else None
     paths: list[str] = []
     policy = Policy()
     skew = 300.0
+    bundle, authority_key, max_age, site = args.bundle, args.authority_key, 0, None
     try:
+        cfg = None
         if args.config:
             cfg = config_mod.load(args.config)
             paths += [str(cfg.resolve(p)) for p in cfg.trust.paths]
-            policy = Policy.from_config(cfg.policy, resolve=lambda p: cfg.resolve(p))
             skew = cfg.policy.clock_skew_seconds
+            bundle = bundle or (str(cfg.resolve(cfg.trust.bundle)) if cfg.trust.bundle else None)
+            authority_key = authority_key or (str(cfg.resolve(cfg.trust.authority_key)) if cfg.trust.authority_key else None)
+            max_age, site = cfg.trust.max_age_hours, cfg.device.site or None
         paths += args.trust
         trust = TrustStore.load(paths) if paths else TrustStore.empty()
-    except (TrustError, RevocationFileError) as exc:
+        if bundle:
+            if not authority_key:
+                raise UsageError("--bundle needs --authority-key (or [trust] authority_key in --config)")
+            # No state_dir: checking codes by hand never changes what a kiosk keeps.
+            trust = TrustKeeper(load_authority_key(authority_key),
+                                max_age_hours=max_age, fallback=trust, site=site)
+            offered = trust.load_file(bundle)
+            if not offered.ok:
+                raise UsageError(f"{bundle}: trust bundle refused ({offered.reason}: {offered.detail})")
+        if cfg is not None:
+            policy = Policy.from_config(cfg.policy, resolve=lambda p: cfg.resolve(p), trust=trust)
+    except (TrustError, RevocationFileError, signing.SigningKeyError) as exc:
         raise UsageError(str(exc)) from None
     verifier = Verifier(trust, clock_skew_seconds=skew)
     rejected = False
@@ -83,6 +103,6 @@ def run(args) -> int:
         facts = {k: check.facts[k] for k in _PRINTABLE_FACTS if k in check.facts}
         if facts:
             line["facts"] = facts
-        out.write(json.dumps(line, ensure_ascii=False) + "\n")
+        out.write(json.dumps(line, ensure_ascii=False, default=str) + "\n")
         out.flush()
     return 1 if rejected else 0

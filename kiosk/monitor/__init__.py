@@ -1,11 +1,10 @@
-"""The fleet monitor: what the centre sees of every kiosk (``kiosk monitor``).
+"""The old name of the centre's terminal view; everything lives in :mod:`kiosk.centre` now.
 
-:mod:`~kiosk.monitor.fleet` is the picture and its hot path,
-:mod:`~kiosk.monitor.store` its SQLite file, :mod:`~kiosk.monitor.watch`
-the MQTT subscription, :mod:`~kiosk.monitor.report` the JSON and the table.
+Kept as re-exports so scripts that imported ``kiosk.monitor`` keep working.
 """
 
-from kiosk.monitor.fleet import Fleet, KioskState, inspection, totals
-from kiosk.monitor.store import FleetStore
+from kiosk.centre.queries import Centre, Scope, Settings
+from kiosk.centre.store import open_store
+from kiosk.centre.watch import IngestWorker
 
-__all__ = ["Fleet", "KioskState", "FleetStore", "totals", "inspection"]
+__all__ = ["Centre", "Scope", "Settings", "open_store", "IngestWorker"]

@@ -154,5 +154,7 @@ def health_payload(health: dict, outbox: int, now: datetime | None = None) -> di
         "trust_version": _int(health.get("trust_version")),
         "trust_age_hours": _number(health.get("trust_age_hours"), 2),
         "trust_stale": bool(health.get("trust_stale", False)),
+        "trace_answered": int(_number(health.get("trace_answered"), 0) or 0),
+        "trace_refused": int(_number(health.get("trace_refused"), 0) or 0),
         "ts": utc_iso(now or datetime.now(timezone.utc)),
     }

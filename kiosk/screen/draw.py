@@ -1,8 +1,12 @@
-"""Drawing the four screens onto a pygame surface: idle, live, verdict, status bar.
+"""Drawing the screens onto a pygame surface: idle, live, verdict (and out of service), status bar.
 
 Pure drawing: every function takes the surface, the layout, the fonts and
 plain values, and keeps no state, so ``kiosk screenshot`` and the live
-screen draw exactly the same pixels.
+screen draw exactly the same pixels. The words come from
+:mod:`kiosk.screen.words`; the guard's screen is :mod:`kiosk.screen.guard_view`.
+
+Text sizes are multiples of the layout's ``unit`` (5 % of the short side);
+:data:`SIZES` is what makes verdicts readable from 2 m (docs/screen.md).
 """
 
 from __future__ import annotations
@@ -11,10 +15,12 @@ import math
 from datetime import datetime
 from typing import Sequence
 
-from kiosk import reasons
+from kiosk.screen import words
 from kiosk.screen.fonts import Fonts
 from kiosk.screen.layout import Layout
+from kiosk.screen.names import printable
 from kiosk.screen.status import KioskStatus
+from kiosk.screen.words import in_language, say
 
 WHITE = (255, 255, 255)
 INK = (28, 32, 38)
@@ -27,55 +33,68 @@ RED = (190, 30, 45)
 BLUE = (21, 88, 176)
 AMBER = (255, 183, 3)
 OUTLINE = (255, 214, 0)
+SLATE = (58, 62, 70)
 
-# verdict look -> (background, headline (vi, en), shape). Shape as well as colour:
-# circle + tick, octagon + cross, rounded square + double tick.
+# verdict look -> (background, ink, shape). Shape as well as colour: circle + tick (accept),
+# octagon + cross (reject), rounded square + double tick (already checked in), an ID card
+# (not verified: check the ID card), a no-entry disc (out of service).
 LOOKS = {
-    "accept": (GREEN, ("Mời vào", "Welcome"), "circle"),
-    "override": (GREEN, ("Mời vào", "Welcome"), "circle"),
-    "reject": (RED, ("Không được vào", "Not admitted"), "octagon"),
-    "duplicate": (BLUE, (reasons.words(reasons.DUPLICATE, "vi"), reasons.words(reasons.DUPLICATE, "en")), "square"),
+    words.ACCEPT: (GREEN, WHITE, "circle"),
+    words.OVERRIDE: (GREEN, WHITE, "circle"),
+    words.REJECT: (RED, WHITE, "octagon"),
+    words.DUPLICATE: (BLUE, WHITE, "square"),
+    words.UNVERIFIED: (AMBER, INK, "card"),
+    words.OUT_OF_SERVICE: (SLATE, WHITE, "no-entry"),
+}
+
+# Text size per verdict block role, in layout units: (first language, second language, bold first, max lines).
+# 800x480 (unit 24 px): the headline is 74 px (cap height 53 px = 9.5 mm on a 7-inch panel, 16 arcmin at 2 m);
+# the second language's headline and both next-step lines are 53 and 48 px (cap >= 34 px = 6 mm, 10 arcmin
+# at 2 m). tests/test_screen.py measures the drawn glyphs against this (docs/screen.md, "Readable at 2 m").
+SIZES = {
+    "headline": (3.1, 2.25, True, 2),
+    "step": (2.0, 2.0, True, 2),
+    "detail": (1.15, 1.15, False, 2),
+    "name": (1.15, 1.15, False, 1),
 }
 
 
-def in_language(vi: str, en: str, language: str) -> list[str]:
-    """The lines to show for ``[venue] language``: vi, en, or both (Vietnamese first)."""
-    if language == "vi":
-        return [vi]
-    if language == "en":
-        return [en]
-    return [vi, en] if vi != en else [vi]
-
-
-def reason_lines(reason: str, language: str) -> list[str]:
-    """A reason code in plain words (kiosk.reasons), in the screen's language(s)."""
-    return in_language(reasons.words(reason, "vi"), reasons.words(reason, "en"), language)
+def _soft(color) -> tuple:
+    """The second language's colour: the ink, a little towards the background."""
+    return (235, 240, 235) if color == WHITE else (70, 56, 20)
 
 
 def text_block(surface, fonts: Fonts, lines: Sequence[str], rect, size: int, color, *, bold=False,
-               align="left", second_color=None, max_lines=3) -> int:
-    """Draw language lines (the second one smaller and softer) into ``rect``; returns the height used.
+               align="left", second_color=None, max_lines=3, second_scale=0.72, trace=None, role="") -> int:
+    """Draw language lines (the second one ``second_scale`` of the size, softer) into ``rect``; returns the height used.
 
-    ``surface=None`` measures without drawing.
-    Each line is wrapped and shrunk to fit the width; the block is cut, not
-    overflowed, when the rect is too short.
+    ``surface=None`` measures without drawing. ``bold`` applies to the first
+    line, which falls back to the regular weight where bold would need an
+    extra line. Each line is wrapped and shrunk to fit the width; the block
+    is cut, not overflowed, when the rect is too short. ``trace`` (a list)
+    gets ``(role, text, size, (x, y, w, h))`` per drawn line, for tests and the legibility check.
     """
     x, y, w, h = rect
     used = 0
     for i, line in enumerate(lines):
         if not line:
             continue
-        s = size if i == 0 else max(10, int(size * 0.72))
+        s = size if i == 0 else max(10, int(size * second_scale))
         col = color if i == 0 or second_color is None else second_color
-        fitted, wrapped = fonts.fit(line, w, h - used, s, bold=bold and i == 0, max_lines=max_lines)
+        heavy = bold and i == 0
+        if heavy and len(fonts.wrap(line, s, w, True)) > len(fonts.wrap(line, s, w, False)):
+            heavy = False  # same size and fewer lines beat bold: the size is what carries at 2 m
+        fitted, wrapped = fonts.fit(line, w, h - used, s, bold=heavy, max_lines=max_lines)
         for part in wrapped:
-            img = fonts.render(part, fitted, col, bold=bold and i == 0)
+            img = fonts.render(part, fitted, col, bold=heavy)
             if used + img.get_height() > h:
                 return used
             dx = {"left": 0, "center": (w - img.get_width()) // 2, "right": w - img.get_width()}[align]
             if surface is not None:  # None: measure only
                 surface.blit(img, (x + dx, y + used))
-            used += fonts.get(fitted, bold and i == 0).get_linesize()
+                if trace is not None:
+                    trace.append((role, part, fitted, (x + dx, y + used, img.get_width(), img.get_height())))
+            used += fonts.get(fitted, heavy).get_linesize()
     return used
 
 
@@ -99,16 +118,32 @@ def _tick(surface, color, cx, cy, r, width, dx=0.0) -> None:
     _thick_polyline(surface, color, pts, width)
 
 
-def verdict_icon(surface, look: str, center, radius: int, fg=WHITE, mark=None) -> None:
-    """The verdict's shape: white circle with a tick, octagon with a cross, square with a double tick."""
+def verdict_icon(surface, look: str, center, radius: int, fg=None, mark=None) -> None:
+    """The verdict's shape: circle with a tick, octagon with a cross, square with a double tick,
+    an ID card, a no-entry disc; in the look's ink with the background's colour as the mark."""
     import pygame
 
     cx, cy = center
     r = radius
     width = max(4, r // 5)
-    mark = mark or LOOKS[look][0]
-    shape = LOOKS[look][2]
-    if shape == "circle":
+    background, ink, shape = LOOKS[look]
+    fg = fg or ink
+    mark = mark or background
+    if shape == "card":
+        # An ID card: photo disc on the left, text lines on the right.
+        rect = pygame.Rect(0, 0, int(r * 2), int(r * 1.3))
+        rect.center = center
+        pygame.draw.rect(surface, fg, rect, border_radius=max(4, r // 6))
+        pygame.draw.circle(surface, mark, (rect.left + int(r * 0.55), cy - int(r * 0.08)), int(r * 0.3))
+        pygame.draw.rect(surface, mark, (rect.left + int(r * 0.25), cy + int(r * 0.3), int(r * 0.6), int(r * 0.16)))
+        for k in range(3):
+            pygame.draw.rect(surface, mark, (rect.left + int(r * 1.05), cy - int(r * 0.36) + k * int(r * 0.3),
+                                             int(r * 0.7), max(3, int(r * 0.14))))
+    elif shape == "no-entry":
+        pygame.draw.circle(surface, fg, center, r)
+        pygame.draw.circle(surface, RED, center, int(r * 0.86))
+        pygame.draw.rect(surface, fg, (cx - int(r * 0.6), cy - int(r * 0.15), int(r * 1.2), int(r * 0.3)))
+    elif shape == "circle":
         pygame.draw.circle(surface, fg, center, r)
         _tick(surface, mark, cx, cy, r * 0.9, width)
     elif shape == "octagon":
@@ -132,7 +167,8 @@ def idle(surface, lay: Layout, fonts: Fonts, venue, qr_image, now: datetime) -> 
     surface.fill(PAPER, lay.body)
     surface.blit(qr_image, lay.qr[:2])
     language = venue.language
-    text_block(surface, fonts, [" / ".join(in_language("Mã QR địa điểm", "Venue QR code", language))], lay.qr_label, int(lay.unit * 0.7), MUTED, align="center", max_lines=1)
+    text_block(surface, fonts, [say("Mã QR địa điểm", "Venue QR code", language)], lay.qr_label, int(lay.unit * 0.7),
+               MUTED, align="center", max_lines=1)
     x, y, w, h = lay.text
     u = lay.unit
     # Clock takes a fixed strip at the bottom of the text column.
@@ -167,7 +203,7 @@ def live(surface, lay: Layout, fonts: Fonts, venue, preview, corners: Sequence[S
     surface.fill(BAR_BG, lay.body)
     bx, by, bw, bh = lay.body
     hint_h = int(lay.unit * 1.6)
-    text_block(surface, fonts, [" / ".join(in_language("Giữ yên mã trước camera", "Hold your code still", venue.language))],
+    text_block(surface, fonts, [say("Giữ yên mã trước camera", "Hold your code still", venue.language)],
                (bx + lay.margin, by + lay.margin // 2, bw - 2 * lay.margin, hint_h), int(lay.unit * 0.9), WHITE,
                bold=True, align="center", second_color=BAR_INK, max_lines=1)
     if preview is None:
@@ -185,57 +221,64 @@ def live(surface, lay: Layout, fonts: Fonts, venue, preview, corners: Sequence[S
             pygame.draw.polygon(surface, OUTLINE, pts, width)
 
 
-# -- verdict -------------------------------------------------------------------------
-def _verdict_blocks(look: str, reason: str, name: str, language: str) -> list[tuple[list[str], float, bool]]:
-    """(lines, size relative to the unit, bold) per text block of a verdict, top to bottom."""
-    _, (vi, en), _ = LOOKS[look]
-    blocks: list[tuple[list[str], float, bool]] = [(in_language(vi, en, language), 1.9, True)]
-    if look == "override":
-        blocks.append((reason_lines(reasons.OVERRIDE, language), 1.1, False))
-    elif look == "reject":
-        blocks.append((reason_lines(reason, language), 1.4, True))
-    elif look == "duplicate":
-        blocks.append((in_language("Đã được tính một lần", "Counted once", language), 0.9, False))
-    if name:
-        blocks.append(([name], 1.1, False))
-    return blocks
+# -- verdict ---------------------------------------------------------------------------
+def _block_size(u: int, role: str, portrait: bool) -> tuple[int, float, bool, int]:
+    first, second, bold, max_lines = SIZES[role]
+    # A portrait screen is narrow and tall: one more line rather than smaller letters.
+    return int(round(u * first)), second / first, bold, max_lines + (1 if portrait and role != "name" else 0)
 
 
-def verdict(surface, lay: Layout, fonts: Fonts, look: str, reason: str, name: str, language: str) -> None:
-    """Full-screen verdict: colour, shape, headline, reason in plain words, masked name.
+def verdict(surface, lay: Layout, fonts: Fonts, look: str, blocks: Sequence[words.Block], trace=None) -> None:
+    """Full-screen verdict: colour, shape, the decision, the next step, the reason, the masked name.
 
-    Landscape: the shape on the left, the words beside it. Portrait: the
-    shape above the words, the pair centred on the screen.
+    Landscape: the shape beside the headline, the rest across the whole
+    width below. Portrait: the shape above the words, centred. The group is
+    centred vertically in the body. ``blocks`` come from
+    :func:`kiosk.screen.words.verdict_blocks`.
     """
-    background = LOOKS[look][0]
+    background, ink, _ = LOOKS[look]
     surface.fill(background, lay.body)
     bx, by, bw, bh = lay.body
     m, u = lay.margin, lay.unit
-    gap = int(u * 0.5)
-    blocks = _verdict_blocks(look, reason, name, language)
+    gap = max(4, int(u * 0.35))
+    head, rest = blocks[0], list(blocks[1:])
+
+    def measure(block, w):
+        size, scale, bold, lines = _block_size(u, block.role, lay.portrait)
+        return text_block(None, fonts, block.lines, (0, 0, w, bh), size, ink, bold=bold, max_lines=lines,
+                          second_scale=scale)
+
+    def draw_block(block, x, top, w, align):
+        size, scale, bold, lines = _block_size(u, block.role, lay.portrait)
+        return text_block(surface, fonts, block.lines, (x, top, w, max(0, by + bh - m - top)), size, ink, bold=bold,
+                          align=align, second_color=_soft(ink), max_lines=lines, second_scale=scale, trace=trace,
+                          role=block.role)
+
+    full_x, full_w = bx + m + u // 2, bw - 2 * m - u
+    rest_h = sum(measure(b, full_w) for b in rest) + gap * len(rest)
     if lay.portrait:
-        x, w, h = bx + m, bw - 2 * m, int(bh * 0.5)
-    else:
-        r = int(min(bh * 0.36, bw * 0.2))
-        x = bx + 2 * m + 2 * r + 2 * u
-        w, h = bw - x - m, bh - 2 * m
-    # Measure first (surface=None), so the words can be centred.
-    heights = [text_block(None, fonts, lines, (0, 0, w, h), int(u * scale), WHITE, bold=bold, max_lines=2)
-               for lines, scale, bold in blocks]
-    total = sum(heights) + gap * (len(blocks) - 1)
-    if lay.portrait:
-        r = int(max(u, min(bw * 0.3, (bh - total - 2 * u - 2 * m) / 2)))
-        group_top = by + max(m, (bh - (2 * r + 2 * u + total)) // 2)
-        verdict_icon(surface, look, (bx + bw // 2, group_top + r), r)
-        top, align = group_top + 2 * r + 2 * u, "center"
-    else:
-        verdict_icon(surface, look, (bx + m + r + u, by + bh // 2), r)
-        top, align = by + m + max(0, (h - total) // 2), "left"
-    bottom = by + bh - m
-    for (lines, scale, bold), used in zip(blocks, heights):
-        text_block(surface, fonts, lines, (x, top, w, max(0, bottom - top)), int(u * scale), WHITE, bold=bold,
-                   align=align, second_color=(235, 240, 235), max_lines=2)
-        top += used + gap
+        head_h = measure(head, full_w)
+        # The words come first: the shape shrinks (not below 1.5 units) to leave them their size.
+        r = int(max(u * 1.5, min(bw * 0.22, u * 3.4, (bh - 2 * m - u - head_h - rest_h) / 2)))
+        total = 2 * r + u + head_h + rest_h
+        top = by + max(m, (bh - total) // 2)
+        verdict_icon(surface, look, (bx + bw // 2, top + r), r)
+        top += 2 * r + u
+        top += draw_block(head, full_x, top, full_w, "center") + gap
+        for block in rest:
+            top += draw_block(block, full_x, top, full_w, "center") + gap
+        return
+    r = int(min(bh * 0.2, u * 2.9))
+    head_x = bx + m + 2 * r + int(u * 1.5)
+    head_w = bx + bw - m - head_x
+    head_h = measure(head, head_w)
+    row_h = max(head_h, 2 * r)
+    top = by + max(m, (bh - row_h - gap - rest_h) // 2)
+    verdict_icon(surface, look, (bx + m + r + u // 2, top + row_h // 2), r)
+    draw_block(head, head_x, top + (row_h - head_h) // 2, head_w, "left")
+    top += row_h + gap
+    for block in rest:
+        top += draw_block(block, full_x, top, full_w, "left") + gap
 
 
 # -- guard's status bar ----------------------------------------------------------------
@@ -246,39 +289,57 @@ def _dot(surface, color, center, r) -> None:
 
 
 def status_items(status: KioskStatus, clock_ok: bool | None, trust_max_age_days: float | None,
-                 language: str) -> list[tuple[str, str, tuple]]:
-    """(kind, text, colour) per item, most important first; kind picks the little icon."""
-    both = language == "vi+en"
-    vi = language != "en"
+                 language: str, override=None) -> list[tuple[str, str, tuple]]:
+    """(kind, text, colour) per item, most important first; kind picks the little icon.
+
+    Every word in the screen's language(s) (``vi / en`` in ``vi+en``);
+    ``override`` (a :class:`kiosk.screen.guard.OverrideChance`) shows how
+    long the guard's button can still let the last rejected visitor in.
+    """
     items: list[tuple[str, str, tuple]] = [
         ("accepted", f"{status.accepted}", (80, 200, 120)),
         ("rejected", f"{status.rejected}", (240, 90, 90)),
     ]
+    if override is not None:
+        items.append(("override", f"{say('Cho vào', 'Override', language)} {int(override.seconds_left + 0.999)} s",
+                      AMBER))
+    shown = set()
+    if not status.ledger_ok:
+        items.append(("alert", words.degraded_words("ledger-down", language), AMBER))
+        shown.add("ledger-down")
     if not status.camera_ok:
-        items.append(("alert", "Camera lỗi / down" if both else "Camera lỗi" if vi else "Camera down", AMBER))
-    else:
-        items.append(("camera", f"Camera {status.camera_fps:.0f} fps", BAR_INK))
-    if status.mqtt_connected is not None:
-        items.append(("mqtt-ok" if status.mqtt_connected else "alert",
-                      "MQTT" if status.mqtt_connected else ("MQTT mất kết nối / offline" if both else
-                                                            "MQTT mất kết nối" if vi else "MQTT offline"),
-                      BAR_INK if status.mqtt_connected else AMBER))
+        items.append(("alert", words.degraded_words("camera-down", language), AMBER))
+        shown.add("camera-down")
+    if status.mqtt_connected is False:
+        items.append(("alert", say("Mất kết nối", "Offline", language), AMBER))
     if clock_ok is False:
-        items.append(("alert", "Giờ chưa đồng bộ / Clock not synced" if both else
-                      "Giờ chưa đồng bộ" if vi else "Clock not synced", AMBER))
-    if status.trust_age_days is not None:
-        days = int(status.trust_age_days)
-        old = trust_max_age_days is not None and status.trust_age_days > trust_max_age_days
-        label = f"{'Khóa' if vi and not both else 'Trust'} {days} {'ngày' if vi and not both else 'd'}"
-        items.append(("alert" if old else "trust", label, AMBER if old else BAR_INK))
+        items.append(("alert", words.degraded_words("clock-unsynced", language), AMBER))
+        shown.add("clock-unsynced")
+    old = (status.trust_age_days is not None and trust_max_age_days is not None
+           and status.trust_age_days > trust_max_age_days)
+    if old:
+        shown.add("trust-stale")
+    for word in status.degraded:
+        if word not in shown:
+            items.append(("alert", words.degraded_words(str(word), language), AMBER))
+            shown.add(word)
     if status.notice:
         items.append(("notice", status.notice, BAR_INK))
+    if status.camera_ok:
+        items.append(("camera", f"Camera {status.camera_fps:.0f} fps", BAR_INK))
+    if status.mqtt_connected:
+        items.append(("mqtt-ok", say("Trực tuyến", "Online", language), BAR_INK))
+    if status.trust_age_days is not None:
+        days = int(status.trust_age_days)
+        label = {"vi": f"Khóa {days} ngày", "en": f"Trust {days} d"}
+        text = label.get(language) or f"{label['vi']} / {label['en']}"
+        items.append(("alert" if old else "trust", text, AMBER if old else BAR_INK))
     return items
 
 
 def status_bar(surface, lay: Layout, fonts: Fonts, status: KioskStatus, clock_ok: bool | None,
-               trust_max_age_days: float | None, language: str, now: datetime) -> None:
-    """Counts, camera fps, MQTT, clock sync, trust-list age and the time, on one dark line.
+               trust_max_age_days: float | None, language: str, now: datetime, override=None) -> None:
+    """Counts, the override's time left, warnings, camera fps, connection, trust-list age and the time, on one line.
 
     Items that do not fit are dropped from the end (least important first);
     warnings are amber with a triangle so they stand out without colour too.
@@ -287,7 +348,8 @@ def status_bar(surface, lay: Layout, fonts: Fonts, status: KioskStatus, clock_ok
 
     x, y, w, h = lay.bar
     surface.fill(BAR_BG, lay.bar)
-    items = status_items(status, clock_ok, trust_max_age_days, language)
+    items = [(kind, printable(text), color)
+             for kind, text, color in status_items(status, clock_ok, trust_max_age_days, language, override)]
     pad = max(6, h // 3)
     r = max(4, int(h * 0.2))
     # Shrink the text (to about a third of the bar) before dropping anything.
@@ -320,6 +382,9 @@ def status_bar(surface, lay: Layout, fonts: Fonts, status: KioskStatus, clock_ok
         elif kind == "alert":
             pygame.draw.polygon(surface, color, [(cx + r, cy - r), (cx + 2 * r, cy + r), (cx, cy + r)])
             pygame.draw.line(surface, BAR_BG, (cx + r, cy - r // 3), (cx + r, cy + r // 3), max(1, r // 4))
+        elif kind == "override":  # a key: the button can still open the door
+            pygame.draw.circle(surface, color, (cx + r, cy - r // 3), max(2, int(r * 0.6)), max(1, r // 3))
+            pygame.draw.line(surface, color, (cx + r, cy), (cx + r, cy + r), max(2, r // 3))
         elif kind == "mqtt-ok":
             _dot(surface, (80, 200, 120), (cx + r, cy), r)
         else:

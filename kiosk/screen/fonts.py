@@ -16,6 +16,8 @@ import subprocess
 import unicodedata
 from dataclasses import dataclass
 
+from kiosk.screen.names import printable
+
 log = logging.getLogger(__name__)
 
 # Letters a Vietnamese font must have (tone marks stacked on circumflex/breve, the horned vowels, đ).
@@ -130,14 +132,19 @@ class Fonts:
         return font
 
     def render(self, text: str, size: int, color, bold: bool = False):
-        """One line of text (NFC, so decomposed tone marks still find their glyphs)."""
-        return self.get(size, bold).render(unicodedata.normalize("NFC", text), True, color)
+        """One line of text (NFC, so decomposed tone marks still find their glyphs).
+
+        Control characters are dropped (:func:`kiosk.screen.names.printable`):
+        nothing from a code or a notice can make pygame raise.
+        """
+        return self.get(size, bold).render(printable(text), True, color)
 
     def wrap(self, text: str, size: int, width: int, bold: bool = False) -> list[str]:
         """Break ``text`` into lines no wider than ``width`` (a too-long word gets its own line)."""
         font = self.get(size, bold)
         lines: list[str] = []
         for paragraph in unicodedata.normalize("NFC", text).split("\n"):
+            paragraph = printable(paragraph)
             line = ""
             for word in paragraph.split():
                 trial = f"{line} {word}" if line else word

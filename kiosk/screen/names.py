@@ -5,6 +5,20 @@ from __future__ import annotations
 import unicodedata
 
 
+def printable(text: str | None) -> str:
+    """``text`` NFC-normalised without control, format, surrogate or private-use characters.
+
+    A name comes from a visitor's code: a NUL makes pygame raise, a
+    right-to-left override would turn the line around, a lone surrogate
+    cannot be encoded. None of them is part of anyone's name; tabs and
+    newlines become spaces.
+    """
+    if not text:
+        return ""
+    text = "".join(" " if c in "\t\n\r\v\f" else c for c in str(text))
+    return "".join(c for c in unicodedata.normalize("NFC", text) if not unicodedata.category(c).startswith("C"))
+
+
 def mask_name(name: str | None) -> str:
     """First word in full, the others as initials: "Nguyễn Văn An" -> "Nguyễn V. A.".
 
@@ -13,9 +27,7 @@ def mask_name(name: str | None) -> str:
     without telling a queue behind them who they are. ICAO-style names from
     certificates ("NGUYEN<VAN<AN") are split on "<" as well.
     """
-    if not name:
-        return ""
-    words = unicodedata.normalize("NFC", name).replace("<", " ").split()
+    words = printable(name).replace("<", " ").split()
     if not words:
         return ""
     first, rest = words[0], words[1:]
@@ -28,5 +40,5 @@ def shown_name(name: str | None, mode: str = "masked") -> str:
     if mode == "none" or not name:
         return ""
     if mode == "full":
-        return " ".join(unicodedata.normalize("NFC", name).replace("<", " ").split())
+        return " ".join(printable(name).replace("<", " ").split())
     return mask_name(name)

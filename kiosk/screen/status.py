@@ -12,7 +12,11 @@ class KioskStatus:
     ``None`` means "not known / not used": ``mqtt_connected=None`` hides the
     MQTT item (publishing disabled), ``clock_synced=None`` lets the screen
     ask the system itself (:func:`kiosk.clock.clock_synced`),
-    ``trust_age_days=None`` hides the trust-list item.
+    ``trust_age_days=None`` hides the trust-list item. ``ledger_ok=False``
+    turns the screen into "out of service" (visitors are sent to the guard);
+    ``degraded`` holds the health words of the health contract
+    (``ledger-down``, ``camera-down``, ``display-down``, ``gpio-mock``,
+    ``trust-stale``, ``clock-unsynced``), shown to the guard in plain words.
     """
 
     accepted: int = 0

@@ -1,4 +1,7 @@
-"""Signing keys for codes the kiosk project issues itself: health declarations, and demo DCCs.
+"""Signing keys of issuers: health-declaration issuers, and demo/test DCC document signers.
+
+An issuer's tool, never part of the firmware (a kiosk only ever holds
+certificates, see :mod:`kiosk.trust`).
 
 An :class:`IssuerKey` is a private key with its self-signed certificate. The
 certificate is what a kiosk trusts (``[trust] paths``); its kid follows the
@@ -21,12 +24,13 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.x509.oid import NameOID
 
+from kiosk.errors import KioskValueError
 from kiosk.trust import USAGE_OIDS, kid_of
 
 ALGORITHMS = ("Ed25519", "ES256", "PS256")
 
 
-class KeyFileError(ValueError):
+class KeyFileError(KioskValueError):
     """A key file that cannot be used; the message names the path."""
 
 
@@ -57,11 +61,13 @@ class IssuerKey:
 
     @classmethod
     def generate(cls, alg: str = "Ed25519", *, common_name: str = "Kiosk health-declaration issuer",
-                 country: str = "VN", days: int = 3650, dcc_types: tuple[str, ...] = ()) -> "IssuerKey":
+                 country: str = "VN", days: int = 3650, dcc_types: tuple[str, ...] = (),
+                 not_before: datetime | None = None, not_after: datetime | None = None) -> "IssuerKey":
         """A new key with a self-signed certificate valid for ``days``.
 
         ``dcc_types`` (vaccination/test/recovery) adds the EU DCC key-usage OIDs,
-        for a demo document signer; leave empty for a declaration issuer.
+        for a demo document signer; leave empty for a declaration issuer. ``not_before`` /
+        ``not_after`` set the validity explicitly (tests of signer validity).
         """
         if alg == "Ed25519":
             key: Any = ed25519.Ed25519PrivateKey.generate()
@@ -76,7 +82,8 @@ class IssuerKey:
         now = datetime.now(timezone.utc).replace(microsecond=0)
         builder = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
                    .serial_number(x509.random_serial_number())
-                   .not_valid_before(now - timedelta(days=1)).not_valid_after(now + timedelta(days=days)))
+                   .not_valid_before(not_before or now - timedelta(days=1))
+                   .not_valid_after(not_after or now + timedelta(days=days)))
         if dcc_types:
             oids = [x509.ObjectIdentifier(USAGE_OIDS[t]) for t in dcc_types]
             builder = builder.add_extension(x509.ExtendedKeyUsage(oids), critical=False)

@@ -1,8 +1,9 @@
 """Signed EU DCCs for tests and the demo: never for real certificates.
 
 ``issue_dcc`` signs an hcert payload (given, or built from a kind and the
-holder's names) with an :class:`kiosk.codes.keys.IssuerKey`, e.g. the DEMO
-document signer in ``config/demo-keys/``.
+holder's names) with an :class:`kiosk.issuing.keys.IssuerKey`, e.g. the DEMO
+document signer in ``config/demo-keys/``. A tool: the firmware reads DCCs
+(:mod:`kiosk.codes.dcc`) and never imports this module.
 """
 
 from __future__ import annotations
@@ -14,27 +15,28 @@ from collections.abc import Mapping
 
 import cbor2
 
-from kiosk.codes import base45, cose
-from kiosk.codes.dcc import CLAIM_EXP, CLAIM_HCERT, CLAIM_IAT, CLAIM_ISS, PREFIX, _norm_name
+from kiosk.codes import base45
+from kiosk.issuing import cose
+from kiosk.codes.dcc import CLAIM_EXP, CLAIM_HCERT, CLAIM_IAT, CLAIM_ISS, PREFIX, name_key
+from kiosk.issuing.keys import IssuerKey
 
 
 def issue_dcc(key, certificate=None, *, kind: str = "vaccination", family: str = "", given: str = "",
               dob: str = "", at: datetime | None = None, last_dose: datetime | None = None, dn: int = 2, sd: int = 2,
               sample_time: datetime | None = None, negative: bool = True, first_positive: datetime | None = None,
               dcc: Mapping | None = None, issued_at: datetime | None = None, expires_at: datetime | None = None,
-              valid_days: int = 365, country: str = "VN", uvci: str | None = None) -> str:
+              valid_days: int = 365, country: str = "VN", uvci: str | None = None,
+              claims: Mapping | None = None) -> str:
     """A signed ``HC1:`` payload, for tests and the demo.
 
-    ``key`` is an :class:`kiosk.codes.keys.IssuerKey` or the path of its key file
+    ``key`` is an :class:`kiosk.issuing.keys.IssuerKey` or the path of its key file
     (``certificate``: the certificate's path when the key file holds none). Give
     the hcert payload as ``dcc``, or let it be built from ``kind`` (vaccination,
     test, recovery), the holder's names and ``dob``: a vaccination with dose
     ``dn``/``sd`` on ``last_dose``, a test sampled at ``sample_time``, or a
     recovery from ``first_positive``. Issued at ``at`` (default now), expiring
-    ``valid_days`` later.
+    ``valid_days`` later. ``claims`` adds or replaces CWT claims (tests of hostile values).
     """
-    from kiosk.codes.keys import IssuerKey
-
     if not isinstance(key, IssuerKey):
         key = IssuerKey.load(key, certificate)
     at = at or datetime.now(timezone.utc)
@@ -58,13 +60,13 @@ def issue_dcc(key, certificate=None, *, kind: str = "vaccination", family: str =
     issued_at = issued_at or at
     expires_at = expires_at or issued_at + timedelta(days=valid_days)
     claims = {CLAIM_ISS: country, CLAIM_IAT: int(issued_at.timestamp()), CLAIM_EXP: int(expires_at.timestamp()),
-              CLAIM_HCERT: {1: dict(dcc)}}
+              CLAIM_HCERT: {1: dict(dcc)}, **(claims or {})}
     signed = cose.sign1(cbor2.dumps(claims), key.private_key, key.alg, key.kid)
     return PREFIX + base45.encode(zlib.compress(signed, 9))
 
 
 def _nam(family: str, given: str) -> dict:
-    return {"fn": family, "fnt": _norm_name(family), "gn": given, "gnt": _norm_name(given)}
+    return {"fn": family, "fnt": name_key(family), "gn": given, "gnt": name_key(given)}
 
 
 def vaccination(family: str, given: str, dob: str, *, dose_date: str, dn: int = 2, sd: int = 2,

@@ -1,0 +1,10 @@
+"""The centre: what the city sees of its kiosks (``kiosk centre``, ``kiosk monitor``).
+
+A tool, not firmware: no module the kiosk runs imports this package.
+Data flow: :mod:`~kiosk.centre.watch` (MQTT, persistent session) ->
+:mod:`~kiosk.centre.ingest` (signatures against :mod:`~kiosk.centre.registry`, batches) ->
+:mod:`~kiosk.centre.store` (SQLite or PostgreSQL, idempotent upserts) ->
+:mod:`~kiosk.centre.queries` (the one query layer) -> :mod:`~kiosk.centre.web` (pages and
+``/api/v1/``), :mod:`~kiosk.centre.report` (the terminal view) and the CSV exports.
+:mod:`~kiosk.centre.simulate` is a city of simulated kiosks that sign like real ones.
+"""

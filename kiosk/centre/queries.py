@@ -1,0 +1,366 @@
+"""The one query layer: every figure the pages, the API, the CSV exports and ``kiosk monitor`` show.
+
+As in Datasette, a page and its JSON twin are built from the same call, so they
+cannot disagree; tests assert on the JSON and the browser checks the page.
+
+Scope: a :class:`Scope` narrows any figure to a district, a ward or a venue (a
+district account's scope is always its district). Today is the venue's local day
+(the centre's ``--timezone``, the city's zone; kiosks count by their own local day).
+All times leave this module as ISO 8601 UTC strings (``kiosk.signing.iso``), or null.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field, replace
+from datetime import date, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from kiosk.centre.store import HOURS, Store
+from kiosk.signing import iso
+
+FIGURES = ("venues_with_code", "venues_unregistered", "venues_with_kiosk", "kiosks", "kiosks_online",
+           "venues_with_scans", "scans", "accepted", "rejected", "duplicates", "overrides", "unique_visitors")
+
+INSPECTION_KINDS = ("offline", "silent", "never-heard", "camera-down", "display-down", "clock-unsynced",
+                    "trust-stale", "venue-code-mismatch", "unknown-venue", "no-scans-today")
+
+
+@dataclass(frozen=True)
+class Scope:
+    """Which part of the city: everything, a district, a ward of it, or one venue."""
+
+    district: str | None = None
+    ward: str | None = None
+    venue_id: str | None = None
+
+    def where(self, alias: str = "v") -> tuple[str, list]:
+        sql, params = "", []
+        for col, value in (("district", self.district), ("ward", self.ward), ("venue_id", self.venue_id)):
+            if value is not None:
+                sql += f" AND {alias}.{col} = ?"
+                params.append(value)
+        return sql, params
+
+    def within(self, district: str | None) -> "Scope":
+        """This scope, held inside an account's district (None: the city account)."""
+        return self if district is None else replace(self, district=district)
+
+
+@dataclass
+class Settings:
+    """How the centre judges figures: the city's time zone, the morning grace hour, staleness."""
+
+    timezone: str = "Asia/Ho_Chi_Minh"
+    grace_hour: int = 10  # "no scans today" is listed from this local hour on
+    stale_seconds: float = 300.0  # no signed message for this long: the kiosk is silent (health is every 60 s)
+    offline_hours: float = 2.0  # "offline" rows once a kiosk has been offline this long
+    history_cache_seconds: float = 60.0
+    clock: object = field(default=time.time, repr=False)
+
+    def now(self) -> float:
+        return self.clock()
+
+    def local(self, t: float | None = None) -> datetime:
+        return datetime.fromtimestamp(self.now() if t is None else t, ZoneInfo(self.timezone))
+
+    def today(self) -> str:
+        return self.local().date().isoformat()
+
+
+def _iso(t) -> str | None:
+    return None if t is None else iso(float(t))
+
+
+def _kiosk_now(scope: Scope) -> tuple[str, list]:
+    """Every (not revoked) kiosk with its venue, state and today's counts; params: stale cut-off, today."""
+    where, params = scope.where("v")
+    sql = f"""
+    SELECT f.site, f.device, f.venue_id, COALESCE(v.name, '') AS venue_name, COALESCE(v.address, '') AS address,
+      COALESCE(v.ward, '') AS ward, COALESCE(v.district, '') AS district, COALESCE(v.registered, 0) AS registered,
+      COALESCE(v.venue_qr_sha256, '') AS registry_qr, COALESCE(i.venue_qr_sha256, '') AS shown_qr, i.info_ts,
+      i.version, s.status, s.status_at, s.offline_first_seen,
+      h.camera_ok, h.camera_error, h.camera_since, h.display_ok, h.display_since, h.clock_synced, h.trust_stale,
+      h.trust_age_hours, h.degraded, h.health_ts, n.last_ts, n.last_seq, n.last_scan,
+      COALESCE(d.accepted, 0) AS accepted, COALESCE(d.rejected, 0) AS rejected,
+      COALESCE(d.duplicates, 0) AS duplicates, COALESCE(d.overrides, 0) AS overrides,
+      COALESCE(d.unique_visitors, 0) AS unique_visitors, COALESCE(d.dropped_events, 0) AS dropped_events,
+      COALESCE(d.accepted + d.rejected + d.duplicates, 0) AS scans,
+      CASE WHEN (s.status IS NULL OR s.status = 'online') AND n.last_ts >= ? THEN 1 ELSE 0 END AS online
+    FROM fleet f LEFT JOIN venues v ON v.venue_id = f.venue_id
+    LEFT JOIN kiosk_status s ON s.site = f.site AND s.device = f.device
+    LEFT JOIN kiosk_health h ON h.site = f.site AND h.device = f.device
+    LEFT JOIN kiosk_seen n ON n.site = f.site AND n.device = f.device
+    LEFT JOIN kiosk_info i ON i.site = f.site AND i.device = f.device
+    LEFT JOIN daily d ON d.site = f.site AND d.device = f.device AND d.day = ?
+    WHERE f.revoked = 0{where}"""
+    return sql, params
+
+
+class Centre:
+    """Queries over one store with one set of settings (the dashboard, the API and the monitor share it)."""
+
+    def __init__(self, store: Store, settings: Settings | None = None):
+        self.store = store
+        self.settings = settings or Settings()
+        self._cache: dict = {}
+        self._cache_lock = threading.Lock()
+
+    # -- building blocks ---------------------------------------------------------------
+    def _kiosk_rows(self, scope: Scope) -> list[dict]:
+        sql, params = _kiosk_now(scope)
+        s = self.settings
+        return self.store.query(sql + " ORDER BY f.site, f.device", [s.now() - s.stale_seconds, s.today(), *params])
+
+    def _ward_rows(self, scope: Scope) -> list[dict]:
+        """Figures per (district, ward) for today: the grain the district and city figures roll up from."""
+        s = self.settings
+        ksql, kparams = _kiosk_now(scope)
+        where, params = scope.where("v")
+        sql = f"""
+        SELECT v.district AS district, v.ward AS ward,
+          SUM(v.registered) AS venues_with_code, SUM(1 - v.registered) AS venues_unregistered,
+          SUM(CASE WHEN kv.kiosks > 0 THEN 1 ELSE 0 END) AS venues_with_kiosk,
+          SUM(COALESCE(kv.kiosks, 0)) AS kiosks, SUM(COALESCE(kv.kiosks_online, 0)) AS kiosks_online,
+          SUM(CASE WHEN kv.scans > 0 THEN 1 ELSE 0 END) AS venues_with_scans,
+          SUM(COALESCE(kv.scans, 0)) AS scans, SUM(COALESCE(kv.accepted, 0)) AS accepted,
+          SUM(COALESCE(kv.rejected, 0)) AS rejected, SUM(COALESCE(kv.duplicates, 0)) AS duplicates,
+          SUM(COALESCE(kv.overrides, 0)) AS overrides, SUM(COALESCE(kv.unique_visitors, 0)) AS unique_visitors
+        FROM venues v LEFT JOIN (
+          SELECT venue_id, COUNT(*) AS kiosks, SUM(online) AS kiosks_online, SUM(scans) AS scans,
+            SUM(accepted) AS accepted, SUM(rejected) AS rejected, SUM(duplicates) AS duplicates,
+            SUM(overrides) AS overrides, SUM(unique_visitors) AS unique_visitors
+          FROM ({ksql}) k GROUP BY venue_id) kv ON kv.venue_id = v.venue_id
+        WHERE 1 = 1{where}
+        GROUP BY v.district, v.ward ORDER BY v.district, v.ward"""
+        return self.store.query(sql, [s.now() - s.stale_seconds, s.today(), *kparams, *params])
+
+    @staticmethod
+    def _rollup(rows: list[dict], key) -> list[dict]:
+        out: dict = {}
+        for r in rows:
+            k = key(r)
+            acc = out.get(k)
+            if acc is None:
+                acc = out[k] = {"name": k, **{f: 0 for f in FIGURES}}
+            for f in FIGURES:
+                acc[f] += int(r[f] or 0)
+        return list(out.values())
+
+    def _envelope(self, **body) -> dict:
+        return {"day": self.settings.today(), "generated": iso(self.settings.now()), **body}
+
+    # -- what pages and API serve ------------------------------------------------------
+    def overview(self, scope: Scope = Scope()) -> dict:
+        """Today's figures of ``scope`` and one row per district in it (the city's district table)."""
+        wards = self._ward_rows(scope)
+        districts = sorted(self._rollup(wards, lambda r: r["district"]), key=lambda r: r["name"])
+        (total,) = self._rollup(wards, lambda r: "total") or [{"name": "total", **{f: 0 for f in FIGURES}}]
+        total.pop("name")
+        return self._envelope(scope=_scope_dict(scope), totals=total, districts=districts)
+
+    def district(self, name: str, scope: Scope = Scope()) -> dict:
+        """One district: its figures and one row per ward."""
+        scope = replace(scope, district=name)
+        wards = self._ward_rows(scope)
+        rows = [{"name": r["ward"], **{f: int(r[f] or 0) for f in FIGURES}} for r in wards]
+        (total,) = self._rollup(wards, lambda r: "total") or [{"name": "total", **{f: 0 for f in FIGURES}}]
+        total.pop("name")
+        return self._envelope(district=name, totals=total, wards=rows)
+
+    def venues(self, scope: Scope) -> list[dict]:
+        """One row per venue in ``scope`` with today's figures (a ward page, the venue page)."""
+        s = self.settings
+        ksql, kparams = _kiosk_now(scope)
+        where, params = scope.where("v")
+        sql = f"""
+        SELECT v.venue_id, v.name, v.address, v.ward, v.district, v.registered,
+          COALESCE(kv.kiosks, 0) AS kiosks, COALESCE(kv.kiosks_online, 0) AS kiosks_online,
+          COALESCE(kv.scans, 0) AS scans, COALESCE(kv.accepted, 0) AS accepted,
+          COALESCE(kv.rejected, 0) AS rejected, COALESCE(kv.duplicates, 0) AS duplicates,
+          COALESCE(kv.overrides, 0) AS overrides, COALESCE(kv.unique_visitors, 0) AS unique_visitors,
+          kv.last_scan
+        FROM venues v LEFT JOIN (
+          SELECT venue_id, COUNT(*) AS kiosks, SUM(online) AS kiosks_online, SUM(scans) AS scans,
+            SUM(accepted) AS accepted, SUM(rejected) AS rejected, SUM(duplicates) AS duplicates,
+            SUM(overrides) AS overrides, SUM(unique_visitors) AS unique_visitors, MAX(last_scan) AS last_scan
+          FROM ({ksql}) k GROUP BY venue_id) kv ON kv.venue_id = v.venue_id
+        WHERE 1 = 1{where} ORDER BY v.district, v.ward, v.name, v.venue_id"""
+        rows = self.store.query(sql, [s.now() - s.stale_seconds, s.today(), *kparams, *params])
+        for r in rows:
+            r["registered"] = bool(r["registered"])
+            r["last_scan"] = _iso(r["last_scan"])
+        return rows
+
+    def venue(self, venue_id: str, scope: Scope = Scope()) -> dict | None:
+        """One venue: where it is, today's figures, its kiosks, its 30 days and today's hourly curve."""
+        scope = replace(scope, venue_id=venue_id)
+        rows = self.venues(scope)
+        if not rows:
+            return None
+        return self._envelope(venue=rows[0], kiosks=self.kiosks(scope), history=self.history(scope),
+                              hourly=self.hourly(scope))
+
+    def kiosks(self, scope: Scope = Scope()) -> list[dict]:
+        """Every kiosk in ``scope``: state (online from its own signed messages), health, today's counts."""
+        out = []
+        for r in self._kiosk_rows(scope):
+            out.append({
+                "site": r["site"], "device": r["device"], "venue_id": r["venue_id"], "venue_name": r["venue_name"],
+                "address": r["address"], "ward": r["ward"], "district": r["district"],
+                "online": bool(r["online"]), "status": r["status"], "last_heard": _iso(r["last_ts"]),
+                "camera_ok": _bool(r["camera_ok"]), "camera_error": r["camera_error"] or "",
+                "display_ok": _bool(r["display_ok"]), "clock_synced": _bool(r["clock_synced"]),
+                "trust_stale": _bool(r["trust_stale"]), "degraded": [w for w in (r["degraded"] or "").split(",") if w],
+                "version": r["version"], "scans": int(r["scans"]), "accepted": int(r["accepted"]),
+                "rejected": int(r["rejected"]), "duplicates": int(r["duplicates"]), "overrides": int(r["overrides"]),
+                "unique_visitors": int(r["unique_visitors"]), "dropped_events": int(r["dropped_events"]),
+                "last_seq": r["last_seq"], "last_scan": _iso(r["last_scan"]),
+            })
+        return out
+
+    def history(self, scope: Scope = Scope(), days: int = 30) -> list[dict]:
+        """The last ``days`` days (today included), one row a day: scans and venues with scans.
+
+        Past days are cached for ``history_cache_seconds`` (they only change by late counts); today
+        is always live.
+        """
+        s = self.settings
+        today = date.fromisoformat(s.today())
+        first = (today - timedelta(days=days - 1)).isoformat()
+        key = (scope, first, today.isoformat())
+        with self._cache_lock:
+            hit = self._cache.get(key)
+        if hit is not None and hit[0] > time.monotonic():
+            past = hit[1]
+        else:
+            past = self._history(scope, first, (today - timedelta(days=1)).isoformat())
+            with self._cache_lock:
+                if len(self._cache) > 512:
+                    self._cache.clear()
+                self._cache[key] = (time.monotonic() + s.history_cache_seconds, past)
+        rows = {**past, **self._history(scope, today.isoformat(), today.isoformat())}
+        out = []
+        for i in range(days):
+            d = (today - timedelta(days=days - 1 - i)).isoformat()
+            out.append({"day": d, **rows.get(d, {"scans": 0, "accepted": 0, "rejected": 0, "duplicates": 0,
+                                                  "overrides": 0, "venues_with_scans": 0})})
+        return out
+
+    def _history(self, scope: Scope, first: str, last: str) -> dict:
+        if last < first:
+            return {}
+        where, params = scope.where("v")
+        sql = f"""
+        SELECT d.day AS day, SUM(d.accepted + d.rejected + d.duplicates) AS scans, SUM(d.accepted) AS accepted,
+          SUM(d.rejected) AS rejected, SUM(d.duplicates) AS duplicates, SUM(d.overrides) AS overrides,
+          COUNT(DISTINCT CASE WHEN d.accepted + d.rejected + d.duplicates > 0 THEN d.venue_id END)
+            AS venues_with_scans
+        FROM daily d JOIN venues v ON v.venue_id = d.venue_id
+        WHERE d.day >= ? AND d.day <= ?{where} GROUP BY d.day"""
+        return {r.pop("day"): {k: int(v or 0) for k, v in r.items()}
+                for r in self.store.query(sql, [first, last, *params])}
+
+    def hourly(self, scope: Scope = Scope()) -> list[int]:
+        """Today's scans per local hour (0-23) in ``scope``."""
+        where, params = scope.where("v")
+        sums = ", ".join(f"SUM(hr.{h}) AS {h}" for h in HOURS)
+        sql = f"""SELECT {sums} FROM hourly hr JOIN fleet f ON f.site = hr.site AND f.device = hr.device
+                  JOIN venues v ON v.venue_id = f.venue_id WHERE hr.day = ? AND f.revoked = 0{where}"""
+        (r,) = self.store.query(sql, [self.settings.today(), *params])
+        return [int(r[h] or 0) for h in HOURS]
+
+    def venues_with_code(self, scope: Scope = Scope()) -> int:
+        where, params = scope.where("v")
+        return int(self.store.query(f"SELECT COUNT(*) AS n FROM venues v WHERE v.registered = 1{where}",
+                                    params)[0]["n"])
+
+    def districts(self) -> list[str]:
+        return [r["district"] for r in self.store.query(
+            "SELECT DISTINCT district FROM venues WHERE district != '' ORDER BY district")]
+
+    def inspection(self, scope: Scope = Scope(), kinds: tuple[str, ...] = (), limit: int | None = None,
+                   offset: int = 0) -> dict:
+        """The venues an inspector should visit, one row per problem, with how long it has lasted."""
+        s = self.settings
+        now = s.now()
+        rows: list[dict] = []
+
+        def add(r: dict, why: str, since, detail: str = "") -> None:
+            rows.append({"why": why, "venue_id": r["venue_id"], "venue_name": r.get("venue_name") or r.get("name") or "",
+                         "address": r["address"] or "", "ward": r["ward"] or "", "district": r["district"] or "",
+                         "site": r.get("site"), "device": r.get("device"), "since": _iso(since),
+                         "for_seconds": None if since is None else max(0, int(now - since)), "detail": detail})
+
+        for r in self._kiosk_rows(scope):
+            if not r["registered"]:
+                add(r, "unknown-venue", r["info_ts"], "the kiosk's venue id is not in the venue registry")
+            if r["last_ts"] is None:
+                add(r, "never-heard", r["offline_first_seen"], "no signed message from this kiosk yet")
+                continue
+            if r["status"] == "offline":
+                # True age: the kiosk's own last signed time, not when this centre noticed.
+                since = r["last_ts"]
+                if now - since >= s.offline_hours * 3600:
+                    add(r, "offline", since)
+                continue
+            if not r["online"]:
+                add(r, "silent", r["last_ts"], "online by its last will, but no signed message lately")
+                continue
+            if r["camera_ok"] == 0:
+                add(r, "camera-down", r["camera_since"], r["camera_error"] or "")
+            if r["display_ok"] == 0:
+                add(r, "display-down", r["display_since"], "the venue code is not on screen")
+            if r["clock_synced"] == 0:
+                add(r, "clock-unsynced", r["health_ts"])
+            if r["trust_stale"] == 1:
+                age = r["trust_age_hours"]
+                add(r, "trust-stale", None if age is None else r["health_ts"] - age * 3600)
+            if r["registry_qr"] and r["shown_qr"] and r["registry_qr"] != r["shown_qr"]:
+                add(r, "venue-code-mismatch", r["info_ts"], "the code on screen is not the registered venue code")
+        if s.local(now).hour >= s.grace_hour:
+            day_start = s.local(now).replace(hour=0, minute=0, second=0, microsecond=0).timestamp()
+            for v in self.venues(scope):
+                if v["registered"] and v["scans"] == 0:
+                    add(v, "no-scans-today", day_start,
+                        f"{v['kiosks']} kiosk(s)" if v["kiosks"] else "poster only (no kiosk)")
+        if kinds:
+            rows = [r for r in rows if r["why"] in kinds]
+        rows.sort(key=lambda r: (r["district"], r["ward"], r["why"], r["venue_name"], r["venue_id"], r["device"] or ""))
+        total = len(rows)
+        by_kind: dict[str, int] = {}
+        for r in rows:
+            by_kind[r["why"]] = by_kind.get(r["why"], 0) + 1
+        if limit is not None:
+            rows = rows[offset:offset + limit]
+        return self._envelope(scope=_scope_dict(scope), total=total, by_kind=by_kind, offset=offset, rows=rows)
+
+    def refused(self, limit: int = 100) -> dict:
+        """Messages that changed nothing: per reason, and the topics they came on (most first)."""
+        by_reason = {r["reason"]: int(r["n"]) for r in self.store.query(
+            "SELECT reason, SUM(n) AS n FROM refused GROUP BY reason ORDER BY reason")}
+        topics = [{"topic": r["topic"], "reason": r["reason"], "n": int(r["n"]), "last_at": _iso(r["last_at"])}
+                  for r in self.store.query("SELECT topic, reason, n, last_at FROM refused "
+                                            "ORDER BY n DESC, topic LIMIT ?", [limit])]
+        return self._envelope(total=sum(by_reason.values()), by_reason=by_reason, topics=topics)
+
+    def daily_report(self, scope: Scope = Scope()) -> list[dict]:
+        """The daily report: one row per district, then one per ward of it (what a district sends the city)."""
+        wards = self._ward_rows(scope)
+        out = []
+        for d in sorted(self._rollup(wards, lambda r: r["district"]), key=lambda r: r["name"]):
+            out.append({"level": "district", "district": d.pop("name"), "ward": "", **d})
+            for w in wards:
+                if w["district"] == out[-1]["district"]:
+                    out.append({"level": "ward", "district": w["district"], "ward": w["ward"],
+                                **{f: int(w[f] or 0) for f in FIGURES}})
+        return out
+
+
+def _bool(v) -> bool | None:
+    return None if v is None else bool(v)
+
+
+def _scope_dict(scope: Scope) -> dict:
+    return {"district": scope.district, "ward": scope.ward, "venue_id": scope.venue_id}

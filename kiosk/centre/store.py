@@ -1,0 +1,397 @@
+"""The centre's store: SQLite for one process, PostgreSQL for several workers and dashboards.
+
+One schema and one set of upserts for both (SQL that SQLite >= 3.24 and PostgreSQL both
+speak; only the placeholders differ). Every write is an idempotent upsert keyed by kiosk
+(and day), guarded by the kiosk's own signed order: counts by ``seq`` within a day,
+info and health by the kiosk's ``ts``, events by the highest ``seq``. So workers of one
+MQTT 5 shared subscription may write one PostgreSQL in any order, twice, or late, and
+the figures are the same.
+
+Tables: ``fleet`` (the fleet registry), ``venues`` (the venue registry, plus venues of
+kiosks that are not in it, flagged ``registered = 0``), ``kiosk_info`` / ``kiosk_status``
+/ ``kiosk_health`` / ``kiosk_seen`` (one row per kiosk), ``daily`` (kiosk x day: the
+history), ``hourly`` (kiosk x day x hour, kept a week), ``refused`` (topic x reason).
+Times are epoch seconds here; the query layer turns them into ISO 8601.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from datetime import date, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Iterable, Sequence
+
+from kiosk.centre.ingest import Batch
+from kiosk.centre.registry import VENUE_COLUMNS, FleetRegistry, Venue
+from kiosk.errors import KioskValueError
+
+HOURS = [f"h{h:02d}" for h in range(24)]
+
+TABLES = {
+    "fleet": ("site TEXT NOT NULL", "device TEXT NOT NULL", "venue_id TEXT NOT NULL", "kid TEXT NOT NULL",
+              "revoked INTEGER NOT NULL", "PRIMARY KEY (site, device)"),
+    "venues": tuple(f"{c} TEXT NOT NULL DEFAULT ''" if c != "venue_id" else "venue_id TEXT PRIMARY KEY"
+                    for c in VENUE_COLUMNS) + ("registered INTEGER NOT NULL DEFAULT 0",),
+    "kiosk_info": ("site TEXT NOT NULL", "device TEXT NOT NULL", "venue_id TEXT NOT NULL",
+                   "info_venue_id TEXT NOT NULL", "venue_name TEXT NOT NULL", "address TEXT NOT NULL",
+                   "province TEXT NOT NULL", "district TEXT NOT NULL", "ward TEXT NOT NULL",
+                   "province_code TEXT NOT NULL", "district_code TEXT NOT NULL", "ward_code TEXT NOT NULL",
+                   "venue_qr_sha256 TEXT NOT NULL", "kid TEXT NOT NULL", "version TEXT NOT NULL",
+                   "info_ts DOUBLE PRECISION NOT NULL", "PRIMARY KEY (site, device)"),
+    "kiosk_status": ("site TEXT NOT NULL", "device TEXT NOT NULL", "status TEXT NOT NULL",
+                     "status_at DOUBLE PRECISION NOT NULL", "offline_first_seen DOUBLE PRECISION",
+                     "PRIMARY KEY (site, device)"),
+    "kiosk_health": ("site TEXT NOT NULL", "device TEXT NOT NULL", "camera_ok INTEGER", "camera_error TEXT",
+                     "display_ok INTEGER", "clock_synced INTEGER", "trust_stale INTEGER",
+                     "trust_age_hours DOUBLE PRECISION", "degraded TEXT", "health_json TEXT",
+                     "health_ts DOUBLE PRECISION NOT NULL", "camera_since DOUBLE PRECISION",
+                     "display_since DOUBLE PRECISION", "PRIMARY KEY (site, device)"),
+    "kiosk_seen": ("site TEXT NOT NULL", "device TEXT NOT NULL", "last_ts DOUBLE PRECISION NOT NULL",
+                   "last_seq BIGINT NOT NULL", "last_scan DOUBLE PRECISION", "PRIMARY KEY (site, device)"),
+    "daily": ("site TEXT NOT NULL", "device TEXT NOT NULL", "day TEXT NOT NULL", "venue_id TEXT NOT NULL",
+              "accepted BIGINT NOT NULL", "rejected BIGINT NOT NULL", "duplicates BIGINT NOT NULL",
+              "overrides BIGINT NOT NULL", "unique_visitors BIGINT NOT NULL", "dropped_events BIGINT NOT NULL",
+              "seq BIGINT NOT NULL", "last_scan DOUBLE PRECISION", "ts DOUBLE PRECISION NOT NULL",
+              "PRIMARY KEY (site, device, day)"),
+    "hourly": ("site TEXT NOT NULL", "device TEXT NOT NULL", "day TEXT NOT NULL", "seq BIGINT NOT NULL",
+               *(f"{h} BIGINT NOT NULL" for h in HOURS), "PRIMARY KEY (site, device, day)"),
+    "refused": ("topic TEXT NOT NULL", "reason TEXT NOT NULL", "n BIGINT NOT NULL",
+                "last_at DOUBLE PRECISION NOT NULL", "PRIMARY KEY (topic, reason)"),
+}
+INDEXES = (
+    "CREATE INDEX IF NOT EXISTS daily_day_venue ON daily (day, venue_id)",
+    "CREATE INDEX IF NOT EXISTS venues_district_ward ON venues (district, ward)",
+    "CREATE INDEX IF NOT EXISTS fleet_venue ON fleet (venue_id)",
+)
+
+
+def columns(table: str) -> list[str]:
+    return [c.split()[0] for c in TABLES[table] if not c.startswith("PRIMARY")]
+
+
+def _set(table: str, keys: Sequence[str], special: dict | None = None) -> str:
+    special = special or {}
+    return ", ".join(special.get(c, f"{c} = excluded.{c}") for c in columns(table) if c not in keys)
+
+
+def _insert(table: str, keys: Sequence[str], tail: str) -> str:
+    cols = columns(table)
+    return (f"INSERT INTO {table} ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))}) "
+            f"ON CONFLICT ({', '.join(keys)}) {tail}")
+
+
+_SAME = "COALESCE(kiosk_health.{c}, -1) = COALESCE(excluded.{c}, -1)"
+UPSERT_TAILS = {
+    "daily": (("site", "device", "day"), "DO UPDATE SET " + _set("daily", ("site", "device", "day"))
+              + " WHERE excluded.seq > daily.seq"),
+    "hourly": (("site", "device", "day"), "DO UPDATE SET " + _set("hourly", ("site", "device", "day"))
+               + " WHERE excluded.seq > hourly.seq"),
+    "kiosk_info": (("site", "device"), "DO UPDATE SET " + _set("kiosk_info", ("site", "device"))
+                   + " WHERE excluded.info_ts >= kiosk_info.info_ts"),
+    "kiosk_health": (("site", "device"), "DO UPDATE SET " + _set("kiosk_health", ("site", "device"), {
+        # How long the camera (display) has been down: the kiosk's own time of the change.
+        "camera_since": "camera_since = CASE WHEN " + _SAME.format(c="camera_ok")
+                        + " THEN kiosk_health.camera_since ELSE excluded.camera_since END",
+        "display_since": "display_since = CASE WHEN " + _SAME.format(c="display_ok")
+                         + " THEN kiosk_health.display_since ELSE excluded.display_since END",
+    }) + " WHERE excluded.health_ts > kiosk_health.health_ts"),
+    "kiosk_status": (("site", "device"), "DO UPDATE SET status = excluded.status, status_at = excluded.status_at, "
+                     # The persisted first-offline record: kept across centre restarts, cleared when online.
+                     "offline_first_seen = CASE WHEN excluded.status = 'offline' "
+                     "THEN COALESCE(kiosk_status.offline_first_seen, excluded.offline_first_seen) ELSE NULL END "
+                     "WHERE excluded.status_at >= kiosk_status.status_at"),
+    "kiosk_seen": (("site", "device"), "DO UPDATE SET "
+                   "last_ts = CASE WHEN excluded.last_ts > kiosk_seen.last_ts THEN excluded.last_ts "
+                   "ELSE kiosk_seen.last_ts END, "
+                   "last_seq = CASE WHEN excluded.last_seq > kiosk_seen.last_seq THEN excluded.last_seq "
+                   "ELSE kiosk_seen.last_seq END, "
+                   "last_scan = CASE WHEN kiosk_seen.last_scan IS NULL OR excluded.last_scan > kiosk_seen.last_scan "
+                   "THEN excluded.last_scan ELSE kiosk_seen.last_scan END"),
+    "refused": (("topic", "reason"), "DO UPDATE SET n = refused.n + excluded.n, last_at = excluded.last_at"),
+    # A kiosk's own info places a venue the registry does not know; the registry's own rows win.
+    "venues": (("venue_id",), "DO UPDATE SET " + _set("venues", ("venue_id",), {"registered": "registered = 0"})
+               + " WHERE venues.registered = 0"),
+}
+WRITE_ORDER = ("kiosk_info", "venues", "kiosk_status", "kiosk_health", "kiosk_seen", "daily", "hourly", "refused")
+
+
+class StoreError(KioskValueError):
+    """A store URL or file the centre cannot open."""
+
+
+def batch_rows(batch: Batch) -> dict[str, list[tuple]]:
+    """The batch as rows per table, in each table's column order."""
+    health = [(*h, h[-1], h[-1]) for h in batch.health.values()]  # camera_since, display_since = this ts
+    status = [(*s, s[3] if s[2] == "offline" else None) for s in batch.status.values()]
+    # One row per venue (two kiosks of one venue in a batch would hit one row twice in PostgreSQL).
+    venues = list({i[2]: (i[2], i[4], i[5], i[6], i[7], i[8], i[9], i[10], i[11], "", 0)
+                   for i in batch.info.values() if i[2]}.values())
+    return {
+        "kiosk_info": list(batch.info.values()),
+        "venues": venues,
+        "kiosk_status": status,
+        "kiosk_health": health,
+        "kiosk_seen": [(site, device, *v) for (site, device), v in batch.seen.items()],
+        "daily": list(batch.daily.values()),
+        "hourly": list(batch.hourly.values()),
+        "refused": [(topic, reason, n, at) for (topic, reason), (n, at) in batch.refused.items()],
+    }
+
+
+class Store:
+    """The common part: statements, registries, retention. Subclasses run SQL."""
+
+    dialect = ""
+    url = ""
+
+    # -- the backend's primitives ---------------------------------------------------
+    def execute(self, sql: str, params: Sequence = ()) -> None:
+        raise NotImplementedError
+
+    def query(self, sql: str, params: Sequence = ()) -> list[dict]:
+        raise NotImplementedError
+
+    def write_rows(self, rows: dict[str, list[tuple]]) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    # -- common ------------------------------------------------------------------------
+    def create(self) -> None:
+        for table, cols in TABLES.items():
+            self.execute(f"CREATE TABLE IF NOT EXISTS {table} ({', '.join(cols)})")
+        for ddl in INDEXES:
+            self.execute(ddl)
+
+    def write(self, batch: Batch) -> int:
+        """Upsert one batch in one transaction; returns how many rows."""
+        rows = batch_rows(batch)
+        n = sum(len(r) for r in rows.values())
+        if n:
+            self.write_rows(rows)
+        return n
+
+    def load_fleet(self, registry: FleetRegistry) -> None:
+        """Replace the ``fleet`` table with the registry; venues of its kiosks get a row if they have none."""
+        rows = [(k.site, k.device, k.venue_id, k.kid, int(k.revoked)) for k in registry.kiosks.values()]
+        venues = sorted({k.venue_id for k in registry.kiosks.values() if k.venue_id})
+        self.replace("fleet", rows)
+        self.insert_missing_venues(venues)
+
+    def replace(self, table: str, rows: list[tuple]) -> None:
+        raise NotImplementedError
+
+    def insert_missing_venues(self, venue_ids: Iterable[str]) -> None:
+        raise NotImplementedError
+
+    def import_venues(self, venues: Iterable[Venue]) -> dict:
+        """Upsert the venue registry (``registered = 1``); returns what matched (kiosks by venue id)."""
+        rows = [(*v.row(), 1) for v in venues]
+        self.upsert_venues(rows)
+        return self.registry_summary()
+
+    def upsert_venues(self, rows: list[tuple]) -> None:
+        raise NotImplementedError
+
+    def registry_summary(self) -> dict:
+        r = self.query("SELECT (SELECT COUNT(*) FROM venues WHERE registered = 1) AS venues, "
+                       "(SELECT COUNT(*) FROM fleet f JOIN venues v ON v.venue_id = f.venue_id "
+                       " WHERE v.registered = 1 AND f.revoked = 0) AS kiosks_matched, "
+                       "(SELECT COUNT(*) FROM fleet f LEFT JOIN venues v ON v.venue_id = f.venue_id "
+                       " WHERE (v.registered IS NULL OR v.registered = 0) AND f.revoked = 0) AS kiosks_unknown_venue")
+        return r[0]
+
+    def prune(self, today: str, keep_days: int = 120, keep_hourly_days: int = 8) -> None:
+        """Forget history older than ``keep_days`` (at least 90) and hourly curves older than a week."""
+        keep_days = max(90, keep_days)
+        d = date.fromisoformat(today)
+        self.execute("DELETE FROM daily WHERE day < ?", ((d - timedelta(days=keep_days)).isoformat(),))
+        self.execute("DELETE FROM hourly WHERE day < ?", ((d - timedelta(days=keep_hourly_days)).isoformat(),))
+
+
+class SQLiteStore(Store):
+    """One file (or memory) and one process: the embedded default."""
+
+    dialect = "sqlite"
+
+    def __init__(self, path: str | Path = ":memory:"):
+        self.url = self.path = str(path)
+        try:
+            if self.path != ":memory:":
+                Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=10)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")  # rebuilt from retained messages after a crash
+        except (sqlite3.Error, OSError) as exc:
+            raise StoreError(f"cannot open {self.path}: {exc}") from None
+        self._lock = threading.RLock()
+        self.create()
+
+    def execute(self, sql, params=()):
+        with self._lock:
+            self._db.execute(sql, params)
+
+    def query(self, sql, params=()):
+        with self._lock:
+            cur = self._db.execute(sql, params)
+            names = [d[0] for d in cur.description]
+            return [dict(zip(names, r)) for r in cur.fetchall()]
+
+    def _tx(self, fn) -> None:
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                fn(self._db)
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+
+    def write_rows(self, rows):
+        def go(db):
+            for table in WRITE_ORDER:
+                if rows[table]:
+                    db.executemany(_insert(table, *UPSERT_TAILS[table]), rows[table])
+        self._tx(go)
+
+    def replace(self, table, rows):
+        cols = columns(table)
+
+        def go(db):
+            db.execute(f"DELETE FROM {table}")
+            db.executemany(f"INSERT INTO {table} VALUES ({', '.join('?' * len(cols))})", rows)
+        self._tx(go)
+
+    def insert_missing_venues(self, venue_ids):
+        self._tx(lambda db: db.executemany("INSERT INTO venues (venue_id) VALUES (?) ON CONFLICT DO NOTHING",
+                                           [(v,) for v in venue_ids]))
+
+    def upsert_venues(self, rows):
+        sql = _insert("venues", ("venue_id",), "DO UPDATE SET " + _set("venues", ("venue_id",)))
+        self._tx(lambda db: db.executemany(sql, rows))
+
+    def close(self):
+        with self._lock:
+            self._db.close()
+
+
+class PostgresStore(Store):
+    """PostgreSQL (psycopg 3): several ingest workers and dashboard processes share it.
+
+    Writes go through COPY into per-connection temporary tables and one
+    ``INSERT ... SELECT ... ON CONFLICT`` per table: a batch of thousands of rows
+    is a handful of round trips. Each thread has its own connection.
+    """
+
+    dialect = "postgres"
+
+    def __init__(self, url: str):
+        import psycopg
+
+        self.url = url
+        self._psycopg = psycopg
+        self._local = threading.local()
+        self._all: list = []
+        self._lock = threading.Lock()
+        try:
+            self._conn()
+        except psycopg.Error as exc:
+            raise StoreError(f"cannot connect to PostgreSQL: {str(exc).splitlines()[0]}") from None
+        with self._conn().transaction():
+            self._conn().execute("SELECT pg_advisory_xact_lock(727001)")  # workers starting together
+            self.create()
+
+    def _conn(self):
+        c = getattr(self._local, "conn", None)
+        if c is None or c.closed:
+            c = self._psycopg.connect(self.url, autocommit=True)
+            self._local.conn = c
+            self._local.staged = False
+            with self._lock:
+                self._all.append(c)
+        return c
+
+    @staticmethod
+    def _sql(sql: str) -> str:
+        return sql.replace("?", "%s")
+
+    def execute(self, sql, params=()):
+        self._conn().execute(self._sql(sql), params)
+
+    def query(self, sql, params=()):
+        cur = self._conn().execute(self._sql(sql), params)
+        names = [d.name for d in cur.description]
+        return [dict(zip(names, (int(v) if isinstance(v, Decimal) else v for v in r))) for r in cur.fetchall()]
+
+    def _stage(self, conn) -> None:
+        if not self._local.staged:
+            for table in WRITE_ORDER:
+                conn.execute(f"CREATE TEMP TABLE IF NOT EXISTS s_{table} (LIKE {table}) ON COMMIT DELETE ROWS")
+            self._local.staged = True
+
+    def write_rows(self, rows):
+        conn = self._conn()
+        self._stage(conn)
+        with conn.transaction():
+            cur = conn.cursor()
+            for table in WRITE_ORDER:
+                if not rows[table]:
+                    continue
+                cols = ", ".join(columns(table))
+                with cur.copy(f"COPY s_{table} ({cols}) FROM STDIN") as cp:
+                    for r in rows[table]:
+                        cp.write_row(r)
+                keys, tail = UPSERT_TAILS[table]
+                cur.execute(f"INSERT INTO {table} ({cols}) SELECT {cols} FROM s_{table} "
+                            f"ON CONFLICT ({', '.join(keys)}) {tail}")
+
+    def replace(self, table, rows):
+        conn = self._conn()
+        with conn.transaction():
+            conn.execute(f"DELETE FROM {table}")
+            with conn.cursor().copy(f"COPY {table} FROM STDIN") as cp:
+                for r in rows:
+                    cp.write_row(r)
+
+    def insert_missing_venues(self, venue_ids):
+        conn = self._conn()
+        with conn.transaction():
+            conn.cursor().executemany("INSERT INTO venues (venue_id) VALUES (%s) ON CONFLICT DO NOTHING",
+                                      [(v,) for v in venue_ids])
+
+    def upsert_venues(self, rows):
+        conn = self._conn()
+        cols = ", ".join(columns("venues"))
+        with conn.transaction():
+            conn.execute("CREATE TEMP TABLE IF NOT EXISTS s_venue_import (LIKE venues) ON COMMIT DROP")
+            with conn.cursor().copy(f"COPY s_venue_import ({cols}) FROM STDIN") as cp:
+                for r in rows:
+                    cp.write_row(r)
+            conn.execute(f"INSERT INTO venues ({cols}) SELECT {cols} FROM s_venue_import ON CONFLICT (venue_id) "
+                         "DO UPDATE SET " + _set("venues", ("venue_id",)))
+
+    def close(self):
+        with self._lock:
+            for c in self._all:
+                c.close()
+            self._all.clear()
+
+
+def open_store(url: str | Path = "") -> Store:
+    """``postgresql://...`` -> PostgreSQL; a path, ``sqlite:///path`` or empty (memory) -> SQLite."""
+    url = str(url or ":memory:")
+    if url.startswith(("postgresql://", "postgres://")):
+        return PostgresStore(url)
+    if url.startswith("sqlite:///"):
+        url = url[len("sqlite:///"):] or ":memory:"
+    elif "://" in url:
+        raise StoreError(f"--db {url!r}: use a file path, sqlite:///path or postgresql://...")
+    return SQLiteStore(url)
+
+
+def now() -> float:
+    return time.time()

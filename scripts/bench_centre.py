@@ -1,0 +1,381 @@
+#!/usr/bin/env python3
+"""Centre benchmark: signed ingest into PostgreSQL, one and two workers, and the dashboard's queries.
+
+1. Signature cost: kiosk.signing.verify on a telemetry message, against json.loads alone.
+2. Ingest: M signed messages (events + counts of K kiosks) queued on a real mosquitto for an
+   absent persistent session, then drained: a bare paho subscriber that only parses the JSON
+   (baseline), one centre worker with verification, one without, and two workers in one MQTT 5
+   shared subscription, each worker its own process writing one PostgreSQL in batches.
+3. Queries on a city of V venues (a share with kiosks) with D days of history: the district page
+   and its API (HTTP through uvicorn) p95, and the whole city's inspection list.
+
+Usage: .venv/bin/python scripts/bench_centre.py [--venues 200000] [--kiosk-share 0.2] [--days 30]
+       [--messages 200000] [--kiosks 20000]
+Needs Debian's postgresql and mosquitto (started here in a temporary directory, free ports).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing as mp
+import os
+import random
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests"))
+
+
+def p95(xs):
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, int(len(xs) * 0.95))]
+
+
+def start_broker(tmp: Path):
+    from conftest import free_port
+
+    port = free_port()
+    conf = tmp / "mosquitto.conf"
+    conf.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\nmax_queued_messages 0\n"
+                    f"max_inflight_messages 0\nuser {__import__('getpass').getuser()}\n")
+    proc = subprocess.Popen(["/usr/sbin/mosquitto", "-c", str(conf)], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    import socket
+
+    for _ in range(100):
+        try:
+            socket.create_connection(("127.0.0.1", port), 0.2).close()
+            break
+        except OSError:
+            time.sleep(0.05)
+    return proc, port
+
+
+def make_messages(n: int, kiosks: int):
+    from kiosk.centre.simulate import City
+
+    city = City.build(kiosks, 1.0, seed=7)
+    rng = random.Random(7)
+    local = city.local_now()
+    day = local.date().isoformat()
+    msgs = []
+    while len(msgs) < n:
+        k = city.kiosks[rng.randrange(len(city.kiosks))]
+        msgs.append((k.topic("events"), k.signed("events", k.check_in(rng, local, day, local.hour))))
+        msgs.append((k.topic("counts"), k.signed("counts", k.counts(day, time.time()))))
+    return city, msgs[:n]
+
+
+def publish_all(port: int, msgs, qos=1):
+    import paho.mqtt.client as mqtt
+
+    c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"pub-{os.getpid()}-{time.time()}")
+    c.max_inflight_messages_set(2000)
+    c.max_queued_messages_set(0)
+    c.connect("127.0.0.1", port)
+    c.loop_start()
+    last = None
+    for t, p in msgs:
+        last = c.publish(t, p, qos=qos)
+    last.wait_for_publish(120)
+    c.disconnect()
+    c.loop_stop()
+
+
+def _session(port, client_id, topic, on_message=None):
+    import paho.mqtt.client as mqtt
+    from paho.mqtt.packettypes import PacketTypes
+    from paho.mqtt.properties import Properties
+
+    c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
+    props = Properties(PacketTypes.CONNECT)
+    props.SessionExpiryInterval = 3600
+    if on_message:
+        c.on_message = on_message
+    c.connect("127.0.0.1", port, clean_start=False, properties=props)
+    c.subscribe(topic, qos=1)
+    return c
+
+
+def baseline_proc(port, client_id, topic, expect, out):
+    """A bare paho subscriber that only parses the JSON."""
+    n = [0]
+    t = [None, None]
+
+    def on_message(client, userdata, m):
+        if t[0] is None:
+            t[0] = time.perf_counter()
+        json.loads(m.payload)
+        n[0] += 1
+        if n[0] >= expect:
+            t[1] = time.perf_counter()
+            client.disconnect()
+
+    c = _session(port, client_id, topic, on_message)
+    c.loop_forever()
+    out.put({"n": n[0], "seconds": t[1] - t[0], "rss_mb": _rss()})
+
+
+def worker_proc(port, client_id, group, db, registry_json, expect, verify, out):
+    """One centre ingest worker (its own process): verify, batch, write PostgreSQL."""
+    from kiosk.centre.registry import FleetRegistry
+    from kiosk.centre.store import open_store
+    from kiosk.centre.watch import IngestWorker
+
+    store = open_store(db)
+    reg = FleetRegistry.from_json(json.loads(registry_json))
+    w = IngestWorker(f"mqtt://127.0.0.1:{port}", store, reg, share_group=group, client_id=client_id,
+                     flush_seconds=0.25, session_expiry=3600, verify_signatures=verify, batch_max=5000)
+    first = [None]
+    handle = w.ingest.handle
+
+    def timed(topic, payload, now=None):
+        if first[0] is None:
+            first[0] = time.perf_counter()
+        return handle(topic, payload, now)
+
+    w.ingest.handle = timed
+    w.start()
+    while w.ingest.stats.messages < expect:
+        time.sleep(0.005)
+    w.stop()  # the last batch is written before the clock stops
+    end = time.perf_counter()
+    out.put({"n": w.ingest.stats.messages, "seconds": end - first[0], "rss_mb": _rss(),
+             "refused": w.ingest.stats.refused})
+    store.close()
+
+
+def _rss() -> float:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def drain(port, msgs, targets, expect_each):
+    """Queue ``msgs`` for the (already subscribed, now absent) sessions, then run ``targets`` to drain."""
+    ctx = mp.get_context("fork")
+    out = ctx.Queue()
+    publish_all(port, msgs)
+    procs = [ctx.Process(target=fn, args=(*args, out)) for fn, args in targets]
+    t0 = time.perf_counter()
+    for p in procs:
+        p.start()
+    res = [out.get(timeout=600) for _ in procs]
+    wall = time.perf_counter() - t0
+    for p in procs:
+        p.join(30)
+    return res, wall
+
+
+def prepare_session(port, client_id, topic):
+    c = _session(port, client_id, topic)
+    c.loop_start()
+    time.sleep(0.3)
+    c.disconnect()
+    c.loop_stop()
+
+
+def bench_ingest(args, pg, tmp):
+    from kiosk.centre.store import open_store
+
+    proc, port = start_broker(tmp)
+    try:
+        print(f"signing {args.messages} telemetry messages of {args.kiosks} kiosks ...", flush=True)
+        city, msgs = make_messages(args.messages, args.kiosks)
+        reg = json.dumps(city.registry())
+        rows = []
+        topic = "checkin/v1/+/+/#"
+        prepare_session(port, "baseline", topic)
+        res, _ = drain(port, msgs, [(baseline_proc, (port, "baseline", topic, len(msgs)))], len(msgs))
+        base = len(msgs) / res[0]["seconds"]
+        rows.append(("bare paho subscriber, json.loads only (baseline)", base, res[0]["rss_mb"]))
+        for verify in (False, True):
+            db = pg.new_database()
+            s = open_store(db)
+            from kiosk.centre.registry import FleetRegistry
+
+            s.load_fleet(FleetRegistry.from_json(json.loads(reg)))
+            s.close()
+            cid = f"w1-{verify}"
+            prepare_session(port, cid, topic)
+            res, _ = drain(port, msgs, [(worker_proc, (port, cid, "", db, reg, len(msgs), verify))], len(msgs))
+            rate = len(msgs) / res[0]["seconds"]
+            rows.append((f"1 worker -> PostgreSQL, {'with' if verify else 'without'} signature check", rate,
+                         res[0]["rss_mb"]))
+            if verify:
+                one = rate
+        db = pg.new_database()
+        s = open_store(db)
+        from kiosk.centre.registry import FleetRegistry
+
+        s.load_fleet(FleetRegistry.from_json(json.loads(reg)))
+        s.close()
+        shared = "$share/bench/" + topic
+        for i in range(2):
+            prepare_session(port, f"w2-{i}", shared)
+        # each member gets about half; they stop when the total is in (the last one counts the rest)
+        res, wall = drain(port, msgs, [(worker_proc, (port, f"w2-{i}", "bench", db, reg, len(msgs) // 2 - 2000, True))
+                                       for i in range(2)], len(msgs))
+        total = sum(r["n"] for r in res)
+        two = total / max(r["seconds"] for r in res)
+        rows.append(("2 workers, one shared subscription, with signature check", two,
+                     max(r["rss_mb"] for r in res)))
+        print("\n| ingest (messages queued on mosquitto, then drained) | msg/s | ratio to baseline | peak RSS MB |")
+        print("|---|---:|---:|---:|")
+        for name, rate, rss in rows:
+            print(f"| {name} | {rate:,.0f} | {rate / base:.2f} | {rss:.0f} |")
+        print(f"\ntwo workers / one worker (both verifying): {two / one:.2f}x")
+    finally:
+        proc.terminate()
+        proc.wait()
+
+
+def bench_signature(n=5000):
+    from kiosk.centre.registry import FleetRegistry
+    from kiosk.centre.simulate import City
+    from kiosk.signing import verify
+
+    city, msgs = make_messages(n, 100)
+    reg = FleetRegistry.from_json(city.registry())
+    t = time.perf_counter()
+    for _, p in msgs:
+        json.loads(p)
+    parse = (time.perf_counter() - t) / n * 1e6
+    t = time.perf_counter()
+    for topic, p in msgs:
+        verify(p, topic, reg.keys)
+    ver = (time.perf_counter() - t) / n * 1e6
+    print("\n| per telemetry message | us |\n|---|---:|")
+    print(f"| json.loads (baseline) | {parse:.1f} |\n| kiosk.signing.verify (parse + Ed25519) | {ver:.1f} |")
+    print(f"\nverification alone caps one core at about {1e6 / ver:,.0f} messages/s")
+
+
+def bench_queries(args, pg):
+    from kiosk.centre.ingest import Batch
+    from kiosk.centre.queries import Centre, Scope, Settings
+    from kiosk.centre.registry import FleetRegistry
+    from kiosk.centre.simulate import City, seed_history
+    from kiosk.centre.store import open_store
+
+    print(f"\nbuilding a city of {args.venues} venues ({args.kiosk_share:.0%} with kiosks), {args.days} days ...",
+          flush=True)
+    city = City.build(args.venues, args.kiosk_share, seed=3, offline=args.venues // 200,
+                      camera_down=args.venues // 400, display_down=args.venues // 400, silent=args.venues // 400)
+    db = pg.new_database()
+    store = open_store(db)
+    t = time.perf_counter()
+    store.load_fleet(FleetRegistry.from_json(city.registry()))
+    store.import_venues(city.venues)
+    seed_history(store, city, args.days, scans_per_day=40)
+    now = time.time()
+    day = city.local_now().date().isoformat()
+    b = Batch()
+    rng = random.Random(1)
+    for k in city.kiosks:
+        ts = now - 3 * 86400 if k.condition == "offline" else now
+        b.status[(k.site, k.device)] = (k.site, k.device, "offline" if k.condition == "offline" else "online", now)
+        b.health[(k.site, k.device)] = (k.site, k.device, int(k.condition != "camera-down"), "",
+                                        int(k.condition != "display-down"), 1, 0, 30.0, "", "{}", ts)
+        b.seen[(k.site, k.device)] = [ts, 0, None]
+        n = rng.randrange(0, 80) if k.condition != "offline" else 0
+        b.daily[(k.site, k.device, day)] = (k.site, k.device, day, k.venue.venue_id, n, 0, 0, 0, n, 0, n, None, now)
+    store.write(b)
+    store.execute("ANALYZE")
+    print(f"loaded in {time.perf_counter() - t:.0f} s", flush=True)
+    centre = Centre(store, Settings(grace_hour=0, history_cache_seconds=60))
+    districts = centre.districts()
+    import threading
+
+    import uvicorn
+
+    from centre_helpers import Browser
+    from kiosk.centre.accounts import Accounts
+    from kiosk.centre.web import create_app
+
+    acc = Accounts({})
+    acc.add("city", "benchmark-password", None)
+    from conftest import free_port
+
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(create_app(centre, acc, secure_cookies=False), host="127.0.0.1",
+                                           port=port, log_level="warning", access_log=False, lifespan="off"))
+    th = threading.Thread(target=server.run, daemon=True)
+    th.start()
+    while not server.started:
+        time.sleep(0.05)
+    br = Browser(f"http://127.0.0.1:{port}")
+    br.login("city", "benchmark-password")
+    rows = []
+
+    def measure(name, fn, n=40):
+        fn()  # warm (and the history cache)
+        times = []
+        for i in range(n):
+            t = time.perf_counter()
+            fn(i)
+            times.append((time.perf_counter() - t) * 1000)
+        rows.append((name, statistics.median(times), p95(times)))
+
+    cold = []
+    for d in districts[:5]:
+        centre._cache.clear()
+        t = time.perf_counter()
+        br.request(f"/district/{d}")
+        cold.append((time.perf_counter() - t) * 1000)
+    measure("district page (HTML; its 3 charts are separate <img> requests)", lambda i=0: br.request(f"/district/{districts[i % len(districts)]}"))
+    measure("district API /api/v1/districts/{d}", lambda i=0: br.json(f"/api/v1/districts/{districts[i % len(districts)]}"))
+    measure("district chart /charts/history.svg", lambda i=0: br.request(
+        f"/charts/history.svg?district={districts[i % len(districts)]}"))
+    measure("city inspection API (first 500 rows)", lambda i=0: br.json("/api/v1/inspection?limit=500"), n=15)
+    measure("city inspection list, every row (query layer)", lambda i=0: centre.inspection(), n=10)
+    measure("city inspection CSV, every row (HTTP)", lambda i=0: br.request("/inspection.csv"), n=5)
+    measure("city overview API", lambda i=0: br.json("/api/v1/overview"), n=15)
+    total = centre.inspection()["total"]
+    server.should_exit = True
+    th.join(10)
+    print(f"\n| {args.venues:,} venues, {len(city.kiosks):,} kiosks, {args.days} days | median ms | p95 ms |")
+    print("|---|---:|---:|")
+    for name, med, p in rows:
+        print(f"| {name} | {med:.0f} | {p:.0f} |")
+    print(f"\ndistrict page with a cold history cache: median {statistics.median(cold):.0f} ms, max {max(cold):.0f} ms; "
+          f"inspection rows in the whole city: {total:,}")
+    store.close()
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--venues", type=int, default=200_000)
+    ap.add_argument("--kiosk-share", type=float, default=0.2)
+    ap.add_argument("--days", type=int, default=30)
+    ap.add_argument("--messages", type=int, default=200_000)
+    ap.add_argument("--kiosks", type=int, default=20_000)
+    ap.add_argument("--skip-ingest", action="store_true")
+    ap.add_argument("--skip-queries", action="store_true")
+    args = ap.parse_args()
+    from centre_pg import PostgresServer
+
+    print(f"machine: {os.cpu_count()} CPUs, Python {sys.version.split()[0]}")
+    pg = PostgresServer()
+    tmp = Path(tempfile.mkdtemp(prefix="bench-centre-"))
+    try:
+        bench_signature()
+        if not args.skip_ingest:
+            bench_ingest(args, pg, tmp)
+        if not args.skip_queries:
+            bench_queries(args, pg)
+    finally:
+        pg.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,109 @@
+"""A real PostgreSQL server for the centre's tests: Debian's binaries, initdb in a temporary directory.
+
+One server per test session (a fresh database per test), on a free port and a unix socket in
+its own directory; never the machine's own server, never a mock. As root, the server runs as
+the ``postgres`` user (PostgreSQL refuses to run as root). Import the fixtures from a test file:
+``from centre_pg import postgres_server, pg_url  # noqa: F401``.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+import uuid
+
+import pytest
+
+
+def _bin(name: str) -> str:
+    found = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"))
+    assert found, f"PostgreSQL's {name} not found under /usr/lib/postgresql/*/bin (apt install postgresql)"
+    return found[-1]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class PostgresServer:
+    def __init__(self):
+        self.dir = tempfile.mkdtemp(prefix="centre-pg-")
+        self.port = _free_port()
+        self.as_user: list[str] = []
+        if os.geteuid() == 0:
+            import pwd
+
+            user = "postgres" if _has_user("postgres") else "nobody"
+            pw = pwd.getpwnam(user)
+            os.chown(self.dir, pw.pw_uid, pw.pw_gid)
+            self.as_user = ["runuser", "-u", user, "--"]
+        data = os.path.join(self.dir, "data")
+        subprocess.run([*self.as_user, _bin("initdb"), "-D", data, "-U", "postgres", "--auth=trust", "-E", "UTF8",
+                        "--no-sync", "-N"], check=True, capture_output=True)
+        self.proc = subprocess.Popen(
+            [*self.as_user, _bin("postgres"), "-D", data, "-p", str(self.port), "-k", self.dir,
+             "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off", "-c", "synchronous_commit=off",
+             "-c", "full_page_writes=off", "-c", "max_connections=60", "-c", "shared_buffers=64MB"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.url = f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
+        self._wait()
+
+    def _wait(self) -> None:
+        import psycopg
+
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                psycopg.connect(self.url, connect_timeout=1).close()
+                return
+            except psycopg.OperationalError:
+                if self.proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError("the test PostgreSQL did not start")
+                time.sleep(0.1)
+
+    def new_database(self) -> str:
+        import psycopg
+
+        name = "t_" + uuid.uuid4().hex[:12]
+        with psycopg.connect(self.url, autocommit=True) as c:
+            c.execute(f"CREATE DATABASE {name}")
+        return self.url.rsplit("/", 1)[0] + "/" + name
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def _has_user(name: str) -> bool:
+    import pwd
+
+    try:
+        pwd.getpwnam(name)
+        return True
+    except KeyError:
+        return False
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    server = PostgresServer()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def pg_url(postgres_server) -> str:
+    """A fresh, empty database on the session's PostgreSQL server."""
+    return postgres_server.new_database()

@@ -1,0 +1,149 @@
+"""The dashboard in a real headless Chromium (Debian's, through chromedriver and Selenium).
+
+A district official logs in, reads the district table and the inspection list, and the figures
+are the simulated city's; another district's pages stay closed. One browser for the module.
+Screenshots land in docs/screenshots/ (set KIOSK_SCREENSHOTS=1 to refresh them).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from kiosk.centre.accounts import Accounts
+from kiosk.centre.queries import Centre, Settings
+from kiosk.centre.store import open_store
+from kiosk.centre.web import create_app
+from centre_helpers import LiveServer, seeded_city, wait_for
+
+ROOT = Path(__file__).resolve().parent.parent
+PASSWORD = "correct horse battery"
+SHOTS = ROOT / "docs" / "screenshots"
+
+pytestmark = pytest.mark.skipif(not (os.path.exists("/usr/bin/chromium") and os.path.exists("/usr/bin/chromedriver")),
+                                reason="Debian's chromium and chromium-driver are not installed")
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = "/usr/bin/chromium"
+    profile = tempfile.mkdtemp(prefix="centre-chromium-")
+    for a in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+              "--disable-component-update", "--disable-sync", "--no-first-run", f"--user-data-dir={profile}",
+              "--window-size=1280,1000", "--lang=vi"):
+        opts.add_argument(a)
+    driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=opts)
+    yield driver
+    driver.quit()
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("browser")
+    store = open_store(tmp / "centre.sqlite3")
+    city = seeded_city(store, venues=80, share=0.5)
+    districts = sorted({v.district for v in city.venues})
+    accounts = Accounts({})
+    accounts.add("city", PASSWORD, None)
+    accounts.add("d0", PASSWORD, districts[0])
+    centre = Centre(store, Settings(grace_hour=0, offline_hours=1.0))
+    server = LiveServer(create_app(centre, accounts, secure_cookies=False, refresh_seconds=1.0))
+    yield server, city, districts, centre
+    server.stop()
+    store.close()
+
+
+def login(driver, url, name):
+    from selenium.webdriver.common.by import By
+
+    driver.delete_all_cookies()
+    driver.get(url + "/login")
+    driver.find_element(By.ID, "name").send_keys(name)
+    driver.find_element(By.ID, "password").send_keys(PASSWORD)
+    driver.find_element(By.ID, "login-button").click()
+    assert wait_for(lambda: "/login" not in driver.current_url, 10)
+
+
+def shot(driver, name):
+    if os.environ.get("KIOSK_SCREENSHOTS"):
+        SHOTS.mkdir(parents=True, exist_ok=True)
+        driver.save_screenshot(str(SHOTS / name))
+
+
+def test_district_official_reads_the_district_and_the_inspection_list(browser, site):
+    from selenium.webdriver.common.by import By
+
+    server, city, districts, centre = site
+    d0 = districts[0]
+    login(browser, server.url, "d0")
+    assert browser.find_element(By.ID, "district-name").text == d0
+    mine = [k for k in city.kiosks if k.venue.district == d0]
+    venues = [v for v in city.venues if v.district == d0]
+    assert browser.find_element(By.ID, "total-scans").text == str(sum(k.scans for k in mine))
+    assert browser.find_element(By.ID, "total-venues_with_code").text == str(len(venues))
+    rows = browser.find_elements(By.CSS_SELECTOR, "#wards-table tbody tr")
+    by_ward = {}
+    for k in mine:
+        by_ward[k.venue.ward] = by_ward.get(k.venue.ward, 0) + k.scans
+    seen = {}
+    for r in rows:
+        cells = {c.get_attribute("data-col"): c.text for c in r.find_elements(By.CSS_SELECTOR, "td")}
+        seen[r.get_attribute("data-name")] = int(cells["scans"])
+        assert int(cells["venues_with_code"]) == sum(1 for v in venues if v.venue_id and v.ward == r.get_attribute("data-name"))
+    assert seen == {w: by_ward.get(w, 0) for w in {v.ward for v in venues}}
+    # live refresh: the page polls its API twin and marks when it did
+    assert wait_for(lambda: browser.find_element(By.TAG_NAME, "body").get_attribute("data-refreshed"), 10)
+    shot(browser, "centre-district.png")
+
+    browser.find_element(By.ID, "nav-inspection").click()
+    assert wait_for(lambda: "/inspection" in browser.current_url, 10)
+    want = centre.inspection(centre_scope(d0))
+    assert browser.find_element(By.ID, "inspection-total").text == str(want["total"])
+    trs = browser.find_elements(By.CSS_SELECTOR, "#inspection-table tbody tr")
+    got = sorted((t.get_attribute("data-why"), t.get_attribute("data-venue")) for t in trs)
+    assert got == sorted((r["why"], r["venue_id"]) for r in want["rows"])
+    offline = {k.venue.venue_id for k in mine if k.condition == "offline"}
+    assert offline == {v for why, v in got if why == "offline"}
+    shot(browser, "centre-inspection.png")
+
+
+def centre_scope(district):
+    from kiosk.centre.queries import Scope
+
+    return Scope(district=district)
+
+
+def test_district_account_cannot_reach_another_district(browser, site):
+    from selenium.webdriver.common.by import By
+
+    server, city, districts, _ = site
+    login(browser, server.url, "d0")
+    browser.get(f"{server.url}/district/{districts[1]}")
+    assert browser.find_element(By.ID, "error").text == "403"
+    browser.get(f"{server.url}/api/v1/districts/{districts[1]}")
+    assert "not your district" in browser.page_source
+    browser.get(f"{server.url}/api/v1/overview")
+    assert "not your district" in browser.page_source
+
+
+def test_city_overview_in_english(browser, site):
+    from selenium.webdriver.common.by import By
+
+    server, city, districts, _ = site
+    login(browser, server.url, "city")
+    browser.get(server.url + "/lang/en")
+    assert browser.find_element(By.ID, "total-scans").text == str(sum(k.scans for k in city.kiosks))
+    names = [r.get_attribute("data-name") for r in browser.find_elements(By.CSS_SELECTOR, "#districts-table tbody tr")]
+    assert names == districts
+    assert "Venues with a code" in browser.page_source
+    imgs = browser.find_elements(By.CSS_SELECTOR, "img.live")
+    assert len(imgs) == 3 and all(browser.execute_script("return arguments[0].naturalWidth", i) > 0 for i in imgs)
+    shot(browser, "centre-city.png")
+    browser.get(server.url + "/lang/vi")

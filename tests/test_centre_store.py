@@ -1,0 +1,195 @@
+"""Store and statistics (issue 13.1-13.4, 13.7, 13.10) on SQLite and on a real PostgreSQL server."""
+
+from __future__ import annotations
+
+import random
+import time
+from datetime import date, timedelta
+
+import pytest
+
+from kiosk.centre.ingest import Ingest
+from kiosk.centre.queries import Scope
+from kiosk.centre.registry import RegistryError, parse_venues
+from kiosk.centre.simulate import seed_history
+from kiosk.centre.store import open_store
+from centre_helpers import centre_over, registry_of, small_city
+from centre_pg import pg_url, postgres_server  # noqa: F401
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def store(request, tmp_path):
+    if request.param == "sqlite":
+        s = open_store(tmp_path / "centre.sqlite3")
+    else:
+        s = open_store(request.getfixturevalue("pg_url"))
+    yield s
+    s.close()
+
+
+def run_city(store, city, rng_seed=1, checkins=200, **settings):
+    centre, ingest = centre_over(store, city, **settings)
+    now = time.time()
+    local = city.local_now()
+    day = local.date().isoformat()
+    for i, k in enumerate(city.kiosks):
+        if k.condition == "offline":
+            then = now - 3 * 86400
+            ingest.handle(k.topic("health"), k.signed("health", k.health(then)))
+            ingest.handle(k.topic("info"), k.signed("info", k.info(then)))
+            ingest.handle(k.topic("status"), b"offline")
+            continue
+        ts = now - 3600 if k.condition == "silent" else now
+        ingest.handle(k.topic("status"), b"online")
+        ingest.handle(k.topic("info"), k.signed("info", k.info(ts)))
+        ingest.handle(k.topic("health"), k.signed("health", k.health(ts)))
+    rng = random.Random(rng_seed)
+    active = [k for k in city.kiosks if not k.condition]
+    for _ in range(checkins):
+        k = rng.choice(active[: max(1, len(active) - 2)])  # the last two active kiosks scan nobody
+        ingest.handle(k.topic("events"), k.signed("events", k.check_in(rng, local, day, local.hour)))
+        ingest.handle(k.topic("counts"), k.signed("counts", k.counts(day, time.time())))
+    assert ingest.stats.refused == 0
+    store.write(ingest.take())
+    return centre, ingest
+
+
+def expected(city, venues):
+    out = {"venues_with_code": len(venues), "venues_with_kiosk": len({k.venue.venue_id for k in city.kiosks}),
+           "kiosks": len(city.kiosks), "kiosks_online": sum(1 for k in city.kiosks if not k.condition or
+                                                           k.condition in ("camera-down", "display-down")),
+           "scans": sum(k.scans for k in city.kiosks), "accepted": sum(k.accepted for k in city.kiosks),
+           "rejected": sum(k.rejected for k in city.kiosks), "duplicates": sum(k.duplicates for k in city.kiosks),
+           "venues_with_scans": len({k.venue.venue_id for k in city.kiosks if k.scans}),
+           "unique_visitors": sum(len(k.visitors) for k in city.kiosks)}
+    return out
+
+
+def test_statistics_for_city_district_ward_and_venue(store):
+    city = small_city(venues=40, share=0.5, offline=2, silent=1, camera_down=1, display_down=1)
+    centre, _ = run_city(store, city)
+    o = centre.overview()
+    want = expected(city, city.venues)
+    assert {k: o["totals"][k] for k in want} == want
+    assert o["day"] == city.local_now().date().isoformat()
+    districts = sorted({v.district for v in city.venues})
+    assert [d["name"] for d in o["districts"]] == districts
+    for d in o["districts"]:
+        sub_venues = [v for v in city.venues if v.district == d["name"]]
+        sub = type(city)(sub_venues, [k for k in city.kiosks if k.venue.district == d["name"]])
+        assert {k: d[k] for k in want} == expected(sub, sub_venues)
+        page = centre.district(d["name"])
+        assert page["totals"] == {k: v for k, v in d.items() if k != "name"}
+        assert sum(w["scans"] for w in page["wards"]) == d["scans"]
+        assert {w["name"] for w in page["wards"]} == {v.ward for v in sub_venues}
+    k = max(city.kiosks, key=lambda k: k.scans)
+    v = centre.venue(k.venue.venue_id)
+    assert v["venue"]["scans"] == k.scans and v["venue"]["address"] == k.venue.address
+    assert v["kiosks"][0]["last_scan"].endswith("Z")
+    assert sum(v["hourly"]) == k.scans
+    assert sum(centre.hourly()) == want["scans"]
+    assert centre.history(days=30)[-1]["scans"] == want["scans"]
+    # the last-scan bug: a kiosk with no scans has none, not 1970
+    idle = [r for r in centre.kiosks() if r["scans"] == 0]
+    assert idle and all(r["last_scan"] is None for r in idle)
+    # district scope holds: nothing from another district
+    d0 = districts[0]
+    assert {r["district"] for r in centre.kiosks(Scope(district=d0))} == {d0}
+
+
+def test_inspection_list(store):
+    city = small_city(venues=30, share=0.6, offline=2, silent=1, camera_down=1, display_down=1)
+    wrong = next(k for k in city.kiosks if not k.condition)
+    wrong.shows_qr = "0" * 64  # the screen shows another venue's code
+    centre, ingest = run_city(store, city, grace_hour=0, offline_hours=1.0)
+    rows = centre.inspection()["rows"]
+    by = {}
+    for r in rows:
+        by.setdefault(r["why"], []).append(r)
+        assert r["venue_name"] and r["address"] and r["ward"] and r["district"]
+    offline = {r["device"] for r in by["offline"]}
+    assert offline == {k.device for k in city.kiosks if k.condition == "offline"}
+    assert all(r["for_seconds"] >= 3 * 86400 - 60 and r["since"].endswith("Z") for r in by["offline"])
+    assert {r["device"] for r in by["silent"]} == {k.device for k in city.kiosks if k.condition == "silent"}
+    assert {r["device"] for r in by["camera-down"]} == {k.device for k in city.kiosks if k.condition == "camera-down"}
+    assert {r["device"] for r in by["display-down"]} == {k.device for k in city.kiosks
+                                                         if k.condition == "display-down"}
+    assert [r["device"] for r in by["venue-code-mismatch"]] == [wrong.device]
+    scanned = {k.venue.venue_id for k in city.kiosks if k.scans}
+    assert {r["venue_id"] for r in by["no-scans-today"]} == {v.venue_id for v in city.venues} - scanned
+    d0 = rows[0]["district"]
+    only = centre.inspection(Scope(district=d0))
+    assert only["total"] == sum(1 for r in rows if r["district"] == d0) and only["total"] < len(rows)
+    page = centre.inspection(limit=5, offset=5)
+    assert page["total"] == len(rows) and page["rows"] == rows[5:10]
+    # before the morning grace hour nobody is blamed for not scanning yet
+    centre.settings.grace_hour = 23 if city.local_now().hour < 23 else 24
+    assert "no-scans-today" not in centre.inspection()["by_kind"]
+
+
+def test_venue_registry_import_flags_unknown_venues(store):
+    city = small_city(venues=10, share=0.5)
+    centre, _ = centre_over(store, city, venues=False)
+    known = city.venues[:-2]
+    summary = store.import_venues(known)
+    kiosk_venues = {k.venue.venue_id for k in city.kiosks}
+    missing = kiosk_venues - {v.venue_id for v in known}
+    assert summary == {"venues": 8, "kiosks_matched": len(city.kiosks) - len(missing),
+                       "kiosks_unknown_venue": len(missing)}
+    totals = centre.overview()["totals"]
+    assert totals["venues_with_code"] == 8 and totals["venues_unregistered"] == len(missing)
+    flagged = [r["venue_id"] for r in centre.inspection()["rows"] if r["why"] == "unknown-venue"]
+    assert sorted(flagged) == sorted(missing)
+
+
+def test_bad_venue_csv_names_the_line():
+    with pytest.raises(RegistryError, match=r"v.csv:3: venue_id 'A' appears twice"):
+        parse_venues("venue_id,name,district\nA,x,d\nA,y,d\n", "v.csv")
+    with pytest.raises(RegistryError, match="missing column"):
+        parse_venues("id,name\n", "v.csv")
+
+
+def test_history_kept_90_days_and_daily_report(store):
+    city = small_city(venues=12, share=0.5)
+    centre, _ = run_city(store, city, checkins=30)
+    seed_history(store, city, days=100, scans_per_day=10)
+    today = date.fromisoformat(centre.settings.today())
+    store.prune(today.isoformat(), keep_days=30)  # asked for less than 90: 90 are kept anyway
+    days = [r["day"] for r in store.query("SELECT DISTINCT day FROM daily ORDER BY day")]
+    assert days[0] == (today - timedelta(days=90)).isoformat() and days[-1] == today.isoformat()
+    h = centre.history(days=30)
+    assert len(h) == 30 and h[-1]["day"] == today.isoformat()
+    past = store.query("SELECT SUM(accepted + rejected + duplicates) AS n FROM daily WHERE day = ?", [h[0]["day"]])
+    assert h[0]["scans"] == past[0]["n"]
+    rep = centre.daily_report()
+    districts = [r for r in rep if r["level"] == "district"]
+    wards = [r for r in rep if r["level"] == "ward"]
+    assert sum(r["venues_with_code"] for r in districts) == 12 == sum(r["venues_with_code"] for r in wards)
+    assert sum(r["scans"] for r in districts) == centre.overview()["totals"]["scans"]
+
+
+def test_workers_writing_in_any_order_give_the_same_figures(store):
+    """Two ingest workers (a shared subscription) see the messages split and out of order, some twice."""
+    city = small_city(venues=6, share=1.0)
+    centre, _ = centre_over(store, city)
+    registry = registry_of(city)
+    rng = random.Random(4)
+    local = city.local_now()
+    day = local.date().isoformat()
+    msgs = []
+    for _ in range(300):
+        k = rng.choice(city.kiosks)
+        msgs.append((k.topic("events"), k.signed("events", k.check_in(rng, local, day, local.hour))))
+        msgs.append((k.topic("counts"), k.signed("counts", k.counts(day, time.time()))))
+    workers = [Ingest(registry), Ingest(registry)]
+    shuffled = msgs + rng.sample(msgs, 100)  # redeliveries
+    rng.shuffle(shuffled)
+    for n, (topic, payload) in enumerate(shuffled):
+        workers[n % 2].handle(topic, payload)
+        if n % 37 == 0:
+            store.write(workers[n % 2].take())
+    for w in workers:
+        store.write(w.take())
+    totals = centre.overview()["totals"]
+    assert totals["scans"] == sum(k.scans for k in city.kiosks)
+    assert {r["device"]: r["last_seq"] for r in centre.kiosks()} == {k.device: k.seq for k in city.kiosks}
