@@ -1,31 +1,57 @@
-"""The centre's reach into a running kiosk: its signed commands, wired to the control thread.
+"""The centre's reach into a running kiosk: signed commands and trust bundles, on the control thread.
 
-MQTT network thread           control thread                      check-in flow
- cmd/+ message  --offer-->  CommandGate.drain: check, act, answer   (never waits on any of it)
-                            Coalescer: one trust reload per interval
+MQTT network thread              control thread                           check-in flow
+ cmd/+ message   --offer-->   CommandGate.drain: check, act, answer        (never waits on
+                              Coalescer: one trust reload per interval      any of it)
+ trust/bundle    --offer-->   BundleMailbox.apply: TrustKeeper.offer
 
-:func:`install` subscribes the kiosk to ``checkin/v1/{site}/{device}/cmd/+`` through the
-publisher's ``subscribe`` (re-subscribed on every connect) and answers every message on
-``cmd-result`` through its ``send``. The network thread only queues; checking signatures,
-writing the replay floor, reloading trust and signing the answer run on the kiosk's
-control thread, so a flood of commands costs the flow nothing but a share of the CPU.
+:func:`install` subscribes the kiosk, through the publisher's ``subscribe`` (re-subscribed
+on every connect), to ``checkin/v1/{site}/{device}/cmd/+`` (answered on ``cmd-result``
+through ``send``) and to the retained trust-bundle topics ``checkin/v1/trust/bundle`` and
+``checkin/v1/{site}/trust/bundle`` (BRIEF contract 4). The network thread only queues;
+checking signatures, writing the replay floor, reloading or applying trust and signing
+answers run on the kiosk's control thread, so a flood costs the flow only a share of the CPU.
 """
 
 from __future__ import annotations
 
+import collections
+import contextlib
 import logging
 import sys
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from kiosk.command_gate import (CommandGate, Coalescer, RELOAD_MIN_INTERVAL_S, centre_keyring, notice_action,
                                 reload_action)
-from kiosk.publish.topics import Topics
+from kiosk.publish.topics import PREFIX, Topics
 
 log = logging.getLogger(__name__)
 
 FLOOR_FILE = "command-floor.json"  # in the state dir: the newest command issue time acted on
+FLEET_BUNDLE_TOPIC = f"{PREFIX}/trust/bundle"
+
+
+def bundle_topics(site: str) -> list[str]:
+    """The retained topics a kiosk takes trust bundles from: the fleet's and its site's."""
+    return [FLEET_BUNDLE_TOPIC, f"{PREFIX}/{site}/trust/bundle"]
+
+
+@contextlib.contextmanager
+def fine_switching(interval_s: float = 0.0005):
+    """Switch threads more often while the control thread parses trust data.
+
+    Parsing hundreds of certificates is tens of ms of pure Python holding the interpreter
+    lock; at the default 5 ms switch interval the check-in flow would wait that long for
+    every lock hand-over. Only the control thread changes it, and only for the duration.
+    """
+    before = sys.getswitchinterval()
+    sys.setswitchinterval(min(before, interval_s))
+    try:
+        yield
+    finally:
+        sys.setswitchinterval(before)
 
 
 class ReloadTimer:
@@ -64,38 +90,85 @@ class ReloadTimer:
                 self._timer.cancel()
 
 
+class BundleMailbox:
+    """The newest trust-bundle payload per topic, handed to the keeper on the control thread.
+
+    A retained bundle arrives on every connect, and a broker user may publish many: only the
+    latest per topic waits (memory bounded by two bundles), applied once per batch.
+    """
+
+    def __init__(self, keeper, post, max_bytes: int):
+        self.keeper = keeper
+        self.post = post
+        self.max_bytes = max_bytes
+        self.results: collections.deque = collections.deque(maxlen=64)  # (topic, Offered), newest last
+        self._latest: dict[str, bytes] = {}
+        self._posted = False
+        self._lock = threading.Lock()
+
+    def offer(self, topic: str, payload: bytes) -> None:
+        """Network thread: keep the payload, have it applied soon. Never blocks."""
+        if not payload:
+            return  # a cleared retained message: the kiosk keeps its last good bundle
+        if len(payload) > self.max_bytes:
+            log.warning("trust bundle on %s ignored: larger than %d bytes", topic, self.max_bytes)
+            return
+        with self._lock:
+            self._latest[topic] = bytes(payload)
+            post, self._posted = not self._posted, True
+        if post and not self.post(self.apply, "trust bundle"):
+            with self._lock:
+                self._posted = False  # the control queue is full: the next bundle tries again
+
+    def apply(self) -> None:
+        """Control thread: offer each waiting bundle to the keeper (it logs what it refuses)."""
+        with self._lock:
+            waiting, self._latest, self._posted = self._latest, {}, False
+        for topic, data in waiting.items():
+            with fine_switching():
+                self.results.append((topic, self.keeper.offer(data, source=topic)))
+
+
 @dataclass
 class Remote:
-    """What :func:`install` wired: the gate, and the coalesced trust reload (for doctor and tests)."""
+    """What :func:`install` wired: the gate, the coalesced trust reload, the bundle mailbox."""
 
     gate: CommandGate
     reloads: Coalescer
     timer: ReloadTimer
+    bundles: BundleMailbox | None = field(default=None)
 
     def close(self) -> None:
         self.timer.cancel()
 
 
 def reload_trust(kiosk) -> None:
-    """Re-read the trust the config names and swap it in whole (the duplicate window is kept)."""
+    """``reload-trust``: re-read ``[trust] paths`` and the ``[trust] bundle`` file.
+
+    With a trust keeper the plain files become its fallback and the bundle file is offered
+    like one from MQTT (an older one is refused, the newer kept); without one (a kiosk built
+    from a plain store) the store is swapped whole. The duplicate window is kept either way.
+    """
     from kiosk.assembly import load_trust
 
-    s = kiosk.stages
-    # Parsing hundreds of certificates is tens of ms of pure Python holding the interpreter lock;
-    # switching threads 10x more often meanwhile keeps the check-in flow's waits short.
-    interval = sys.getswitchinterval()
-    sys.setswitchinterval(min(interval, 0.0005))
-    try:
-        trust = load_trust(kiosk.cfg)  # raises on a bad file: the Coalescer logs it, the old trust stays
-    finally:
-        sys.setswitchinterval(interval)
-    s.trust = s.desk.verifier.trust = trust
-    log.info("trust reloaded: %d signer(s)", len(trust))
+    cfg, s = kiosk.cfg, kiosk.stages
+    with fine_switching():
+        if hasattr(s.trust, "replace_fallback"):
+            from kiosk.trust import TrustStore
+
+            paths = [str(cfg.resolve(p)) for p in cfg.trust.paths]
+            s.trust.replace_fallback(TrustStore.load(paths) if paths else TrustStore.empty())  # raises on a bad file
+            if cfg.trust.bundle and len(s.trust.authority):
+                s.trust.load_file(cfg.resolve(cfg.trust.bundle))
+        else:
+            s.trust = s.desk.verifier.trust = load_trust(cfg)
+    log.info("trust reloaded: %d signer(s)%s", len(s.trust),
+             f", bundle version {s.trust.version}" if getattr(s.trust, "version", None) is not None else "")
 
 
 def install(kiosk, cfg, publisher, device_key, *, reload=None, reload_interval_s: float = RELOAD_MIN_INTERVAL_S,
             clock=time.time) -> Remote:
-    """Subscribe ``kiosk`` to its signed commands. ``device_key`` signs the answers (an Ed25519 private key).
+    """Subscribe ``kiosk`` to its signed commands and its trust bundles. ``device_key`` signs the answers.
 
     Raises :class:`kiosk.signing.SigningKeyError` when ``[mqtt] centre_key`` names an unusable key.
     """
@@ -111,4 +184,12 @@ def install(kiosk, cfg, publisher, device_key, *, reload=None, reload_interval_s
                        cfg.mqtt.command_max_age_seconds, state_file=cfg.resolve(cfg.device.state_dir) / FLOOR_FILE,
                        clock=clock, schedule=lambda fn: kiosk.post(fn, "centre commands"))
     publisher.subscribe(gate.topic_filter, gate.offer)
-    return Remote(gate, coalescer, timer)
+    remote = Remote(gate, coalescer, timer)
+    keeper = kiosk.stages.trust
+    if hasattr(keeper, "offer") and len(getattr(keeper, "authority", ())):
+        from kiosk.trust_bundle import MAX_BUNDLE_BYTES
+
+        remote.bundles = BundleMailbox(keeper, kiosk.post, MAX_BUNDLE_BYTES)
+        for topic in bundle_topics(cfg.device.site):
+            publisher.subscribe(topic, remote.bundles.offer)
+    return remote

@@ -209,7 +209,7 @@ def test_centre_can_post_a_notice_and_reload_the_trust_list(tmp_path, broker):
 
     frames = [replay_frames(samples()[:1])[-1]] * 40  # nobody at the door for a couple of seconds
     k = assemble(cfg, source=ReplaySource(frames, fps=20), pin_factory=MockFactory(), headless=True)
-    old_trust = k.stages.trust
+    keeper, old_files = k.stages.trust, k.stages.trust.fallback
 
     def send_when_subscribed():
         pub = k.stages.publisher
@@ -225,7 +225,9 @@ def test_centre_can_post_a_notice_and_reload_the_trust_list(tmp_path, broker):
     k.run(until_exhausted=True)
     sender.join()
     assert k.notice == "Kiểm tra lúc 14:00"
-    assert k.stages.trust is not old_trust and k.stages.desk.verifier.trust is k.stages.trust
+    # The same keeper (the verifier and the policy read it), with the trust files read afresh.
+    assert k.stages.trust is keeper and k.stages.desk.verifier.trust is keeper
+    assert keeper.fallback is not old_files and len(keeper) == len(old_files) > 0
 
 
 class RecordingNotifier:

@@ -35,13 +35,13 @@ def centre(tmp_path):
 class Running:
     """An assembled kiosk running its own loop in a thread, until ``stop()``."""
 
-    def __init__(self, tmp_path, broker, commands='["notice", "reload-trust"]', checkins=None):
+    def __init__(self, tmp_path, broker, commands='["notice", "reload-trust"]', checkins=None, cfg=None):
         from gpiozero.pins.mock import MockFactory
 
         from kiosk.pipeline import assemble
 
-        self.cfg = kiosk_config(tmp_path, broker.url,
-                                extra=f'commands = {commands}\ncentre_key = "{tmp_path / "centre.pub.pem"}"')
+        self.cfg = cfg or kiosk_config(tmp_path, broker.url,
+                                       extra=f'commands = {commands}\ncentre_key = "{tmp_path / "centre.pub.pem"}"')
         self.checkins = checkins if checkins is not None else []
         self.kiosk = assemble(self.cfg, pin_factory=MockFactory(), headless=True,
                               on_checkin=lambda c, seq, seen: self.checkins.append(c))
