@@ -82,10 +82,10 @@ def assemble(cfg: Config, *, source=None, pin_factory=None, headless: bool = Fal
     from device.signals import open_signals
     from kiosk.checkin import LedgerWindow
     from kiosk.intake import Intake
+    from kiosk import remote
     from kiosk.pipeline import Kiosk, Stages
     from kiosk.publish import open_publisher
     from kiosk.publish.device_key import load_or_create
-    from kiosk.publish.topics import Topics
     from kiosk.stages import NullCamera
 
     clock = clock or time.monotonic
@@ -114,9 +114,7 @@ def assemble(cfg: Config, *, source=None, pin_factory=None, headless: bool = Fal
                     speaker=open_speaker(cfg.audio), extra_sources=_code_scanners(cfg, intake.scanner), trust=trust,
                     services=_tracing(cfg, publisher, device_key))
     kiosk = Kiosk(cfg, stages, notifier=notifier, on_checkin=on_checkin, intake=intake, clock=clock)
-    topics = Topics(cfg.device.site, cfg.device.id)
-    for name in cfg.mqtt.commands:
-        publisher.subscribe(topics.cmd(name), kiosk.command_handler(name))
+    kiosk.remote = remote.install(kiosk, cfg, publisher, device_key.key)  # signed commands, on the control thread
     return kiosk
 
 

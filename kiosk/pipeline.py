@@ -6,8 +6,9 @@ The scan threads put each :class:`CodeSeen` into the bounded :class:`Intake`;
 the loop (the caller's thread, which owns pygame) hands it to the
 :class:`CheckinFlow`, lets the :class:`Supervisor` refresh health about once
 a second and lets the screen draw (bounded by ``screen.fps``, never delaying
-a verdict). Work from the network (centre commands, later trust bundles and
-trace requests) is ``post``-ed to the control thread, off the flow's path.
+a verdict). Work from the network (the centre's signed commands, see
+:mod:`kiosk.remote`; trust bundles and trace requests) is ``post``-ed to the
+control thread, off the flow's path.
 
 :func:`assemble` (in :mod:`kiosk.assembly`) builds every stage in one step;
 ``build_desk`` and ``load_trust`` are kept here for their callers.
@@ -17,7 +18,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import unicodedata
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -32,8 +32,6 @@ from kiosk.supervisor import CAMERA_STUCK_SECONDS, Supervisor
 
 log = logging.getLogger(__name__)
 
-NOTICE_MAX = 200  # characters of a centre notice on the guard's bar
-COMMAND_MAX_BYTES = 4096
 
 
 @dataclass
@@ -59,13 +57,6 @@ class Stages:
             self.publisher = NullTelemetry(self.ledger)
 
 
-def sanitize_notice(text: str) -> str:
-    """A centre notice as the guard's bar may show and the journal may log: one line, no control
-    characters, at most :data:`NOTICE_MAX` characters."""
-    kept = "".join(" " if unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp") else ch for ch in text)
-    return " ".join(kept.split())[:NOTICE_MAX]
-
-
 class Kiosk:
     """The running kiosk: the flow, the supervisor and the control thread around one intake."""
 
@@ -86,6 +77,7 @@ class Kiosk:
                                      clock=self.clock, camera_stuck_s=CAMERA_STUCK_SECONDS)
         self._stop = threading.Event()
         self._notice = ""
+        self.remote = None  # the centre's commands (kiosk.remote.install), set by assemble()
         stages.signals.on_override = lambda: self.intake.urgent(OverridePress(self.clock()))
 
     # -- intake (called from scan threads) ---------------------------------------------------
@@ -128,38 +120,9 @@ class Kiosk:
         """The centre's current notice for the guard ('' when none)."""
         return self._notice
 
-    def command(self, name: str, payload: str) -> None:
-        """A command the config allowed ([mqtt] commands): reload the trust list, or show a notice."""
-        from kiosk.assembly import load_trust
-
-        s = self.stages
-        if name == "reload-trust":
-            try:
-                trust = load_trust(self.cfg)
-            except Exception as exc:  # a bad trust file must not stop the door; the old list stays
-                log.error("trust list reload failed, keeping the old one: %s", exc)
-            else:
-                # Only the keys change: the duplicate window (who is inside) is kept.
-                s.trust = s.desk.verifier.trust = trust
-                log.info("trust list reloaded")
-        elif name == "notice":
-            self._notice = sanitize_notice(payload)
-            log.info("notice from the centre: %r", self._notice or "(cleared)")
-        else:
-            log.warning("ignored unknown command %r", name[:40])
-
-    def command_handler(self, name: str) -> Callable[[str, bytes], None]:
-        """A ``Telemetry.subscribe`` handler for ``cmd/{name}``: size-capped, posted to the control thread."""
-
-        def handler(topic: str, payload: bytes) -> None:
-            if len(payload) > COMMAND_MAX_BYTES:
-                log.warning("command %s ignored: payload larger than %d bytes", name, COMMAND_MAX_BYTES)
-                return
-            text = payload.decode("utf-8", "replace")
-            log.info("command %s received", name)
-            self.post(lambda: self.command(name, text), f"command {name}")
-
-        return handler
+    def set_notice(self, text: str) -> None:
+        """Show ``text`` on the guard's bar ('' clears it); the command gate has sanitised it."""
+        self._notice = text
 
     # -- main loop ---------------------------------------------------------------------------
     def run(self, until_exhausted: bool = True) -> int:
@@ -196,6 +159,8 @@ class Kiosk:
         self.intake.close()
         for part in [s.scanner, *s.extra_sources]:
             _quietly(part.stop)
+        if self.remote is not None:
+            self.remote.close()
         for service in s.services:
             _quietly(service.stop)
         self.control.stop()
@@ -235,4 +200,4 @@ def load_trust(cfg: Config):
     return _load_trust(cfg)
 
 
-__all__ = ["CAMERA_STUCK_SECONDS", "Kiosk", "Stages", "assemble", "build_desk", "load_trust", "sanitize_notice"]
+__all__ = ["CAMERA_STUCK_SECONDS", "Kiosk", "Stages", "assemble", "build_desk", "load_trust"]

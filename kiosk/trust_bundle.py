@@ -300,6 +300,14 @@ class TrustKeeper:
     trust_age_hours = age_hours
     trust_stale = stale
 
+    def replace_fallback(self, store: TrustStore) -> None:
+        """New plain trust files (``[trust] paths``, re-read by ``reload-trust``): in use at once
+        while no bundle is loaded, else kept for later; a loaded bundle stays."""
+        with self._lock:
+            if self._store is self.fallback:
+                self._store = store
+            self.fallback = store
+
     def add_listener(self, callback: Callable[[TrustStore], None]) -> None:
         """``callback(store)`` after each applied bundle, on the offering thread (keep it short)."""
         self._listeners.append(callback)

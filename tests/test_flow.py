@@ -254,14 +254,21 @@ def test_with_mqtt_disabled_the_outbox_does_not_grow(make):
     assert k.stages.ledger.outbox_size() == 0 and counts(k)["accepted"] == 20
 
 
-def test_a_notice_is_one_clean_line_and_capped(make, caplog):
-    k, _, _ = make()
+def test_a_notice_is_one_clean_line_and_capped(make, caplog, tmp_path):
+    """A signed notice goes through the command gate on the control thread (kiosk.remote)."""
+    from kiosk import signing
+    from kiosk.commands.command import build
+
+    centre = signing.generate_key()
+    signing.write_public_key(tmp_path / "centre.pub.pem", centre)
+    k, _, _ = make(extra=f'enabled = false\ncommands = ["notice"]\ncentre_key = "{tmp_path / "centre.pub.pem"}"')
     caplog.set_level(logging.INFO)
-    k.command_handler("notice")("checkin/v1/test-site/kiosk-t1/cmd/notice",
-                                ("Kiểm tra\nlúc 14:00\x00\x1b[31m\u202e" + "x" * 500).encode())
+    topic, message, _ = build("notice", "Kiểm tra\nlúc 14:00\x00\x1b[31m\u202e" + "x" * 500, "test-site", "kiosk-t1",
+                              centre)
+    k.remote.gate.offer(topic, message)
     assert k.control.run_pending() == 1
     assert k.notice.startswith("Kiểm tra lúc 14:00") and len(k.notice) == 200
     assert all(ch.isprintable() for ch in k.notice)
     assert "\x1b" not in caplog.text and "\x00" not in caplog.text
-    k.command_handler("notice")("t", b"x" * 5000)  # too long: ignored, nothing posted
-    assert k.control.run_pending() == 0
+    k.remote.gate.offer(topic, b"x" * 5000)  # too long: refused, the notice stays
+    assert k.control.run_pending() == 1 and len(k.notice) == 200

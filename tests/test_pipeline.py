@@ -192,10 +192,16 @@ def test_demo_command(tmp_path, request, with_broker):
 
 
 def test_centre_can_post_a_notice_and_reload_the_trust_list(tmp_path, broker):
-    """Commands arrive only when the config enables them, and run on the kiosk's own loop."""
+    """Signed commands arrive only when the config enables them, and run on the kiosk's control thread."""
     import paho.mqtt.publish as publish
 
-    cfg = kiosk_config(tmp_path, broker.url, extra='commands = ["notice", "reload-trust"]')
+    from kiosk import signing
+    from kiosk.commands.command import build
+
+    centre = signing.generate_key()
+    signing.write_public_key(tmp_path / "centre.pub.pem", centre)
+    cfg = kiosk_config(tmp_path, broker.url, extra='commands = ["notice", "reload-trust"]\n'
+                                                   f'centre_key = "{tmp_path / "centre.pub.pem"}"')
     from device.frames import ReplaySource
     from gpiozero.pins.mock import MockFactory
 
@@ -203,22 +209,25 @@ def test_centre_can_post_a_notice_and_reload_the_trust_list(tmp_path, broker):
 
     frames = [replay_frames(samples()[:1])[-1]] * 40  # nobody at the door for a couple of seconds
     k = assemble(cfg, source=ReplaySource(frames, fps=20), pin_factory=MockFactory(), headless=True)
-    old_trust = k.stages.trust
+    keeper, old_files = k.stages.trust, k.stages.trust.fallback
 
-    def send_when_connected():
+    def send_when_subscribed():
+        pub = k.stages.publisher
         deadline = time.monotonic() + 10
-        while not k.stages.publisher.connected and time.monotonic() < deadline:
+        while not pub.subscribed(k.remote.gate.topic_filter) and time.monotonic() < deadline:
             time.sleep(0.05)
-        topic = "checkin/v1/test-site/kiosk-t1/cmd/"
-        publish.single(topic + "notice", "Kiểm tra lúc 14:00", hostname="127.0.0.1", port=broker.port, qos=1)
-        publish.single(topic + "reload-trust", "", hostname="127.0.0.1", port=broker.port, qos=1)
+        for name, body in (("notice", "Kiểm tra lúc 14:00"), ("reload-trust", "")):
+            topic, message, _ = build(name, body, "test-site", "kiosk-t1", centre)
+            publish.single(topic, message, hostname="127.0.0.1", port=broker.port, qos=1)
 
-    sender = threading.Thread(target=send_when_connected)
+    sender = threading.Thread(target=send_when_subscribed)
     sender.start()
     k.run(until_exhausted=True)
     sender.join()
     assert k.notice == "Kiểm tra lúc 14:00"
-    assert k.stages.trust is not old_trust and k.stages.desk.verifier.trust is k.stages.trust
+    # The same keeper (the verifier and the policy read it), with the trust files read afresh.
+    assert k.stages.trust is keeper and k.stages.desk.verifier.trust is keeper
+    assert keeper.fallback is not old_files and len(keeper) == len(old_files) > 0
 
 
 class RecordingNotifier:
