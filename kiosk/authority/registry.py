@@ -8,7 +8,6 @@ key, and seals a case's identity only to kiosks that are not revoked.
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,27 +37,29 @@ class RegisteredKiosk:
 
 
 def load(path: str | os.PathLike) -> list[RegisteredKiosk]:
-    """Every row of the registry (revoked ones included, marked)."""
+    """Every row of the registry (revoked ones included, marked).
+
+    The file is parsed by :mod:`kiosk.ops.registry`, the module ``kiosk fleet`` writes it
+    with, so the two can never read it differently; here each row's key is also loaded and
+    its kid checked against it, since the authority seals and verifies with those keys.
+    """
+    from kiosk.ops import registry as fleet_registry
+
     p = Path(path)
+    if not p.is_file():
+        raise RegistryError(f"{p}: no such fleet registry")
     try:
-        doc = json.loads(p.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise RegistryError(f"{p}: cannot read ({exc.strerror})") from None
-    except ValueError:
-        raise RegistryError(f"{p}: not JSON") from None
-    if not isinstance(doc, dict) or doc.get("version") != 1 or not isinstance(doc.get("kiosks"), list):
-        raise RegistryError(f"{p}: not a version-1 fleet registry")
+        entries = fleet_registry.load(p)
+    except fleet_registry.RegistryError as exc:
+        raise RegistryError(str(exc)) from None
     rows = []
-    for i, row in enumerate(doc["kiosks"]):
+    for i, entry in enumerate(entries):
         where = f"{p}: kiosks[{i}]"
-        if not isinstance(row, dict) or not all(isinstance(row.get(k), str) for k in ("site", "device", "public_key")):
-            raise RegistryError(f"{where}: needs site, device and public_key")
-        key = signing.public_key_from_pem(row["public_key"].encode(), where)
+        key = signing.public_key_from_pem(str(entry.public_key).encode(), where)
         kid = signing.kid_of(key)
-        if row.get("kid") not in (None, kid):
-            raise RegistryError(f"{where}: kid {row.get('kid')!r} does not match its public key ({kid})")
-        rows.append(RegisteredKiosk(row["site"], row["device"], str(row.get("venue_id", "")), kid, key,
-                                    bool(row.get("revoked", False))))
+        if entry.kid != kid:
+            raise RegistryError(f"{where}: kid {entry.kid!r} does not match its public key ({kid})")
+        rows.append(RegisteredKiosk(entry.site, entry.device, str(entry.venue_id or ""), kid, key, entry.revoked))
     return rows
 
 
