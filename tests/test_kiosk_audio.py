@@ -122,7 +122,8 @@ def test_a_verdict_never_waits_for_its_phrase(tmp_path):
     recordings = long_recordings(tmp_path / "phrases")
     cfg = audio_config(tmp_path, f'enabled = true\ndirectory = "{recordings}"')
     events, checkins, _, speaker, lengths = run_with_audio(cfg, visitors())
-    assert lengths == {WELCOME: 120.0, SEE_GUARD: 120.0}, "the recordings were used, not espeak-ng"
+    # pygame 2.1 (Bookworm) resamples to the mixer rate, so the length is 120 s to within a sample or so
+    assert lengths == pytest.approx({WELCOME: 120.0, SEE_GUARD: 120.0}, abs=0.01), "the recordings were used, not espeak-ng"
     speaks = [e for e in events if e[0] == "speak"]
     assert speaks == [("speak", WELCOME, True), ("speak", SEE_GUARD, True)], "each call returned while playing"
     dones = [e for e in events if e[0] == "done"]
