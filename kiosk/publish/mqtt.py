@@ -65,6 +65,7 @@ class MqttPublisher(Telemetry):
         self._handlers: list[tuple[str, Handler]] = []
         self._handlers_lock = threading.Lock()
         self._suback_mids: dict[int, str] = {}  # paho mid of a SUBSCRIBE -> its filter
+        self._suback_lock = threading.RLock()
         self._subscribed: set[str] = set()  # filters the broker acknowledged on this connection
         self._client, self.address = make_client(f"kiosk-{device_config.site}-{device_config.id}", mqtt_config.url,
                                                  mqtt_config, base_dir)
@@ -160,9 +161,13 @@ class MqttPublisher(Telemetry):
             return False
 
     def _subscribe(self, client, topic_filter: str) -> None:
-        rc, mid = client.subscribe(topic_filter, qos=1)
-        if rc == paho.MQTT_ERR_SUCCESS and mid is not None:
-            self._suback_mids[mid] = topic_filter
+        # The SUBACK can be handled on the network thread before subscribe() returns here:
+        # the lock makes it wait until its mid is known (paho's subscribe never waits for
+        # the network thread's callbacks, so this cannot deadlock).
+        with self._suback_lock:
+            rc, mid = client.subscribe(topic_filter, qos=1)
+            if rc == paho.MQTT_ERR_SUCCESS and mid is not None:
+                self._suback_mids[mid] = topic_filter
 
     def _sign(self, topic: str, payload: dict) -> bytes:
         if self.device_key is None:
@@ -194,7 +199,8 @@ class MqttPublisher(Telemetry):
         self._connected = False
 
     def _on_subscribe(self, client, userdata, mid, reason_codes, properties) -> None:
-        topic_filter = self._suback_mids.pop(mid, None)
+        with self._suback_lock:
+            topic_filter = self._suback_mids.pop(mid, None)
         if topic_filter is not None and not any(rc.is_failure for rc in reason_codes):
             self._subscribed.add(topic_filter)
 
