@@ -32,6 +32,8 @@ def test_every_published_payload_matches_its_schema(tmp_path, broker):
             pub.set_health({"camera_ok": True, "camera_error": "", "capture_fps": 30.0, "decode_fps": 29.6,
                             "verdict_latency_p95_ms": None, "clock_synced": None, "trust_age_days": None,
                             "uptime_s": 2.5})
+            # the connect-time counts first (seq 0), so the check-ins below make a second, newer one
+            assert wait_for(lambda: pub.connected and sub.of("/counts"))
             ledger.record(checkin(pseudonym="a"))
             ledger.record(checkin(pseudonym="a", reason="duplicate", duplicate=True))
             ledger.record(checkin(verdict="reject", reason="policy:test-too-old", pseudonym=None))
