@@ -111,17 +111,7 @@ def seeded_city(store, venues: int = 60, share: float = 0.5, history_days: int =
     now = time.time()
     local = city.local_now()
     day = local.date().isoformat()
-    for k in city.kiosks:
-        if k.condition == "offline":
-            then = now - 3 * 86400
-            ingest.handle(k.topic("health"), k.signed("health", k.health(then)))
-            ingest.handle(k.topic("info"), k.signed("info", k.info(then)))
-            ingest.handle(k.topic("status"), b"offline")
-            continue
-        ts = now - 3600 if k.condition == "silent" else now
-        ingest.handle(k.topic("status"), b"online")
-        ingest.handle(k.topic("info"), k.signed("info", k.info(ts)))
-        ingest.handle(k.topic("health"), k.signed("health", k.health(ts)))
+    announce_city(ingest, city, now)
     rng = _random.Random(seed)
     active = [k for k in city.kiosks if not k.condition]
     for _ in range(300):
@@ -133,3 +123,19 @@ def seeded_city(store, venues: int = 60, share: float = 0.5, history_days: int =
 
     seed_history(store, city, history_days, scans_per_day=20)
     return city
+
+
+def announce_city(ingest, city, now: float) -> None:
+    """Every simulated kiosk's status, info and health as the centre would get them: offline ones
+    last heard three days ago, silent ones an hour ago, the rest now."""
+    for k in city.kiosks:
+        if k.condition == "offline":
+            then = now - 3 * 86400
+            ingest.handle(k.topic("health"), k.signed("health", k.health(then)))
+            ingest.handle(k.topic("info"), k.signed("info", k.info(then)))
+            ingest.handle(k.topic("status"), b"offline")
+            continue
+        ts = now - 3600 if k.condition == "silent" else now
+        ingest.handle(k.topic("status"), b"online")
+        ingest.handle(k.topic("info"), k.signed("info", k.info(ts)))
+        ingest.handle(k.topic("health"), k.signed("health", k.health(ts)))

@@ -13,7 +13,7 @@ from kiosk.centre.queries import Scope
 from kiosk.centre.registry import RegistryError, parse_venues
 from kiosk.centre.simulate import seed_history
 from kiosk.centre.store import open_store
-from centre_helpers import centre_over, registry_of, small_city
+from centre_helpers import announce_city, centre_over, registry_of, small_city
 from centre_pg import pg_url, postgres_server  # noqa: F401
 
 
@@ -32,17 +32,7 @@ def run_city(store, city, rng_seed=1, checkins=200, **settings):
     now = time.time()
     local = city.local_now()
     day = local.date().isoformat()
-    for i, k in enumerate(city.kiosks):
-        if k.condition == "offline":
-            then = now - 3 * 86400
-            ingest.handle(k.topic("health"), k.signed("health", k.health(then)))
-            ingest.handle(k.topic("info"), k.signed("info", k.info(then)))
-            ingest.handle(k.topic("status"), b"offline")
-            continue
-        ts = now - 3600 if k.condition == "silent" else now
-        ingest.handle(k.topic("status"), b"online")
-        ingest.handle(k.topic("info"), k.signed("info", k.info(ts)))
-        ingest.handle(k.topic("health"), k.signed("health", k.health(ts)))
+    announce_city(ingest, city, now)
     rng = random.Random(rng_seed)
     active = [k for k in city.kiosks if not k.condition]
     for _ in range(checkins):
