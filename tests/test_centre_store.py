@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import random
 import time
 from datetime import date, timedelta
 
 import pytest
 
-from kiosk.centre.ingest import Ingest
+from kiosk.centre.ingest import Batch, Ingest
 from kiosk.centre.queries import Scope
-from kiosk.centre.registry import RegistryError, parse_venues
+from kiosk.centre.registry import FleetRegistry, RegistryError, parse_venues
 from kiosk.centre.simulate import seed_history
 from kiosk.centre.store import open_store
 from centre_helpers import announce_city, centre_over, registry_of, small_city
@@ -187,3 +188,52 @@ def test_workers_writing_in_any_order_give_the_same_figures(store):
     totals = centre.overview()["totals"]
     assert totals["scans"] == sum(k.scans for k in city.kiosks)
     assert {r["device"]: r["last_seq"] for r in centre.kiosks()} == {k.device: k.seq for k in city.kiosks}
+
+
+def _listed_without_scans(centre) -> set[str]:
+    return {r["venue_id"] for r in centre.inspection(kinds=("no-scans-today",))["rows"]}
+
+
+def _day_row(k, day: str, scans: int, seq: int) -> Batch:
+    b = Batch()
+    b.daily[(k.site, k.device, day)] = (k.site, k.device, day, k.venue.venue_id, scans, 0, 0, 0, scans, 0, seq,
+                                        None, time.time())
+    return b
+
+
+def test_no_scans_today_follows_each_venues_last_day_with_a_scan(store):
+    city = small_city(venues=12, share=1.0)  # every venue has a kiosk
+    centre, _ = centre_over(store, city, grace_hour=0)
+    seed_history(store, city, 3, scans_per_day=40)  # busy days before today
+    today = city.local_now().date()
+    every = {v.venue_id for v in city.venues}
+    assert _listed_without_scans(centre) == every  # yesterday's scans do not count for today
+    k, quiet = city.kiosks[0], city.kiosks[1]
+    store.write(_day_row(k, today.isoformat(), 3, 1))
+    store.write(_day_row(quiet, today.isoformat(), 0, 1))  # counted today, but nobody scanned
+    assert _listed_without_scans(centre) == every - {k.venue.venue_id}
+    # a late message of an earlier day leaves the venue's today alone
+    store.write(_day_row(k, (today - timedelta(days=1)).isoformat(), 90, 99))
+    assert _listed_without_scans(centre) == every - {k.venue.venue_id}
+    assert centre.overview()["totals"]["venues_with_scans"] == 1
+    # the lost kiosk's scans stop counting for its venue, in the list as in the figures
+    reg = json.loads(json.dumps(city.registry()))
+    next(r for r in reg["kiosks"] if r["device"] == k.device and r["site"] == k.site)["revoked"] = True
+    store.load_fleet(FleetRegistry.from_json(reg))
+    assert _listed_without_scans(centre) == every
+    assert centre.overview()["totals"]["venues_with_scans"] == 0
+
+
+def test_a_store_made_before_the_last_scan_day_gains_it(store):
+    city = small_city(venues=10, share=1.0)
+    centre, _ = centre_over(store, city, grace_hour=0)
+    k = city.kiosks[0]
+    store.write(_day_row(k, city.local_now().date().isoformat(), 5, 1))
+    store.execute("ALTER TABLE venues DROP COLUMN last_scan_day")  # as the store of an earlier release
+    again = open_store(store.url)
+    try:
+        assert again.has_column("venues", "last_scan_day")
+        moved = type(centre)(again, centre.settings)
+        assert _listed_without_scans(moved) == {v.venue_id for v in city.venues} - {k.venue.venue_id}
+    finally:
+        again.close()

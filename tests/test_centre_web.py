@@ -152,8 +152,15 @@ def test_language_switch(site):
     b = Browser(server.url)
     b.login("city", PASSWORD)
     assert "Lượt quét" in b.request("/")[1]
+    # what the inspector is told about a row, in the page's language (the API keeps both)
+    insp = b.request("/inspection?kind=no-scans-today")[1]
+    assert "chỉ dán mã (không có máy quét)" in insp and "poster only" not in insp
     b.request("/lang/en")
     assert "Venues with a code" in b.request("/")[1]
+    insp = b.request("/inspection?kind=no-scans-today")[1]
+    assert "poster only (no kiosk)" in insp and "chỉ dán mã" not in insp
+    rows = b.json("/api/v1/inspection?kind=silent")[1]["rows"]
+    assert rows and all(r["detail"].startswith("online by") and "chữ ký" in r["detail_vi"] for r in rows)
 
 
 def test_user_add_command(tmp_path):

@@ -23,6 +23,8 @@ from kiosk.signing import iso
 FIGURES = ("venues_with_code", "venues_unregistered", "venues_with_kiosk", "kiosks", "kiosks_online",
            "venues_with_scans", "scans", "accepted", "rejected", "duplicates", "overrides", "unique_visitors")
 
+# The columns of an inspection row as the SQL gives them (queries.Centre._inspection_sql).
+ROW_COLUMNS = ("why", "venue_id", "venue_name", "address", "ward", "district", "site", "device", "since", "detail")
 INSPECTION_KINDS = ("offline", "silent", "never-heard", "camera-down", "display-down", "clock-unsynced",
                     "trust-stale", "venue-code-mismatch", "unknown-venue", "no-scans-today")
 
@@ -73,9 +75,14 @@ def _iso(t) -> str | None:
     return None if t is None else iso(float(t))
 
 
-def _kiosk_now(scope: Scope) -> tuple[str, list]:
-    """Every (not revoked) kiosk with its venue, state and today's counts; params: stale cut-off, today."""
+def _kiosk_now(scope: Scope, candidates: str = "") -> tuple[str, list]:
+    """Every (not revoked) kiosk with its venue, state and today's counts; params: stale cut-off, today.
+
+    ``candidates``: SQL of (site, device) rows the kiosks are limited to (its parameters come between the
+    stale cut-off and today).
+    """
     where, params = scope.where("v")
+    only = f"JOIN ({candidates}) c ON c.site = f.site AND c.device = f.device" if candidates else ""
     sql = f"""
     SELECT f.site, f.device, f.venue_id, COALESCE(v.name, '') AS venue_name, COALESCE(v.address, '') AS address,
       COALESCE(v.ward, '') AS ward, COALESCE(v.district, '') AS district, COALESCE(v.registered, 0) AS registered,
@@ -88,7 +95,7 @@ def _kiosk_now(scope: Scope) -> tuple[str, list]:
       COALESCE(d.unique_visitors, 0) AS unique_visitors, COALESCE(d.dropped_events, 0) AS dropped_events,
       COALESCE(d.accepted + d.rejected + d.duplicates, 0) AS scans,
       CASE WHEN (s.status IS NULL OR s.status = 'online') AND n.last_ts >= ? THEN 1 ELSE 0 END AS online
-    FROM fleet f LEFT JOIN venues v ON v.venue_id = f.venue_id
+    FROM fleet f {only} LEFT JOIN venues v ON v.venue_id = f.venue_id
     LEFT JOIN kiosk_status s ON s.site = f.site AND s.device = f.device
     LEFT JOIN kiosk_health h ON h.site = f.site AND h.device = f.device
     LEFT JOIN kiosk_seen n ON n.site = f.site AND n.device = f.device
@@ -280,93 +287,165 @@ class Centre:
         return [r["district"] for r in self.store.query(
             "SELECT DISTINCT district FROM venues WHERE district != '' ORDER BY district")]
 
-    def _inspection_sql(self, scope: Scope, kinds: tuple[str, ...]) -> tuple[str, list]:
-        """Every problem row of ``scope`` as one SQL union (filtered by kind), and its parameters.
+    def _kiosk_problems(self, scope: Scope) -> tuple[str, list]:
+        """Every kiosk problem row of ``scope`` (SQL and parameters), judging only the kiosks that may have one.
 
         The rules, in the order a kiosk is judged: a kiosk whose venue is not registered is
         ``unknown-venue`` (and judged on); never heard, offline (for ``offline_hours``, aged from its own
         last signed time, never from when this centre noticed) or silent say all there is; a kiosk online
-        is checked for camera, display, clock, trust data and the venue code it shows. Registered venues
-        with no scan today are listed from the grace hour on.
+        is checked for camera, display, clock, trust data and the venue code it shows.
+
+        Most kiosks of a city are well, so the candidates come first, each from a small index (a health
+        flag, an offline status, an old last signed time, an unregistered venue, no signed message at all,
+        a code that differs from the registry's), and only they are joined with their whole state.
         """
         s = self.settings
         now = s.now()
-        ksql, kparams = _kiosk_now(scope)
+        stale = now - s.stale_seconds
+        ksql, kparams = _kiosk_now(scope, candidates="""
+          SELECT site, device FROM kiosk_health
+            WHERE camera_ok = 0 OR display_ok = 0 OR clock_synced = 0 OR trust_stale = 1
+          UNION SELECT site, device FROM kiosk_status WHERE status = 'offline'
+          UNION SELECT site, device FROM kiosk_seen WHERE last_ts < ?
+          UNION SELECT f.site, f.device FROM venues v JOIN fleet f ON f.venue_id = v.venue_id WHERE v.registered = 0
+          UNION SELECT f.site, f.device FROM fleet f WHERE NOT EXISTS (
+            SELECT 1 FROM kiosk_seen n WHERE n.site = f.site AND n.device = f.device)
+          UNION SELECT f.site, f.device FROM kiosk_info i JOIN fleet f ON f.site = i.site AND f.device = i.device
+            JOIN venues v ON v.venue_id = f.venue_id
+            WHERE v.venue_qr_sha256 <> '' AND i.venue_qr_sha256 <> '' AND v.venue_qr_sha256 <> i.venue_qr_sha256""")
         kcols = "venue_id, venue_name, address, ward, district, site, device"
 
-        def branch(why: str, since: str, detail: str, cond: str) -> str:
-            return f"SELECT '{why}' AS why, {kcols}, {since} AS since, {detail} AS detail FROM k WHERE {cond}"
+        def branch(why: str, since: str, cond: str) -> str:
+            return f"SELECT '{why}' AS why, {kcols}, {since} AS since, camera_error AS detail FROM k WHERE {cond}"
 
         parts = [
-            branch("unknown-venue", "info_ts", "'the kiosk''s venue id is not in the venue registry'",
-                   "registered = 0"),
-            branch("never-heard", "offline_first_seen", "'no signed message from this kiosk yet'", "last_ts IS NULL"),
-            branch("offline", "last_ts", "''", "last_ts IS NOT NULL AND status = 'offline' AND last_ts <= ?"),
-            branch("silent", "last_ts", "'online by its last will, but no signed message lately'",
-                   "last_ts IS NOT NULL AND (status IS NULL OR status <> 'offline') AND online = 0"),
-            branch("camera-down", "camera_since", "COALESCE(camera_error, '')", "online = 1 AND camera_ok = 0"),
-            branch("display-down", "display_since", "'the venue code is not on screen'",
-                   "online = 1 AND display_ok = 0"),
-            branch("clock-unsynced", "health_ts", "''", "online = 1 AND clock_synced = 0"),
-            branch("trust-stale", "health_ts - trust_age_hours * 3600", "''", "online = 1 AND trust_stale = 1"),
-            branch("venue-code-mismatch", "info_ts", "'the code on screen is not the registered venue code'",
+            branch("unknown-venue", "info_ts", "registered = 0"),
+            branch("never-heard", "offline_first_seen", "last_ts IS NULL"),
+            branch("offline", "last_ts", "last_ts IS NOT NULL AND status = 'offline' AND last_ts <= ?"),
+            branch("silent", "last_ts", "last_ts IS NOT NULL AND (status IS NULL OR status <> 'offline') AND online = 0"),
+            branch("camera-down", "camera_since", "online = 1 AND camera_ok = 0"),
+            branch("display-down", "display_since", "online = 1 AND display_ok = 0"),
+            branch("clock-unsynced", "health_ts", "online = 1 AND clock_synced = 0"),
+            branch("trust-stale", "health_ts - trust_age_hours * 3600", "online = 1 AND trust_stale = 1"),
+            branch("venue-code-mismatch", "info_ts",
                    "online = 1 AND registry_qr <> '' AND shown_qr <> '' AND registry_qr <> shown_qr"),
         ]
-        params = [s.now() - s.stale_seconds, s.today(), *kparams, now - s.offline_hours * 3600]
-        local = s.local(now)
-        if local.hour >= s.grace_hour:
-            where, vparams = scope.where("v")
-            # The anti-join is the city's cost (most venues only print a poster): indexed by fleet.venue_id
-            # and daily's key; the kiosk count is only for the detail of the rows returned.
-            parts.append(f"""
-            SELECT 'no-scans-today' AS why, v.venue_id, COALESCE(v.name, ''), COALESCE(v.address, ''),
-              COALESCE(v.ward, ''), COALESCE(v.district, ''), NULL, NULL, CAST(? AS DOUBLE PRECISION),
-              (SELECT CASE WHEN COUNT(*) > 0 THEN CAST(COUNT(*) AS TEXT) || ' kiosk(s)'
-                      ELSE 'poster only (no kiosk)' END
-               FROM fleet f2 WHERE f2.venue_id = v.venue_id AND f2.revoked = 0)
-            FROM venues v WHERE v.registered = 1{where} AND NOT EXISTS (
-              SELECT 1 FROM fleet f2 JOIN daily d ON d.site = f2.site AND d.device = f2.device AND d.day = ?
-              WHERE f2.venue_id = v.venue_id AND f2.revoked = 0 AND d.accepted + d.rejected + d.duplicates > 0)""")
-            params += [local.replace(hour=0, minute=0, second=0, microsecond=0).timestamp(), *vparams, s.today()]
-        sql = f"WITH k AS ({ksql}) SELECT * FROM ({' UNION ALL '.join(parts)}) p"
-        if kinds:
-            sql += f" WHERE p.why IN ({', '.join('?' for _ in kinds)})"
-            params += list(kinds)
-        return sql, params
+        params = [stale, stale, s.today(), *kparams, now - s.offline_hours * 3600]
+        return f"WITH k AS ({ksql}) {' UNION ALL '.join(parts)}", params
+
+    def _no_scans(self, scope: Scope, columns: str) -> tuple[str, list] | None:
+        """Registered venues of ``scope`` with no scan today (from the grace hour on; None before it)."""
+        s = self.settings
+        local = s.local(s.now())
+        if local.hour < s.grace_hour:
+            return None
+        where, params = scope.where("v")
+        return (f"SELECT {columns} FROM venues v WHERE v.registered = 1{where} "
+                "AND (v.last_scan_day IS NULL OR v.last_scan_day < ?)", [*params, s.today()])
+
+    def _no_scans_rows(self, scope: Scope, limit: int | None) -> tuple[str, list] | None:
+        s = self.settings
+        midnight = s.local(s.now()).replace(hour=0, minute=0, second=0, microsecond=0).timestamp()
+        found = self._no_scans(scope, "'no-scans-today' AS why, v.venue_id AS venue_id, v.name AS venue_name, "
+                                      "v.address AS address, v.ward AS ward, v.district AS district, NULL AS site, "
+                                      "NULL AS device, CAST(? AS DOUBLE PRECISION) AS since, NULL AS detail")
+        if found is None:
+            return None
+        sql, params = found
+        params = [midnight, *params]
+        # In the list's order within the branch (why is constant), so the first page is an index range scan
+        # (venues_inspection) that LIMIT stops; the list's own LIMIT needs no more than offset + limit of it.
+        sql += " ORDER BY v.district, v.ward, v.name, v.venue_id"
+        if limit is not None:
+            sql += " LIMIT ?"
+            params.append(limit)
+        return f"SELECT * FROM ({sql}) ns", params
+
+    def _inspection_sql(self, scope: Scope, kinds: tuple[str, ...], limit: int | None = None
+                        ) -> tuple[str, str, list, bool]:
+        """The list's rows of ``kinds`` (all: empty) as SQL: (WITH clause, the union of the rows, parameters,
+        whether the kiosk problems ``kp`` are in it). ``limit``: how many rows of the list are needed."""
+        parts, params, with_kp = [], [], ""
+        asked = [k for k in kinds if k != "no-scans-today"]
+        if not kinds or asked:
+            ksql, params = self._kiosk_problems(scope)
+            only = f" WHERE x.why IN ({', '.join('?' for _ in asked)})" if asked else ""
+            # Materialised: the page and the counts per kind read it once.
+            with_kp = f"WITH kp AS MATERIALIZED (SELECT * FROM ({ksql}) x{only}) "
+            params += asked
+            parts.append("SELECT * FROM kp")
+        if not kinds or "no-scans-today" in kinds:
+            found = self._no_scans_rows(scope, limit)
+            if found is not None:
+                parts.append(found[0])
+                params += found[1]
+        if not parts:  # only "no scans today" asked for, before the grace hour
+            parts.append(f"SELECT {', '.join('NULL AS ' + c for c in ROW_COLUMNS)} WHERE 1 = 0")
+        return with_kp, " UNION ALL ".join(parts), params, bool(with_kp)
 
     def _inspection_row(self, r: dict, now: float) -> dict:
         since = r["since"]
-        return {"why": r["why"], "venue_id": r["venue_id"], "venue_name": r["venue_name"] or "",
+        why = r["why"]
+        detail = dict(_DETAILS.get(why) or {"en": "", "vi": ""})
+        if why == "camera-down" and r["detail"]:
+            detail = {"en": r["detail"], "vi": r["detail"]}  # the kiosk's own words for its camera
+        elif why == "no-scans-today":
+            n = int(r.get("n") or 0)
+            detail = ({"en": f"{n} kiosk(s)", "vi": f"{n} máy quét"} if n else
+                      {"en": "poster only (no kiosk)", "vi": "chỉ dán mã (không có máy quét)"})
+        return {"why": why, "venue_id": r["venue_id"], "venue_name": r["venue_name"] or "",
                 "address": r["address"] or "", "ward": r["ward"] or "", "district": r["district"] or "",
                 "site": r["site"], "device": r["device"], "since": _iso(since),
-                "for_seconds": None if since is None else max(0, int(now - since)), "detail": r["detail"] or ""}
+                "for_seconds": None if since is None else max(0, int(now - since)), "detail": detail["en"],
+                "detail_vi": detail["vi"]}
 
-    ORDER = " ORDER BY p.district, p.ward, p.why, p.venue_name, p.venue_id, COALESCE(p.device, '')"
+    # The kiosks of a venue without scans, counted for the rows returned only (never for the whole city).
+    KIOSKS = ("CASE WHEN q.why = 'no-scans-today' THEN (SELECT COUNT(*) FROM fleet f2 "
+              "WHERE f2.venue_id = q.venue_id AND f2.revoked = 0) END")
 
     def inspection(self, scope: Scope = Scope(), kinds: tuple[str, ...] = (), limit: int | None = None,
                    offset: int = 0) -> dict:
         """The venues an inspector should visit, one row per problem, with how long it has lasted.
 
-        Filtering, ordering and paging happen in the database: a page of the whole city costs the
-        page (and one count per kind), not the city. ``limit`` None: every row.
+        Filtering, ordering and paging happen in the database, and one statement returns the page and
+        the kiosk problems' counts per kind: a page of the whole city costs the kiosks with a problem,
+        the page's venues and one count of venues without scans, not the city. ``limit`` None: every row.
         """
         now = self.settings.now()
-        sql, params = self._inspection_sql(scope, kinds)
-        by_kind = {r["why"]: int(r["n"]) for r in self.store.query(
-            f"SELECT p.why AS why, COUNT(*) AS n FROM ({sql}) p GROUP BY p.why ORDER BY p.why", params)}
-        page = sql + self.ORDER
+        offset = max(0, int(offset))
+        limit = None if limit is None else max(0, int(limit))
+        with_kp, union, params, has_kp = self._inspection_sql(scope, kinds, None if limit is None else offset + limit)
+        page = f"SELECT * FROM ({union}) p{_order('p')}"
         if limit is not None:
             page += " LIMIT ? OFFSET ?"
-            params = [*params, max(0, int(limit)), max(0, int(offset))]
-        rows = [self._inspection_row(r, now) for r in self.store.query(page, params)]
+            params = [*params, limit, offset]
+        cols = ", ".join(f"q.{c}" for c in ROW_COLUMNS)
+        sql = f"SELECT 0 AS part, {cols}, {self.KIOSKS} AS n FROM ({page}) q"
+        if has_kp:
+            nulls = ", ".join("NULL" for _ in ROW_COLUMNS[1:])
+            sql += f" UNION ALL SELECT 1 AS part, kp.why, {nulls}, COUNT(*) FROM kp GROUP BY kp.why"
+        rows, by_kind = [], {}
+        for r in self.store.query(f"{with_kp}SELECT * FROM ({sql}) q{_order('q', 'q.part, ')}", params):
+            if r["part"]:
+                by_kind[r["why"]] = int(r["n"])
+            else:
+                rows.append(self._inspection_row(r, now))
+        if not kinds or "no-scans-today" in kinds:
+            found = self._no_scans(scope, "COUNT(*) AS n")
+            n = int(self.store.query(*found)[0]["n"]) if found else 0
+            if n:
+                by_kind["no-scans-today"] = n
+        by_kind = dict(sorted(by_kind.items()))
         return self._envelope(scope=_scope_dict(scope), total=sum(by_kind.values()), by_kind=by_kind,
                               offset=offset, rows=rows)
 
     def inspection_rows(self, scope: Scope = Scope(), kinds: tuple[str, ...] = ()):
         """Every inspection row of ``scope``, in the list's order, streamed from the database (the CSV export)."""
         now = self.settings.now()
-        sql, params = self._inspection_sql(scope, kinds)
-        for r in self.store.stream(sql + self.ORDER, params):
+        with_kp, union, params, _ = self._inspection_sql(scope, kinds)
+        cols = ", ".join(f"q.{c}" for c in ROW_COLUMNS)
+        sql = f"{with_kp}SELECT {cols}, {self.KIOSKS} AS n FROM (SELECT * FROM ({union}) p{_order('p')}) q{_order('q')}"
+        for r in self.store.stream(sql, params):
             yield self._inspection_row(r, now)
 
     def refused(self, limit: int = 100) -> dict:
@@ -389,6 +468,26 @@ class Centre:
                     out.append({"level": "ward", "district": w["district"], "ward": w["ward"],
                                 **{f: int(w[f] or 0) for f in FIGURES}})
         return out
+
+
+# What an inspector is told about a row, in the dashboard's two languages (camera-down: the kiosk's words).
+_DETAILS = {
+    "unknown-venue": {"en": "the kiosk's venue id is not in the venue registry",
+                      "vi": "mã địa điểm của máy không có trong danh sách địa điểm"},
+    "never-heard": {"en": "no signed message from this kiosk yet", "vi": "máy chưa gửi tin nhắn có chữ ký nào"},
+    "silent": {"en": "online by its last will, but no signed message lately",
+               "vi": "vẫn báo trực tuyến nhưng lâu rồi không gửi tin nhắn có chữ ký"},
+    "display-down": {"en": "the venue code is not on screen", "vi": "mã địa điểm không hiện trên màn hình"},
+    "venue-code-mismatch": {"en": "the code on screen is not the registered venue code",
+                            "vi": "mã trên màn hình khác mã địa điểm đã đăng ký"},
+}
+
+
+def _order(alias: str, first: str = "") -> str:
+    """The inspection list's order over the rows of ``alias`` (after ``first``, if given)."""
+    a = alias
+    return (f" ORDER BY {first}{a}.district, {a}.ward, {a}.why, {a}.venue_name, {a}.venue_id, "
+            f"COALESCE({a}.device, '')")
 
 
 def _bool(v) -> bool | None:
