@@ -237,3 +237,36 @@ def test_a_store_made_before_the_last_scan_day_gains_it(store):
         assert _listed_without_scans(moved) == {v.venue_id for v in city.venues} - {k.venue.venue_id}
     finally:
         again.close()
+
+
+def test_retention_prunes_history_older_than_kept_on_its_own(store, tmp_path):
+    from kiosk.centre.retention import Retention
+
+    city = small_city(venues=4, share=1.0)
+    centre, _ = centre_over(store, city)
+    today = date.fromisoformat(centre.settings.today())
+    k = city.kiosks[0]
+    for back in (200, 100, 0):
+        store.write(_day_row(k, (today - timedelta(days=back)).isoformat(), 4, 1))
+
+    def days() -> list[int]:
+        return sorted((today - date.fromisoformat(r["day"])).days for r in store.query("SELECT day FROM daily"))
+
+    for keep, left in ((120, [0, 100]), (30, [0])):  # 30 is below the floor: 90 days are kept
+        r = Retention(store, centre.settings, keep_days=keep, every_seconds=3600)
+        r.start()
+        with r.done:
+            assert r.done.wait_for(lambda: r.passes >= 1, timeout=30)
+        r.stop()
+        assert days() == left
+
+
+def test_centre_refuses_to_keep_less_than_90_days(tmp_path):
+    import subprocess
+    import sys
+
+    reg = tmp_path / "fleet.json"
+    reg.write_text('{"version": 1, "kiosks": []}')
+    r = subprocess.run([sys.executable, "-m", "kiosk", "centre", "--no-web", "--broker", "mqtt://127.0.0.1:9",
+                        "--registry", str(reg), "--keep-days", "30"], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2 and "--keep-days must be at least 90" in r.stderr and "Traceback" not in r.stderr

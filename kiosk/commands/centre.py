@@ -99,7 +99,7 @@ def _serve(args) -> int:
             key = read_secret_bytes(args.session_key_file).decode().strip()
         except (SecretError, UnicodeDecodeError) as exc:
             raise UsageError(f"--session-key-file: {exc}") from None
-    worker = None
+    worker = retention = None
     if args.no_ingest:
         try:
             store = open_store(args.db)
@@ -110,8 +110,12 @@ def _serve(args) -> int:
     else:
         if not args.broker or not args.registry:
             raise UsageError("--broker and --registry are required (or --no-ingest)")
+        from kiosk.centre.retention import Retention
+
         store, worker, centre = open_centre(args)
         worker.start()
+        retention = Retention(store, centre.settings, keep_days=args.keep_days)
+        retention.start()
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
         if args.no_web:
@@ -129,6 +133,8 @@ def _serve(args) -> int:
         uvicorn.run(app, host=host, port=int(port), log_level="warning", access_log=False)
         return 0
     finally:
+        if retention is not None:
+            retention.stop()
         if worker is not None:
             worker.stop()
         store.close()

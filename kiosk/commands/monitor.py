@@ -69,6 +69,8 @@ def add_centre_arguments(p, required: bool = True) -> None:
     p.add_argument("--offline-hours", type=float, default=2.0, help="inspection: offline longer than this (default 2)")
     p.add_argument("--stale-minutes", type=float, default=5.0, help="no signed message for this long: silent "
                                                                     "(default 5)")
+    p.add_argument("--keep-days", type=int, default=120, help="days of history kept (at least 90; default 120); "
+                                                               "older days are pruned every hour")
 
 
 def add_arguments(p) -> None:
@@ -101,6 +103,8 @@ def open_centre(args, once: bool = False):
         raise UsageError(f"--timezone: unknown time zone {args.timezone!r}") from None
     if not 0 <= args.grace_hour <= 23:
         raise UsageError("--grace-hour must be 0-23")
+    if args.keep_days < 90:
+        raise UsageError("--keep-days must be at least 90 (the history the dashboard promises)")
     try:
         registry = FleetRegistry.load(args.registry)
         venues = read_venues(args.venues) if args.venues else None
