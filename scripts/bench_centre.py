@@ -392,7 +392,10 @@ def bench_queries(args, pg):
         f"/charts/history.svg?district={districts[i % len(districts)]}"))
     measure("baseline: city inspection list built in Python (before: every venue joined, sorted, sliced)",
             lambda i=0: python_inspection(centre), n=5)
+    measure("city inspection page (HTML, first 500 rows)", lambda i=0: br.request("/inspection"), n=15)
     measure("city inspection API (first 500 rows)", lambda i=0: br.json("/api/v1/inspection?limit=500"), n=15)
+    measure("district inspection page (HTML)", lambda i=0: br.request(
+        f"/inspection?district={districts[i % len(districts)]}"), n=15)
     measure("city inspection API, page 100 (offset 49,500)",
             lambda i=0: br.json("/api/v1/inspection?limit=500&offset=49500"), n=15)
     measure("city inspection list, first 500 rows (query layer)", lambda i=0: centre.inspection(limit=500), n=15)

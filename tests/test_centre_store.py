@@ -65,6 +65,7 @@ def test_statistics_for_city_district_ward_and_venue(store):
     assert o["day"] == city.local_now().date().isoformat()
     districts = sorted({v.district for v in city.venues})
     assert [d["name"] for d in o["districts"]] == districts
+    assert centre.districts() == districts  # the district filter's list
     for d in o["districts"]:
         sub_venues = [v for v in city.venues if v.district == d["name"]]
         sub = type(city)(sub_venues, [k for k in city.kiosks if k.venue.district == d["name"]])
