@@ -392,8 +392,8 @@ def bench_queries(args, pg):
         f"/charts/history.svg?district={districts[i % len(districts)]}"))
     measure("baseline: city inspection list built in Python (before: every venue joined, sorted, sliced)",
             lambda i=0: python_inspection(centre), n=5)
-    measure("city inspection page (HTML, first 500 rows)", lambda i=0: br.request("/inspection"), n=15)
-    measure("city inspection API (first 500 rows)", lambda i=0: br.json("/api/v1/inspection?limit=500"), n=15)
+    measure("city inspection page (HTML, first 500 rows)", lambda i=0: br.request("/inspection"))
+    measure("city inspection API (first 500 rows)", lambda i=0: br.json("/api/v1/inspection?limit=500"))
     measure("district inspection page (HTML)", lambda i=0: br.request(
         f"/inspection?district={districts[i % len(districts)]}"), n=15)
     measure("city inspection API, page 100 (offset 49,500)",

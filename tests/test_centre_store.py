@@ -94,6 +94,8 @@ def test_inspection_list(store):
     wrong = next(k for k in city.kiosks if not k.condition)
     wrong.shows_qr = "0" * 64  # the screen shows another venue's code
     centre, ingest = run_city(store, city, grace_hour=0, offline_hours=1.0)
+    frozen = time.time()
+    centre.settings.clock = lambda: frozen  # "for how long" would move on between the calls compared below
     rows = centre.inspection()["rows"]
     by = {}
     for r in rows:
@@ -118,6 +120,10 @@ def test_inspection_list(store):
     cams = centre.inspection(kinds=("camera-down", "offline"))
     assert cams["by_kind"] == {"camera-down": len(by["camera-down"]), "offline": len(by["offline"])}
     assert cams["rows"] == [r for r in rows if r["why"] in ("camera-down", "offline")]
+    mixed = centre.inspection(kinds=("no-scans-today", "offline"), limit=4, offset=1)
+    want = [r for r in rows if r["why"] in ("no-scans-today", "offline")]
+    assert mixed["total"] == len(want) and mixed["rows"] == want[1:5]
+    assert mixed["by_kind"] == {"no-scans-today": len(by["no-scans-today"]), "offline": len(by["offline"])}
     # before the morning grace hour nobody is blamed for not scanning yet
     centre.settings.grace_hour = 23 if city.local_now().hour < 23 else 24
     assert "no-scans-today" not in centre.inspection()["by_kind"]
