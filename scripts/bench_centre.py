@@ -120,11 +120,11 @@ def baseline_proc(port, client_id, topic, expect, out):
 
     c = _session(port, client_id, topic, on_message)
     c.loop_forever()
-    out.put({"n": n[0], "seconds": t[1] - t[0], "rss_mb": _rss()})
+    out.put({"n": n[0], "seconds": t[1] - t[0], "rss_mb": _rss(), "process_cpu_s": round(time.process_time(), 2)})
 
 
-def worker_proc(port, client_id, group, db, registry_json, expect, verify, out):
-    """One centre ingest worker (its own process): verify, batch, write PostgreSQL."""
+def worker_proc(port, client_id, group, db, registry_json, expect, verify, out, coalesce=True, batch_max=20_000):
+    """One centre ingest worker (its own process, the product's settings): verify, batch, write PostgreSQL."""
     from kiosk.centre.registry import FleetRegistry
     from kiosk.centre.store import open_store
     from kiosk.centre.watch import IngestWorker
@@ -132,7 +132,7 @@ def worker_proc(port, client_id, group, db, registry_json, expect, verify, out):
     store = open_store(db)
     reg = FleetRegistry.from_json(json.loads(registry_json))
     w = IngestWorker(f"mqtt://127.0.0.1:{port}", store, reg, share_group=group, client_id=client_id,
-                     flush_seconds=0.25, session_expiry=3600, verify_signatures=verify, batch_max=5000)
+                     session_expiry=3600, verify_signatures=verify, batch_max=batch_max, coalesce=coalesce)
     first = [None]
     handle = w.ingest.handle
 
@@ -145,10 +145,24 @@ def worker_proc(port, client_id, group, db, registry_json, expect, verify, out):
     w.start()
     while w.ingest.stats.messages < expect:
         time.sleep(0.005)
+    threads = {"paho": w.client._thread.native_id, "ingest": w._stage.native_id, "write": w._writer.native_id}
+    cpu = {name: _thread_cpu(tid) for name, tid in threads.items()}  # before stop(): the threads end there
     w.stop()  # the last batch is written before the clock stops
     end = time.perf_counter()
-    out.put({"n": w.ingest.stats.messages, "seconds": end - first[0], "rss_mb": _rss(),
-             "refused": w.ingest.stats.refused})
+    st = w.ingest.stats
+    out.put({"n": st.messages, "seconds": end - first[0], "rss_mb": _rss(), "refused": st.refused,
+             "superseded": st.superseded, "written": w.written, "cpu_s": cpu,
+             "process_cpu_s": round(time.process_time(), 2)})
+
+
+def _thread_cpu(tid: int) -> float:
+    """CPU seconds of one of this process's threads (user + system, from /proc)."""
+    try:
+        with open(f"/proc/self/task/{tid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return round((int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK"), 2)
     store.close()
 
 
@@ -160,12 +174,12 @@ def _rss() -> float:
     return 0.0
 
 
-def drain(port, msgs, targets, expect_each):
+def drain(port, msgs, targets, expect_each, kwargs=None):
     """Queue ``msgs`` for the (already subscribed, now absent) sessions, then run ``targets`` to drain."""
     ctx = mp.get_context("fork")
     out = ctx.Queue()
     publish_all(port, msgs)
-    procs = [ctx.Process(target=fn, args=(*args, out)) for fn, args in targets]
+    procs = [ctx.Process(target=fn, args=(*args, out), kwargs=kwargs or {}) for fn, args in targets]
     t0 = time.perf_counter()
     for p in procs:
         p.start()
@@ -197,34 +211,40 @@ def bench_ingest(args, pg, tmp):
         prepare_session(port, "baseline", topic)
         res, _ = drain(port, msgs, [(baseline_proc, (port, "baseline", topic, len(msgs)))], len(msgs))
         base = len(msgs) / res[0]["seconds"]
+        print(f"  baseline: {res[0]}", flush=True)
         rows.append(("bare paho subscriber, json.loads only (baseline)", base, res[0]["rss_mb"]))
-        for verify in (False, True):
-            db = pg.new_database()
-            s = open_store(db)
+        def fresh_db():
             from kiosk.centre.registry import FleetRegistry
 
+            db = pg.new_database()
+            s = open_store(db)
             s.load_fleet(FleetRegistry.from_json(json.loads(reg)))
             s.close()
-            cid = f"w1-{verify}"
-            prepare_session(port, cid, topic)
-            res, _ = drain(port, msgs, [(worker_proc, (port, cid, "", db, reg, len(msgs), verify))], len(msgs))
-            rate = len(msgs) / res[0]["seconds"]
-            rows.append((f"1 worker -> PostgreSQL, {'with' if verify else 'without'} signature check", rate,
-                         res[0]["rss_mb"]))
-            if verify:
-                one = rate
-        db = pg.new_database()
-        s = open_store(db)
-        from kiosk.centre.registry import FleetRegistry
+            return db
 
-        s.load_fleet(FleetRegistry.from_json(json.loads(reg)))
-        s.close()
+        bm = args.batch_max
+        one = None
+        for name, verify, coalesce in (("without signature check", False, True),
+                                       ("with signature check, no coalescing", True, False),
+                                       ("with signature check", True, True)):
+            db = fresh_db()
+            cid = f"w1-{verify}-{coalesce}"
+            prepare_session(port, cid, topic)
+            res, _ = drain(port, msgs, [(worker_proc, (port, cid, "", db, reg, len(msgs), verify))], len(msgs),
+                           {"coalesce": coalesce, "batch_max": bm})
+            rate = len(msgs) / res[0]["seconds"]
+            rows.append((f"1 worker -> PostgreSQL, {name}", rate, res[0]["rss_mb"]))
+            print(f"  {rows[-1][0]}: {res[0]}", flush=True)
+            if verify and coalesce:
+                one = rate
+        db = fresh_db()
         shared = "$share/bench/" + topic
         for i in range(2):
             prepare_session(port, f"w2-{i}", shared)
         # each member gets about half; they stop when the total is in (the last one counts the rest)
         res, wall = drain(port, msgs, [(worker_proc, (port, f"w2-{i}", "bench", db, reg, len(msgs) // 2 - 2000, True))
-                                       for i in range(2)], len(msgs))
+                                       for i in range(2)], len(msgs), {"batch_max": bm})
+        print(f"  2 workers: {res}", flush=True)
         total = sum(r["n"] for r in res)
         two = total / max(r["seconds"] for r in res)
         rows.append(("2 workers, one shared subscription, with signature check", two,
@@ -418,6 +438,8 @@ def main() -> int:
     ap.add_argument("--days", type=int, default=30)
     ap.add_argument("--messages", type=int, default=200_000)
     ap.add_argument("--kiosks", type=int, default=20_000)
+    ap.add_argument("--batch-max", type=int, default=20_000, help="ingest: the workers' batch_max (the product's "
+                    "default; the round of 2026-12-01 used 5,000)")
     ap.add_argument("--skip-ingest", action="store_true")
     ap.add_argument("--skip-queries", action="store_true")
     args = ap.parse_args()
