@@ -81,10 +81,14 @@ def publish_all(port: int, msgs, qos=1):
     c.max_queued_messages_set(0)
     c.connect("127.0.0.1", port)
     c.loop_start()
-    last = None
-    for t, p in msgs:
-        last = c.publish(t, p, qos=qos)
-    last.wait_for_publish(120)
+    sent = []
+    for i, (t, p) in enumerate(msgs):
+        if i >= 30_000:  # paho's message ids wrap at 65,535: keep fewer than that outstanding
+            sent[i - 30_000].wait_for_publish(120)
+        sent.append(c.publish(t, p, qos=qos))
+        if sent[-1].rc:
+            raise RuntimeError(f"publish: {mqtt.error_string(sent[-1].rc)}")
+    sent[-1].wait_for_publish(120)
     c.disconnect()
     c.loop_stop()
 
@@ -176,18 +180,45 @@ def _rss() -> float:
 
 def drain(port, msgs, targets, expect_each, kwargs=None):
     """Queue ``msgs`` for the (already subscribed, now absent) sessions, then run ``targets`` to drain."""
-    ctx = mp.get_context("fork")
+    # Fresh interpreters, as the product's workers are: a forked one would count the bench's 200,000 signed
+    # messages and the city's keys in its peak RSS (the round of 2026-12-01 forked; at 20,000 messages
+    # that was a few MB, at 200,000 about 250 MB).
+    ctx = mp.get_context("spawn")
     out = ctx.Queue()
     publish_all(port, msgs)
     procs = [ctx.Process(target=fn, args=(*args, out), kwargs=kwargs or {}) for fn, args in targets]
     t0 = time.perf_counter()
+    busy0, broker0 = _machine_cpu(), _proc_cpu(BROKER_PID[0])
     for p in procs:
         p.start()
     res = [out.get(timeout=600) for _ in procs]
     wall = time.perf_counter() - t0
+    (busy1, total1), (busy, total) = _machine_cpu(), busy0
+    res[0]["machine_busy_cores"] = round((busy1 - busy) / (total1 - total) * os.cpu_count(), 2)
+    res[0]["broker_cpu_s"] = round(_proc_cpu(BROKER_PID[0]) - broker0, 2)
     for p in procs:
         p.join(30)
     return res, wall
+
+
+BROKER_PID = [0]
+
+
+def _machine_cpu() -> tuple[int, int]:
+    """(busy, total) jiffies of the whole machine, from /proc/stat (every process: the other jobs' too)."""
+    with open("/proc/stat") as f:
+        v = [int(x) for x in f.readline().split()[1:]]
+    idle = v[3] + v[4]
+    return sum(v) - idle, sum(v)
+
+
+def _proc_cpu(pid: int) -> float:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def prepare_session(port, client_id, topic):
@@ -202,6 +233,7 @@ def bench_ingest(args, pg, tmp):
     from kiosk.centre.store import open_store
 
     proc, port = start_broker(tmp)
+    BROKER_PID[0] = proc.pid
     try:
         print(f"signing {args.messages} telemetry messages of {args.kiosks} kiosks ...", flush=True)
         city, msgs = make_messages(args.messages, args.kiosks)

@@ -46,6 +46,7 @@ log = logging.getLogger(__name__)
 DEFAULT_SESSION_EXPIRY = 7 * 24 * 3600  # a week away and nothing is lost (the broker's queue limit permitting)
 
 
+WAKE_CHUNK = 200  # the ingest stage wakes for this many messages (or at its deadline), not for each one
 WRITE_ATTEMPTS = 3  # a deadlock between two workers' transactions, a database restart: tried again
 
 
@@ -63,7 +64,7 @@ class IngestWorker:
         self.batch_max = batch_max
         self.inbox_max = 2 * batch_max
         self._inbox: deque = deque()  # (topic, payload) from paho's thread; deque's append/popleft are atomic
-        self._arrived = threading.Event()  # set when the inbox stops being empty
+        self._arrived = threading.Event()  # set when WAKE_CHUNK messages are waiting
         self._room = threading.Condition()  # paho's thread waits here while the inbox is full
         self._stage_lock = threading.Lock()  # Ingest is one thread's at a time: the stage's or flush()'s
         self._write_lock = threading.Lock()  # one transaction at a time from this worker
@@ -131,7 +132,7 @@ class IngestWorker:
         inbox.append((message.topic, message.payload))
         self.last_message_at = time.monotonic()
         n = len(inbox)
-        if n == 1:
+        if n == WAKE_CHUNK:  # fewer wait for the deadline: each wake-up is a GIL hand-off paho pays for
             self._arrived.set()
         elif n >= self.inbox_max and self._stage.is_alive():
             with self._room:  # the stage notifies under this lock after each chunk it takes
@@ -154,7 +155,7 @@ class IngestWorker:
         deadline = time.monotonic() + self.flush_seconds
         while True:
             stopping = self._stop.is_set()
-            if not stopping and not self._inbox:
+            if not stopping and len(self._inbox) < WAKE_CHUNK:
                 self._arrived.wait(max(0.0, deadline - time.monotonic()))
                 self._arrived.clear()
             try:
