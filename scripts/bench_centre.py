@@ -127,7 +127,8 @@ def baseline_proc(port, client_id, topic, expect, out):
     out.put({"n": n[0], "seconds": t[1] - t[0], "rss_mb": _rss(), "process_cpu_s": round(time.process_time(), 2)})
 
 
-def worker_proc(port, client_id, group, db, registry_json, expect, verify, out, coalesce=True, batch_max=20_000):
+def worker_proc(port, client_id, group, db, registry_json, expect, verify, out, coalesce=True, batch_max=20_000,
+                verify_processes=0):
     """One centre ingest worker (its own process, the product's settings): verify, batch, write PostgreSQL."""
     from kiosk.centre.registry import FleetRegistry
     from kiosk.centre.store import open_store
@@ -136,7 +137,8 @@ def worker_proc(port, client_id, group, db, registry_json, expect, verify, out, 
     store = open_store(db)
     reg = FleetRegistry.from_json(json.loads(registry_json))
     w = IngestWorker(f"mqtt://127.0.0.1:{port}", store, reg, share_group=group, client_id=client_id,
-                     session_expiry=3600, verify_signatures=verify, batch_max=batch_max, coalesce=coalesce)
+                     session_expiry=3600, verify_signatures=verify, batch_max=batch_max, coalesce=coalesce,
+                     verify_processes=verify_processes)
     first = [None]
     handle = w.ingest.handle
 
@@ -256,18 +258,19 @@ def bench_ingest(args, pg, tmp):
 
         bm = args.batch_max
         one = None
-        for name, verify, coalesce in (("without signature check", False, True),
-                                       ("with signature check, no coalescing", True, False),
-                                       ("with signature check", True, True)):
+        for name, verify, coalesce, procs in (("without signature check", False, True, 0),
+                                              ("with signature check, no coalescing", True, False, 0),
+                                              ("with signature check", True, True, 0),
+                                              ("with signature check, 1 verifier process", True, True, 1)):
             db = fresh_db()
-            cid = f"w1-{verify}-{coalesce}"
+            cid = f"w1-{verify}-{coalesce}-{procs}"
             prepare_session(port, cid, topic)
             res, _ = drain(port, msgs, [(worker_proc, (port, cid, "", db, reg, len(msgs), verify))], len(msgs),
-                           {"coalesce": coalesce, "batch_max": bm})
+                           {"coalesce": coalesce, "batch_max": bm, "verify_processes": procs})
             rate = len(msgs) / res[0]["seconds"]
             rows.append((f"1 worker -> PostgreSQL, {name}", rate, res[0]["rss_mb"]))
             print(f"  {rows[-1][0]}: {res[0]}", flush=True)
-            if verify and coalesce:
+            if verify and coalesce and not procs:
                 one = rate
         db = fresh_db()
         shared = "$share/bench/" + topic

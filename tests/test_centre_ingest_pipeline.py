@@ -215,3 +215,32 @@ def test_stop_loses_nothing_in_flight_and_a_restart_resumes(broker, tmp_path):
     w2.stop()
     assert w2.written == w2.ingest.stats.messages == received2[0]
     assert {r["device"]: r["last_seq"] for r in centre.kiosks()} == {k.device: k.seq for k in city.kiosks}
+
+
+def test_a_verifier_pool_gives_the_same_figures_and_refusals():
+    from kiosk.centre.verifiers import VerifierPool
+
+    city = small_city(venues=4, share=1.0)
+    day = city.local_now().date().isoformat()
+    k, other = city.kiosks[0], city.kiosks[1]
+    messages = scans(city, random.Random(8), n=2)
+    huge = _counts(k, day, seq=10 ** 15, accepted=999_999)
+    messages += [(k.topic("counts"), sign_bytes(huge, k.topic("counts"), other.key)),
+                 (k.topic("counts"), json.dumps(huge).encode())]
+    registry = registry_of(city)
+    results = []
+    pool = VerifierPool(registry.keys, 2)
+    try:
+        for verifier in (None, pool):
+            store = open_store()
+            centre, _ = centre_over(store, city)
+            ingest = Ingest(registry, coalesce=True, verifier=verifier)
+            announce(ingest, city)
+            for topic, payload in messages:
+                ingest.handle(topic, payload)
+            store.write(ingest.take())
+            results.append((figures(centre)[1], centre.refused()["by_reason"], ingest.stats.superseded))
+    finally:
+        pool.close()
+    assert results[0] == results[1]
+    assert results[0][1] == {"wrong-kiosk": 1, "unsigned": 1}

@@ -113,10 +113,11 @@ class Candidate:
     """One signed message, parsed (not yet verified), with the rows it would write and what it claims."""
 
     __slots__ = ("leaf", "topic", "kiosk", "owner", "body", "sig", "now", "order", "ok", "key", "seq", "heard",
-                 "row", "hourly")
+                 "row", "hourly", "payload")
 
-    def __init__(self, leaf: str, topic: str, kiosk: tuple, owner: str, body: dict, sig, now: float, order: int):
-        self.leaf, self.topic, self.kiosk, self.owner = leaf, topic, kiosk, owner
+    def __init__(self, leaf: str, topic: str, kiosk: tuple, owner: str, body: dict, sig, now: float, order: int,
+                 payload: bytes = b""):
+        self.leaf, self.topic, self.kiosk, self.owner, self.payload = leaf, topic, kiosk, owner, payload
         self.body, self.sig, self.now, self.order = body, sig, now, order
         self.ok: bool | None = None  # None: not verified yet
         self.key = None  # the batch key it supersedes others on: (site, device[, day]); None for events
@@ -136,8 +137,10 @@ class Ingest:
     whether a message became a candidate (it may still be refused when the batch is taken).
     """
 
-    def __init__(self, registry: FleetRegistry, verify_signatures: bool = True, coalesce: bool = False):
+    def __init__(self, registry: FleetRegistry, verify_signatures: bool = True, coalesce: bool = False,
+                 verifier=None):
         self.registry = registry
+        self.verifier = verifier  # coalescing: a kiosk.centre.verifiers.VerifierPool checks the likely winners
         self.verify_signatures = verify_signatures  # False only in the benchmark's "without verification" row
         self.coalesce = coalesce
         self.batch = Batch()
@@ -205,7 +208,8 @@ class Ingest:
         if type(body) is not dict:
             return self.refuse(topic, MALFORMED, now)
         self._order += 1
-        c = Candidate(leaf, topic, (site, device), kiosk.owner, body, body.pop("sig", None), now, self._order)
+        c = Candidate(leaf, topic, (site, device), kiosk.owner, body, body.pop("sig", None), now, self._order,
+                      payload)
         try:
             _READ[leaf](c, kiosk.venue_id)
         except (ValueError, TypeError, KeyError, AttributeError):
@@ -232,25 +236,51 @@ class Ingest:
         """Check ``c`` once (refusing it with its reason when it fails); True when it is the kiosk's own."""
         if c.ok is not None:
             return c.ok
+        if not self.verify_signatures:
+            c.ok = True
+            return True
+        try:
+            owner = verify_parsed(c.body, c.sig, c.topic, self.registry.keys).signer.owner
+        except SignatureRefused as exc:
+            return self._judge(c, False, exc.reason)
+        return self._judge(c, True, owner)
+
+    def _judge(self, c: Candidate, ok: bool, owner_or_reason: str) -> bool:
+        """Record a check's result on ``c`` (refusing it with its reason); True when it is the kiosk's own."""
         c.ok = False
-        if self.verify_signatures:
-            try:
-                v = verify_parsed(c.body, c.sig, c.topic, self.registry.keys)
-            except SignatureRefused as exc:
-                reason = exc.reason
-                if reason == UNKNOWN_KEY and isinstance(c.sig, dict) and c.sig.get("kid") in self.registry.revoked_kids:
-                    reason = REVOKED
-                self.refuse(c.topic, reason, c.now)
-                return False
-            if v.signer.owner != c.owner:
-                self.refuse(c.topic, WRONG_KIOSK, c.now)
-                return False
-        c.ok = True
-        return True
+        if not ok:
+            reason = owner_or_reason
+            if reason == UNKNOWN_KEY and isinstance(c.sig, dict) and c.sig.get("kid") in self.registry.revoked_kids:
+                reason = REVOKED
+            self.refuse(c.topic, reason, c.now)
+        elif owner_or_reason != c.owner:
+            self.refuse(c.topic, WRONG_KIOSK, c.now)
+        else:
+            c.ok = True
+        return c.ok
+
+    def _check_likely_winners(self, pending: dict) -> None:
+        """With a verifier pool: check at once, elsewhere, the candidates :meth:`_resolve` will check first
+        (each key's newest claim, each kiosk's highest event seq); fallbacks are checked here as they come."""
+        likely = []
+        for cands in pending.values():
+            tops: dict = {}
+            for c in cands:
+                if c.key is None:
+                    k, rank = "events", (c.heard[1], 0)
+                else:
+                    k, rank = (c.leaf, c.key), (c.seq, -c.order if c.leaf == "counts" else c.order)
+                if k not in tops or rank > tops[k][0]:
+                    tops[k] = (rank, c)
+            likely += [c for _, c in tops.values()]
+        for c, (ok, what) in zip(likely, self.verifier.check([(c.topic, c.payload) for c in likely])):
+            self._judge(c, ok, what)
 
     def _resolve(self) -> None:
         """Verify and apply the pending candidates that can change a figure, newest claim first per key."""
         pending, self._pending = self._pending, {}
+        if self.verifier is not None and self.verify_signatures:
+            self._check_likely_winners(pending)
         for kiosk in sorted(pending):  # one key order for every worker's batches: fewer lock waits in the store
             cands = pending[kiosk]
             if len(cands) == 1:

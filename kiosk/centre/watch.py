@@ -55,8 +55,10 @@ class IngestWorker:
 
     def __init__(self, url: str, store: Store, registry: FleetRegistry, share_group: str = "", client_id: str = "",
                  flush_seconds: float = 0.5, mqtt_config=None, session_expiry: int = DEFAULT_SESSION_EXPIRY,
-                 batch_max: int = 20_000, verify_signatures: bool = True, coalesce: bool = True):
+                 batch_max: int = 20_000, verify_signatures: bool = True, coalesce: bool = True,
+                 verify_processes: int = 0):
         self.store = store
+        self.verify_processes = verify_processes if coalesce and verify_signatures else 0
         self.ingest = Ingest(registry, verify_signatures=verify_signatures, coalesce=coalesce)
         self.topic = f"$share/{share_group}/{ALL_KIOSKS}" if share_group else ALL_KIOSKS
         self.flush_seconds = flush_seconds
@@ -91,6 +93,10 @@ class IngestWorker:
         """Connect in the background (resuming the broker-side session) and start the pipeline."""
         props = Properties(PacketTypes.CONNECT)
         props.SessionExpiryInterval = self.session_expiry
+        if self.verify_processes:
+            from kiosk.centre.verifiers import VerifierPool
+
+            self.ingest.verifier = VerifierPool(self.ingest.registry.keys, self.verify_processes)
         self._writer.start()
         self._stage.start()
         self.client.connect_async(self.address.host, self.address.port, keepalive=30, clean_start=False,
@@ -110,6 +116,9 @@ class IngestWorker:
             self._batches.put(None)
             self._writer.join()
         self.flush()
+        if self.ingest.verifier is not None:
+            self.ingest.verifier.close()
+            self.ingest.verifier = None
 
     def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
         if reason_code.is_failure:
