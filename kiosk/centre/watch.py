@@ -7,7 +7,9 @@ and every ``flush_seconds``, or sooner when ``batch_max`` messages are in, takes
 (verifying what can change a figure) for the writer (``centre-write``), which writes it in
 one transaction. libsodium's verify and psycopg's waits release the GIL, so the stages use
 both cores. Every stage is bounded: a full inbox holds paho's thread (the broker keeps the
-unacknowledged messages), one batch waits while another is written.
+unacknowledged messages), one batch waits while another is written. With ``verify_processes``
+a pool of verifier processes checks each batch's likely winners, outside this process's GIL
+(which, not the cores, bounds a worker: see docs/performance.md, third round).
 
 With ``share_group`` the subscription is an MQTT 5 shared one
 (``$share/{group}/checkin/v1/+/+/#``): the broker splits the messages among the group's
