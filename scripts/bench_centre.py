@@ -81,10 +81,14 @@ def publish_all(port: int, msgs, qos=1):
     c.max_queued_messages_set(0)
     c.connect("127.0.0.1", port)
     c.loop_start()
-    last = None
-    for t, p in msgs:
-        last = c.publish(t, p, qos=qos)
-    last.wait_for_publish(120)
+    sent = []
+    for i, (t, p) in enumerate(msgs):
+        if i >= 30_000:  # paho's message ids wrap at 65,535: keep fewer than that outstanding
+            sent[i - 30_000].wait_for_publish(120)
+        sent.append(c.publish(t, p, qos=qos))
+        if sent[-1].rc:
+            raise RuntimeError(f"publish: {mqtt.error_string(sent[-1].rc)}")
+    sent[-1].wait_for_publish(120)
     c.disconnect()
     c.loop_stop()
 
@@ -120,11 +124,12 @@ def baseline_proc(port, client_id, topic, expect, out):
 
     c = _session(port, client_id, topic, on_message)
     c.loop_forever()
-    out.put({"n": n[0], "seconds": t[1] - t[0], "rss_mb": _rss()})
+    out.put({"n": n[0], "seconds": t[1] - t[0], "rss_mb": _rss(), "process_cpu_s": round(time.process_time(), 2)})
 
 
-def worker_proc(port, client_id, group, db, registry_json, expect, verify, out):
-    """One centre ingest worker (its own process): verify, batch, write PostgreSQL."""
+def worker_proc(port, client_id, group, db, registry_json, expect, verify, out, coalesce=True, batch_max=20_000,
+                verify_processes=0):
+    """One centre ingest worker (its own process, the product's settings): verify, batch, write PostgreSQL."""
     from kiosk.centre.registry import FleetRegistry
     from kiosk.centre.store import open_store
     from kiosk.centre.watch import IngestWorker
@@ -132,7 +137,8 @@ def worker_proc(port, client_id, group, db, registry_json, expect, verify, out):
     store = open_store(db)
     reg = FleetRegistry.from_json(json.loads(registry_json))
     w = IngestWorker(f"mqtt://127.0.0.1:{port}", store, reg, share_group=group, client_id=client_id,
-                     flush_seconds=0.25, session_expiry=3600, verify_signatures=verify, batch_max=5000)
+                     session_expiry=3600, verify_signatures=verify, batch_max=batch_max, coalesce=coalesce,
+                     verify_processes=verify_processes)
     first = [None]
     handle = w.ingest.handle
 
@@ -145,10 +151,24 @@ def worker_proc(port, client_id, group, db, registry_json, expect, verify, out):
     w.start()
     while w.ingest.stats.messages < expect:
         time.sleep(0.005)
+    threads = {"paho": w.client._thread.native_id, "ingest": w._stage.native_id, "write": w._writer.native_id}
+    cpu = {name: _thread_cpu(tid) for name, tid in threads.items()}  # before stop(): the threads end there
     w.stop()  # the last batch is written before the clock stops
     end = time.perf_counter()
-    out.put({"n": w.ingest.stats.messages, "seconds": end - first[0], "rss_mb": _rss(),
-             "refused": w.ingest.stats.refused})
+    st = w.ingest.stats
+    out.put({"n": st.messages, "seconds": end - first[0], "rss_mb": _rss(), "refused": st.refused,
+             "superseded": st.superseded, "written": w.written, "cpu_s": cpu,
+             "process_cpu_s": round(time.process_time(), 2)})
+
+
+def _thread_cpu(tid: int) -> float:
+    """CPU seconds of one of this process's threads (user + system, from /proc)."""
+    try:
+        with open(f"/proc/self/task/{tid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return round((int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK"), 2)
     store.close()
 
 
@@ -160,20 +180,47 @@ def _rss() -> float:
     return 0.0
 
 
-def drain(port, msgs, targets, expect_each):
+def drain(port, msgs, targets, expect_each, kwargs=None):
     """Queue ``msgs`` for the (already subscribed, now absent) sessions, then run ``targets`` to drain."""
-    ctx = mp.get_context("fork")
+    # Fresh interpreters, as the product's workers are: a forked one would count the bench's 200,000 signed
+    # messages and the city's keys in its peak RSS (the round of 2026-12-01 forked; at 20,000 messages
+    # that was a few MB, at 200,000 about 250 MB).
+    ctx = mp.get_context("spawn")
     out = ctx.Queue()
     publish_all(port, msgs)
-    procs = [ctx.Process(target=fn, args=(*args, out)) for fn, args in targets]
+    procs = [ctx.Process(target=fn, args=(*args, out), kwargs=kwargs or {}) for fn, args in targets]
     t0 = time.perf_counter()
+    busy0, broker0 = _machine_cpu(), _proc_cpu(BROKER_PID[0])
     for p in procs:
         p.start()
     res = [out.get(timeout=600) for _ in procs]
     wall = time.perf_counter() - t0
+    (busy1, total1), (busy, total) = _machine_cpu(), busy0
+    res[0]["machine_busy_cores"] = round((busy1 - busy) / (total1 - total) * os.cpu_count(), 2)
+    res[0]["broker_cpu_s"] = round(_proc_cpu(BROKER_PID[0]) - broker0, 2)
     for p in procs:
         p.join(30)
     return res, wall
+
+
+BROKER_PID = [0]
+
+
+def _machine_cpu() -> tuple[int, int]:
+    """(busy, total) jiffies of the whole machine, from /proc/stat (every process: the other jobs' too)."""
+    with open("/proc/stat") as f:
+        v = [int(x) for x in f.readline().split()[1:]]
+    idle = v[3] + v[4]
+    return sum(v) - idle, sum(v)
+
+
+def _proc_cpu(pid: int) -> float:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def prepare_session(port, client_id, topic):
@@ -188,6 +235,7 @@ def bench_ingest(args, pg, tmp):
     from kiosk.centre.store import open_store
 
     proc, port = start_broker(tmp)
+    BROKER_PID[0] = proc.pid
     try:
         print(f"signing {args.messages} telemetry messages of {args.kiosks} kiosks ...", flush=True)
         city, msgs = make_messages(args.messages, args.kiosks)
@@ -197,34 +245,41 @@ def bench_ingest(args, pg, tmp):
         prepare_session(port, "baseline", topic)
         res, _ = drain(port, msgs, [(baseline_proc, (port, "baseline", topic, len(msgs)))], len(msgs))
         base = len(msgs) / res[0]["seconds"]
+        print(f"  baseline: {res[0]}", flush=True)
         rows.append(("bare paho subscriber, json.loads only (baseline)", base, res[0]["rss_mb"]))
-        for verify in (False, True):
-            db = pg.new_database()
-            s = open_store(db)
+        def fresh_db():
             from kiosk.centre.registry import FleetRegistry
 
+            db = pg.new_database()
+            s = open_store(db)
             s.load_fleet(FleetRegistry.from_json(json.loads(reg)))
             s.close()
-            cid = f"w1-{verify}"
-            prepare_session(port, cid, topic)
-            res, _ = drain(port, msgs, [(worker_proc, (port, cid, "", db, reg, len(msgs), verify))], len(msgs))
-            rate = len(msgs) / res[0]["seconds"]
-            rows.append((f"1 worker -> PostgreSQL, {'with' if verify else 'without'} signature check", rate,
-                         res[0]["rss_mb"]))
-            if verify:
-                one = rate
-        db = pg.new_database()
-        s = open_store(db)
-        from kiosk.centre.registry import FleetRegistry
+            return db
 
-        s.load_fleet(FleetRegistry.from_json(json.loads(reg)))
-        s.close()
+        bm = args.batch_max
+        one = None
+        for name, verify, coalesce, procs in (("without signature check", False, True, 0),
+                                              ("with signature check, no coalescing", True, False, 0),
+                                              ("with signature check", True, True, 0),
+                                              ("with signature check, 1 verifier process", True, True, 1)):
+            db = fresh_db()
+            cid = f"w1-{verify}-{coalesce}-{procs}"
+            prepare_session(port, cid, topic)
+            res, _ = drain(port, msgs, [(worker_proc, (port, cid, "", db, reg, len(msgs), verify))], len(msgs),
+                           {"coalesce": coalesce, "batch_max": bm, "verify_processes": procs})
+            rate = len(msgs) / res[0]["seconds"]
+            rows.append((f"1 worker -> PostgreSQL, {name}", rate, res[0]["rss_mb"]))
+            print(f"  {rows[-1][0]}: {res[0]}", flush=True)
+            if verify and coalesce and not procs:
+                one = rate
+        db = fresh_db()
         shared = "$share/bench/" + topic
         for i in range(2):
             prepare_session(port, f"w2-{i}", shared)
         # each member gets about half; they stop when the total is in (the last one counts the rest)
         res, wall = drain(port, msgs, [(worker_proc, (port, f"w2-{i}", "bench", db, reg, len(msgs) // 2 - 2000, True))
-                                       for i in range(2)], len(msgs))
+                                       for i in range(2)], len(msgs), {"batch_max": bm})
+        print(f"  2 workers: {res}", flush=True)
         total = sum(r["n"] for r in res)
         two = total / max(r["seconds"] for r in res)
         rows.append(("2 workers, one shared subscription, with signature check", two,
@@ -421,6 +476,8 @@ def main() -> int:
     ap.add_argument("--days", type=int, default=30)
     ap.add_argument("--messages", type=int, default=200_000)
     ap.add_argument("--kiosks", type=int, default=20_000)
+    ap.add_argument("--batch-max", type=int, default=20_000, help="ingest: the workers' batch_max (the product's "
+                    "default; the round of 2026-12-01 used 5,000)")
     ap.add_argument("--skip-ingest", action="store_true")
     ap.add_argument("--skip-queries", action="store_true")
     args = ap.parse_args()

@@ -7,9 +7,25 @@ kiosk's unsigned last will, so it is only a hint (offline / online), believed fo
 registered kiosk and never for facts such as how long it has been offline.
 
 What survives goes into a :class:`Batch`, coalesced per kiosk (and day): the newest
-counts by ``(day, seq)``, the newest info and health by the kiosk's own signed ``ts``.
+counts by ``(day, seq)``, the newest info and health by the kiosk's own signed ``ts``,
+and for ``kiosk_seen`` the latest time, highest event ``seq`` and latest scan.
 The store writes a batch with idempotent upserts, so a message delivered twice, late,
 or to two workers of one shared subscription never changes a figure twice.
+
+Coalescing before verifying (``Ingest(coalesce=True)``, what the worker runs): a signed
+message is parsed once and kept as a *candidate* with what it claims (its day and seq,
+its ts, ...); :meth:`Ingest.take` then verifies, per kiosk, only the candidates that can
+still change a figure: for each key the newest claim first, and if that one fails its
+check it is refused (counted with its reason) and the next newest is tried, until one
+passes. So a forged message claiming a huge ``seq`` or a far-future ``ts`` cannot hide
+the genuine one, and each candidate is verified at most once: an attacker's flood costs
+at most one verification per message it sends, as without coalescing. Candidates below
+a verified winner are not verified at all (counted as ``superseded``): a valid one could
+not have changed anything. The trade-off: a forged message superseded in its batch by a
+genuine newer one is not counted as refused (nothing of it reaches a figure either way).
+A message whose claims do not even parse is verified at once, so its refusal reason is
+the same as without coalescing (a signature reason first, ``malformed`` for a kiosk's
+own signed message that breaks the contract).
 """
 
 from __future__ import annotations
@@ -22,7 +38,7 @@ from datetime import datetime
 
 from kiosk.centre.registry import FleetRegistry
 from kiosk.errors import SignatureRefused
-from kiosk.signing import MALFORMED, verify
+from kiosk.signing import MALFORMED, MAX_MESSAGE_BYTES, UNKNOWN_KEY, verify_parsed
 
 # Centre-side refusal reasons, beside kiosk.signing's (unsigned, unknown-key, bad-signature, malformed).
 UNKNOWN_KIOSK = "unknown-kiosk"  # site/device not in the fleet registry
@@ -34,6 +50,9 @@ MAX_REFUSED_TOPICS = 10_000  # distinct (topic, reason) counters kept in memory 
 MAX_SEQ = 2 ** 53  # JSON's safe integers
 _DAY = re.compile(r"\d{4}-\d{2}-\d{2}\Z")
 COUNT_FIELDS = ("accepted", "rejected", "duplicates", "overrides", "unique_visitors", "dropped_events")
+INFO_FIELDS = ("venue_id", "venue_name", "address", "province", "district", "ward", "province_code",
+               "district_code", "ward_code", "venue_qr_sha256", "kid", "version")
+_INT = {int}
 
 
 def epoch(text) -> float:
@@ -47,9 +66,16 @@ def epoch(text) -> float:
 
 
 def _count(value) -> int:
-    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value < MAX_SEQ:
+    if type(value) is not int or not 0 <= value < MAX_SEQ:  # type(), not isinstance: a bool is no count
         raise ValueError("count")
     return value
+
+
+def _counts_of(values) -> tuple:
+    """``values`` (a list of counts) as a tuple; ValueError when one is not a count."""
+    if values and ({*map(type, values)} != _INT or min(values) < 0 or max(values) >= MAX_SEQ):
+        raise ValueError("count")
+    return tuple(values)
 
 
 def _flag(value) -> int | None:
@@ -77,155 +103,321 @@ class Batch:
 @dataclass
 class IngestStats:
     messages: int = 0
-    applied: int = 0
+    applied: int = 0  # verified (or, without verification, read) and applied to a batch
     refused: int = 0
-    ignored: int = 0  # verified but superseded, or a leaf the centre does not read (cmd-result, ...)
+    ignored: int = 0  # a leaf the centre does not read (cmd-result, ...) or not a kiosk topic
+    superseded: int = 0  # coalescing: not verified, a verified newer message of its kiosk made it moot
+
+
+class Candidate:
+    """One signed message, parsed (not yet verified), with the rows it would write and what it claims."""
+
+    __slots__ = ("leaf", "topic", "kiosk", "owner", "body", "sig", "now", "order", "ok", "key", "seq", "heard",
+                 "row", "hourly", "payload")
+
+    def __init__(self, leaf: str, topic: str, kiosk: tuple, owner: str, body: dict, sig, now: float, order: int,
+                 payload: bytes = b""):
+        self.leaf, self.topic, self.kiosk, self.owner, self.payload = leaf, topic, kiosk, owner, payload
+        self.body, self.sig, self.now, self.order = body, sig, now, order
+        self.ok: bool | None = None  # None: not verified yet
+        self.key = None  # the batch key it supersedes others on: (site, device[, day]); None for events
+        self.seq = 0  # the order claimed within its key: counts' seq, info's and health's ts
+        self.heard: tuple = ()  # (ts, seq, scan) for kiosk_seen
+        self.row: tuple = ()
+        self.hourly: tuple | None = None
 
 
 class Ingest:
     """Verifies kiosk messages against the fleet registry and collects the accepted ones in a batch.
 
-    One thread calls :meth:`handle` (paho's network thread); :meth:`take` swaps the batch out
-    under the caller's lock.
+    One thread at a time calls :meth:`handle` and :meth:`take` (the worker's ingest stage).
+    ``coalesce=False`` (the default) verifies each message in :meth:`handle`, which then says
+    whether it was applied; ``coalesce=True`` verifies in :meth:`take` only the candidates
+    that can still change a figure (see the module's docstring), and :meth:`handle` says
+    whether a message became a candidate (it may still be refused when the batch is taken).
     """
 
-    def __init__(self, registry: FleetRegistry, verify_signatures: bool = True):
+    def __init__(self, registry: FleetRegistry, verify_signatures: bool = True, coalesce: bool = False,
+                 verifier=None):
         self.registry = registry
+        self.verifier = verifier  # coalescing: a kiosk.centre.verifiers.VerifierPool checks the likely winners
         self.verify_signatures = verify_signatures  # False only in the benchmark's "without verification" row
+        self.coalesce = coalesce
         self.batch = Batch()
         self.stats = IngestStats()
+        self._pending: dict[tuple, list[Candidate]] = {}  # (site, device) -> candidates, in arrival order
+        self._order = 0
 
     def take(self) -> Batch:
+        """The batch so far (pending candidates verified and applied first); a fresh one takes its place."""
+        if self._pending:
+            self._resolve()
         b, self.batch = self.batch, Batch()
         return b
 
     def refuse(self, topic: str, reason: str, now: float) -> bool:
         self.stats.refused += 1
         key = (topic, reason)
-        r = self.batch.refused.get(key)
+        refused = self.batch.refused
+        r = refused.get(key)
         if r is None:
-            if len(self.batch.refused) >= MAX_REFUSED_TOPICS:  # a flood of invented topics stays bounded
+            if len(refused) >= MAX_REFUSED_TOPICS:  # a flood of invented topics stays bounded
                 key = ("(other topics)", reason)
-                r = self.batch.refused.get(key)
+                r = refused.get(key)
             if r is None:
-                r = self.batch.refused[key] = [0, now]
+                r = refused[key] = [0, now]
         r[0] += 1
         r[1] = now
         return False
 
     def handle(self, topic: str, payload: bytes, now: float | None = None) -> bool:
-        """Apply one message to the batch; False when it changes nothing (refused, stale, or not read)."""
+        """Take one message in; False when it changes nothing (refused, or not read).
+
+        Without coalescing True means applied; with it, a candidate for :meth:`take` to verify.
+        """
         now = time.time() if now is None else now
-        self.stats.messages += 1
+        stats = self.stats
+        stats.messages += 1
         self.batch.messages += 1
-        parts = topic.split("/")
+        parts = topic.split("/", 4)
         if len(parts) < 5 or parts[0] != "checkin" or parts[1] != "v1":
-            self.stats.ignored += 1
+            stats.ignored += 1
             return False
-        site, device, leaf = parts[2], parts[3], "/".join(parts[4:])
+        _, _, site, device, leaf = parts
         kiosk = self.registry.kiosk(site, device)
         if leaf == "status":
             if kiosk is None:
                 return self.refuse(topic, UNKNOWN_KIOSK, now)
-            if payload not in (b"online", b"offline"):
+            if payload != b"online" and payload != b"offline":
                 return self.refuse(topic, MALFORMED, now)
             self.batch.status[(site, device)] = (site, device, payload.decode(), now)
-            self.stats.applied += 1
+            stats.applied += 1
             return True
         if leaf not in SIGNED_LEAVES:
-            self.stats.ignored += 1  # cmd/..., cmd-result, trace answers: not figures
+            stats.ignored += 1  # cmd/..., cmd-result, trace answers: not figures
             return False
         if kiosk is None:
             return self.refuse(topic, UNKNOWN_KIOSK, now)
-        try:
-            if self.verify_signatures:
-                v = verify(payload, topic, self.registry.keys)
-                if v.signer.owner != kiosk.owner:
-                    return self.refuse(topic, WRONG_KIOSK, now)
-                body = v.payload
-            else:
-                body = json.loads(payload)
-                body.pop("sig", None)
-        except SignatureRefused as exc:
-            reason = exc.reason
-            if reason == "unknown-key":
-                sig = _sig_kid(payload)
-                if sig in self.registry.revoked_kids:
-                    reason = REVOKED
-            return self.refuse(topic, reason, now)
-        except ValueError:
+        # signing.parse's checks, inline: the size cap, JSON, an object
+        if len(payload) > MAX_MESSAGE_BYTES:
             return self.refuse(topic, MALFORMED, now)
         try:
-            getattr(self, "_" + leaf)(site, device, kiosk.venue_id, body, now)
+            body = json.loads(payload)
+        except (ValueError, RecursionError):
+            return self.refuse(topic, MALFORMED, now)
+        if type(body) is not dict:
+            return self.refuse(topic, MALFORMED, now)
+        self._order += 1
+        c = Candidate(leaf, topic, (site, device), kiosk.owner, body, body.pop("sig", None), now, self._order,
+                      payload)
+        try:
+            _READ[leaf](c, kiosk.venue_id)
         except (ValueError, TypeError, KeyError, AttributeError):
-            return self.refuse(topic, MALFORMED, now)  # signed by the kiosk, but not the contract
-        self.stats.applied += 1
+            # It changes nothing whatever its signature; verified all the same, so the reason is
+            # the signature's when it has no valid one, "malformed" for the kiosk's own breach of contract.
+            if self._verified(c):
+                return self.refuse(topic, MALFORMED, now)
+            return False
+        if not self.coalesce:
+            if not self._verified(c):
+                return False
+            self._apply(c)
+            stats.applied += 1
+            return True
+        p = self._pending.get(c.kiosk)
+        if p is None:
+            self._pending[c.kiosk] = [c]
+        else:
+            p.append(c)
         return True
 
-    def _heard(self, site: str, device: str, ts: float, seq: int = 0, scan: float | None = None) -> None:
-        s = self.batch.seen.get((site, device))
+    # -- verification -------------------------------------------------------------------------
+    def _verified(self, c: Candidate) -> bool:
+        """Check ``c`` once (refusing it with its reason when it fails); True when it is the kiosk's own."""
+        if c.ok is not None:
+            return c.ok
+        if not self.verify_signatures:
+            c.ok = True
+            return True
+        try:
+            owner = verify_parsed(c.body, c.sig, c.topic, self.registry.keys).signer.owner
+        except SignatureRefused as exc:
+            return self._judge(c, False, exc.reason)
+        return self._judge(c, True, owner)
+
+    def _judge(self, c: Candidate, ok: bool, owner_or_reason: str) -> bool:
+        """Record a check's result on ``c`` (refusing it with its reason); True when it is the kiosk's own."""
+        c.ok = False
+        if not ok:
+            reason = owner_or_reason
+            if reason == UNKNOWN_KEY and isinstance(c.sig, dict) and c.sig.get("kid") in self.registry.revoked_kids:
+                reason = REVOKED
+            self.refuse(c.topic, reason, c.now)
+        elif owner_or_reason != c.owner:
+            self.refuse(c.topic, WRONG_KIOSK, c.now)
+        else:
+            c.ok = True
+        return c.ok
+
+    def _check_likely_winners(self, pending: dict) -> None:
+        """With a verifier pool: check at once, elsewhere, the candidates :meth:`_resolve` will check first
+        (each key's newest claim, each kiosk's highest event seq); fallbacks are checked here as they come."""
+        likely = []
+        for cands in pending.values():
+            tops: dict = {}
+            for c in cands:
+                if c.key is None:
+                    k, rank = "events", (c.heard[1], 0)
+                else:
+                    k, rank = (c.leaf, c.key), (c.seq, -c.order if c.leaf == "counts" else c.order)
+                if k not in tops or rank > tops[k][0]:
+                    tops[k] = (rank, c)
+            likely += [c for _, c in tops.values()]
+        for c, (ok, what) in zip(likely, self.verifier.check([(c.topic, c.payload) for c in likely])):
+            self._judge(c, ok, what)
+
+    def _resolve(self) -> None:
+        """Verify and apply the pending candidates that can change a figure, newest claim first per key."""
+        pending, self._pending = self._pending, {}
+        if self.verifier is not None and self.verify_signatures:
+            self._check_likely_winners(pending)
+        for kiosk in sorted(pending):  # one key order for every worker's batches: fewer lock waits in the store
+            cands = pending[kiosk]
+            if len(cands) == 1:
+                if self._verified(cands[0]):
+                    self._apply(cands[0])
+                    self.stats.applied += 1
+                continue
+            groups: dict = {}
+            for c in cands:
+                if c.key is not None:
+                    groups.setdefault((c.leaf, c.key), []).append(c)
+            for (leaf, _), group in groups.items():
+                # counts: the highest seq, the first to arrive of equals; info, health: the latest ts, the
+                # last of equals (as applying them one by one in arrival order would leave them).
+                rank = (lambda c: (c.seq, -c.order)) if leaf == "counts" else (lambda c: (c.seq, c.order))
+                best = self._newest_valid(group, rank)
+                if best is not None:
+                    self._apply(best)
+                if leaf == "counts":  # the hourly curve: the newest valid counts that has one
+                    curves = [c for c in group if c.hourly is not None]
+                    if curves and (best is None or best.hourly is None):
+                        best = self._newest_valid(curves, rank)
+                        if best is not None:
+                            self._apply_hourly(best)
+            # kiosk_seen: the latest time, highest event seq and latest scan of any valid message
+            for i in (1, 0, 2):
+                known = self.batch.seen.get(kiosk)
+                known = None if known is None else known[i]
+                for c in sorted((c for c in cands if c.ok is not False and c.heard[i] is not None),
+                                key=lambda c: c.heard[i], reverse=True):
+                    if known is not None and c.heard[i] <= known:
+                        break
+                    if self._verified(c):
+                        self._heard(kiosk, c.heard)
+                        break
+            for c in cands:
+                if c.ok is None:
+                    self.stats.superseded += 1
+                elif c.ok:
+                    self.stats.applied += 1
+
+    def _newest_valid(self, group: list[Candidate], rank) -> Candidate | None:
+        for c in sorted(group, key=rank, reverse=True):
+            if self._verified(c):
+                return c
+        return None
+
+    # -- applying verified candidates -----------------------------------------------------------
+    def _apply(self, c: Candidate) -> None:
+        key, b = c.key, self.batch
+        if c.leaf == "counts":
+            old = b.daily.get(key)
+            if old is None or c.seq > old[10]:
+                b.daily[key] = c.row
+            if c.hourly is not None:
+                self._apply_hourly(c)
+        elif c.leaf == "info":
+            old = b.info.get(key)
+            if old is None or old[-1] <= c.seq:
+                b.info[key] = c.row
+        elif c.leaf == "health":
+            old = b.health.get(key)
+            if old is None or old[-1] <= c.seq:
+                b.health[key] = c.row
+        self._heard(c.kiosk, c.heard)
+
+    def _apply_hourly(self, c: Candidate) -> None:
+        old = self.batch.hourly.get(c.key)
+        if old is None or c.seq > old[3]:
+            self.batch.hourly[c.key] = c.hourly
+
+    def _heard(self, kiosk: tuple, heard: tuple) -> None:
+        ts, seq, scan = heard
+        s = self.batch.seen.get(kiosk)
         if s is None:
-            self.batch.seen[(site, device)] = [ts, seq, scan]
+            self.batch.seen[kiosk] = [ts, seq, scan]
             return
-        s[0] = max(s[0], ts)
-        s[1] = max(s[1], seq)
+        if ts > s[0]:
+            s[0] = ts
+        if seq > s[1]:
+            s[1] = seq
         if scan is not None and (s[2] is None or scan > s[2]):
             s[2] = scan
 
-    def _counts(self, site, device, venue_id, c: dict, now: float) -> None:
-        day, seq = c["day"], _count(c["seq"])
-        if not isinstance(day, str) or not _DAY.match(day):
-            raise ValueError("day")
-        figures = [_count(c.get(f, 0)) for f in COUNT_FIELDS]
-        ts = epoch(c["ts"]) if c.get("ts") else now
-        scan = epoch(c["last_scan"]) if c.get("last_scan") else None
-        key = (site, device, day)
-        old = self.batch.daily.get(key)
-        if old is None or seq > old[10]:
-            self.batch.daily[key] = (site, device, day, venue_id, *figures, seq, scan, ts)
-            hourly = c.get("hourly")
-            if isinstance(hourly, list) and len(hourly) == 24:
-                self.batch.hourly[key] = (site, device, day, seq, *(_count(h) for h in hourly))
-        self._heard(site, device, ts, 0, scan)
 
-    def _events(self, site, device, venue_id, e: dict, now: float) -> None:
-        seq = _count(e["seq"])
-        t = epoch(e["time"])
-        self._heard(site, device, t, seq, t)
+# -- reading a message's claims and rows (before verification; they count only once it passes) ----
 
-    def _info(self, site, device, venue_id, i: dict, now: float) -> None:
-        ts = epoch(i["ts"]) if i.get("ts") else now
-        old = self.batch.info.get((site, device))
-        if old is not None and old[-1] > ts:
-            return
-        text = [str(i.get(f) or "")[:200] for f in ("venue_id", "venue_name", "address", "province", "district",
-                                                  "ward", "province_code", "district_code", "ward_code",
-                                                  "venue_qr_sha256", "kid", "version")]
-        self.batch.info[(site, device)] = (site, device, venue_id or text[0], *text, ts)
-        self._heard(site, device, ts)
-
-    def _health(self, site, device, venue_id, h: dict, now: float) -> None:
-        camera_ok = h["camera_ok"]
-        if not isinstance(camera_ok, bool):
-            raise ValueError("camera_ok")
-        ts = epoch(h["ts"])
-        old = self.batch.health.get((site, device))
-        if old is not None and old[-1] > ts:
-            return
-        degraded = h.get("degraded") or []
-        if not isinstance(degraded, list):
-            raise ValueError("degraded")
-        age = h.get("trust_age_hours")
-        self.batch.health[(site, device)] = (
-            site, device, int(camera_ok), str(h.get("camera_error") or "")[:200], _flag(h.get("display_ok")),
-            _flag(h.get("clock_synced")), _flag(h.get("trust_stale")),
-            float(age) if isinstance(age, (int, float)) and not isinstance(age, bool) else None,
-            ",".join(str(w)[:32] for w in degraded[:16]), json.dumps(h, ensure_ascii=False)[:4000], ts)
-        self._heard(site, device, ts)
+def _read_counts(c: Candidate, venue_id: str) -> None:
+    (site, device), b = c.kiosk, c.body
+    day, seq = b["day"], _count(b["seq"])
+    if type(day) is not str or not _DAY.match(day):
+        raise ValueError("day")
+    figures = [_count(b.get(f, 0)) for f in COUNT_FIELDS]
+    ts = epoch(b["ts"]) if b.get("ts") else c.now
+    scan = epoch(b["last_scan"]) if b.get("last_scan") else None
+    c.key = (site, device, day)
+    c.seq = seq
+    c.row = (site, device, day, venue_id, *figures, seq, scan, ts)
+    hourly = b.get("hourly")
+    if type(hourly) is list and len(hourly) == 24:
+        c.hourly = (site, device, day, seq, *_counts_of(hourly))
+    c.heard = (ts, 0, scan)
 
 
-def _sig_kid(payload: bytes) -> str:
-    try:
-        return str(json.loads(payload)["sig"]["kid"])
-    except (ValueError, KeyError, TypeError):
-        return ""
+def _read_events(c: Candidate, venue_id: str) -> None:
+    seq = _count(c.body["seq"])
+    t = epoch(c.body["time"])
+    c.heard = (t, seq, t)
+
+
+def _read_info(c: Candidate, venue_id: str) -> None:
+    (site, device), i = c.kiosk, c.body
+    ts = epoch(i["ts"]) if i.get("ts") else c.now
+    text = [str(i.get(f) or "")[:200] for f in INFO_FIELDS]
+    c.key = c.kiosk
+    c.seq = ts
+    c.row = (site, device, venue_id or text[0], *text, ts)
+    c.heard = (ts, 0, None)
+
+
+def _read_health(c: Candidate, venue_id: str) -> None:
+    (site, device), h = c.kiosk, c.body
+    camera_ok = h["camera_ok"]
+    if not isinstance(camera_ok, bool):
+        raise ValueError("camera_ok")
+    ts = epoch(h["ts"])
+    degraded = h.get("degraded") or []
+    if not isinstance(degraded, list):
+        raise ValueError("degraded")
+    age = h.get("trust_age_hours")
+    c.key = c.kiosk
+    c.seq = ts
+    c.row = (site, device, int(camera_ok), str(h.get("camera_error") or "")[:200], _flag(h.get("display_ok")),
+             _flag(h.get("clock_synced")), _flag(h.get("trust_stale")),
+             float(age) if isinstance(age, (int, float)) and not isinstance(age, bool) else None,
+             ",".join(str(w)[:32] for w in degraded[:16]), json.dumps(h, ensure_ascii=False)[:4000], ts)
+    c.heard = (ts, 0, None)
+
+
+_READ = {"counts": _read_counts, "events": _read_events, "info": _read_info, "health": _read_health}
