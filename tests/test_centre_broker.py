@@ -68,7 +68,10 @@ def test_poisoned_retained_counts_and_invented_kiosks_are_refused(broker, tmp_pa
     sim.connect()
     sim.finish()
     sim.close()
-    out = cli("monitor", "--broker", broker.url, "--registry", str(reg), "--once", "--json", "--settle", "0.5")
+    # (checked this time in a verifier process of its own, as --verify-processes 1 runs it)
+    out = cli("monitor", "--broker", broker.url, "--registry", str(reg), "--once", "--json", "--settle", "0.5",
+              "--verify-processes", "1")
+    assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout)["totals"]["scans"] == sum(k.scans for k in city.kiosks)
 
 

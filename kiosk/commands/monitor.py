@@ -69,6 +69,9 @@ def add_centre_arguments(p, required: bool = True) -> None:
     p.add_argument("--offline-hours", type=float, default=2.0, help="inspection: offline longer than this (default 2)")
     p.add_argument("--stale-minutes", type=float, default=5.0, help="no signed message for this long: silent "
                                                                     "(default 5)")
+    p.add_argument("--verify-processes", type=int, default=0, help="check signatures in this many processes of "
+                                                                    "their own (default 0: in the worker; worth 1 "
+                                                                    "when the machine has a core to spare)")
     p.add_argument("--keep-days", type=int, default=120, help="days of history kept (at least 90; default 120); "
                                                                "older days are pruned every hour")
 
@@ -103,6 +106,8 @@ def open_centre(args, once: bool = False):
         raise UsageError(f"--timezone: unknown time zone {args.timezone!r}") from None
     if not 0 <= args.grace_hour <= 23:
         raise UsageError("--grace-hour must be 0-23")
+    if not 0 <= args.verify_processes <= 64:
+        raise UsageError("--verify-processes must be 0-64")
     if args.keep_days < 90:
         raise UsageError("--keep-days must be at least 90 (the history the dashboard promises)")
     try:
@@ -119,7 +124,8 @@ def open_centre(args, once: bool = False):
         client_id = "kiosk-centre-" + hashlib.sha256(f"{args.db}|{args.share_group}".encode()).hexdigest()[:12]
     try:
         worker = IngestWorker(args.broker, store, registry, share_group=args.share_group, client_id=client_id,
-                              session_expiry=0 if once else 7 * 24 * 3600, mqtt_config=settings)
+                              session_expiry=0 if once else 7 * 24 * 3600, mqtt_config=settings,
+                              verify_processes=args.verify_processes)
     except (SecretError, ValueError, OSError) as exc:  # unreadable secret, bad TLS files
         store.close()
         raise UsageError(str(exc)) from None
