@@ -490,7 +490,7 @@ _DETAILS = {
 
 def _order(alias: str, first: str = "") -> str:
     """The inspection list's order over the rows of ``alias`` (after ``first``, if given)."""
-    a = alias
+    a = alias  # short, for the line below
     return (f" ORDER BY {first}{a}.district, {a}.ward, {a}.why, {a}.venue_name, {a}.venue_id, "
             f"COALESCE({a}.device, '')")
 

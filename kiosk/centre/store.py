@@ -80,7 +80,6 @@ INDEXES = (
     "CREATE INDEX IF NOT EXISTS health_problem ON kiosk_health (site, device) "
     "WHERE camera_ok = 0 OR display_ok = 0 OR clock_synced = 0 OR trust_stale = 1",
 )
-SCANNED_D = "accepted + d.rejected + d.duplicates > 0"  # daily d: the day counted a scan
 # A batch's scans move venues.last_scan_day forward (never back: a late message of an older day).
 ADVANCE_SCAN_DAY = ("UPDATE venues SET last_scan_day = ? WHERE venue_id = ? "
                     "AND (last_scan_day IS NULL OR last_scan_day < ?)")
@@ -212,12 +211,13 @@ class Store:
 
     def refresh_scan_days(self) -> None:
         """Recompute every venue's last day with a scan from the history of its (not revoked) kiosks."""
-        self.execute(f"""
+        self.execute("""
         UPDATE venues SET last_scan_day = x.day FROM (
           SELECT v2.venue_id AS venue_id, latest.day AS day FROM venues v2 LEFT JOIN (
             SELECT f.venue_id AS venue_id, MAX(d.day) AS day
             FROM daily d JOIN fleet f ON f.site = d.site AND f.device = d.device
-            WHERE f.revoked = 0 AND d.{SCANNED_D} GROUP BY f.venue_id) latest ON latest.venue_id = v2.venue_id
+            WHERE f.revoked = 0 AND d.accepted + d.rejected + d.duplicates > 0
+            GROUP BY f.venue_id) latest ON latest.venue_id = v2.venue_id
         ) x WHERE x.venue_id = venues.venue_id AND venues.last_scan_day IS DISTINCT FROM x.day""")
 
     def write(self, batch: Batch) -> int:
