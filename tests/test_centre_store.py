@@ -101,6 +101,7 @@ def test_inspection_list(store):
     for r in rows:
         by.setdefault(r["why"], []).append(r)
         assert r["venue_name"] and r["address"] and r["ward"] and r["district"]
+        assert r["detail"] and r["detail_vi"], r  # the inspector is told something, in both languages
     offline = {r["device"] for r in by["offline"]}
     assert offline == {k.device for k in city.kiosks if k.condition == "offline"}
     assert all(r["for_seconds"] >= 3 * 86400 - 60 and r["since"].endswith("Z") for r in by["offline"])
