@@ -159,17 +159,12 @@ def worker_proc(port, client_id, group, db, registry_json, expect, verify, out, 
     out.put({"n": st.messages, "seconds": end - first[0], "rss_mb": _rss(), "refused": st.refused,
              "superseded": st.superseded, "written": w.written, "cpu_s": cpu,
              "process_cpu_s": round(time.process_time(), 2)})
+    store.close()
 
 
 def _thread_cpu(tid: int) -> float:
     """CPU seconds of one of this process's threads (user + system, from /proc)."""
-    try:
-        with open(f"/proc/self/task/{tid}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return round((int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK"), 2)
-    store.close()
+    return round(_stat_cpu(f"/proc/self/task/{tid}/stat"), 2)
 
 
 def _rss() -> float:
@@ -215,8 +210,13 @@ def _machine_cpu() -> tuple[int, int]:
 
 
 def _proc_cpu(pid: int) -> float:
+    return _stat_cpu(f"/proc/{pid}/stat")
+
+
+def _stat_cpu(path: str) -> float:
+    """User + system CPU seconds from a /proc stat file (a process's or a thread's); 0 when it is gone."""
     try:
-        with open(f"/proc/{pid}/stat") as f:
+        with open(path) as f:
             fields = f.read().rsplit(")", 1)[1].split()
     except OSError:
         return 0.0
@@ -276,8 +276,9 @@ def bench_ingest(args, pg, tmp):
         shared = "$share/bench/" + topic
         for i in range(2):
             prepare_session(port, f"w2-{i}", shared)
-        # each member gets about half; they stop when the total is in (the last one counts the rest)
-        res, wall = drain(port, msgs, [(worker_proc, (port, f"w2-{i}", "bench", db, reg, len(msgs) // 2 - 2000, True))
+        # each member gets about half (the broker's split is not exact): each stops when most of its half is in
+        each = len(msgs) // 2 - min(2000, len(msgs) // 20)
+        res, wall = drain(port, msgs, [(worker_proc, (port, f"w2-{i}", "bench", db, reg, each, True))
                                        for i in range(2)], len(msgs), {"batch_max": bm})
         print(f"  2 workers: {res}", flush=True)
         total = sum(r["n"] for r in res)
