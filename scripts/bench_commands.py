@@ -33,6 +33,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from bench_kiosk import pc_covid, write_config  # noqa: E402 (the scripts folder is on the path: this script's own)
 os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
 os.environ.setdefault("SDL_AUDIODRIVER", "dummy")
 
@@ -85,43 +87,8 @@ def trust_list(path: Path, n: int) -> None:
     path.write_text(json.dumps({"issued_at": now.strftime("%Y-%m-%dT%H:%M:%SZ"), "certificates": entries}))
 
 
-def config(work: Path, port: int, trust_path: Path, centre_pub: Path):
-    from kiosk import config as kconfig
-
-    path = work / "kiosk.toml"
-    path.write_text(f"""
-[device]
-site = "bench"
-id = "commands"
-state_dir = "{work / 'state'}"
-[venue]
-id = "V-BENCH"
-name = "Command bench"
-qr_content = "https://example.vn/venue/V-BENCH"
-[camera]
-source = "none"
-[trust]
-paths = ["{trust_path}"]
-[signals]
-pin_factory = "mock"
-green_led = 17
-red_led = 27
-buzzer = 22
-relay = 23
-[screen]
-enabled = false
-[mqtt]
-url = "mqtt://127.0.0.1:{port}"
-commands = ["reload-trust", "notice"]
-centre_key = "{centre_pub}"
-reconnect_min_seconds = 0.2
-reconnect_max_seconds = 1
-""", encoding="utf-8")
-    return kconfig.load(path)
 
 
-def pc_covid(n: int) -> str:
-    return f"{n:012d}|Nguyễn Văn Khách|01/02/1988|CCCD|QID-{n:08X}|0123456789<0912345678<1<<"
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -218,7 +185,12 @@ def main() -> int:
         trust_list(trust_path, args.signers)
         centre = signing.generate_key()
         signing.write_public_key(work / "centre.pub.pem", centre)
-        cfg = config(work, port, trust_path, work / "centre.pub.pem")
+        from kiosk import config as kconfig
+
+        cfg = kconfig.load(write_config(
+            work, "commands", 'source = "none"', extra=f'[trust]\npaths = ["{trust_path}"]',
+            mqtt=f'url = "mqtt://127.0.0.1:{port}"\ncommands = ["reload-trust", "notice"]\n'
+                 f'centre_key = "{work / "centre.pub.pem"}"\nreconnect_min_seconds = 0.2\nreconnect_max_seconds = 1'))
         t = time.perf_counter()
         load_trust(cfg)
         load_ms = (time.perf_counter() - t) * 1000

@@ -26,6 +26,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from bench_kiosk import pc_covid, write_config  # noqa: E402 (the scripts folder is on the path: this script's own)
 os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
 os.environ.setdefault("SDL_AUDIODRIVER", "dummy")
 
@@ -36,38 +38,8 @@ def rss_mb() -> float:
     return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
-def pc_covid(n: int) -> str:
-    return f"{n:012d}|Nguyễn Văn Khách|01/02/1988|CCCD|QID-{n:08X}|0123456789<0912345678<1<<"
 
 
-def config(work: Path, intake_max: int):
-    from kiosk import config as kconfig
-
-    path = work / "kiosk.toml"
-    path.write_text(f"""
-[device]
-site = "bench"
-id = "flood"
-state_dir = "{work / 'state'}"
-[venue]
-id = "V-BENCH"
-name = "Flood bench"
-qr_content = "https://example.vn/venue/V-BENCH"
-[camera]
-source = "none"
-intake_max = {intake_max}
-[signals]
-pin_factory = "mock"
-green_led = 17
-red_led = 27
-buzzer = 22
-relay = 23
-[screen]
-enabled = false
-[mqtt]
-enabled = false
-""", encoding="utf-8")
-    return kconfig.load(path)
 
 
 def main() -> int:
@@ -86,7 +58,9 @@ def main() -> int:
     from kiosk.demo import blank_frame, render_frame
 
     work = Path(tempfile.mkdtemp(prefix="kiosk-flood-"))
-    cfg = config(work, args.intake_max)
+    from kiosk import config as kconfig
+
+    cfg = kconfig.load(write_config(work, "flood", f'source = "none"\nintake_max = {args.intake_max}'))
     frames = []
     for i in range(args.camera_codes):
         frames += [render_frame(pc_covid(10**11 + i), seed=i)] * 2 + [blank_frame(seed=i)] * 3

@@ -27,6 +27,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench_kiosk import write_config  # noqa: E402 (the scripts folder is on the path: this script's own)
+
 
 def pc_covid(i: int) -> str:
     return f"00108850{i:04d}|Nguyễn Văn Khách|01/02/1988|CCCD|QID-{i:08X}|0123456789<0912345678<1<<"
@@ -48,34 +50,6 @@ def write_frames(folder: Path, visitors: int) -> None:
             n += 1
 
 
-def write_config(work: Path, folder: Path) -> Path:
-    path = work / "kiosk.toml"
-    path.write_text(f"""
-[device]
-site = "bench"
-id = "restart"
-state_dir = "{work / 'state'}"
-
-[venue]
-id = "V-BENCH"
-name = "Restart bench"
-qr_content = "https://example.vn/venue/V-BENCH"
-
-[camera]
-source = "folder"
-path = "{folder}"
-loop = true
-
-[signals]
-pin_factory = "mock"
-
-[screen]
-enabled = false
-
-[mqtt]
-enabled = false
-""", encoding="utf-8")
-    return path
 
 
 def figures(ledger: Path) -> dict:
@@ -112,7 +86,7 @@ def run(work: Path, visitors: int = 20, kills: int = 4, seed: int = 1, timeout: 
     rng = random.Random(seed)
     folder = work / "frames"
     write_frames(folder, visitors)
-    cfg = write_config(work, folder)
+    cfg = write_config(work, "restart", f'source = "folder"\npath = "{folder}"\nloop = true')
     ledger = work / "state" / "ledger.sqlite3"
     total = lambda: sum(figures(ledger).values())  # noqa: E731
     started = time.monotonic()
