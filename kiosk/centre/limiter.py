@@ -1,6 +1,6 @@
 """The login limiter: slows password guessing and cannot be reset or gamed by a flood.
 
-Two kinds of counter, each a few failure times in a window:
+Two kinds of counter, each the failures since the first of a window:
 
 * **per account name**: ``failures`` (5) failed logins in ``window`` (5 min) lock the name for
   ``lockout`` (5 min), whoever tries, from wherever. Names of real accounts are kept in a table of
@@ -21,23 +21,23 @@ from __future__ import annotations
 
 import threading
 import time
-from collections import OrderedDict, deque
+from collections import OrderedDict
 
 
 class _Counter:
-    __slots__ = ("times", "until")
+    """Failures since the first one of the current window (small: a flood makes many of these)."""
 
-    def __init__(self, n: int):
-        self.times: deque = deque(maxlen=n)
-        self.until = 0.0
+    __slots__ = ("first", "n", "until")
+
+    def __init__(self):
+        self.first, self.n, self.until = 0.0, 0, 0.0
 
     def fail(self, now: float, n: int, window: float, lockout: float) -> None:
-        while self.times and now - self.times[0] > window:
-            self.times.popleft()
-        self.times.append(now)
-        if len(self.times) >= n:
-            self.until = now + lockout
-            self.times.clear()
+        if now - self.first > window:
+            self.first, self.n = now, 0
+        self.n += 1
+        if self.n >= n:
+            self.until, self.n = now + lockout, 0
 
     def locked(self, now: float) -> bool:
         return self.until > now
@@ -77,7 +77,7 @@ class LoginLimiter:
             if known:
                 c = self._accounts.get(name)
                 if c is None:
-                    c = self._accounts[name] = _Counter(self.failures)
+                    c = self._accounts[name] = _Counter()
             else:
                 c = self._lru(self._names, name, self.failures, self.max_names, now, keep_locked=False)
             c.fail(now, self.failures, self.window, self.lockout)
@@ -97,7 +97,7 @@ class LoginLimiter:
             old_key, old = table.popitem(last=False)
             if keep_locked and old.locked(now):
                 self._keep_locked(old_key, old.until, now)
-        c = table[key] = _Counter(n)
+        c = table[key] = _Counter()
         return c
 
     def _keep_locked(self, address: str, until: float, now: float) -> None:

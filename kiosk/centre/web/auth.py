@@ -54,7 +54,8 @@ def routes(dash: Dashboard):
         if not same_origin(request, dash.trusted):
             return _refused(dash, ask)
         form = await _form(request)
-        if not _token_ok_anon(ask, form.get("csrf", "")):
+        given = form.get("csrf", "")
+        if not (_token_ok_anon(ask, given) or (ask.session is not None and _token_ok(ask, given))):
             return _refused(dash, ask)
         name, password = form.get("name", "")[:64], form.get("password", "")[:1024]
         nxt = safe_path(form.get("next"), "")
