@@ -52,18 +52,34 @@ def csv_response(rows: list[dict], columns: list[str], filename: str) -> Respons
 
 
 def csv_stream(rows, columns: list[str], filename: str) -> StreamingResponse:
-    """The whole city's rows as CSV, written as they come from the database (never all in memory)."""
-    def chunks():
+    """The whole city's rows as CSV, written as they come from the database (never all in memory).
+
+    The first chunk (up to 1000 rows) is made before the answer starts: a query that fails, fails
+    with an error status, not as a CSV cut off after its header.
+    """
+    rows = iter(rows)
+
+    def chunk(first: bool) -> tuple[bytes, bool]:
         buf = io.StringIO()
         w = csv.writer(buf)
-        buf.write("\ufeff")
-        w.writerow(columns)
-        for i, r in enumerate(rows, 1):
+        if first:
+            buf.write("\ufeff")
+            w.writerow(columns)
+        n = 0
+        for r in rows:
             w.writerow(_row(r, columns))
-            if i % 1000 == 0:
-                yield buf.getvalue().encode("utf-8")
-                buf.seek(0)
-                buf.truncate()
-        yield buf.getvalue().encode("utf-8")
+            n += 1
+            if n == 1000:
+                return buf.getvalue().encode("utf-8"), True
+        return buf.getvalue().encode("utf-8"), False
+
+    head, more = chunk(True)
+
+    def chunks():
+        yield head
+        going = more
+        while going:
+            data, going = chunk(False)
+            yield data
 
     return StreamingResponse(chunks(), media_type="text/csv; charset=utf-8", headers=_disposition(filename))
