@@ -129,6 +129,13 @@ def describe() -> dict:
                 "schema": {"type": "object", "properties": props}}}},
             "responses": responses,
         }}
+    paths["/login"]["get"] = {
+        "operationId": "login_page", "summary": "the login form (a session: 303 to next or the account's home)",
+        "tags": ["forms"], "security": [],
+        "parameters": [{"name": "next", "in": "query", "required": False, "description": "a path of this site to "
+                        "go to after the login (anything else: the account's home)", "schema": {"type": "string"}}],
+        "responses": {"200": _html(200), "303": _redirect()},
+    }
     paths["/api/v1/openapi.json"] = {"get": {
         "operationId": "openapi", "summary": "this description", "tags": ["api"], "security": [],
         "responses": {"200": {"description": "OpenAPI 3.0", "content": {"application/json": {"schema": {"type": "object"}}}}},
