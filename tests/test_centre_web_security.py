@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import io
 import re
+import shutil
 import socket
 import time
 
@@ -49,16 +50,23 @@ def city(tmp_path_factory):
     store.close()
 
 
-@pytest.fixture
-def site(city, tmp_path):
-    """Accounts in a file, two dashboards ("processes") over one store and that file, a clock we move."""
-    store, c, districts, _ = city
-    path = tmp_path / "accounts.json"
-    acc = Accounts.load(path)
+@pytest.fixture(scope="module")
+def accounts_file(city):
+    """The accounts, hashed once for the module (argon2 is slow on purpose)."""
+    store, c, districts, tmp = city
+    acc = Accounts.load(tmp / "accounts.json")
     acc.add("city", PASSWORD)
     acc.add("d0", PASSWORD, districts[0])
     acc.add("d1", PASSWORD, districts[1])
-    acc.save()
+    return acc.save()
+
+
+@pytest.fixture
+def site(city, accounts_file, tmp_path):
+    """Accounts in a file, two dashboards ("processes") over one store and that file, a clock we move."""
+    store, c, districts, _ = city
+    path = tmp_path / "accounts.json"
+    shutil.copy(accounts_file, path)
     clock = Clock()
     store.execute("DELETE FROM web_sessions") if _has_sessions(store) else None
     audit = AuditLog(tmp_path / "audit.jsonl")
