@@ -416,10 +416,13 @@ def collect(inv: Investigation, client_factory, wait_s: float, settle_s: float =
             for _, _, mid, qos in batch:
                 if qos:
                     client.ack(mid, qos)  # only now: the broker may forget its copy
+            changed.set()
             for answer, state in outcomes:
                 if answer is not None and on_answer:
-                    on_answer(answer, state)
-            changed.set()
+                    try:
+                        on_answer(answer, state)
+                    except Exception:  # noqa: BLE001 - progress output (a closed terminal pipe) never stops collecting
+                        log.debug("progress callback", exc_info=True)
 
     client, address = client_factory()
     client.manual_ack_set(True)

@@ -300,20 +300,25 @@ def _collect(args) -> int:
 
 
 def _report(args, inv, main, raw, before, new_answers, session, zone, zone_name) -> int:
-    """Write the list (never a shorter one over a longer one) and tell the tracer what is new and who is silent."""
+    """Write the list (never a shorter one over a longer one), then tell the tracer what is new and who is silent.
+
+    The files come first: a reader that goes away (``collect ... | head -1``) must not cost the list.
+    """
     from kiosk.authority import f1
 
     rc = 0
+    out: list[str] = []  # what the tracer reads: standard output
+    err: list[str] = []  # what went wrong or needs doing: standard error
     new_rows = [r for r in raw if f1.row_key(r) not in before]
     counts = {role: sum(r["role"] == role for r in new_rows) for role in ("case", "contact", "visit")}
-    words = {"case": ("check-in of the case", "check-ins of the case"), "contact": ("contact", "contacts"),
-             "visit": ("visit", "visits")}
-    news = [f"{_n(new_answers, 'new answer')}"]
-    news += [f"{n} new {words[role][n != 1]}" for role, n in counts.items() if n]
+    words = {"case": ("new check-in of the case", "new check-ins of the case"),
+             "contact": ("new contact", "new contacts"), "visit": ("new visit", "new visits")}
+    news = [_n(new_answers, "new answer")] + [f"{n} {words[role][n != 1]}" for role, n in counts.items() if n]
     label = {main.id: f"{main.kind} request {main.id[:8]}"}
     for r in inv.rounds:
         label[r.id] = f"round {r.round} (other entrances)"
-    lines, kiosk_sheet = [], []
+    out.append(", ".join(news))
+    kiosk_sheet = []
     for c in inv.all_collectors():
         kiosk_sheet += f1.kiosk_rows(c, label[c.request_id])
         answered = [a for a in c.answers.values() if (a.site, a.device) in c.required]
@@ -327,13 +332,9 @@ def _report(args, inv, main, raw, before, new_answers, session, zone, zone_name)
             line += " (refused: " + ", ".join(f"{n} {why}" for why, n in sorted(refused.items())) + ")"
         if missing:
             line += f"; {len(missing)} still silent: {', '.join(missing)}"
-        lines.append(line)
+        out.append(line)
         if c.rejected:
-            print(f"kiosk trace collect: messages not believed on {label[c.request_id]}: {c.rejected}",
-                  file=sys.stderr)
-    print(f"kiosk trace collect: {', '.join(news)}")
-    for line in lines:
-        print(f"kiosk trace collect: {line}")
+            err.append(f"messages not believed on {label[c.request_id]}: {c.rejected}")
     table = f1.table(raw, zone)
     prefix = args.out or f"f1-{main.id}"
     written, kept = [], []
@@ -341,8 +342,8 @@ def _report(args, inv, main, raw, before, new_answers, session, zone, zone_name)
                         (Path(f"{prefix}.xlsx"), lambda p: f1.write_xlsx(table, kiosk_sheet, p, zone_name))):
         old = f1.existing_rows(path)
         if old is None:
-            print(f"kiosk trace collect: kept {path} as it is: it is not an F1 list this tool can read (edited?); "
-                  f"write elsewhere with --out", file=sys.stderr)
+            err.append(f"kept {path} as it is: it is not an F1 list this tool can read (edited?); "
+                       "write elsewhere with --out")
             rc = 1
         elif old > len(table):
             kept.append(f"{path} ({old} rows)")
@@ -350,37 +351,40 @@ def _report(args, inv, main, raw, before, new_answers, session, zone, zone_name)
             write(path)
             written.append(str(path))
     if kept:
-        print(f"kiosk trace collect: kept {' and '.join(kept)}: the answers kept on this machine give only "
-              f"{len(table)} rows. Were they collected on another machine? Bring its answer store here with "
-              f"kiosk trace import, then run collect again", file=sys.stderr)
+        err.append(f"kept {' and '.join(kept)}: the answers kept on this machine give only {len(table)} rows. Were "
+                   "they collected on another machine? Bring its answer store here with kiosk trace import, then "
+                   "run collect again")
         rc = 1
     if written:
-        print(f"kiosk trace collect: {len(table)} rows ({len(new_rows)} new) in {' and '.join(written)}")
+        out.append(f"{len(table)} rows ({len(new_rows)} new) in {' and '.join(written)}")
     if inv.unreadable:
-        print(f"kiosk trace collect: {inv.unreadable} kept answers do not open with {args.keys}'s box key "
-              "(were the keys replaced?)", file=sys.stderr)
+        err.append(f"{inv.unreadable} kept answers do not open with {args.keys}'s box key (were the keys replaced?)")
         rc = 1
     pending = inv.unasked()
     if pending:
-        print(f"kiosk trace collect: {_n(len(pending), 'kiosk')} at venues the case visited not asked yet "
-              "(run collect again to ask them)", file=sys.stderr)
+        err.append(f"{_n(len(pending), 'kiosk')} at venues the case visited not asked yet (run collect again to ask "
+                   "them)")
     if session is not None:
         if session.error:
-            print(f"kiosk trace collect: {session.error}", file=sys.stderr)
+            err.append(session.error)
             rc = 1
         elif session.taken_over:
-            print("kiosk trace collect: another collect of this request took the broker session over (another "
-                  "officer's machine?): stopped here. What it receives stays in its answer store: bring it here "
-                  "with kiosk trace import", file=sys.stderr)
+            err.append("another collect of this request took the broker session over (another officer's machine?): "
+                       "stopped here. What it receives stays in its answer store: bring it here with kiosk trace "
+                       "import")
             rc = 1
         elif not session.connected:
-            print(f"kiosk trace collect: could not reach the broker at {args.broker or main.broker}: the list holds "
-                  "only the answers kept before", file=sys.stderr)
+            err.append(f"could not reach the broker at {args.broker or main.broker}: the list holds only the answers "
+                       "kept before")
             rc = 1
-        if session.interrupted:
-            rc = 130
     if not inv.complete() and rc == 0:
         rc = 1
+    if session is not None and session.interrupted:
+        rc = 130
+    for line in err:
+        print(f"kiosk trace collect: {line}", file=sys.stderr)
+    for line in out:
+        print(f"kiosk trace collect: {line}")
     return rc
 
 
