@@ -121,11 +121,12 @@ def missing_note(row: dict) -> str:
             elif not kept:
                 reasons.append(f"{kiosk} keeps only pseudonyms (visit_log_fields = [])")
             elif f not in kept:
-                reasons.append(f"{kiosk} does not keep it (visit_log_fields = {', '.join(kept)})")
+                reasons.append(f"{kiosk} does not keep {{them}} (visit_log_fields = {', '.join(kept)})")
             else:
                 reasons.append(f"{FORMAT_WORDS.get(fmt, f'a {fmt}' if fmt else 'an unrecognised')} code carries none")
         why.setdefault("; ".join(dict.fromkeys(reasons)), []).append(FIELD_WORDS[f])
-    return "; ".join(f"no {', '.join(fs)}: {reason}" for reason, fs in why.items())
+    return "; ".join(f"no {', '.join(fs)}: {reason.format(them='them' if len(fs) > 1 else 'it')}"
+                     for reason, fs in why.items())
 
 
 def _local(utc: str, zone: tzinfo) -> datetime | None:

@@ -216,7 +216,8 @@ class AnswerStore:
             rows = self._db.execute("SELECT request_id, site, device, outcome, reason, ts, signer, topic, message,"
                                     " received FROM answers WHERE request_id = ? ORDER BY site, device",
                                     (request_id,)).fetchall()
-        return [StoredAnswer(*r[:8], bytes(r[8]), r[9]) for r in rows]
+        # (a copy edited with SQL may hold the message as text: it is checked again on import all the same)
+        return [StoredAnswer(*r[:8], r[8] if isinstance(r[8], bytes) else str(r[8]).encode(), r[9]) for r in rows]
 
     def close(self) -> None:
         with self._lock:
