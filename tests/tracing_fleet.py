@@ -94,10 +94,12 @@ def write_registry(path: Path, kiosks) -> Path:
 class PahoTelemetry:
     """The publisher's inbound API (BRIEF contract 6) on a bare paho client, for tests."""
 
-    def __init__(self, url_port: int, client_id: str):
+    def __init__(self, url_port: int, client_id: str, username: str | None = None, password: str | None = None):
         self._subs: list[tuple[str, object]] = []
         self._connected = threading.Event()
         self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id)
+        if username is not None:
+            self.client.username_pw_set(username, password)
         self.client.on_connect = self._on_connect
         self.client.on_message = self._on_message
         self._acks = 0

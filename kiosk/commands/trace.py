@@ -273,10 +273,14 @@ def _collect(args) -> int:
         new_answers = [0]
 
         def progress(a, state):
-            if state in ("new", "upgraded"):
-                new_answers[0] += 1
-                print(f"  {a.site}/{a.device}: {a.outcome}" + (f" ({a.reason})" if a.outcome != "answered" else
-                                                               f", {len(a.records)} records"), file=sys.stderr)
+            col = inv.collectors.get(a.request_id)
+            if state not in ("new", "upgraded") or col is None or (a.site, a.device) not in col.required:
+                return  # known already, or a second round's padding entry (that kiosk was asked about nothing)
+            new_answers[0] += 1
+            number = next((r.round for r in list(inv.rounds) if r.id == a.request_id), None)
+            where = f"round {number}: " if number else ""
+            print(f"  {where}{a.site}/{a.device}: {a.outcome}" + (
+                f" ({a.reason})" if a.outcome != "answered" else f", {_n(len(a.records), 'record')}"), file=sys.stderr)
 
         def round_sent(r, pending):
             venues = sorted({inv.venue_of.get((k.site, k.device), "?") for k in inv.rows if k.kid in pending})
