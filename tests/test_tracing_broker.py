@@ -264,7 +264,7 @@ def test_another_machine_with_the_keys_but_not_the_store_never_shrinks_the_list(
     assert collect(fleet, req, keys=other, wait=0) == rows
 
 
-def test_a_collect_killed_in_the_middle_and_run_again_keeps_every_row(gated_fleet):
+def test_a_collect_killed_in_the_middle_and_run_again_keeps_every_row(gated_fleet, capsys):
     fleet = gated_fleet
     req = request(fleet, "--case-id-number", CASE.id_number, "--margin", "30",
                   *window(DAY - timedelta(days=2), DAY2 + timedelta(hours=3)))
@@ -276,6 +276,9 @@ def test_a_collect_killed_in_the_middle_and_run_again_keeps_every_row(gated_flee
         want = {(rid, "hn-hk", "k1"), (rid, "hn-hk", "k2"), (rid, "hn-bd", "k3"), (rid, "hn-bd", "k4")}
         wait_until(lambda: {a[:3] for a in stored_answers(fleet["keys"])} >= want, 30, "four answers kept")
         assert gate.waiting.is_set()
+        # meanwhile a second collect of the same request on this machine is refused (it would take the session)
+        assert main(collect_args(fleet, req, wait=5)) == 1
+        assert "another kiosk trace collect of this request is running" in capsys.readouterr().err
     finally:
         proc.kill()  # SIGKILL: no clean-up, no list written
         proc.communicate(timeout=30)

@@ -325,3 +325,25 @@ def test_import_verifies_every_answer_again(desk, tmp_path, capsys):
         assert sorted(a.device for a in theirs.answers(desk["req"]["id"])) == ["k1", "k1b"]
     finally:
         theirs.close()
+
+
+def test_an_answer_to_a_round_this_store_does_not_know_is_left_for_the_machine_that_does(desk):
+    inv = investigation(desk)
+    visits = {desk["rows"][1].kid: [signing.iso(AT.astimezone(timezone.utc))]}
+    elsewhere = requests.contacts_request(desk["keys"], P.FLEET_TOPIC, desk["req"], desk["rows"], visits)
+    out = inv.accept_batch(answer_all(desk, elsewhere)[:1] + [("checkin/v1/trace/x/y/z", b"junk")])
+    assert [state for _, state in out] == ["unknown-request", "not-believed"]
+    assert desk["store"].answers(elsewhere["id"]) == []
+
+
+def test_an_unreachable_broker_is_said_and_the_list_still_built_from_the_store(desk, capsys, monkeypatch):
+    from kiosk.authority import collect
+
+    monkeypatch.setattr(collect, "CONNECT_TIMEOUT_S", 0.5)
+    investigation(desk).accept_batch(answer_all(desk, desk["req"]))
+    out = desk["tmp"] / "f1"
+    assert main(["trace", "collect", "--request", desk["req"]["id"], "--keys", str(desk["tmp"] / "authority"),
+                 "--registry", str(desk["tmp"] / "registry.json"), "--broker", "mqtt://127.0.0.1:9", "--wait", "600",
+                 "--out", str(out)]) == 1
+    assert "could not reach the broker at mqtt://127.0.0.1:9" in capsys.readouterr().err
+    assert len(read_f1(f"{out}.csv")) == 2

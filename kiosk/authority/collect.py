@@ -17,10 +17,12 @@ device inside its signature and inside its sealed body.
 from __future__ import annotations
 
 import logging
+import os
 import queue
 import threading
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable, Iterable
 
 import nacl.public
@@ -35,6 +37,7 @@ from kiosk.authority.store import AnswerStore, NewAnswer, StoredAnswer, StoredRe
 log = logging.getLogger(__name__)
 
 SESSION_TAKEN_OVER = 142  # MQTT 5 DISCONNECT reason: another client connected with this session's id
+CONNECT_TIMEOUT_S = 30.0  # a broker not reached by then is reported, rather than waiting all of --wait
 
 
 @dataclass
@@ -237,22 +240,27 @@ class Investigation:
     def accept_batch(self, messages: list[tuple[str, bytes]]) -> list[tuple[KioskAnswer | None, str]]:
         """Verify, open and keep a batch of messages, the believed ones in one store transaction.
 
-        Returns, per message, the answer (None when not believed) and "new", "upgraded", "known" or
-        "not-believed". Raises when the store cannot be written: nothing of the batch is acknowledged then.
+        Returns, per message, the answer (None when not believed) and "new", "upgraded", "known",
+        "not-believed" or "unknown-request" (a round this store does not know: another machine made it,
+        so the message is left to that machine). Raises when the store cannot be written: nothing of
+        the batch is acknowledged then.
         """
-        checked: list[KioskAnswer | None] = []
+        checked: list[KioskAnswer | None | str] = []
         for topic, payload in messages:
             where = P.parse_answer_topic(topic)
             col = self.collectors.get(where[0]) if where else None
-            checked.append(col.check(topic, payload) if col else None)
-        believed = [a for a in checked if a is not None]
+            if where and col is None:
+                checked.append("unknown-request")
+            else:
+                checked.append(col.check(topic, payload) if col else None)
+        believed = [a for a in checked if isinstance(a, KioskAnswer)]
         states = iter(self.store.add_answers([
             NewAnswer(a.request_id, a.site, a.device, a.outcome, a.reason, a.ts, a.signer, a.topic, a.message)
             for a in believed]))
         out = []
         for a in checked:
-            if a is None:
-                out.append((None, "not-believed"))
+            if not isinstance(a, KioskAnswer):
+                out.append((None, a or "not-believed"))
                 continue
             state = next(states)
             self.collectors[a.request_id].add(a)
@@ -413,8 +421,8 @@ def collect(inv: Investigation, client_factory, wait_s: float, settle_s: float =
                 result.error = f"cannot keep answers in {inv.store.path}: {exc}"
                 changed.set()
                 return
-            for _, _, mid, qos in batch:
-                if qos:
+            for (_, _, mid, qos), (_, state) in zip(batch, outcomes):
+                if qos and state != "unknown-request":
                     client.ack(mid, qos)  # only now: the broker may forget its copy
             changed.set()
             for answer, state in outcomes:
@@ -434,14 +442,15 @@ def collect(inv: Investigation, client_factory, wait_s: float, settle_s: float =
     thread.start()
     connect_session(client, address)
     client.loop_start()
-    deadline = clock() + wait_s
+    started = clock()
+    deadline = started + wait_s
     first_unasked: float | None = None
     try:
         while not (result.error or result.taken_over):
             if inv.complete():
                 break
             now = clock()
-            if now >= deadline:
+            if now >= deadline or (not result.connected and now - started >= CONNECT_TIMEOUT_S):
                 break
             pending = inv.unasked()
             if pending and connected.is_set():
@@ -449,10 +458,14 @@ def collect(inv: Investigation, client_factory, wait_s: float, settle_s: float =
                 main_done = inv.collectors[inv.main.id].complete()
                 if main_done or now - first_unasked >= settle_s:
                     r = _send_round(inv, client, subscribe, pending, round_ttl_s, min(20.0, deadline - now))
-                    if r is not None:
-                        result.rounds_sent.append(r)
-                        if on_round:
-                            on_round(r, pending)
+                    if r is None:  # the broker did not take it: asked again in a moment (or by the next collect)
+                        inv.store.forget_unpublished(inv.main.id)
+                        first_unasked = clock()
+                        changed.wait(1.0)
+                        continue
+                    result.rounds_sent.append(r)
+                    if on_round:
+                        on_round(r, pending)
                     first_unasked = None
                     continue
             changed.wait(max(0.01, min(deadline - now, settle_s if pending else deadline - now, 1.0)))
@@ -463,10 +476,12 @@ def collect(inv: Investigation, client_factory, wait_s: float, settle_s: float =
         inbox.put(None)
         thread.join(30)
         if connected.is_set():
-            for c in inv.all_collectors():
-                if c.all_answered():  # everyone answered: the broker may forget this request's queue
-                    info = client.unsubscribe(P.answer_filter(c.request_id))
-                    del info
+            done = [c.request_id for c in inv.all_collectors() if c.all_answered()]
+            if done:  # everyone answered: the broker may forget these requests' queues
+                unsubscribed = threading.Event()
+                client.on_unsubscribe = lambda *a, **k: unsubscribed.set()
+                client.unsubscribe([P.answer_filter(rid) for rid in done])
+                unsubscribed.wait(5)
         client.disconnect()
         client.loop_stop()
     return result
@@ -501,6 +516,36 @@ def _request_bytes(body: dict) -> bytes:
 
 
 SESSION_EXPIRY_S = 14 * 86400  # how long the broker queues a request's answers while nobody collects
+
+
+class SessionLock:
+    """One collect per request on this machine: two would take the broker session from each other.
+
+    (Across machines the broker decides: MQTT 5 brokers that say "session taken over" stop the
+    first collect; older ones let the two alternate, each keeping what it receives.)
+    """
+
+    def __init__(self, folder, request_id: str):
+        self.path = Path(folder) / f".collect-{request_id}.lock"
+        self._fd: int | None = None
+
+    def __enter__(self) -> "SessionLock":
+        import fcntl
+
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise KioskOSError("another kiosk trace collect of this request is running on this machine: wait for "
+                               "it, or stop it (Ctrl-C) first") from None
+        self._fd = fd
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._fd is not None:
+            os.close(self._fd)  # releases the lock
+            self._fd = None
 
 
 def connect_session(client, address) -> None:

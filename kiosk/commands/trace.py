@@ -258,7 +258,7 @@ def _zone(name: str):
 def _collect(args) -> int:
     from kiosk.authority import f1, registry
     from kiosk.authority import keys as authority_keys
-    from kiosk.authority.collect import Investigation, collect
+    from kiosk.authority.collect import Investigation, SessionLock, collect
     from kiosk.authority.store import AnswerStore, path_for
 
     zone, zone_name = _zone(args.tz)
@@ -295,8 +295,9 @@ def _collect(args) -> int:
         elif args.wait > 0:
             if not broker:
                 raise UsageError("--broker is needed (the request file names none)")
-            session = collect(inv, _client_factory(args, main.client_id, broker), args.wait, args.settle,
-                              on_answer=progress, on_round=round_sent)
+            with SessionLock(args.keys, main.id):
+                session = collect(inv, _client_factory(args, main.client_id, broker), args.wait, args.settle,
+                                  on_answer=progress, on_round=round_sent)
         raw = inv.rows_raw()
         return _report(args, inv, main, raw, before, new_answers[0], session, zone, zone_name)
     finally:
