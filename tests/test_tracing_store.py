@@ -16,7 +16,7 @@ from kiosk.authority import f1, rounds
 from kiosk.authority import keys as authority_keys
 from kiosk.authority import registry as registry_mod
 from kiosk.authority import requests
-from kiosk.authority.collect import Collector, Investigation, KioskAnswer
+from kiosk.authority.collect import Investigation, KioskAnswer
 from kiosk.authority.store import AnswerStore, NewAnswer, path_for
 from kiosk.cli import main
 from kiosk.tracing import protocol as P
@@ -347,3 +347,18 @@ def test_an_unreachable_broker_is_said_and_the_list_still_built_from_the_store(d
                  "--out", str(out)]) == 1
     assert "could not reach the broker at mqtt://127.0.0.1:9" in capsys.readouterr().err
     assert len(read_f1(f"{out}.csv")) == 2
+
+
+def test_a_name_made_to_look_like_a_formula_stays_text(tmp_path):
+    """A PC-Covid code is unsigned: anyone can print one whose name is a spreadsheet formula."""
+    from openpyxl import load_workbook
+
+    evil = "=HYPERLINK(\"http://evil.example\",\"call me\")"
+    rows = f1.table(f1.merge([answer([contact(5, name=evil, phone="+84912345678", id_number="1")],
+                                     ["name", "phone", "id_number"])]), VN)
+    f1.write_csv(rows, tmp_path / "f1.csv", "Asia/Ho_Chi_Minh")
+    f1.write_xlsx(rows, [], tmp_path / "f1.xlsx", "Asia/Ho_Chi_Minh")
+    (row,) = read_f1(tmp_path / "f1.csv")
+    assert row["name"] == "'" + evil and row["phone"] == "'+84912345678"
+    cell = load_workbook(tmp_path / "f1.xlsx")["F1"]["B2"]
+    assert (cell.value, cell.data_type) == (evil, "s")

@@ -28,8 +28,6 @@ import uuid
 from datetime import datetime
 from pathlib import Path
 
-import pytest
-
 from kiosk import config, signing
 from kiosk.checkin import Checkin
 from kiosk.codes import Holder

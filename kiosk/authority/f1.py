@@ -12,7 +12,9 @@ carries none). Times are in the tracer's time zone, to the minute.
 
 Files are replaced atomically (a temporary file renamed over the old one) and
 never by a list with fewer rows: a list from a store that lacks answers another
-machine collected keeps the old file and says so.
+machine collected keeps the old file and says so. Names and other text come from
+visitors' codes, some unsigned: a cell that a spreadsheet would run as a formula
+is written as text.
 """
 
 from __future__ import annotations
@@ -214,6 +216,16 @@ def _replace(path: Path, write) -> None:
         pass
 
 
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _csv_cell(value):
+    """A text cell a spreadsheet would read as a formula gets a leading apostrophe (OWASP's CSV injection advice)."""
+    if isinstance(value, str) and value.startswith(FORMULA_START):
+        return "'" + value
+    return value
+
+
 def write_csv(rows: list[dict], path: str | os.PathLike, zone_name: str) -> Path:
     """The F1 list as CSV (UTF-8 with a BOM so spreadsheet programs read Vietnamese right), atomically."""
     import io
@@ -225,7 +237,7 @@ def write_csv(rows: list[dict], path: str | os.PathLike, zone_name: str) -> Path
         w = csv.writer(text)
         w.writerow(headers(zone_name))
         for r in rows:
-            w.writerow([r[c] for c in COLUMNS])
+            w.writerow([_csv_cell(r[c]) for c in COLUMNS])
         f.write(text.getvalue().encode("utf-8-sig"))
 
     _replace(path, write)
@@ -244,6 +256,9 @@ def write_xlsx(rows: list[dict], kiosks: list[dict], path: str | os.PathLike, zo
     ws.append(headers(zone_name))
     for r in rows:
         ws.append([r[c] for c in COLUMNS])
+        for cell in ws[ws.max_row]:
+            if isinstance(cell.value, str) and cell.value.startswith("="):
+                cell.data_type = "s"  # openpyxl would otherwise store it as a formula
     for cell in ws[1]:
         cell.font = Font(bold=True)
     ws.freeze_panes = "A2"
