@@ -396,3 +396,45 @@ def test_unsigned_replayed_and_expired_requests_get_nothing_but_a_refusal(fleet)
         assert stats["answered"] == (0 if service.responder.device == "k4" else 1)
         assert stats["refused_by_reason"]["replayed"] == 1
     assert_nothing_personal(capture)
+
+
+def test_a_collect_killed_while_a_flood_of_answers_is_being_kept_loses_none(broker, tmp_path):
+    """150 kiosks' answers wait in the session; the collect is killed as soon as it has kept some, then run again."""
+    keys_dir = tmp_path / "authority"
+    keys = authority_keys.keygen(keys_dir)
+    kiosk_keys = [signing.generate_key() for _ in range(150)]
+    rows = [{"site": "hn-hk", "device": f"k{i:03d}", "venue_id": "V1", "kid": signing.kid_of(k.public_key()),
+             "public_key": signing.public_pem(k).decode(), "revoked": False} for i, k in enumerate(kiosk_keys)]
+    registry = tmp_path / "registry.json"
+    registry.write_text(json.dumps({"version": 1, "kiosks": rows}))
+    req_file = tmp_path / "request.json"
+    assert main(["trace", "request", "--keys", str(keys_dir), "--broker", broker.url, "--registry", str(registry),
+                 "--venue", "V1", "--from", "2021-09-14T08:00", "--to", "2021-09-14T12:00", "--out", str(req_file)]) == 0
+    rid = json.loads(req_file.read_text())["request"]["id"]
+    capture = Capture(broker.port)
+    try:
+        for i, (row, key) in enumerate(zip(rows, kiosk_keys)):
+            topic = P.answer_topic(rid, row["site"], row["device"])
+            record = {"role": "visit", "time": f"2021-09-14T02:{i % 60:02d}:00.000Z", "venue_id": "V1",
+                      "pseudonym": f"{i:064x}", "verdict": "accept", "format": "cccd", "name": f"Khách {i}",
+                      "id_number": f"0010900{i:05d}"}
+            body = {"request": rid, "site": row["site"], "device": row["device"], "kind": "place",
+                    "venue": {"id": "V1"}, "fields": ["name", "id_number"], "in_scope": True, "records": [record]}
+            msg = {"v": 1, "request": rid, "site": row["site"], "device": row["device"], "outcome": "answered",
+                   "reason": "ok", "ts": signing.iso(), "sealed": P.seal(body, keys.box.public_key)}
+            capture.publish(topic, signing.sign_bytes(msg, topic, key))
+    finally:
+        capture.close()
+    fleet = {"tmp": tmp_path, "keys": keys_dir, "registry": registry}
+    req = {"file": req_file, "request": {"id": rid}}
+    proc = run_collect(fleet, req)
+    try:
+        wait_until(lambda: len(stored_answers(keys_dir)) >= 1, 30, "the first answers kept")
+    finally:
+        proc.kill()
+        proc.communicate(timeout=30)
+    kept_at_kill = len(stored_answers(keys_dir))  # usually part of the flood: where the kill fell
+    rows_f1 = collect(fleet, req)
+    kept = stored_answers(keys_dir)
+    assert len(kept) == len({a[:3] for a in kept}) == 150, kept_at_kill
+    assert sorted(r["id_number"] for r in rows_f1) == sorted(f"0010900{i:05d}" for i in range(150))
