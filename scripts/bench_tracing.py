@@ -31,7 +31,8 @@ import nacl.public  # noqa: E402
 from kiosk import signing  # noqa: E402
 from kiosk.authority import requests  # noqa: E402
 from kiosk.authority import f1  # noqa: E402
-from kiosk.authority.collect import Collector, Investigation  # noqa: E402
+from kiosk.authority.collect import Collector  # noqa: E402
+from kiosk.authority.investigation import Investigation  # noqa: E402
 from kiosk.authority.store import AnswerStore  # noqa: E402
 from kiosk.authority.keys import AuthorityKeys  # noqa: E402
 from kiosk.authority.registry import RegisteredKiosk  # noqa: E402

@@ -16,7 +16,8 @@ from kiosk.authority import f1, rounds
 from kiosk.authority import keys as authority_keys
 from kiosk.authority import registry as registry_mod
 from kiosk.authority import requests
-from kiosk.authority.collect import Investigation, KioskAnswer
+from kiosk.authority.collect import KioskAnswer
+from kiosk.authority.investigation import Investigation
 from kiosk.authority.store import AnswerStore, NewAnswer, path_for
 from kiosk.cli import main
 from kiosk.tracing import protocol as P
@@ -337,9 +338,9 @@ def test_an_answer_to_a_round_this_store_does_not_know_is_left_for_the_machine_t
 
 
 def test_an_unreachable_broker_is_said_and_the_list_still_built_from_the_store(desk, capsys, monkeypatch):
-    from kiosk.authority import collect
+    from kiosk.authority import session
 
-    monkeypatch.setattr(collect, "CONNECT_TIMEOUT_S", 0.5)
+    monkeypatch.setattr(session, "CONNECT_TIMEOUT_S", 0.5)
     investigation(desk).accept_batch(answer_all(desk, desk["req"]))
     out = desk["tmp"] / "f1"
     assert main(["trace", "collect", "--request", desk["req"]["id"], "--keys", str(desk["tmp"] / "authority"),

@@ -11,7 +11,7 @@ re-verifies every answer it takes from such a copy).
 keyed by (request, site, device); the same answer again changes nothing, a
 refusal is replaced by a later real answer, never the other way round. The
 broker's copy of a message is acknowledged only after the commit
-(:mod:`kiosk.authority.collect`), so a collect killed at any moment loses
+(:mod:`kiosk.authority.session`), so a collect killed at any moment loses
 nothing: what was not committed is delivered again.
 """
 

@@ -125,7 +125,7 @@ def _client_factory(args, client_id: str, broker: str):
 def _request(args) -> int:
     from kiosk.authority import keys as authority_keys
     from kiosk.authority import registry, requests
-    from kiosk.authority.collect import _request_bytes
+    from kiosk.authority.session import request_bytes
     from kiosk.authority.store import AnswerStore, path_for
     from kiosk.commands.export import local_time
     from kiosk.tracing import protocol as P
@@ -161,7 +161,7 @@ def _request(args) -> int:
                                          args.include_rejected)
     rid = request["id"]
     client_id = f"kiosk-trace-{rid[:20]}"
-    data = _request_bytes(request)
+    data = request_bytes(request)
     store = AnswerStore(path_for(args.keys))
     try:
         store.add_request(request, topic, args.broker, client_id)  # kept before it can be answered
@@ -179,7 +179,7 @@ def _request(args) -> int:
 
 def _publish(factory, topic: str, data: bytes, rid: str, timeout_s: float = 20.0) -> None:
     """Subscribe the answers on a persistent session, then publish the request (QoS 1), then leave."""
-    from kiosk.authority.collect import connect_session
+    from kiosk.authority.session import connect_session
     from kiosk.errors import KioskOSError
     from kiosk.tracing import protocol as P
 
@@ -258,7 +258,8 @@ def _zone(name: str):
 def _collect(args) -> int:
     from kiosk.authority import f1, registry
     from kiosk.authority import keys as authority_keys
-    from kiosk.authority.collect import Investigation, SessionLock, collect
+    from kiosk.authority.investigation import Investigation
+    from kiosk.authority.session import SessionLock, collect
     from kiosk.authority.store import AnswerStore, path_for
 
     zone, zone_name = _zone(args.tz)
