@@ -42,7 +42,7 @@ INSPECTION_KINDS = ("offline", "silent", "never-heard", "camera-down", "display-
                     "trust-stale", "venue-code-mismatch", "unknown-venue", "implausible", "no-scans-today")
 MAX_FIGURE = 2 ** 53 - 1  # the largest figure any answer carries (JavaScript's safe integers)
 MAX_HISTORY_DAYS = 366
-MAX_OFFSET = 2 ** 53
+MAX_OFFSET = MAX_FIGURE
 # Epoch seconds of 0001-01-01T00:00:00Z and 9999-12-31T23:59:59Z: the times an ISO string can say.
 FIRST_TIME, LAST_TIME = -62135596800.0, 253402300799.0
 
