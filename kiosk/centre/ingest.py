@@ -98,12 +98,18 @@ def _count(value, what: str = "count") -> int:
     raise ValueError(what)
 
 
-def _counts_of(values, what: str = "hourly") -> tuple:
-    """``values`` (a list of counts) as a tuple (see :func:`_count`)."""
-    if values and ({*map(type, values)} != _INT or min(values) < 0 or max(values) >= MAX_SEQ):
+def _counts_of(values, what: str = "hourly") -> tuple[tuple, int]:
+    """``values`` (a list of counts) as a tuple, and the largest (see :func:`_count`)."""
+    if not values:
+        return (), 0
+    if {*map(type, values)} != _INT:
         for v in values:
             _count(v, what)
-    return tuple(values)
+    peak = max(values)
+    if min(values) < 0 or peak >= MAX_SEQ:
+        for v in values:
+            _count(v, what)
+    return tuple(values), peak
 
 
 def _text(value, limit: int = 200) -> str:
@@ -472,9 +478,9 @@ def _read_counts(c: Candidate, venue_id: str, limits: Limits | None) -> None:
     ts = epoch(b["ts"]) if b.get("ts") else c.now
     scan = epoch(b["last_scan"]) if b.get("last_scan") else None
     hourly = b.get("hourly")
-    hourly = _counts_of(hourly) if type(hourly) is list and len(hourly) == 24 else None
+    hourly, peak = _counts_of(hourly) if type(hourly) is list and len(hourly) == 24 else (None, 0)
     if limits is not None:
-        limits.counts(day, figures, seq, ts, scan, hourly, c.now)
+        limits.counts(day, figures, seq, ts, scan, hourly, peak, c.now)
     c.key = (site, device, day)
     c.seq = seq
     c.row = (site, device, day, venue_id, *figures, seq, scan, ts)

@@ -65,14 +65,9 @@ class Limits:
         if not 0 <= self.clock_skew_minutes <= 24 * 60:
             raise ValueError("clock_skew_minutes must be 0-1440")
         ZoneInfo(self.timezone)  # an unknown zone fails here, not on the first message
-
-    @property
-    def per_second(self) -> float:
-        return self.max_scans_per_minute / 60.0
-
-    @property
-    def skew(self) -> float:
-        return self.clock_skew_minutes * 60.0
+        # plain attributes, not properties: read on every message
+        object.__setattr__(self, "per_second", self.max_scans_per_minute / 60.0)
+        object.__setattr__(self, "skew", self.clock_skew_minutes * 60.0)
 
     def day_bounds(self, day: str) -> tuple[float, float, float]:
         """Epoch seconds of ``day``'s local midnight, of the next one, and of the one after (cached).
@@ -103,22 +98,25 @@ class Limits:
             raise Implausible(what)
         return t
 
-    def counts(self, day: str, figures: list, seq: int, ts: float, scan: float | None, hourly, now: float) -> None:
-        """A ``counts`` message's claims (``figures`` in :data:`kiosk.centre.ingest.COUNT_FIELDS` order)."""
+    def counts(self, day: str, figures: list, seq: int, ts: float, scan: float | None, hourly: tuple | None,
+               peak: int, now: float) -> None:
+        """A ``counts`` message's claims (``figures`` in :data:`kiosk.centre.ingest.COUNT_FIELDS` order; ``peak``:
+        the curve's busiest hour, which the ingest found checking the curve's types)."""
         skew = self.skew
         if not FLOOR <= ts <= now + skew:
             raise Implausible("ts")
-        start, end, next_end = self.day_bounds(day)
+        start, end, next_end = self._days.get(day) or self.day_bounds(day)
         if not start - skew <= ts < next_end:  # the day of its ts, or the day before
             raise Implausible("day")
         accepted, rejected, duplicates, overrides, unique, dropped = figures
         decisions = accepted + rejected + duplicates + overrides
         elapsed = (ts if ts < end else end) - start + skew
-        if decisions > self.per_second * elapsed:
+        rate = self.per_second
+        if decisions > rate * elapsed:
             raise Implausible("scans")
         if unique > accepted + duplicates:
             raise Implausible("unique_visitors")
-        if seq < decisions or seq > self.per_second * (ts - FLOOR + skew):
+        if seq < decisions or seq > rate * (ts - FLOOR + skew):
             raise Implausible("seq")
         if dropped > seq:
             raise Implausible("dropped_events")
@@ -126,14 +124,15 @@ class Limits:
             raise Implausible("last_scan")
         if hourly is not None:
             begun = int(elapsed // 3600) + HOUR_SLACK  # hours 0..begun may hold check-ins
-            if (sum(hourly) > decisions or max(hourly) > self.per_second * 3600
+            if (peak > rate * 3600 or sum(hourly) > decisions
                     or (begun < 23 and any(hourly[begun + 1:]))):
                 raise Implausible("hourly")
 
     def event(self, seq: int, t: float, now: float) -> None:
-        if not FLOOR <= t <= now + self.skew:
+        skew = self.skew
+        if not FLOOR <= t <= now + skew:
             raise Implausible("time")
-        if seq > self.per_second * (t - FLOOR + self.skew):
+        if seq > self.per_second * (t - FLOOR + skew):
             raise Implausible("seq")
 
 
