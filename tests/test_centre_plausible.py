@@ -412,3 +412,15 @@ def test_real_time_messages_of_a_simulated_city_are_all_plausible():
         ingest.handle(kk.topic("counts"), kk.signed("counts", kk.counts(day, time.time())))
     ingest.take()
     assert ingest.stats.refused == 0
+
+
+def test_the_refusal_log_forgets_quiet_kiosks():
+    from kiosk.centre.ingest import RefusalLog
+
+    log = RefusalLog(interval=60, max_kiosks=3)
+    for i in range(3):
+        log.note(f"checkin/v1/s/k{i}/counts", "unsigned", NOW)
+    log.note("checkin/v1/s/k9/counts", "unsigned", NOW + 1)  # full: shares the others' line
+    assert ("(other kiosks)", "unsigned") in log._last
+    log.note("checkin/v1/s/k10/counts", "unsigned", NOW + 61)  # a minute on, the quiet ones are forgotten
+    assert set(log._last) == {("s/k10", "unsigned")}

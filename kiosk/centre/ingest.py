@@ -167,6 +167,7 @@ class RefusalLog:
         self.interval = interval
         self.max_kiosks = max_kiosks
         self._last: dict[tuple, list] = {}  # (kiosk, reason) -> [logged at, refused since]
+        self._swept = float("-inf")
 
     def note(self, topic: str, reason: str, now: float, what: str = "") -> None:
         parts = topic.split("/", 4)
@@ -174,7 +175,9 @@ class RefusalLog:
         key = (kiosk, reason)
         e = self._last.get(key)
         if e is None and len(self._last) >= self.max_kiosks:
-            self._last = {k: v for k, v in self._last.items() if now - v[0] < self.interval}
+            if now - self._swept >= self.interval:  # once an interval: a flood of new names costs no sweep each
+                self._swept = now
+                self._last = {k: v for k, v in self._last.items() if now - v[0] < self.interval}
             if len(self._last) >= self.max_kiosks:
                 key = ("(other kiosks)", reason)
                 e = self._last.get(key)
