@@ -215,8 +215,8 @@ def write_extremes(store, city) -> list[str]:
             put("hourly", {**{c: value("hourly", c, i + d + h) for h, c in enumerate(columns("hourly"))}, **key,
                            "day": day})
     for i in range(10):
-        put("refused", {"topic": f"checkin/v1/{i}/{pick('text', i)}", "reason": pick("text", i + 1), "n": pick("int", i),
-                        "last_at": pick("time", i)})
+        put("refused", {"topic": f"checkin/v1/{i}/{pick('text', i)}", "reason": pick("text", i + 1),
+                        "n": pick("int", i), "last_at": pick("time", i)})
         put("fleet", {"site": f"odd-{i}", "device": str(pick("text", i))[:50], "venue_id": venue_ids[i],
                       "kid": "0" * 16, "revoked": 0})
         put("kiosk_seen", {"site": f"odd-{i}", "device": str(pick("text", i))[:50], "last_ts": pick("time", i),

@@ -168,7 +168,8 @@ def test_a_stolen_kiosks_retained_lies_are_refused_and_listed(broker, tmp_path):
     publish_raw(broker.port, [(victim.topic("counts"), victim.signed("counts", lies)),
                               (victim.topic("health"), victim.signed("health", sick)),
                               (bystander.topic("health"), json.dumps(unsigned).encode())])
-    args = ["monitor", "--broker", broker.url, "--registry", str(reg), "--venues", str(ven), "--once", "--settle", "0.5"]
+    args = ["monitor", "--broker", broker.url, "--registry", str(reg), "--venues", str(ven), "--once",
+            "--settle", "0.5"]
     out = cli(*args, "--json")
     assert out.returncode == 0 and "Traceback" not in out.stderr, out.stderr
     assert out.stderr.count("refused") == 2  # a line per kiosk and reason (its counts and health: one)

@@ -101,7 +101,8 @@ IMPLAUSIBLE_COUNTS = [
 ]
 
 
-@pytest.mark.parametrize("what,claim", IMPLAUSIBLE_COUNTS, ids=[f"{w}-{i}" for i, (w, _) in enumerate(IMPLAUSIBLE_COUNTS)])
+@pytest.mark.parametrize("what,claim", IMPLAUSIBLE_COUNTS,
+                         ids=[f"{w}-{i}" for i, (w, _) in enumerate(IMPLAUSIBLE_COUNTS)])
 def test_each_implausible_counts_claim_is_refused_and_changes_nothing(what, claim):
     city, ingest, _, _ = city_at()
     k = city.kiosks[0]

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import threading
 import time
-import math
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from decimal import Decimal
@@ -107,13 +106,14 @@ def _scans(S: str, alias: str = "") -> str:
 
 def _figure(v) -> int:
     """A stored or summed figure as an int in ``0..MAX_FIGURE`` (see the module's contract)."""
-    if type(v) is not int:
-        if isinstance(v, (float, Decimal)):
+    t = type(v)
+    if t is not int:
+        if t is float:
             if v != v:  # NaN
                 return 0
-            v = MAX_FIGURE if v > MAX_FIGURE else 0 if v < 0 else int(v)
-        else:
-            return 0  # None, text, bytes: no figure
+        elif t is not Decimal or v.is_nan():
+            return 0  # None, text, bytes (SQLite keeps any type): no figure
+        v = MAX_FIGURE if v > MAX_FIGURE else 0 if v < 0 else int(v)
     return MAX_FIGURE if v > MAX_FIGURE else 0 if v < 0 else v
 
 
@@ -142,7 +142,7 @@ def _text(v) -> str:
 
 def _seconds_since(since, now: float) -> int | None:
     t = _time(since)
-    return None if t is None else max(0, int(min(now - t, LAST_TIME - FIRST_TIME)))
+    return None if t is None else max(0, int(now - t))
 
 
 def _kiosk_now(scope: Scope, candidates: str = "") -> tuple[str, list]:
@@ -302,7 +302,8 @@ class Centre:
                 "trust_stale": _bool(r["trust_stale"]), "degraded": [w for w in _text(r["degraded"]).split(",") if w],
                 "version": None if r["version"] is None else _text(r["version"]),
                 "scans": min(MAX_FIGURE, counts["accepted"] + counts["rejected"] + counts["duplicates"]), **counts,
-                "last_seq": None if r["last_seq"] is None else _figure(r["last_seq"]), "last_scan": _iso(r["last_scan"]),
+                "last_seq": None if r["last_seq"] is None else _figure(r["last_seq"]),
+                "last_scan": _iso(r["last_scan"]),
             })
         return out
 

@@ -67,8 +67,8 @@ def table(rep: dict, now: float, width: int | None = None, max_rows: int | None 
     for row in insp[:max_rows]:
         how_long = _ago(row["since"], now) if row["since"] else "-"
         where = ", ".join(x for x in (row["address"], row["district"]) if x)
-        lines.append(f"  {_fit(row['why'], 20):<20} {how_long:>8}  {_fit(row['venue_name'] or row['venue_id'], 30):<30} "
-                     f"{_fit(where, max(20, width - 66))}")
+        name = _fit(row["venue_name"] or row["venue_id"], 30)
+        lines.append(f"  {_fit(row['why'], 20):<20} {how_long:>8}  {name:<30} {_fit(where, max(20, width - 66))}")
     if len(insp) > max_rows:
         lines.append(f"  ... and {len(insp) - max_rows} more (use --json or the dashboard's CSV)")
     return "\n".join(lines)

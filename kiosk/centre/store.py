@@ -73,8 +73,8 @@ TABLES = {
 # How long a kiosk stays on the inspection list after its last implausible message (centre's clock).
 IMPLAUSIBLE_LISTED_SECONDS = 24 * 3600.0
 PLACE = ("province", "district", "ward", "province_code", "district_code", "ward_code")
-CLEAR_UNREGISTERED_PLACES = ("UPDATE venues SET " + ", ".join(f"{c} = ''" for c in PLACE) + " WHERE registered = 0 AND ("
-                             + " OR ".join(f"{c} <> ''" for c in PLACE) + ")")
+CLEAR_UNREGISTERED_PLACES = ("UPDATE venues SET " + ", ".join(f"{c} = ''" for c in PLACE)
+                             + " WHERE registered = 0 AND (" + " OR ".join(f"{c} <> ''" for c in PLACE) + ")")
 # Columns the store keeps itself, never written from a batch's or the registry's rows (so not in
 # ``columns()``): ``venues.last_scan_day`` is the latest local day on which any of the venue's kiosks
 # counted a scan (NULL: never), so "no scans today" is one indexed comparison, not an anti-join of the
@@ -142,11 +142,12 @@ UPSERT_TAILS = {
                    "last_scan = CASE WHEN kiosk_seen.last_scan IS NULL OR excluded.last_scan > kiosk_seen.last_scan "
                    "THEN excluded.last_scan ELSE kiosk_seen.last_scan END"),
     "refused": (("topic", "reason"), "DO UPDATE SET n = refused.n + excluded.n, last_at = excluded.last_at"),
-    "kiosk_implausible": (("site", "device"), "DO UPDATE SET "
-                          f"first_at = CASE WHEN kiosk_implausible.last_at < excluded.first_at - {IMPLAUSIBLE_LISTED_SECONDS}"
-                          " THEN excluded.first_at ELSE kiosk_implausible.first_at END, "
-                          "last_at = CASE WHEN excluded.last_at > kiosk_implausible.last_at THEN excluded.last_at "
-                          "ELSE kiosk_implausible.last_at END, n = kiosk_implausible.n + excluded.n, what = excluded.what"),
+    # A new streak (a listing window after the last one) starts its own "since".
+    "kiosk_implausible": (("site", "device"), "DO UPDATE SET first_at = CASE WHEN kiosk_implausible.last_at < "
+                          f"excluded.first_at - {IMPLAUSIBLE_LISTED_SECONDS} THEN excluded.first_at "
+                          "ELSE kiosk_implausible.first_at END, last_at = CASE WHEN excluded.last_at > "
+                          "kiosk_implausible.last_at THEN excluded.last_at ELSE kiosk_implausible.last_at END, "
+                          "n = kiosk_implausible.n + excluded.n, what = excluded.what"),
     # A kiosk's own info places a venue the registry does not know; the registry's own rows win.
     "venues": (("venue_id",), "DO UPDATE SET " + _set("venues", ("venue_id",), {"registered": "registered = 0"})
                + " WHERE venues.registered = 0"),
