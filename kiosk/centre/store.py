@@ -302,7 +302,7 @@ class SQLiteStore(Store):
 
     dialect = "sqlite"
 
-    def __init__(self, path: str | Path = ":memory:"):
+    def __init__(self, path: str | Path = ":memory:", migrate: bool = True):
         self.url = self.path = str(path)
         try:
             if self.path != ":memory:":
@@ -313,7 +313,8 @@ class SQLiteStore(Store):
         except (sqlite3.Error, OSError) as exc:
             raise StoreError(f"cannot open {self.path}: {exc}") from None
         self._lock = threading.RLock()
-        self.migrate()
+        if migrate:
+            self.migrate()
         self._inode = _inode(self.path)
 
     def execute(self, sql, params=()):
@@ -412,7 +413,7 @@ class PostgresStore(Store):
 
     dialect = "postgres"
 
-    def __init__(self, url: str):
+    def __init__(self, url: str, migrate: bool = True):
         import psycopg
 
         self.url = url
@@ -424,7 +425,8 @@ class PostgresStore(Store):
             self._conn()
         except psycopg.Error as exc:
             raise StoreError(f"cannot connect to PostgreSQL: {str(exc).splitlines()[0]}") from None
-        self.migrate()
+        if migrate:
+            self.migrate()
 
     def _conn(self):
         c = getattr(self._local, "conn", None)
@@ -567,16 +569,20 @@ def _plain(v: Decimal) -> int | None:
     return int(v) if v.is_finite() else None
 
 
-def open_store(url: str | Path = "") -> Store:
-    """``postgresql://...`` -> PostgreSQL; a path, ``sqlite:///path`` or empty (memory) -> SQLite."""
+def open_store(url: str | Path = "", migrate: bool = True) -> Store:
+    """``postgresql://...`` -> PostgreSQL; a path, ``sqlite:///path`` or empty (memory) -> SQLite.
+
+    The store is brought to this centre's schema (:mod:`kiosk.centre.migrations`) unless ``migrate``
+    is False (``kiosk centre schema``, which only looks).
+    """
     url = str(url or ":memory:")
     if url.startswith(("postgresql://", "postgres://")):
-        return PostgresStore(url)
+        return PostgresStore(url, migrate)
     if url.startswith("sqlite:///"):
         url = url[len("sqlite:///"):] or ":memory:"
     elif "://" in url:
         raise StoreError(f"--db {url!r}: use a file path, sqlite:///path or postgresql://...")
-    return SQLiteStore(url)
+    return SQLiteStore(url, migrate)
 
 
 def now() -> float:

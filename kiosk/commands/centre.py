@@ -3,6 +3,9 @@
     kiosk centre --broker URL --registry fleet.json --db URL --listen HOST:PORT [--venues CSV] --accounts FILE
     kiosk centre user add NAME [--role city|district|inspector] [--district D ...] --accounts FILE
     kiosk centre user list|passwd NAME|disable NAME|enable NAME|remove NAME --accounts FILE [--db URL]
+    kiosk centre backup --db URL --out FILE
+    kiosk centre restore --db URL FILE [--force]
+    kiosk centre schema --db URL [--upgrade]
 
 ``--no-ingest`` serves the dashboard only (a dashboard process reading a PostgreSQL that
 ingest workers write); ``--no-web`` is an ingest worker only (``--share-group`` to split).
@@ -25,7 +28,11 @@ def add_arguments(p) -> None:
     from kiosk.commands.monitor import add_centre_arguments
 
     p.add_argument("words", nargs="*", help="'user add|list|passwd|disable|enable|remove [NAME]' manages accounts; "
+                                            "'backup', 'restore FILE', 'schema' (see docs/operations.md); "
                                             "nothing: run the centre")
+    p.add_argument("--out", default="", metavar="FILE", help="backup: the file to write (never overwritten)")
+    p.add_argument("--force", action="store_true", help="restore: replace a store that holds figures")
+    p.add_argument("--upgrade", action="store_true", help="schema: apply the migrations the store lacks")
     p.add_argument("--accounts", default="", help="accounts file (JSON, argon2 hashes)")
     p.add_argument("--role", choices=("city", "district", "inspector"), default=None,
                    help="user add: city (sees everything), district (one district's official), inspector (one or "
@@ -60,6 +67,7 @@ def add_arguments(p) -> None:
     add_centre_arguments(group, required=False)
 
 
+TRAILING_WORDS = True  # kiosk centre restore --db URL FILE: FILE after the options
 USER_ACTIONS = ("add", "list", "passwd", "disable", "enable", "remove")
 
 
@@ -68,8 +76,13 @@ def run(args) -> int:
         from kiosk.commands import centre_users
 
         return centre_users.run(args)
+    if args.words[:1] in (["backup"], ["restore"], ["schema"]):
+        from kiosk.commands import centre_store
+
+        return centre_store.run(args)
     if args.words:
-        raise UsageError(f"unknown centre action {' '.join(args.words)!r} (try: user {'|'.join(USER_ACTIONS)})")
+        raise UsageError(f"unknown centre action {' '.join(args.words)!r} (try: user {'|'.join(USER_ACTIONS)}, "
+                         "backup, restore FILE, schema)")
     return _serve(args)
 
 
