@@ -466,7 +466,14 @@ class PostgresStore(Store):
         self._conn().execute(self._sql(sql), params)
 
     def query(self, sql, params=()):
-        cur = self._conn().execute(self._sql(sql), params)
+        try:
+            cur = self._conn().execute(self._sql(sql), params)
+        except self._psycopg.OperationalError:
+            # This thread's connection died while idle (the server restarted since its last use): a read is
+            # asked again on a new one, so a dashboard answers at once when the database is back.
+            if not self._local.conn.closed:
+                raise
+            cur = self._conn().execute(self._sql(sql), params)
         names = [d.name for d in cur.description]
         return [dict(zip(names, (_plain(v) if isinstance(v, Decimal) else v for v in r))) for r in cur.fetchall()]
 

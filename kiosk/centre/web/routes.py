@@ -3,7 +3,8 @@
 The app's routes and ``/api/v1/openapi.json`` are both made from :data:`ENDPOINTS` (and
 :data:`FORMS`, the login, logout and language forms), so the description cannot drift from what
 is served. ``kind``: ``api`` (JSON; 401 without a session), ``page`` (HTML; the login page
-without a session), ``csv`` or ``svg``. ``schema``: the name of the JSON answer's schema in
+without a session), ``csv``, ``svg`` or ``metrics`` (text; 401 without a session). :data:`PROBES`,
+the health probes, are answered without a session. ``schema``: the name of the JSON answer's schema in
 :mod:`kiosk.centre.web.openapi`.
 """
 
@@ -91,6 +92,26 @@ ENDPOINTS: tuple[Endpoint, ...] = (
     Endpoint("/report.csv", "report_csv", "csv", views.report_csv, "the daily report as CSV", FIGURES),
     Endpoint("/charts/{chart}.svg", "chart", "svg", views.chart_svg, "a chart drawn on the server", FIGURES,
              (CHART_P, DISTRICT_Q, VENUE_Q)),
+    # -- operations -----------------------------------------------------------------------------
+    Endpoint("/metrics", "metrics", "metrics", views.metrics_text,
+             "this process's metrics in the Prometheus text format (city account; Prometheus itself scrapes "
+             "--metrics-listen, which needs no session)", CITY),
+)
+
+
+@dataclass(frozen=True)
+class Probe:
+    """A health probe: answered without a session, one word per check (kiosk.centre.health)."""
+
+    path: str
+    name: str
+    summary: str
+
+
+PROBES: tuple[Probe, ...] = (
+    Probe("/healthz", "healthz", "the process is alive (200 alive, 503 stopped)"),
+    Probe("/readyz", "readyz", "ready: the broker connected (a process that ingests) and the store reachable and "
+                               "writable (200 ready, 503 not ready, with ok or down per check)"),
 )
 
 

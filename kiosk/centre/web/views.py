@@ -145,6 +145,13 @@ def inspection_page(dash, ask, district=None, kind=None, limit=PAGE_SIZE, offset
                      kind=kind or "", page_size=limit, api="/api/v1/inspection?" + ask.request.url.query)
 
 
+def metrics_text(dash, ask):
+    """The centre's metrics, as Prometheus reads them (a city account: the whole city's kiosks and refusals)."""
+    scope_of(ask.account, CITY)
+    body, content_type = dash.metrics.render(ask.request.headers.get("accept"))
+    return Response(body, media_type=content_type, headers={"Cache-Control": "no-store"})
+
+
 def report_csv(dash, ask):
     rows = dash.centre.daily_report(scope_of(ask.account, FIGURES))
     return csv_response(rows, ["level", "district", "ward", *FIGURE_NAMES], f"report-{dash.centre.settings.today()}.csv")
