@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Callable, Mapping, Protocol
 
-from kiosk import reasons
+from kiosk.wire import reasons
 from kiosk.codes import CodeCheck, Holder
 
 SCREEN_FACTS = ("valid_until", "expires_at")  # what a verdict screen may say of a code

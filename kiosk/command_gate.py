@@ -8,7 +8,7 @@ one stable word published on ``.../cmd-result`` (signed with the device key)
 and logged:
 
     too-large, wrong-topic, unknown-command, not-enabled,           (before any crypto)
-    malformed, unsigned, unknown-key, bad-signature,                (kiosk.signing)
+    malformed, unsigned, unknown-key, bad-signature,                (kiosk.wire.signing)
     name-mismatch, malformed,                                       (the signed payload's shape)
     not-yet-valid, expired, stale, replayed,                        (freshness, replay)
     state-unwritable, bad-body, reload-failed, failed               (acting on it)
@@ -34,7 +34,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping
 
-from kiosk import signing
+from kiosk.wire import commands, reasons, signing
+from kiosk.wire.commands import (BAD_BODY, CLEARED, COALESCED, FAILED, NAME_MISMATCH, NOT_ENABLED, OK, REFUSED,
+                                 RELOAD_FAILED, RELOADED, SHOWN, STATE_UNWRITABLE, UNKNOWN_COMMAND, WRONG_TOPIC)
+from kiosk.wire.reasons import TOO_LARGE
+from kiosk.wire.topics import Topics
 from kiosk.errors import KioskValueError, SignatureRefused
 
 log = logging.getLogger(__name__)
@@ -45,26 +49,6 @@ INBOX_MAX = 2048  # commands waiting for the control thread; beyond it the newes
 RELOAD_MIN_INTERVAL_S = 10.0  # a trust reload at most this often, whatever the centre sends
 SLICE = 8  # commands handled back to back before the control thread rests (a few ms of CPU)
 REST_FACTOR = 9.0  # rest this many times as long as the slice took: a flood gets at most 1/10 of the CPU
-KNOWN = ("reload-trust", "notice")
-
-OK = "ok"
-REFUSED = "refused"
-
-# Reasons of the gate itself (kiosk.signing's are passed through as they are).
-TOO_LARGE = "too-large"
-WRONG_TOPIC = "wrong-topic"
-UNKNOWN_COMMAND = "unknown-command"
-NOT_ENABLED = "not-enabled"
-NAME_MISMATCH = "name-mismatch"
-STATE_UNWRITABLE = "state-unwritable"
-BAD_BODY = "bad-body"
-RELOAD_FAILED = "reload-failed"
-FAILED = "failed"  # the action raised: a bug, logged with its traceback
-# Outcomes of accepted commands.
-RELOADED = "reloaded"
-COALESCED = "coalesced"
-SHOWN = "shown"
-CLEARED = "cleared"
 
 _NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,31}$")
 _ID = re.compile(r"^[0-9A-Za-z-]{8,64}$")
@@ -219,21 +203,21 @@ class Coalescer:
 class CommandGate:
     """Checks, runs and answers the centre's commands for one kiosk.
 
-    ``base`` is the kiosk's topic prefix ``checkin/v1/{site}/{device}``; ``actions``
+    ``topics`` are the kiosk's (:class:`kiosk.wire.topics.Topics`); ``actions``
     maps a command name to ``fn(command) -> (result, reason)``; ``send(topic, bytes)``
     publishes the signed cmd-result (QoS 1, not retained, best effort); ``schedule(fn)``
     (the kiosk's ``post``) runs ``fn`` on the control thread: :meth:`offer` uses it to
     have the inbox drained, once per batch however many messages arrive.
     """
 
-    def __init__(self, base: str, centre_keys: signing.KeyRing, enabled: Iterable[str],
+    def __init__(self, topics: Topics, centre_keys: signing.KeyRing, enabled: Iterable[str],
                  actions: Mapping[str, Callable[[Command], tuple[str, str]]], device_key,
                  send: Callable[[str, bytes], None], max_age_s: float, *, state_file=None,
                  clock: Callable[[], float] = time.time, max_bytes: int = MAX_COMMAND_BYTES,
                  inbox_max: int = INBOX_MAX, schedule: Callable[[Callable[[], object]], bool] | None = None):
-        self.base = base.rstrip("/")
-        self.prefix = f"{self.base}/cmd/"
-        self.result_topic = f"{self.base}/cmd-result"
+        self.topics = topics
+        self.prefix = topics.cmd_prefix
+        self.result_topic = topics.cmd_result
         self.centre_keys = centre_keys
         self.enabled = frozenset(enabled)
         self.actions = dict(actions)
@@ -255,7 +239,7 @@ class CommandGate:
     @property
     def topic_filter(self) -> str:
         """What to subscribe to: every name, so that disabled and unknown ones are answered too."""
-        return f"{self.prefix}+"
+        return self.topics.cmd_filter
 
     # -- network thread ------------------------------------------------------------
     def offer(self, topic: str, payload: bytes) -> bool:
@@ -326,7 +310,7 @@ class CommandGate:
         if not topic.startswith(self.prefix):
             raise CommandRefused(WRONG_TOPIC)
         name = topic[len(self.prefix):]
-        if name not in KNOWN:
+        if name not in commands.NAMES:
             raise CommandRefused(UNKNOWN_COMMAND)
         if name not in self.enabled or name not in self.actions:
             raise CommandRefused(NOT_ENABLED)
@@ -336,13 +320,13 @@ class CommandGate:
             if body.get("name") != name:
                 raise CommandRefused(NAME_MISMATCH)
             if not isinstance(body.get("id"), str) or not _ID.match(body["id"]):
-                raise CommandRefused(signing.MALFORMED, "id")
+                raise CommandRefused(reasons.MALFORMED, "id")
             self.guard.check(body)  # not-yet-valid, expired, stale, replayed (this process)
         except SignatureRefused as exc:
             raise CommandRefused(exc.reason, exc.detail) from None
         issued = signing.parse_iso(body["iat"]).timestamp()
         if self.floor.refuses(issued):  # acted on before a restart, or older than that
-            raise CommandRefused(signing.REPLAYED, "issued before the newest command acted on")
+            raise CommandRefused(reasons.REPLAYED, "issued before the newest command acted on")
         return Command(id=body["id"], name=name, body=body.get("body"), issued_at=issued)
 
     def _check_or_refuse(self, topic: str, payload: bytes) -> Command | Outcome:

@@ -28,8 +28,9 @@ from pathlib import Path
 from typing import Any
 
 from kiosk.errors import KioskValueError
+from kiosk.wire import commands as wire_commands
+from kiosk.wire import formats
 
-COMMAND_NAMES = ("reload-trust", "notice")  # inbound commands a kiosk knows ([mqtt] commands)
 VISIT_LOG_FIELDS = ("name", "birth_date", "id_number", "phone")  # what [ledger] visit_log_fields may name
 CONFIG_MAX_BYTES = 1024 * 1024
 ERROR, WARNING = "error", "warning"
@@ -215,7 +216,7 @@ class MqttConfig:
     counts_min_interval_seconds: float = _f(2.0, help="Publish counts on change at most this often.", min=0.0)
     health_interval_seconds: float = _f(60.0, help="Republish health (camera, frame rates, latency) at least this "
                                                    "often; a camera or clock change goes out at once.", min=1.0)
-    commands: list[str] = _f([], help="Inbound commands accepted on .../cmd/{name}: reload-trust, notice.", items=COMMAND_NAMES)
+    commands: list[str] = _f([], help="Inbound commands accepted on .../cmd/{name}: reload-trust, notice.", items=wire_commands.NAMES)
     centre_key: str = _f("", help="The centre's Ed25519 public key (PEM): commands must be signed with it; empty = every command refused.", path="file")
     command_max_age_seconds: float = _f(300.0, help="Signed commands older than this are refused as stale.", min=5.0)
     ha_discovery: bool = _f(False, help="Publish Home Assistant MQTT discovery for this kiosk.")
@@ -400,11 +401,10 @@ def _cross_checks(cfg: Config, out: _Collector) -> None:
                 out.add(f"GPIO {pin} is already used by [signals] {seen[pin]}", "signals", f.name)
             else:
                 seen[pin] = f.name
-    from kiosk.codes import FORMAT_NAMES
-
     for fmt in cfg.policy.accept_formats:
-        if fmt not in FORMAT_NAMES or fmt == "unknown":
-            out.add(f"unknown format {fmt!r} (known: {', '.join(FORMAT_NAMES[:-1])})", "policy", "accept_formats")
+        if fmt not in formats.FORMAT_NAMES or fmt == formats.UNKNOWN:
+            out.add(f"unknown format {fmt!r} (known: {', '.join(formats.FORMAT_NAMES[:-1])})", "policy",
+                    "accept_formats")
     size = screen_size(cfg.screen.size) if re.match(r"^(auto|\d+x\d+)$", cfg.screen.size) else None
     if size is not None:
         (w, h), (min_w, min_h) = size, SCREEN_MIN

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-from kiosk import reasons
+from kiosk.wire import reasons
 
 REPO = Path(__file__).resolve().parent.parent
 

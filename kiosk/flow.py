@@ -24,7 +24,7 @@ from dataclasses import replace
 from datetime import datetime, timezone
 from typing import Any, Callable
 
-from kiosk import reasons
+from kiosk.wire import reasons
 from kiosk.checkin import ACCEPT, Checkin
 from kiosk.ledger import LedgerError
 from kiosk.stages import LedgerStage, ScreenStage, SignalStage, Speaker, Telemetry

@@ -3,7 +3,7 @@
 ``Policy.from_config(PolicyConfig)`` builds it from ``[policy]``; ``Policy()``
 (no config) accepts every technically valid code. ``decide(check, now)``
 returns ``("accept"|"reject", reason)``; the reasons are the stable codes of
-:mod:`kiosk.reasons` (``policy:<rule>`` for a venue rule). Duplicates are not
+:mod:`kiosk.wire.reasons` (``policy:<rule>`` for a venue rule). Duplicates are not
 decided here but in :mod:`kiosk.checkin`.
 
 Revocation is offline: a text file of SHA-256 hex identifiers, one per line
@@ -31,9 +31,9 @@ from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
-from kiosk import reasons
+from kiosk.wire import reasons
 from kiosk.errors import KioskValueError
-from kiosk.codes import FORMAT_NAMES
+from kiosk.wire.formats import FORMAT_NAMES
 from kiosk.codes.base import CodeCheck
 
 ACCEPT, REJECT = "accept", "reject"

@@ -148,7 +148,7 @@ class _Preflight:
             return None
 
     def public_key(self, section: str, key: str, value: str) -> None:
-        from kiosk.signing import SigningKeyError, load_public_key
+        from kiosk.wire.signing import SigningKeyError, load_public_key
 
         if not value or not self.usable(section, key):
             return
@@ -215,7 +215,7 @@ class _Preflight:
 
     def device_key(self) -> None:
         """The kiosk's telemetry signing key: made at provisioning, or at first start in state_dir."""
-        from kiosk.signing import SigningKeyError, load_private_key
+        from kiosk.wire.signing import SigningKeyError, load_private_key
 
         ref = self.cfg.device.key_file
         if not self.usable("device", "key_file"):

@@ -25,18 +25,11 @@ from dataclasses import dataclass, field
 
 from kiosk.command_gate import (CommandGate, Coalescer, RELOAD_MIN_INTERVAL_S, centre_keyring, notice_action,
                                 reload_action)
-from kiosk.publish.topics import PREFIX, Topics
+from kiosk.wire.topics import Topics, bundle_topics
 
 log = logging.getLogger(__name__)
 
 FLOOR_FILE = "command-floor.json"  # in the state dir: the newest command issue time acted on
-FLEET_BUNDLE_TOPIC = f"{PREFIX}/trust/bundle"
-
-
-def bundle_topics(site: str) -> list[str]:
-    """The retained topics a kiosk takes trust bundles from: the fleet's and its site's."""
-    return [FLEET_BUNDLE_TOPIC, f"{PREFIX}/{site}/trust/bundle"]
-
 
 @contextlib.contextmanager
 def fine_switching(interval_s: float = 0.0005):
@@ -170,7 +163,7 @@ def install(kiosk, cfg, publisher, device_key, *, reload=None, reload_interval_s
             clock=time.time) -> Remote:
     """Subscribe ``kiosk`` to its signed commands and its trust bundles. ``device_key`` signs the answers.
 
-    Raises :class:`kiosk.signing.SigningKeyError` when ``[mqtt] centre_key`` names an unusable key.
+    Raises :class:`kiosk.wire.signing.SigningKeyError` when ``[mqtt] centre_key`` names an unusable key.
     """
     topics = Topics(cfg.device.site, cfg.device.id)
     ring = centre_keyring(cfg.mqtt.centre_key and str(cfg.resolve(cfg.mqtt.centre_key)))
@@ -178,7 +171,7 @@ def install(kiosk, cfg, publisher, device_key, *, reload=None, reload_interval_s
         log.warning("[mqtt] commands are enabled but [mqtt] centre_key is empty: every command will be refused")
     coalescer = Coalescer(lambda: (reload or reload_trust)(kiosk), interval_s=reload_interval_s)
     timer = ReloadTimer(coalescer, kiosk.post)
-    gate = CommandGate(topics.base, ring, cfg.mqtt.commands,
+    gate = CommandGate(topics, ring, cfg.mqtt.commands,
                        {"notice": notice_action(kiosk.set_notice), "reload-trust": reload_action(coalescer, timer.arm)},
                        device_key, lambda topic, payload: publisher.send(topic, payload),
                        cfg.mqtt.command_max_age_seconds, state_file=cfg.resolve(cfg.device.state_dir) / FLOOR_FILE,

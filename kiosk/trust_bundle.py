@@ -3,7 +3,7 @@
 One bundle holds everything a kiosk trusts (format in docs/codes.md, "Trust
 bundles"): EU DCC document signers, health-declaration issuers, value sets, the
 revocation list and optionally venue-policy rules. It is a JSON object signed
-with :func:`kiosk.signing.sign` by the trust authority's Ed25519 key, bound to
+with :func:`kiosk.wire.signing.sign` by the trust authority's Ed25519 key, bound to
 the fixed purpose :data:`BINDING` instead of an MQTT topic, so the same bytes
 are valid as a file (``[trust] bundle``), on the fleet topic
 ``checkin/v1/trust/bundle`` and on a site's ``checkin/v1/{site}/trust/bundle``.
@@ -39,7 +39,8 @@ from typing import Any, Callable, Mapping
 
 from cryptography import x509
 
-from kiosk import signing
+from kiosk.wire import reasons, signing
+from kiosk.wire.reasons import EXPIRED, NOT_YET_VALID, ROLLBACK, SAME_VERSION, TOO_LARGE, WRONG_SITE, WRONG_TYPE
 from kiosk.errors import SignatureRefused
 from kiosk.trust import Revocations, TrustError, TrustStore, read_capped
 
@@ -53,14 +54,6 @@ STATE_FILE = "trust-bundle.json"
 FUTURE_SKEW_SECONDS = 300.0
 DCC_TYPES = ("vaccination", "test", "recovery")
 
-# Stable refusal reasons, besides kiosk.signing's malformed, unsigned, unknown-key, bad-signature.
-TOO_LARGE = "too-large"
-WRONG_TYPE = "wrong-type"
-ROLLBACK = "rollback"
-SAME_VERSION = "same-version"
-NOT_YET_VALID = "not-yet-valid"
-EXPIRED = "expired"
-WRONG_SITE = "wrong-site"
 # Outcomes of an accepted offer.
 APPLIED = "applied"
 UNCHANGED = "unchanged"
@@ -92,7 +85,7 @@ def _time(value: Any, where: str) -> datetime:
     try:
         return signing.parse_iso(value)
     except SignatureRefused:
-        raise BundleRefused(signing.MALFORMED, f"{where} is not an ISO 8601 time") from None
+        raise BundleRefused(reasons.MALFORMED, f"{where} is not an ISO 8601 time") from None
 
 
 def open_bundle(data: bytes, authority: signing.KeyRing) -> dict:
@@ -111,17 +104,17 @@ def open_bundle(data: bytes, authority: signing.KeyRing) -> dict:
         raise BundleRefused(WRONG_TYPE, f"not a {TYPE} of spec {SPEC}")
     version = body.get("version")
     if isinstance(version, bool) or not isinstance(version, int) or not 0 < version < 2**53:
-        raise BundleRefused(signing.MALFORMED, "version must be a positive integer")
+        raise BundleRefused(reasons.MALFORMED, "version must be a positive integer")
     return body
 
 
 def _b64(value: Any, where: str) -> bytes:
     if not isinstance(value, str) or len(value) > 64 * 1024:
-        raise BundleRefused(signing.MALFORMED, f"{where}: not base64 text")
+        raise BundleRefused(reasons.MALFORMED, f"{where}: not base64 text")
     try:
         return base64.b64decode(value, validate=True)
     except (binascii.Error, ValueError):
-        raise BundleRefused(signing.MALFORMED, f"{where}: not base64") from None
+        raise BundleRefused(reasons.MALFORMED, f"{where}: not base64") from None
 
 
 def _add_entries(store: TrustStore, entries: Any, role: str) -> None:
@@ -129,45 +122,45 @@ def _add_entries(store: TrustStore, entries: Any, role: str) -> None:
     if entries is None:
         return
     if not isinstance(entries, list):
-        raise BundleRefused(signing.MALFORMED, f"{key} is not a list")
+        raise BundleRefused(reasons.MALFORMED, f"{key} is not a list")
     for i, entry in enumerate(entries):
         where = f"{key}[{i}]"
         if not isinstance(entry, Mapping):
-            raise BundleRefused(signing.MALFORMED, f"{where} is not an object")
+            raise BundleRefused(reasons.MALFORMED, f"{where} is not an object")
         der = _b64(entry.get("certificate"), f"{where}.certificate")
         try:
             cert = x509.load_der_x509_certificate(der)
         except ValueError:
-            raise BundleRefused(signing.MALFORMED, f"{where}.certificate is not a DER certificate") from None
+            raise BundleRefused(reasons.MALFORMED, f"{where}.certificate is not a DER certificate") from None
         kid = _b64(entry["kid"], f"{where}.kid") if entry.get("kid") is not None else None
         if kid is not None and not 1 <= len(kid) <= 32:
-            raise BundleRefused(signing.MALFORMED, f"{where}.kid has {len(kid)} bytes")
+            raise BundleRefused(reasons.MALFORMED, f"{where}.kid has {len(kid)} bytes")
         country = entry.get("country")
         if country is not None and not (isinstance(country, str) and _COUNTRY.fullmatch(country)):
-            raise BundleRefused(signing.MALFORMED, f"{where}.country is not an ISO 3166 alpha-2 code")
+            raise BundleRefused(reasons.MALFORMED, f"{where}.country is not an ISO 3166 alpha-2 code")
         nb = _time(entry["not_before"], f"{where}.not_before") if entry.get("not_before") else None
         na = _time(entry["not_after"], f"{where}.not_after") if entry.get("not_after") else None
         usage = entry.get("usage")
         if usage is not None and (not isinstance(usage, list) or any(u not in DCC_TYPES for u in usage)):
-            raise BundleRefused(signing.MALFORMED, f"{where}.usage must list {', '.join(DCC_TYPES)}")
+            raise BundleRefused(reasons.MALFORMED, f"{where}.usage must list {', '.join(DCC_TYPES)}")
         try:
             store.add_certificate(cert, kid=kid, country=country, source=f"bundle {key}", der=der, role=role,
                                   not_before=nb, not_after=na,
                                   dcc_types=frozenset(usage) if usage is not None else None)
         except (ValueError, TypeError) as exc:  # a public key cryptography cannot load
-            raise BundleRefused(signing.MALFORMED, f"{where}: {exc}") from None
+            raise BundleRefused(reasons.MALFORMED, f"{where}: {exc}") from None
 
 
 def _valuesets(value: Any) -> dict[str, frozenset[str]] | None:
     if value is None:
         return None
     if not isinstance(value, Mapping):
-        raise BundleRefused(signing.MALFORMED, "valuesets is not an object")
+        raise BundleRefused(reasons.MALFORMED, "valuesets is not an object")
     out = {}
     for name, codes in value.items():
         if not re.fullmatch(r"[a-z0-9-]{1,64}", str(name)) or not isinstance(codes, list) \
                 or not all(isinstance(c, str) and len(c) <= 128 for c in codes):
-            raise BundleRefused(signing.MALFORMED, f"valuesets.{str(name)[:64]} is not a list of codes")
+            raise BundleRefused(reasons.MALFORMED, f"valuesets.{str(name)[:64]} is not a list of codes")
         out[f"valuesets/{name}.json"] = frozenset(codes)
     return out
 
@@ -176,11 +169,11 @@ def _revocations(value: Any) -> Revocations:
     if value is None:
         return Revocations()
     if not isinstance(value, Mapping) or any(k not in Revocations.TYPES for k in value):
-        raise BundleRefused(signing.MALFORMED, f"revocation keys must be among {', '.join(Revocations.TYPES)}")
+        raise BundleRefused(reasons.MALFORMED, f"revocation keys must be among {', '.join(Revocations.TYPES)}")
     sets = {}
     for kind, hashes in value.items():
         if not isinstance(hashes, list) or not all(isinstance(h, str) and _HEX.fullmatch(h) for h in hashes):
-            raise BundleRefused(signing.MALFORMED, f"revocation.{kind} must be SHA-256 hex (64 or 32 digits)")
+            raise BundleRefused(reasons.MALFORMED, f"revocation.{kind} must be SHA-256 hex (64 or 32 digits)")
         sets[kind] = frozenset(hashes)
     return Revocations(**sets)
 
@@ -193,7 +186,7 @@ def store_of(body: Mapping) -> TrustStore:
 
         problem = bundle_policy_problem(policy)
         if problem:
-            raise BundleRefused(signing.MALFORMED, f"policy: {problem}")
+            raise BundleRefused(reasons.MALFORMED, f"policy: {problem}")
     site = body.get("site")
     store = TrustStore(issued_at=_time(body.get("issued_at"), "issued_at"), version=body["version"],
                        expires_at=_time(body.get("expires_at"), "expires_at"),
@@ -316,7 +309,7 @@ class TrustKeeper:
     def offer(self, data: bytes, source: str = "", *, allow_expired: bool = False, persist: bool = True) -> Offered:
         """Verify ``data`` and apply it if it is good and new; never raises for a bad bundle."""
         if not isinstance(data, (bytes, bytearray)):
-            return Offered(False, signing.MALFORMED, None, "not bytes")
+            return Offered(False, reasons.MALFORMED, None, "not bytes")
         data = bytes(data)
         with self._lock:
             try:
@@ -357,7 +350,7 @@ class TrustKeeper:
             if issued > now + timedelta(seconds=FUTURE_SKEW_SECONDS):
                 raise BundleRefused(NOT_YET_VALID, f"issued {issued.isoformat()}, after the clock")
             if expires <= issued:
-                raise BundleRefused(signing.MALFORMED, "expires_at is not after issued_at")
+                raise BundleRefused(reasons.MALFORMED, "expires_at is not after issued_at")
             if now > expires and not allow_expired:
                 raise BundleRefused(EXPIRED, f"expired {expires.isoformat()}")
             site = body.get("site")

@@ -18,7 +18,7 @@ import dataclasses
 import logging
 from datetime import datetime, timezone
 
-from kiosk import reasons
+from kiosk.wire import reasons
 from kiosk.codes import CodeCheck, CodeFormat, VerifyContext, load_all, unknown
 from kiosk.codes.base import MAX_PAYLOAD_CHARS
 

@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import nacl.public  # noqa: E402
 
-from kiosk import signing  # noqa: E402
+from kiosk.wire import signing  # noqa: E402
 from kiosk.authority import requests  # noqa: E402
 from kiosk.authority.collect import Collector  # noqa: E402
 from kiosk.authority.keys import AuthorityKeys  # noqa: E402

@@ -32,7 +32,7 @@ from kiosk.codes import base45, cose, dcc  # noqa: E402
 from kiosk.issuing.declaration import IssuerKey, issue  # noqa: E402
 from kiosk.trust import TrustStore  # noqa: E402
 from kiosk.verify import Verifier  # noqa: E402
-from kiosk import signing  # noqa: E402
+from kiosk.wire import signing  # noqa: E402
 from kiosk.issuing import bundle as bundle_tools  # noqa: E402
 from kiosk.trust_bundle import TrustKeeper  # noqa: E402
 

@@ -18,7 +18,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from kiosk import config
 from kiosk.checkin import Checkin
 from kiosk.demo import DEMO_KEYS
-from kiosk.publish.connection import parse_url
+from kiosk.wire.broker import parse_url
 
 
 def wait_for(cond, timeout=10.0, step=0.02) -> bool:
@@ -137,7 +137,7 @@ def checkin(verdict="accept", reason="ok", pseudonym="p", duplicate=False, at=No
 
 def device_keyring(cfg):
     """The KeyRing a centre would hold for this kiosk: its device public key (made on first start)."""
-    from kiosk import signing
+    from kiosk.wire import signing
     from kiosk.publish.device_key import key_path, public_path
 
     return signing.KeyRing.load([public_path(key_path(cfg))], owner=f"{cfg.device.site}/{cfg.device.id}")
@@ -145,7 +145,7 @@ def device_keyring(cfg):
 
 def verified(payload: bytes, topic: str, keys) -> dict:
     """The payload of a signed message (raises SignatureRefused when it does not verify)."""
-    from kiosk import signing
+    from kiosk.wire import signing
 
     return signing.verify(json.loads(payload), topic, keys).payload
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 from datetime import datetime, timezone
 
-from kiosk import reasons
+from kiosk.wire import reasons
 from kiosk.checkin import ACCEPT, REJECT, CheckinDesk, DuplicateWindow
 from kiosk.codes import CodeCheck, Holder
 

@@ -32,7 +32,7 @@ import pytest
 
 from conftest import TESTDATA
 from kiosk.issuing import dcc as issuing
-from kiosk import reasons
+from kiosk.wire import reasons
 from kiosk.codes import base45, cose, dcc
 from kiosk.codes.base import VerifyContext
 from kiosk.issuing.keys import IssuerKey

@@ -9,7 +9,7 @@ import pytest
 import segno
 
 from kiosk.issuing import cose as issuing_cose
-from kiosk import reasons
+from kiosk.wire import reasons
 from kiosk.codes import base45, cose, declaration
 from kiosk.codes.base import VerifyContext
 from kiosk.codes.declaration import HealthDeclaration

@@ -16,7 +16,7 @@ import cbor2
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from kiosk import reasons
+from kiosk.wire import reasons
 from kiosk.codes import base45, cose, load_all
 from kiosk.codes.base import VerifyContext
 from kiosk.issuing.keys import IssuerKey

@@ -21,7 +21,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from kiosk import reasons
+from kiosk.wire import reasons
 from kiosk.codes import base45, dcc
 from kiosk.issuing import cose as issuing_cose
 from kiosk.issuing.dcc import issue_dcc, vaccination

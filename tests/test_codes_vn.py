@@ -6,7 +6,7 @@ from datetime import datetime, timezone
 
 import pytest
 
-from kiosk import reasons
+from kiosk.wire import reasons
 from kiosk.codes.base import VerifyContext
 from kiosk.codes.cccd import Cccd
 from kiosk.codes.pccovid import PcCovid

@@ -12,12 +12,15 @@ import os
 
 import pytest
 
+from kiosk.wire.topics import Topics
 from kiosk import command_gate as gate_mod
-from kiosk import signing
+from kiosk.wire import signing
+from kiosk.wire.reasons import REFUSALS
 from kiosk.command_gate import CommandGate, Coalescer, ReplayFloor, notice_action, reload_action, sanitise_notice
 
 ROOT = __import__("pathlib").Path(__file__).resolve().parent.parent
 BASE = "checkin/v1/hn-hk/kiosk-01"
+KIOSK = Topics("hn-hk", "kiosk-01")
 T0 = 1_800_000_000.0
 
 
@@ -46,7 +49,7 @@ class Kiosk:
         self.coalescer = Coalescer(self._reload, interval_s=10.0, clock=self.mono)
         self.device_ring = signing.KeyRing.of({"kiosk-01": keys["device"].public_key()})
         self.gate = CommandGate(
-            BASE, signing.KeyRing.of({"centre": keys["centre"].public_key()}), enabled,
+            KIOSK, signing.KeyRing.of({"centre": keys["centre"].public_key()}), enabled,
             {"notice": notice_action(self._show), "reload-trust": reload_action(self.coalescer)},
             keys["device"], lambda topic, payload: self.sent.append((topic, payload)), max_age_s=300,
             state_file=tmp_path / "command-floor.json" if state_file == "default" else state_file, clock=self.clock)
@@ -209,7 +212,7 @@ def test_oversized_and_bad_bodies_are_refused(keys, tmp_path):
 def test_every_refusal_reason_is_a_stable_word():
     reasons = {gate_mod.TOO_LARGE, gate_mod.WRONG_TOPIC, gate_mod.UNKNOWN_COMMAND, gate_mod.NOT_ENABLED,
                gate_mod.NAME_MISMATCH, gate_mod.STATE_UNWRITABLE, gate_mod.BAD_BODY, gate_mod.RELOAD_FAILED,
-               gate_mod.FAILED, *signing.REASONS}
+               gate_mod.FAILED, *REFUSALS}
     assert all(r.replace("-", "").isalpha() and r.islower() for r in reasons)
 
 
@@ -271,7 +274,7 @@ def test_a_full_inbox_drops_the_newest_without_blocking(keys, tmp_path):
 def test_an_empty_centre_key_refuses_every_command(keys, tmp_path):
     ring = gate_mod.centre_keyring("")
     sent = []
-    g = CommandGate(BASE, ring, ["notice"], {"notice": notice_action(lambda t: None)}, keys["device"],
+    g = CommandGate(KIOSK, ring, ["notice"], {"notice": notice_action(lambda t: None)}, keys["device"],
                     lambda t, p: sent.append(p), 300, clock=Clock())
     assert g.handle(*command(keys["centre"], "notice", "x")).reason == "unknown-key"
     signing.write_public_key(tmp_path / "centre.pub.pem", keys["centre"])
@@ -333,7 +336,7 @@ def test_commands_and_answers_match_their_documented_schemas(keys, tmp_path):
     assert [r["reason"] for r in k.results()] == ["shown", "malformed", "reloaded"]
     every = set(validator("cmd-result").schema["properties"]["reason"]["enum"])
     assert every >= {getattr(gate_mod, n) for n in dir(gate_mod) if n.isupper() and isinstance(getattr(gate_mod, n), str)
-                     and n not in ("OK", "REFUSED", "FLOOR_FILE")} | set(signing.REASONS)
+                     and n not in ("OK", "REFUSED", "FLOOR_FILE")} | set(REFUSALS)
 
 
 def test_a_folded_reload_runs_once_when_due_on_the_posted_thread():

@@ -16,7 +16,8 @@ import json
 
 import pytest
 
-from kiosk import cli, config, signing
+from kiosk import cli, config
+from kiosk.wire import signing
 
 ROOT = Path(__file__).resolve().parent.parent
 FLEET = ROOT / "scripts" / "fleet_config"

@@ -13,7 +13,7 @@ import pytest
 from gpiozero.pins.mock import MockFactory
 
 from helpers import FakeClock, code, kiosk_config, pc_covid, signed_dcc, wait_for
-from kiosk import reasons
+from kiosk.wire import reasons
 from kiosk.assembly import assemble
 from kiosk.demo import samples
 
@@ -256,7 +256,7 @@ def test_with_mqtt_disabled_the_outbox_does_not_grow(make):
 
 def test_a_notice_is_one_clean_line_and_capped(make, caplog, tmp_path):
     """A signed notice goes through the command gate on the control thread (kiosk.remote)."""
-    from kiosk import signing
+    from kiosk.wire import signing
     from kiosk.commands.command import build
 
     centre = signing.generate_key()

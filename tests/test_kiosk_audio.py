@@ -16,7 +16,7 @@ import pytest
 
 from device.audio import SEE_GUARD, WELCOME, MixerSpeaker
 from helpers import kiosk_config, signed_dcc
-from kiosk import reasons
+from kiosk.wire import reasons
 from kiosk.demo import replay_frames
 
 RELAY = 23  # kiosk_config's relay pin

@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 
 from helpers import device_keyring, kiosk_config, verified, wait_for
-from kiosk import signing
+from kiosk.wire import signing
 from kiosk.authority import keys as authority_keys
 from kiosk.cli import main
 from kiosk.demo import replay_frames, samples

@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 
 from helpers import kiosk_config, wait_for
-from kiosk import config, reasons
+from kiosk import config
+from kiosk.wire import reasons
 from kiosk.demo import replay_frames, samples
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -195,7 +196,7 @@ def test_centre_can_post_a_notice_and_reload_the_trust_list(tmp_path, broker):
     """Signed commands arrive only when the config enables them, and run on the kiosk's control thread."""
     import paho.mqtt.publish as publish
 
-    from kiosk import signing
+    from kiosk.wire import signing
     from kiosk.commands.command import build
 
     centre = signing.generate_key()

@@ -8,7 +8,9 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from kiosk.issuing import dcc as issuing
-from kiosk import config, reasons
+from kiosk import config
+from kiosk.wire import reasons
+from kiosk.screen import reason_text
 from kiosk.codes import dcc
 from kiosk.codes.base import CodeCheck
 from kiosk.issuing.declaration import IssuerKey, issue
@@ -148,4 +150,4 @@ def test_invalid_checks_keep_their_reason():
 def test_every_policy_reason_has_words():
     for rule in ("format", "status", "vaccination-incomplete", "vaccination-too-recent", "vaccination-too-old",
                  "test-positive", "test-too-old", "test-in-future", "recovery-window", "certificate-type"):
-        assert reasons.words(reasons.policy(rule), "en") != "Not allowed by venue policy", rule
+        assert reason_text.words(reasons.policy(rule), "en") != "Not allowed by venue policy", rule

@@ -25,7 +25,8 @@ from typing import Callable
 import pytest
 
 from conftest import free_port
-from kiosk import preflight, signing
+from kiosk import preflight
+from kiosk.wire import signing
 
 ROOT = Path(__file__).resolve().parent.parent
 DEMO_SIGNER = ROOT / "config" / "demo-keys" / "declaration-issuer.crt.pem"

@@ -13,7 +13,7 @@ from helpers import Collector, checkin, device_keyring, make_config, verified, w
 from kiosk.config import parse
 from kiosk.ledger import Ledger
 from kiosk.publish import NullTelemetry, open_publisher
-from kiosk.publish.connection import make_client, parse_url
+from kiosk.wire.broker import make_client, parse_url
 
 
 @pytest.fixture
@@ -170,7 +170,7 @@ def test_subscribed_handlers_get_their_messages_across_reconnects(tmp_path, brok
 
 
 def test_every_kiosk_message_is_signed_by_the_device_key(kiosk, broker):
-    from kiosk import signing
+    from kiosk.wire import signing
 
     cfg, ledger, make = kiosk
     sub = Collector(broker.url)

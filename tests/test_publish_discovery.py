@@ -12,7 +12,7 @@ import re
 import pytest
 
 from kiosk.publish import discovery
-from kiosk.publish.topics import Topics
+from kiosk.wire.topics import Topics
 
 jinja2 = pytest.importorskip("jinja2")
 

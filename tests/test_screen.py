@@ -14,7 +14,7 @@ pygame = pytest.importorskip("pygame")
 np = pytest.importorskip("numpy")
 zxingcpp = pytest.importorskip("zxingcpp")
 
-from kiosk import reasons  # noqa: E402
+from kiosk.wire import reasons  # noqa: E402
 from kiosk.config import parse  # noqa: E402
 from kiosk.screen import KioskStatus, Screen, mask_name, shown_name  # noqa: E402
 from kiosk import clock as clocksync  # noqa: E402

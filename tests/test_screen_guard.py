@@ -16,7 +16,7 @@ import pytest
 pygame = pytest.importorskip("pygame")
 np = pytest.importorskip("numpy")
 
-from kiosk import reasons  # noqa: E402
+from kiosk.wire import reasons  # noqa: E402
 from kiosk.screen import KioskStatus, draw  # noqa: E402
 from kiosk.screen.guard_view import GUARD_SECONDS  # noqa: E402
 from test_screen import FakeClock, Holder, drawn_text, kiosk_config, make_screen, pixels, shows  # noqa: E402,F401

@@ -17,7 +17,8 @@ import pytest
 pygame = pytest.importorskip("pygame")
 np = pytest.importorskip("numpy")
 
-from kiosk import reasons  # noqa: E402
+from kiosk.wire import reasons  # noqa: E402
+from kiosk.screen import reason_text
 from kiosk.screen import KioskStatus, draw, words  # noqa: E402
 from test_screen import (FakeClock, Holder, dominant, drawn_text, kiosk_config, make_screen, pixels,  # noqa: E402,F401
                          screen_font, shows)
@@ -84,9 +85,9 @@ def test_next_step_in_one_language_only(drawn_text):
 
 
 def test_reason_helpers_for_other_callers():
-    assert reasons.next_step(reasons.EXPIRED, "en", {"valid_until": "garbage"}) == "Show a code that is still valid"
-    assert reasons.expired_on({"expires_at": None}) is None
-    assert reasons.expired_on(None) is None
+    assert reason_text.next_step(reasons.EXPIRED, "en", {"valid_until": "garbage"}) == "Show a code that is still valid"
+    assert reason_text.expired_on({"expires_at": None}) is None
+    assert reason_text.expired_on(None) is None
 
 
 # -- not verified: check the ID card ---------------------------------------------------------------------

@@ -17,7 +17,7 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
 from helpers import Collector, code, device_keyring, kiosk_config, pc_covid, verified, wait_for
-from kiosk import signing
+from kiosk.wire import signing
 from kiosk.command_gate import RELOAD_MIN_INTERVAL_S
 from kiosk.commands.command import build
 

@@ -15,7 +15,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from openpyxl import load_workbook
 
-from kiosk import signing
+from kiosk.wire import signing
 from kiosk.authority import keys as authority_keys
 from kiosk.cli import main
 from kiosk.tracing import protocol as P

@@ -9,7 +9,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from kiosk import signing
+from kiosk.wire import signing
 from kiosk.authority import keys as authority_keys
 from kiosk.authority import registry as registry_mod
 from kiosk.authority import requests

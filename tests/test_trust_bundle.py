@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from kiosk import reasons, signing
+from kiosk.wire import reasons, signing
+from kiosk.screen import reason_text
 from kiosk.cli import main
 from kiosk.codes.base import CodeCheck
 from kiosk.issuing import bundle as tools
@@ -182,7 +183,7 @@ def test_stale_trust_rejects_signed_codes_only(tmp_path):
     assert keeper.stale and keeper.trust_stale and keeper.trust_age_hours > 24
     check = verifier.check(_payload())
     assert not check.valid and check.reason == reasons.TRUST_STALE
-    assert reasons.words(reasons.TRUST_STALE, "en") != reasons.TRUST_STALE  # the screen has words for it
+    assert reason_text.words(reasons.TRUST_STALE, "en") != reasons.TRUST_STALE  # the screen has words for it
     assert verifier.check(unsigned).valid  # nothing to trust in an unsigned code: format only, as before
     assert verifier.check("HC1:NCFTW2").reason == reasons.MALFORMED  # unreadable stays unreadable
     keeper.offer(_bundle(2, issued_at=datetime.fromtimestamp(now[0], timezone.utc)), "test")

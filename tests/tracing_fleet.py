@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
-from kiosk import signing
+from kiosk.wire import signing
 from kiosk.checkin import Checkin
 from kiosk.codes import Holder
 from kiosk.ledger import Ledger

@@ -19,7 +19,7 @@ from typing import Any, Iterable
 
 import nacl.public
 
-from kiosk import signing
+from kiosk.wire import signing
 from kiosk.errors import SignatureRefused
 from kiosk.tracing import protocol as P
 from kiosk.authority.registry import RegisteredKiosk

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from kiosk import signing
+from kiosk.wire import signing
 from kiosk.errors import KioskValueError
 
 
@@ -39,11 +39,11 @@ class RegisteredKiosk:
 def load(path: str | os.PathLike) -> list[RegisteredKiosk]:
     """Every row of the registry (revoked ones included, marked).
 
-    The file is parsed by :mod:`kiosk.ops.registry`, the module ``kiosk fleet`` writes it
+    The file is parsed by :mod:`kiosk.wire.registry`, the module ``kiosk fleet`` writes it
     with, so the two can never read it differently; here each row's key is also loaded and
     its kid checked against it, since the authority seals and verifies with those keys.
     """
-    from kiosk.ops import registry as fleet_registry
+    from kiosk.wire import registry as fleet_registry
 
     p = Path(path)
     if not p.is_file():

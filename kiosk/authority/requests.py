@@ -14,7 +14,7 @@ import uuid
 from datetime import datetime
 from typing import Iterable
 
-from kiosk import signing
+from kiosk.wire import signing
 from kiosk.errors import KioskValueError
 from kiosk.tracing import protocol as P
 from kiosk.authority.keys import AuthorityKeys

@@ -10,17 +10,17 @@ from __future__ import annotations
 
 import importlib
 
+from kiosk.wire import formats
 from kiosk.codes.base import CodeCheck, CodeFormat, Holder, VerifyContext, unknown
 
 # name -> "module:Class"; imported lazily so start-up stays fast.
+# The names are the wire's (kiosk.wire.formats): events carry them and the centre counts by them.
 _FORMATS: dict[str, str] = {
-    "eu-dcc": "kiosk.codes.dcc:EuDcc",
-    "health-declaration": "kiosk.codes.declaration:HealthDeclaration",
-    "pc-covid": "kiosk.codes.pccovid:PcCovid",
-    "cccd": "kiosk.codes.cccd:Cccd",
+    formats.EU_DCC: "kiosk.codes.dcc:EuDcc",
+    formats.HEALTH_DECLARATION: "kiosk.codes.declaration:HealthDeclaration",
+    formats.PC_COVID: "kiosk.codes.pccovid:PcCovid",
+    formats.CCCD: "kiosk.codes.cccd:Cccd",
 }
-
-FORMAT_NAMES: tuple[str, ...] = tuple(_FORMATS) + ("unknown",)
 
 
 def load(name: str) -> CodeFormat:
@@ -34,4 +34,4 @@ def load_all(names: list[str] | None = None) -> list[CodeFormat]:
     return [load(n) for n in (names or _FORMATS)]
 
 
-__all__ = ["CodeCheck", "CodeFormat", "Holder", "VerifyContext", "FORMAT_NAMES", "load", "load_all", "unknown"]
+__all__ = ["CodeCheck", "CodeFormat", "Holder", "VerifyContext", "load", "load_all", "unknown"]

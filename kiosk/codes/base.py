@@ -3,7 +3,7 @@
 A format plug-in answers three questions about a payload string: is it mine
 (``detects``), what does it say (parse), and can I trust it (verify). ``check``
 does the last two and returns a :class:`CodeCheck`; it never raises for bad
-input: a bad payload is a reject with a stable reason (see :mod:`kiosk.reasons`).
+input: a bad payload is a reject with a stable reason (see :mod:`kiosk.wire.reasons`).
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Mapping, Protocol
 
-from kiosk import reasons
+from kiosk.wire import reasons
 
 # Largest QR code (version 40, level L, byte mode) holds 2953 bytes; alphanumeric 4296.
 MAX_PAYLOAD_CHARS = 4296

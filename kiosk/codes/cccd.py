@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from kiosk import reasons
+from kiosk.wire import reasons
 from kiosk.codes import vnid
 from kiosk.codes.base import CodeCheck, Holder, VerifyContext
 

@@ -20,7 +20,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
-from kiosk import reasons
+from kiosk.wire import reasons
 
 # Header labels and algorithm ids (IANA COSE registries).
 ALG, KID = 1, 4

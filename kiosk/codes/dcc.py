@@ -31,7 +31,7 @@ from typing import Any
 
 import cbor2
 
-from kiosk import reasons
+from kiosk.wire import reasons
 from kiosk.codes import base45, cose
 from kiosk.codes.base import CodeCheck, Holder, VerifyContext
 from kiosk.trust import signer_validity_problem

@@ -23,7 +23,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any, Mapping
 
 
-from kiosk import reasons
+from kiosk.wire import reasons
 from kiosk.codes import base45, cose
 from kiosk.codes.base import CodeCheck, VerifyContext
 from kiosk.trust import signer_validity_problem

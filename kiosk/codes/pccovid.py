@@ -23,7 +23,7 @@ from __future__ import annotations
 import re
 from datetime import date, timedelta
 
-from kiosk import reasons
+from kiosk.wire import reasons
 from kiosk.codes import vnid
 from kiosk.codes.base import CodeCheck, Holder, VerifyContext
 

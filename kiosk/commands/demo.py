@@ -16,7 +16,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from kiosk import config, reasons
+from kiosk import config
+from kiosk.wire import reasons
 
 
 def add_arguments(p) -> None:

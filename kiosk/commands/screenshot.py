@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any, Mapping
 
-from kiosk import config, reasons
+from kiosk import config
+from kiosk.wire import reasons
 
 STATES = ("idle", "live", "accept", "reject", "duplicate", "duplicate-refused", "override", "unverified", "guard",
           "out-of-service")

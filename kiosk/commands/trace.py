@@ -95,7 +95,7 @@ def _keygen(args) -> int:
 
 
 def _client_factory(args, client_id: str, broker: str):
-    from kiosk.publish.connection import make_client
+    from kiosk.wire.broker import make_client
 
     mc = SimpleNamespace(username=args.username, password_file=args.password_file, ca_file=args.ca_file,
                          cert_file=args.cert_file, key_file=args.key_file, reconnect_min_seconds=1.0,

@@ -87,7 +87,7 @@ def _write(path: str, data: bytes) -> None:
 
 
 def _verify(data: bytes, pub: str, site: str | None):
-    from kiosk import signing
+    from kiosk.wire import signing
     from kiosk.trust_bundle import TrustKeeper, load_authority_key
 
     from kiosk.trust import TrustError
@@ -101,7 +101,7 @@ def _verify(data: bytes, pub: str, site: str | None):
 
 
 def run(args) -> int:
-    from kiosk import signing
+    from kiosk.wire import signing
     from kiosk.issuing import bundle as tools
 
     try:

@@ -55,7 +55,7 @@ def _stdin_payloads():
 
 def run(args) -> int:
     from kiosk import config as config_mod
-    from kiosk import signing
+    from kiosk.wire import signing
     from kiosk.policy import Policy, RevocationFileError
     from kiosk.trust import TrustError, TrustStore
     from kiosk.trust_bundle import TrustKeeper, load_authority_key

@@ -5,7 +5,7 @@ national trust-list operator has at hand: folders of PEM/DER document-signer
 certificates, a national public trust-list export (JSON entries with ``kid``,
 ``country`` and the DER certificate), EU value-set files, revocation files,
 health-declaration issuers' certificates and optionally venue-policy rules.
-It is signed with the authority's Ed25519 key by :func:`kiosk.signing.sign`,
+It is signed with the authority's Ed25519 key by :func:`kiosk.wire.signing.sign`,
 bound to :data:`kiosk.trust_bundle.BINDING`; kiosks check it with
 :class:`kiosk.trust_bundle.TrustKeeper`.
 """
@@ -24,21 +24,14 @@ from typing import Any, Iterable, Mapping
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from kiosk import signing
+from kiosk.wire import signing, topics
 from kiosk.errors import KioskValueError
 from kiosk.trust import (_CERT_SUFFIXES, Revocations, TrustError, _parse_certificates, certificate_validity, kid_of,
                          key_usage_types, read_capped)
 from kiosk.trust_bundle import BINDING, SPEC, TYPE
 
-TOPIC = "checkin/v1/trust/bundle"  # BRIEF contract 4; per site: checkin/v1/{site}/trust/bundle
-
-
 class BundleBuildError(KioskValueError):
     """Input the bundle cannot be built from; the message names the file and entry."""
-
-
-def site_topic(site: str | None) -> str:
-    return f"checkin/v1/{site}/trust/bundle" if site else TOPIC
 
 
 def _iso(t: datetime) -> str:
@@ -248,7 +241,7 @@ def publish(data: bytes, broker: str, *, site: str | None = None, username: str 
         port = url.port or (8883 if url.scheme == "mqtts" else 1883)
     except ValueError:
         raise BundleBuildError(f"--broker {broker!r}: bad port") from None
-    topic = site_topic(site)
+    topic = topics.bundle_topic(site)
     client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"trust-publish-{int(time.time())}")
     if url.scheme == "mqtts":
         client.tls_set(ca_certs=ca_file)

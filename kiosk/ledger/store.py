@@ -30,7 +30,7 @@ from datetime import date, datetime, timedelta, timezone, tzinfo
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
-from kiosk import reasons
+from kiosk.wire import reasons
 from kiosk.errors import KioskOSError
 from kiosk.ledger.schema import migrate
 from kiosk.ledger.visits import VisitLog

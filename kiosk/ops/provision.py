@@ -458,7 +458,7 @@ def step_device_key(pv: Provisioner, creds: dict) -> tuple[bool, str]:
     ``credential:mqtt_device-key``), the public key to /etc/kiosk for the fleet registry.
     Returns (changed, kid).
     """
-    from kiosk import signing
+    from kiosk.wire import signing
 
     given = creds.get("device_key")
     existing = pv.at(DEVICE_KEY)
@@ -543,7 +543,7 @@ def run(args) -> int:
     text = render_config(template, overrides)
     validate(text, root, staged_files(creds))
     if "device_key" in creds:
-        from kiosk import signing
+        from kiosk.wire import signing
 
         signing.private_key_from_pem(creds["device_key"].encode(), "the device key")  # a bad key: exit 2, nothing written
     pv = Provisioner(root, args.dry_run, live)

@@ -8,7 +8,7 @@ null one from the config.
 from __future__ import annotations
 
 from kiosk.publish.base import NullTelemetry, Telemetry
-from kiosk.publish.topics import Topics
+from kiosk.wire.topics import Topics
 
 
 def open_publisher(cfg, ledger, info: dict | None = None, device_key=None) -> Telemetry:

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from kiosk import signing
+from kiosk.wire import signing
 from kiosk.secrets import CREDENTIAL_PREFIX
 
 log = logging.getLogger(__name__)
@@ -56,7 +56,7 @@ def public_path(private_path: str | Path) -> Path:
 def load_or_create(cfg) -> DeviceKey:
     """The device key the config names; made on first start when the key file does not exist yet.
 
-    Raises :class:`kiosk.signing.SigningKeyError` (one line naming the file) for a key that cannot be used.
+    Raises :class:`kiosk.wire.signing.SigningKeyError` (one line naming the file) for a key that cannot be used.
     """
     ref = key_path(cfg)
     if not ref.startswith(CREDENTIAL_PREFIX) and not Path(ref).exists():

@@ -19,7 +19,7 @@ import re
 from typing import Iterator
 
 from kiosk import __version__
-from kiosk.publish.topics import Topics
+from kiosk.wire.topics import Topics
 
 DISCOVERY_PREFIX = "homeassistant"
 

@@ -16,7 +16,7 @@ clock, the ledger, the display or the degraded list flips (at most every
 broker), and otherwise every ``health_interval_seconds``.
 
 Every counts, info, health and events message is signed with the device key
-(:mod:`kiosk.signing`, bound to the topic; docs/mqtt.md contract v1.1). Inbound
+(:mod:`kiosk.wire.signing`, bound to the topic; docs/mqtt.md contract v1.1). Inbound
 messages reach the handlers registered with ``subscribe`` (re-subscribed on
 every connect); ``send`` publishes a reply at once.
 """
@@ -34,8 +34,8 @@ import paho.mqtt.client as paho
 
 from kiosk.publish import discovery, payloads
 from kiosk.publish.base import Handler, Telemetry
-from kiosk.publish.connection import make_client
-from kiosk.publish.topics import Topics
+from kiosk.wire.broker import make_client
+from kiosk.wire.topics import Topics
 
 log = logging.getLogger(__name__)
 

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from kiosk import reasons
+from kiosk.wire import reasons
+from kiosk.screen import reason_text
 from kiosk.screen import draw, words
 from kiosk.screen.fonts import Fonts
 from kiosk.screen.guard import OverrideChance, Row
@@ -34,8 +35,8 @@ def override_line(chance: OverrideChance | None, language: str) -> str:
         return say("Không có lượt từ chối nào để cho vào", "No rejected visitor to let in", language)
     seconds = int(chance.seconds_left + 0.999)
     who = f"{chance.row.name}, " if chance.row.name else ""
-    vi = f"Nút bảo vệ cho vào: {who}{reasons.words(chance.row.reason, 'vi')}, còn {seconds} s"
-    en = f"Button lets in: {who}{reasons.words(chance.row.reason, 'en')}, {seconds} s left"
+    vi = f"Nút bảo vệ cho vào: {who}{reason_text.words(chance.row.reason, 'vi')}, còn {seconds} s"
+    en = f"Button lets in: {who}{reason_text.words(chance.row.reason, 'en')}, {seconds} s left"
     return say(vi, en, language, sep="  ·  ")
 
 

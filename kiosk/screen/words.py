@@ -17,7 +17,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Mapping
 
-from kiosk import reasons
+from kiosk.wire import reasons
+from kiosk.screen import reason_text
 
 # Verdict looks: which colour/shape/words a check-in gets (kiosk.screen.draw.LOOKS).
 ACCEPT, OVERRIDE, REJECT, DUPLICATE, UNVERIFIED, OUT_OF_SERVICE = (
@@ -89,7 +90,7 @@ def degraded_words(word: str, language: str) -> str:
 
 def reason_words(reason: str, language: str) -> str:
     """The reason in plain words on one line (``Hết hạn / Expired``)."""
-    return say(reasons.words(reason, "vi"), reasons.words(reason, "en"), language)
+    return say(reason_text.words(reason, "vi"), reason_text.words(reason, "en"), language)
 
 
 def verdict_look(checkin: Any, unsigned_opens_door: bool = False) -> str:
@@ -121,18 +122,18 @@ def verdict_blocks(look: str, reason: str, name: str, language: str,
 
     blocks = [block("headline", *HEADLINES[look])]
     if look == REJECT:
-        blocks.append(block("step", reasons.next_step(reason, "vi", facts), reasons.next_step(reason, "en", facts)))
-        if not (reason == reasons.EXPIRED and reasons.expired_on(facts)):  # "Expired on <date>" says it all
+        blocks.append(block("step", reason_text.next_step(reason, "vi", facts), reason_text.next_step(reason, "en", facts)))
+        if not (reason == reasons.EXPIRED and reason_text.expired_on(facts)):  # "Expired on <date>" says it all
             blocks.append(Block("detail", (reason_words(reason, language),)))
     elif look == DUPLICATE:
         blocks.append(block("step", *ALREADY_IN))
     elif look == OVERRIDE:
-        blocks.append(block("step", reasons.words(reasons.OVERRIDE, "vi"), reasons.words(reasons.OVERRIDE, "en")))
+        blocks.append(block("step", reason_text.words(reasons.OVERRIDE, "vi"), reason_text.words(reasons.OVERRIDE, "en")))
     elif look == UNVERIFIED:
         blocks.append(block("step", *CHECK_ID_CARD))
         blocks.append(Block("detail", (say(*NOT_VERIFIED_DETAIL, language),)))
     elif look == OUT_OF_SERVICE:
-        blocks.append(block("step", *reasons.SEE_GUARD))
+        blocks.append(block("step", *reason_text.SEE_GUARD))
         blocks.append(Block("detail", (say(*OUT_OF_SERVICE_DETAIL, language),)))
     if name:
         blocks.append(Block("name", (name,)))

@@ -21,7 +21,7 @@ def responder_from_config(cfg, device_key=None, pseudonyms=None) -> TraceRespond
     The ledger must have been opened once (it migrates the file). ``device_key`` and ``pseudonyms``
     default to the ones in the config (the running kiosk passes the ones it already loaded).
     """
-    from kiosk import signing
+    from kiosk.wire import signing
     from kiosk.ledger.visits import VisitArchive
     from kiosk.pseudonym import Pseudonyms
 

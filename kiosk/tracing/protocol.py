@@ -1,6 +1,6 @@
 """Trace requests and answers on the wire (version 1; docs/tracing.md is the reference).
 
-A **request** is a signed JSON object (:mod:`kiosk.signing`, the health
+A **request** is a signed JSON object (:mod:`kiosk.wire.signing`, the health
 authority's Ed25519 key, bound to its topic ``checkin/v1/trace/request`` or
 ``checkin/v1/{site}/trace/request``)::
 
@@ -44,21 +44,22 @@ import nacl.signing
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from kiosk import signing
+from kiosk.wire import signing
 from kiosk.errors import SignatureRefused
+from kiosk.wire.reasons import REFUSALS
 
 VERSION = 1
 FLEET_TOPIC = "checkin/v1/trace/request"
 PLACE, CASE = "place", "case"
 ANSWERED, REFUSED = "answered", "refused"
 
-# Stable reasons besides kiosk.signing.REASONS.
+# Stable reasons besides the envelope's refusals (kiosk.wire.reasons.REFUSALS).
 OK = "ok"
 LOG_OFF = "log-off"  # the venue keeps no visit log: nothing to answer with
 NOT_ADDRESSED = "not-addressed"  # a case request without an entry sealed to this kiosk
 UNDECRYPTABLE = "undecryptable"  # the entry for this kiosk does not open with its key
 UNAVAILABLE = "unavailable"  # the ledger cannot be read right now
-REASONS = (OK, LOG_OFF, NOT_ADDRESSED, UNDECRYPTABLE, UNAVAILABLE, *signing.REASONS)
+REASONS = (OK, LOG_OFF, NOT_ADDRESSED, UNDECRYPTABLE, UNAVAILABLE, *REFUSALS)
 
 # A case request carries one sealed entry (about 200 bytes) per addressed kiosk: 2 MiB holds ~10,000.
 REQUEST_MAX_BYTES = 2 * 1024 * 1024

@@ -28,7 +28,7 @@ from typing import Any, Callable, Mapping
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from kiosk import signing
+from kiosk.wire import signing
 from kiosk.errors import KioskError, SignatureRefused
 from kiosk.ledger.visits import AuditEntry, VisitArchive, parse_utc
 from kiosk.tracing import protocol as P

@@ -19,7 +19,7 @@ checked by :class:`ReplayGuard` for messages that cause actions; telemetry
 uses its own monotonic ``seq`` instead.
 
 Every refusal is a :class:`kiosk.errors.SignatureRefused` with one of the
-stable reasons below, checked in a fixed order (shape, key, signature, time,
+stable reasons of :mod:`kiosk.wire.reasons`, checked in a fixed order (shape, key, signature, time,
 replay) as python-tuf does, so the cheapest and least revealing check fails first.
 """
 
@@ -49,23 +49,14 @@ except ImportError:  # pragma: no cover - an install without PyNaCl
     BadSignatureError = InvalidSignature
 
 from kiosk.errors import KioskValueError, SignatureRefused
+# The refusals, in the order they are checked; each word is defined once, in kiosk.wire.reasons.
+from kiosk.wire.reasons import (BAD_SIGNATURE, EXPIRED, MALFORMED, NOT_YET_VALID, REPLAYED, STALE, UNKNOWN_KEY,
+                                UNSIGNED)
 
 VERSION = 1
 ALG = "Ed25519"
 SIG_FIELD = "sig"
 MAX_MESSAGE_BYTES = 64 * 1024  # commands, telemetry, trace requests; bundles pass their own cap
-
-# Stable refusal reasons (published on cmd-result, counted at the centre).
-MALFORMED = "malformed"
-UNSIGNED = "unsigned"
-UNKNOWN_KEY = "unknown-key"
-BAD_SIGNATURE = "bad-signature"
-NOT_YET_VALID = "not-yet-valid"
-STALE = "stale"
-EXPIRED = "expired"
-REPLAYED = "replayed"
-REASONS = (MALFORMED, UNSIGNED, UNKNOWN_KEY, BAD_SIGNATURE, NOT_YET_VALID, STALE, EXPIRED, REPLAYED)
-
 
 class SigningKeyError(KioskValueError):
     """A key file that cannot be used; the message names the file, never the key."""
