@@ -19,7 +19,7 @@ log = logging.getLogger(__name__)
 
 def load_trust(cfg: Config):
     """The kiosk's trust keeper: the signed bundle ([trust] bundle, last good in state_dir), else [trust] paths."""
-    from kiosk.trust_bundle import keeper_from_config
+    from kiosk.trust.bundle import keeper_from_config
 
     return keeper_from_config(cfg)
 
@@ -31,7 +31,7 @@ def build_desk(cfg: Config, trust=None):
     """
     from kiosk.checkin import CheckinDesk
     from kiosk.policy import Policy
-    from kiosk.pseudonym import Pseudonyms
+    from kiosk.trust.pseudonym import Pseudonyms
     from kiosk.verify import Verifier
 
     if trust is None:

@@ -24,7 +24,6 @@ by the verifier (value sets are facts); ``dcc_products`` and
 from __future__ import annotations
 
 import dataclasses
-import os
 import re
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
@@ -32,39 +31,13 @@ from pathlib import Path
 from typing import Any, Callable, Iterable
 
 from kiosk.wire import reasons
-from kiosk.errors import KioskValueError
+from kiosk.trust.revoked import load_revoked
 from kiosk.wire.formats import FORMAT_NAMES
 from kiosk.codes.base import CodeCheck
 
 ACCEPT, REJECT = "accept", "reject"
 TEST_NEGATIVE = "260415000"  # SNOMED CT "Not detected", the DCC value set's negative result
 _HEX = re.compile(r"^[0-9a-f]{64}$")
-
-
-class RevocationFileError(KioskValueError):
-    """A revocation file that cannot be read or has a line that is not a SHA-256 hex digest."""
-
-
-def load_revoked(path: str | os.PathLike) -> frozenset[str]:
-    """SHA-256 hex identifiers from a revocation file (one per line, ``#`` comments)."""
-    from kiosk.trust import TrustError, read_capped
-
-    p = Path(path)
-    try:
-        text = read_capped(p, what="revocation file").decode("utf-8")
-    except TrustError as exc:
-        raise RevocationFileError(str(exc)) from None
-    except UnicodeDecodeError:
-        raise RevocationFileError(f"{p}: revocation file is not UTF-8 text") from None
-    out = set()
-    for n, line in enumerate(text.splitlines(), 1):
-        line = line.split("#", 1)[0].strip().lower()
-        if not line:
-            continue
-        if not _HEX.match(line):
-            raise RevocationFileError(f"{p}:{n}: not a SHA-256 hex identifier")
-        out.add(line)
-    return frozenset(out)
 
 
 def _date(value: Any) -> date | None:
@@ -110,7 +83,7 @@ class Policy:
     def from_config(cls, cfg, resolve: Callable[[str], Path] | None = None, trust: Any = None) -> "Policy":
         """The policy of a ``[policy]`` section; ``resolve`` turns a config-relative path into a real one
         (pass ``Config.resolve``); ``trust`` (optional) is the trust keeper whose current bundle's rules
-        override these. RevocationFileError (a ValueError) names a bad revocation file."""
+        override these. :class:`kiosk.trust.revoked.RevocationFileError` (a ValueError) names a bad revocation file."""
         revoked: frozenset[str] = frozenset()
         if cfg.revoked_file:
             revoked = load_revoked(resolve(cfg.revoked_file) if resolve else cfg.revoked_file)
@@ -203,27 +176,3 @@ class Policy:
             if self.recovery_max_days and (fr is None or (today - fr).days > self.recovery_max_days):
                 return "recovery-window"
         return None
-
-
-# Rules a trust bundle may set: every Policy field but the venue's own revocation file.
-_BUNDLE_RULES = {f.name: f for f in dataclasses.fields(Policy) if f.name not in ("revoked", "trust")}
-
-
-def bundle_policy_problem(rules: Any) -> str | None:
-    """Why a trust bundle's ``policy`` object cannot be applied (None when it can)."""
-    if not isinstance(rules, dict):
-        return "not an object"
-    for key, value in rules.items():
-        spec = _BUNDLE_RULES.get(key)
-        if spec is None:
-            return f"unknown rule {str(key)[:40]!r}"
-        default = spec.default if spec.default is not dataclasses.MISSING else spec.default_factory()
-        if isinstance(default, bool):
-            ok = isinstance(value, bool)
-        elif isinstance(default, (int, float)):
-            ok = isinstance(value, (int, float)) and not isinstance(value, bool) and 0 <= value < 10**9
-        else:
-            ok = isinstance(value, list) and all(isinstance(v, str) and len(v) <= 128 for v in value)
-        if not ok:
-            return f"{key}: wrong type"
-    return None

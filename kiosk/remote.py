@@ -147,7 +147,7 @@ def reload_trust(kiosk) -> None:
     cfg, s = kiosk.cfg, kiosk.stages
     with fine_switching():
         if hasattr(s.trust, "replace_fallback"):
-            from kiosk.trust import TrustStore
+            from kiosk.trust.store import TrustStore
 
             paths = [str(cfg.resolve(p)) for p in cfg.trust.paths]
             s.trust.replace_fallback(TrustStore.load(paths) if paths else TrustStore.empty())  # raises on a bad file
@@ -180,7 +180,7 @@ def install(kiosk, cfg, publisher, device_key, *, reload=None, reload_interval_s
     remote = Remote(gate, coalescer, timer)
     keeper = kiosk.stages.trust
     if hasattr(keeper, "offer") and len(getattr(keeper, "authority", ())):
-        from kiosk.trust_bundle import MAX_BUNDLE_BYTES
+        from kiosk.trust.bundle import MAX_BUNDLE_BYTES
 
         remote.bundles = BundleMailbox(keeper, kiosk.post, MAX_BUNDLE_BYTES)
         for topic in bundle_topics(cfg.device.site):

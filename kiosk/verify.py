@@ -28,8 +28,8 @@ log = logging.getLogger(__name__)
 class Verifier:
     """Runs the first plug-in that claims a payload.
 
-    ``trust`` is a :class:`kiosk.trust.TrustStore` or anything with ``current()`` returning
-    one and a ``stale`` flag, such as :class:`kiosk.trust_bundle.TrustKeeper`.
+    ``trust`` is a :class:`kiosk.trust.store.TrustStore` or anything with ``current()`` returning
+    one and a ``stale`` flag, such as :class:`kiosk.trust.bundle.TrustKeeper`.
     """
 
     def __init__(self, trust, formats: list[CodeFormat] | None = None, clock_skew_seconds: float = 300.0):

@@ -70,7 +70,7 @@ def trust_list(path: Path, n: int) -> None:
     from cryptography.hazmat.primitives.asymmetric import ec
     from cryptography.x509.oid import NameOID
 
-    from kiosk.trust import kid_of
+    from kiosk.trust.store import kid_of
 
     now = datetime.now(timezone.utc)
     entries = []

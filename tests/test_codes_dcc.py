@@ -36,7 +36,7 @@ from kiosk.wire import reasons
 from kiosk.codes import base45, cose, dcc
 from kiosk.codes.base import VerifyContext
 from kiosk.issuing.keys import IssuerKey
-from kiosk.trust import TrustStore
+from kiosk.trust.store import TrustStore
 from kiosk.verify import Verifier
 
 DCC_DIR = TESTDATA / "dcc"

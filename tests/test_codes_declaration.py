@@ -15,7 +15,7 @@ from kiosk.codes.base import VerifyContext
 from kiosk.codes.declaration import HealthDeclaration
 from kiosk.issuing.declaration import DeclarationError, IssuerKey, issue
 from kiosk.issuing.keys import KeyFileError
-from kiosk.trust import TrustStore
+from kiosk.trust.store import TrustStore
 from kiosk.verify import Verifier
 
 NOW = datetime(2021, 11, 20, 8, 0, tzinfo=timezone.utc)

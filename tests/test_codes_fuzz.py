@@ -20,7 +20,7 @@ from kiosk.wire import reasons
 from kiosk.codes import base45, cose, load_all
 from kiosk.codes.base import VerifyContext
 from kiosk.issuing.keys import IssuerKey
-from kiosk.trust import TrustStore
+from kiosk.trust.store import TrustStore
 from kiosk.verify import Verifier
 
 NOW = datetime(2021, 11, 20, 8, 0, tzinfo=timezone.utc)

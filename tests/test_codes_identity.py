@@ -26,8 +26,8 @@ from kiosk.codes import base45, dcc
 from kiosk.issuing import cose as issuing_cose
 from kiosk.issuing.dcc import issue_dcc, vaccination
 from kiosk.issuing.keys import IssuerKey
-from kiosk.pseudonym import Pseudonyms
-from kiosk.trust import TrustStore
+from kiosk.trust.pseudonym import Pseudonyms
+from kiosk.trust.store import TrustStore
 from kiosk.verify import Verifier
 
 NOW = datetime(2021, 11, 20, 8, 0, tzinfo=timezone.utc)

@@ -10,7 +10,7 @@ from kiosk.wire import reasons
 from kiosk.codes.base import VerifyContext
 from kiosk.codes.cccd import Cccd
 from kiosk.codes.pccovid import PcCovid
-from kiosk.trust import TrustStore
+from kiosk.trust.store import TrustStore
 from kiosk.verify import Verifier
 
 NOW = datetime(2021, 11, 20, 8, 0, tzinfo=timezone.utc)

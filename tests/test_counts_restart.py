@@ -21,7 +21,7 @@ from helpers import pc_covid
 from kiosk.checkin import CheckinDesk, LedgerWindow
 from kiosk.ledger import Ledger
 from kiosk.policy import Policy
-from kiosk.trust import TrustStore
+from kiosk.trust.store import TrustStore
 from kiosk.verify import Verifier
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -33,7 +33,7 @@ print(json.dumps(failures))
 
 _FIRMWARE = r"""
 import importlib, json, sys
-for name in ("kiosk.pipeline", "kiosk.commands.run", "kiosk.trust_bundle", "kiosk.verify", "kiosk.policy",
+for name in ("kiosk.pipeline", "kiosk.commands.run", "kiosk.trust.bundle", "kiosk.verify", "kiosk.policy",
              "kiosk.codes.dcc", "kiosk.codes.declaration", "kiosk.codes.pccovid", "kiosk.codes.cccd"):
     try:
         importlib.import_module(name)
@@ -95,5 +95,5 @@ def test_the_issuing_code_and_the_dcc_reader_are_no_circle():
 
 def test_kiosk_run_imports_no_tool():
     loaded = json.loads(_run(_FIRMWARE))
-    assert "kiosk.pipeline" in loaded and "kiosk.trust_bundle" in loaded
+    assert "kiosk.pipeline" in loaded and "kiosk.trust.bundle" in loaded
     assert [m for m in loaded if m.startswith(TOOLS)] == []

@@ -332,7 +332,7 @@ def test_dcc_verifies_without_numpy_opencv_pygame(testdata, tmp_path):
     proc = _run_blocked("""
         import base64, json, sys
         from datetime import datetime
-        from kiosk.trust import TrustStore
+        from kiosk.trust.store import TrustStore
         from kiosk.codes import load
         from kiosk.verify import Verifier
         case = json.load(open(sys.argv[1]))

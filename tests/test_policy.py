@@ -14,8 +14,9 @@ from kiosk.screen import reason_text
 from kiosk.codes import dcc
 from kiosk.codes.base import CodeCheck
 from kiosk.issuing.declaration import IssuerKey, issue
-from kiosk.policy import Policy, RevocationFileError, load_revoked
-from kiosk.trust import TrustStore
+from kiosk.policy import Policy
+from kiosk.trust.revoked import RevocationFileError, load_revoked
+from kiosk.trust.store import TrustStore
 from kiosk.verify import Verifier
 
 NOW = datetime(2021, 11, 20, 8, 0, tzinfo=timezone.utc)
@@ -151,3 +152,21 @@ def test_every_policy_reason_has_words():
     for rule in ("format", "status", "vaccination-incomplete", "vaccination-too-recent", "vaccination-too-old",
                  "test-positive", "test-too-old", "test-in-future", "recovery-window", "certificate-type"):
         assert reason_text.words(reasons.policy(rule), "en") != "Not allowed by venue policy", rule
+
+
+def test_a_bundle_may_set_every_venue_rule_and_only_those():
+    """The trust bundle's policy rules (kiosk.trust.bundle) are the Policy's fields, each of the same kind."""
+    import dataclasses
+
+    from kiosk.trust.bundle import POLICY_RULES, policy_problem
+
+    fields = {f.name: f for f in dataclasses.fields(Policy) if f.name not in ("revoked", "trust")}
+    assert set(POLICY_RULES) == set(fields)
+    for name, f in fields.items():
+        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+        kind = POLICY_RULES[name]
+        assert isinstance(default, bool) == (kind is bool), name
+        assert (isinstance(default, (int, float)) and not isinstance(default, bool)) == (kind in (int, float)), name
+        example = True if kind is bool else 1 if kind in (int, float) else ["x"]
+        assert policy_problem({name: example}) is None
+    assert policy_problem({"revoked": []}) == "unknown rule 'revoked'"

@@ -25,7 +25,7 @@ from typing import Callable
 import pytest
 
 from conftest import free_port
-from kiosk import preflight
+from kiosk.config import preflight
 from kiosk.wire import signing
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -9,7 +9,7 @@ import stat
 import pytest
 
 from kiosk.config import parse
-from kiosk.pseudonym import Pseudonyms, load_or_create_key
+from kiosk.trust.pseudonym import Pseudonyms, load_or_create_key
 from kiosk.secrets import SecretError
 
 

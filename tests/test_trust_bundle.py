@@ -23,7 +23,7 @@ from kiosk.issuing.dcc import issue_dcc
 from kiosk.issuing.declaration import issue
 from kiosk.issuing.keys import IssuerKey
 from kiosk.policy import Policy
-from kiosk.trust_bundle import STATE_FILE, TrustKeeper
+from kiosk.trust.bundle import STATE_FILE, TrustKeeper
 from kiosk.verify import Verifier
 
 NOW = datetime.now(timezone.utc).replace(microsecond=0)
@@ -346,7 +346,7 @@ def test_build_tool_errors_name_the_file(tmp_path, capsys):
 
 def test_keeper_from_config_prefers_the_bundle_and_keeps_paths_as_fallback(tmp_path):
     from kiosk import config as config_mod
-    from kiosk.trust_bundle import keeper_from_config
+    from kiosk.trust.bundle import keeper_from_config
 
     (tmp_path / "auth.pub.pem").write_bytes(signing.public_pem(AUTHORITY))
     DSC.save(tmp_path / "dsc.key.pem", tmp_path / "dsc.crt.pem")

@@ -124,7 +124,7 @@ def test_garbage_trust_file_exits_2(tmp_path, capsys):
 
 
 def test_verifier_treats_a_naive_clock_as_utc(keys):
-    from kiosk.trust import TrustStore
+    from kiosk.trust.store import TrustStore
     from kiosk.verify import Verifier
 
     d, hd, _ = keys

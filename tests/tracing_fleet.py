@@ -18,7 +18,7 @@ from kiosk.checkin import Checkin
 from kiosk.codes import Holder
 from kiosk.ledger import Ledger
 from kiosk.ledger.visits import VisitArchive
-from kiosk.pseudonym import Pseudonyms
+from kiosk.trust.pseudonym import Pseudonyms
 from kiosk.tracing.responder import TraceResponder
 from kiosk.tracing.service import TraceService
 

@@ -39,7 +39,7 @@ def identity_of_id_number(number: str) -> str:
 
 def identity_of_code(text: str, trust=None) -> str:
     """The identity a kiosk would compute from the case's own QR code (the same plug-ins)."""
-    from kiosk.trust import TrustStore
+    from kiosk.trust.store import TrustStore
     from kiosk.verify import Verifier
 
     check = Verifier(trust or TrustStore()).check(text.strip())

@@ -59,7 +59,7 @@ class VerifyContext:
     """What a verifier needs besides the payload: the clock and the trusted keys."""
 
     now: datetime  # timezone-aware
-    trust: Any  # kiosk.trust.TrustStore
+    trust: Any  # kiosk.trust.store.TrustStore
     clock_skew_seconds: float = 300.0
 
 

@@ -34,7 +34,7 @@ import cbor2
 from kiosk.wire import reasons
 from kiosk.codes import base45, cose
 from kiosk.codes.base import CodeCheck, Holder, VerifyContext
-from kiosk.trust import signer_validity_problem
+from kiosk.trust.store import signer_validity_problem
 
 PREFIX = "HC1:"
 # A real DCC inflates to well under 2 KB; 64 KB is generous and caps a zlib bomb.
@@ -70,7 +70,7 @@ class DccReport:
     detail: str = ""
     claims: Mapping | None = None
     dcc: dict | None = None  # the hcert payload as JSON-compatible data
-    signer: Any = None  # kiosk.trust.Signer that verified the signature
+    signer: Any = None  # kiosk.trust.store.Signer that verified the signature
     cert_type: str | None = None  # vaccination | test | recovery
     signature: bytes = b""  # the COSE signature (its hash is one revocation key)
     alg: Any = None

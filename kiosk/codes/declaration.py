@@ -26,7 +26,7 @@ from typing import Any, Mapping
 from kiosk.wire import reasons
 from kiosk.codes import base45, cose
 from kiosk.codes.base import CodeCheck, VerifyContext
-from kiosk.trust import signer_validity_problem
+from kiosk.trust.store import signer_validity_problem
 
 PREFIX = "HD1:"
 VERSION = 1

@@ -118,7 +118,7 @@ def _request(args) -> int:
     if args.case_code:
         trust = None
         if args.trust:
-            from kiosk.trust import TrustStore
+            from kiosk.trust.store import TrustStore
 
             trust = TrustStore.load(args.trust)
         for f in args.case_code:

@@ -56,9 +56,10 @@ def _stdin_payloads():
 def run(args) -> int:
     from kiosk import config as config_mod
     from kiosk.wire import signing
-    from kiosk.policy import Policy, RevocationFileError
-    from kiosk.trust import TrustError, TrustStore
-    from kiosk.trust_bundle import TrustKeeper, load_authority_key
+    from kiosk.policy import Policy
+    from kiosk.trust.revoked import RevocationFileError
+    from kiosk.trust.store import TrustError, TrustStore
+    from kiosk.trust.bundle import TrustKeeper, load_authority_key
     from kiosk.verify import Verifier
 
     at = parse_at(args.at) if args.at else None

@@ -72,7 +72,7 @@ def check_config(path: Path) -> tuple[Finding, object | None]:
     plugged in, mock pins standing in for real ones) make it a warning, all listed.
     """
     from kiosk import config as kconfig
-    from kiosk.preflight import check_file
+    from kiosk.config.preflight import check_file
 
     report = check_file(path)
     if not report.ok:

@@ -41,7 +41,7 @@ def check_trust(ctx: Context) -> Finding:
                        "rejected as unknown-key", "put the authority's signer certificates or trust list in a folder "
                        "and list it in [trust] paths")
     try:
-        from kiosk.trust import TrustStore
+        from kiosk.trust.store import TrustStore
     except Exception as exc:
         return Finding("trust", FAIL, f"trust module unavailable: {type(exc).__name__}: {exc}", "reinstall the kiosk")
     paths = [str(ctx.config.resolve(p)) for p in trust.paths]

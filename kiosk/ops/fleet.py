@@ -8,7 +8,7 @@ Columns: site, device, venue_id, venue_name, venue_qr (required); venue_address,
 mqtt_url, mqtt_username, mqtt_password, hostname (optional); any ``section.key``
 column sets that kiosk.toml key (e.g. ``signals.green_led``). Empty cells take the
 defaults ([defaults] in TOML, or the options below). Each row's resulting kiosk.toml
-is checked with the kiosk's own preflight (:mod:`kiosk.preflight`); every problem
+is checked with the kiosk's own preflight (:mod:`kiosk.config.preflight`); every problem
 is reported with its row, and nothing is written while one remains.
 
 For each kiosk, OUT/SITE-DEVICE/ holds what goes onto the boot partition:

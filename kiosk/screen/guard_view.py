@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from kiosk.wire import reasons
 from kiosk.screen import reason_text
 from kiosk.screen import draw, words
 from kiosk.screen.fonts import Fonts

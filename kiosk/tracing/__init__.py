@@ -23,7 +23,7 @@ def responder_from_config(cfg, device_key=None, pseudonyms=None) -> TraceRespond
     """
     from kiosk.wire import signing
     from kiosk.ledger.visits import VisitArchive
-    from kiosk.pseudonym import Pseudonyms
+    from kiosk.trust.pseudonym import Pseudonyms
 
     if cfg.tracing.authority_key:
         authority = signing.KeyRing.load([cfg.resolve(cfg.tracing.authority_key)], owner="health-authority")

@@ -106,7 +106,7 @@ class _Preflight:
     # -- reporting -----------------------------------------------------------------
 
     def add(self, section: str, key: str, message: str, level: str = ERROR) -> None:
-        self.problems.append(Problem(message, f"[{section}] {key}", kconfig._find_line(self.text, section, key),
+        self.problems.append(Problem(message, f"[{section}] {key}", kconfig.find_line(self.text, section, key),
                                      self.path, level))
 
     def warn(self, section: str, key: str, message: str) -> None:
@@ -172,7 +172,7 @@ class _Preflight:
                 if self.file("trust", "paths", p, TRUST_MAX_BYTES) is None:
                     readable = False
             if readable:
-                from kiosk.trust import TrustStore
+                from kiosk.trust.store import TrustStore
 
                 try:
                     TrustStore.load([str(self.cfg.resolve(p)) for p in tc.paths])
@@ -187,7 +187,7 @@ class _Preflight:
     def policy(self) -> None:
         ref = self.cfg.policy.revoked_file
         if ref and self.usable("policy", "revoked_file") and self.file("policy", "revoked_file", ref, LIST_MAX_BYTES) is not None:
-            from kiosk.policy import load_revoked
+            from kiosk.trust.revoked import load_revoked
 
             try:
                 load_revoked(self.cfg.resolve(ref))
@@ -206,7 +206,7 @@ class _Preflight:
             return  # made on first start, in a folder the state check looks at
         if ref and self.secret("ledger", "pseudonym_key_file", ref) is None:
             return
-        from kiosk.pseudonym import Pseudonyms
+        from kiosk.trust.pseudonym import Pseudonyms
 
         try:
             Pseudonyms.from_config(self.cfg)  # reads, never creates: the key exists

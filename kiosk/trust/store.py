@@ -13,7 +13,7 @@ types its key-usage OIDs allow (``None`` = any type) and its certificate's
 validity (a signer vouches only for codes issued while it was valid).
 
 A store is also what a signed trust bundle becomes once verified
-(:mod:`kiosk.trust_bundle`): then it carries the bundle's version, times,
+(:mod:`kiosk.trust.bundle`): then it carries the bundle's version, times,
 value sets, revocation hashes and optional venue-policy rules too. Files are
 read with a size cap; FIFOs, devices and sockets are refused before any read.
 """
@@ -49,7 +49,7 @@ _USAGE_OIDS = {
 USAGE_OIDS = {"test": "1.3.6.1.4.1.1847.2021.1.1", "vaccination": "1.3.6.1.4.1.1847.2021.1.2",
               "recovery": "1.3.6.1.4.1.1847.2021.1.3"}
 
-_CERT_SUFFIXES = {".pem", ".crt", ".cer", ".der"}
+CERT_SUFFIXES = {".pem", ".crt", ".cer", ".der"}
 # Trust material is small: a national trust list is well under a megabyte.
 _MAX_FILE_BYTES = 16 * 1024 * 1024
 
@@ -220,7 +220,7 @@ class TrustStore:
                 try:
                     files = sorted(f for f in path.iterdir() if f.is_file()
                                    and not f.name.lower().endswith((".key.pem", ".key"))
-                                   and (f.suffix.lower() in _CERT_SUFFIXES or f.suffix.lower() == ".json"))
+                                   and (f.suffix.lower() in CERT_SUFFIXES or f.suffix.lower() == ".json"))
                 except OSError as exc:
                     raise TrustError(f"{path}: cannot read folder: {exc.strerror or exc}") from None
                 if not files:
@@ -294,7 +294,7 @@ class TrustStore:
             raise TrustError(f"{path}: cannot read: {exc.strerror or exc}") from None
         if path.suffix.lower() == ".json" or data.lstrip()[:1] == b"{":
             return self._load_trust_list(path, data) or mtime
-        for cert in _parse_certificates(path, data):
+        for cert in parse_certificates(path, data):
             self.add_certificate(cert, source=str(path))
         return mtime
 
@@ -327,7 +327,7 @@ class TrustStore:
         return issued
 
 
-def _parse_certificates(path: Path, data: bytes) -> list[x509.Certificate]:
+def parse_certificates(path: Path, data: bytes) -> list[x509.Certificate]:
     """Every certificate in a PEM file (one or more blocks) or one DER certificate."""
     if b"-----BEGIN" in data:
         certs = []

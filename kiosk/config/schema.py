@@ -1,27 +1,20 @@
-"""The kiosk's one TOML configuration: typed, validated once at start-up.
+"""The kiosk's one TOML configuration, as a schema: typed, validated once at start-up.
 
 Each ``[section]`` is a dataclass below; field names are the TOML keys, the
 ``help`` metadata is what ``config/kiosk.example.toml`` documents; ``path=``
 marks the keys that name files (``"file"``, ``"dir"`` or ``"any"``), ``pin=`` the
-GPIO pins, ``secret=`` the references to secrets. Every problem is reported at
-once, each naming the key and, where it can be found, the line: ``kiosk.toml:12:
-[signals] grean_led: unknown key``. Unknown keys are errors, so a typo never
-silently falls back to a default.
+GPIO pins, ``secret=`` the references to secrets. Unknown keys are errors, so a
+typo never silently falls back to a default.
 
-This module is the schema (types, ranges, names, rules between keys) and the
-one TOML writer (:func:`toml_value`, :func:`dump_toml`, :func:`edit_toml`);
-:mod:`kiosk.preflight` adds what the config points at (files, keys, devices,
-the broker URL), and is what both ``kiosk config check`` and ``kiosk run`` use.
+Reading and checking a file against the schema is :mod:`kiosk.config.loading`;
+writing TOML is :mod:`kiosk.config.editor`; what the config points at (files,
+keys, devices, the broker URL) is :mod:`kiosk.config.preflight`.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
-import re
-import tomllib
-import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,7 +22,6 @@ from typing import Any
 
 from kiosk.errors import KioskValueError
 from kiosk.wire import commands as wire_commands
-from kiosk.wire import formats
 
 VISIT_LOG_FIELDS = ("name", "birth_date", "id_number", "phone")  # what [ledger] visit_log_fields may name
 CONFIG_MAX_BYTES = 1024 * 1024
@@ -268,215 +260,11 @@ SECTIONS: dict[str, type] = {f.name: typing.get_type_hints(Config)[f.name]
 
 
 def _defaults(cls: type) -> Any:
-    return cls(**{f.name: None for f in dataclasses.fields(cls) if _required(f)})
+    return cls(**{f.name: None for f in dataclasses.fields(cls) if is_required(f)})
 
 
-def _required(f: dataclasses.Field) -> bool:
+def is_required(f: dataclasses.Field) -> bool:
     return f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING  # type: ignore[misc]
-
-
-def _find_line(text: str, section: str | None, key: str | None) -> int | None:
-    """Best-effort line of ``[section] key`` in the TOML text (tomllib keeps no positions)."""
-    lines = text.splitlines()
-    start = None
-    for i, line in enumerate(lines):
-        if re.match(rf"^\s*\[\s*{re.escape(section)}\s*\]", line):
-            start = i
-            break
-    if start is None:
-        return None
-    if key is None:
-        return start + 1
-    for j in range(start + 1, len(lines)):
-        if re.match(r"^\s*\[", lines[j]):
-            break
-        if re.match(rf"^\s*\"?{re.escape(key)}\"?\s*=", lines[j]):
-            return j + 1
-    return start + 1
-
-
-def _type_name(t: Any) -> str:
-    return {int: "an integer", float: "a number", str: "a string", bool: "true or false"}.get(t, str(t))
-
-
-def _check_value(value: Any, ftype: Any, meta: dict, key: str) -> Any:
-    origin = typing.get_origin(ftype)
-    if origin in (typing.Union, types.UnionType):
-        args = [a for a in typing.get_args(ftype) if a is not type(None)]
-        if value is None:
-            return None
-        return _check_value(value, args[0], meta, key)
-    if origin is list:
-        (item,) = typing.get_args(ftype)
-        if not isinstance(value, list):
-            raise ConfigError(f"expected a list of {_type_name(item)}s, got {type(value).__name__}")
-        items = [_check_value(v, item, {}, key) for v in value]
-        if "items" in meta:
-            for v in items:
-                if v not in meta["items"]:
-                    raise ConfigError(f"unknown name {v!r} (known: {', '.join(meta['items'])})")
-        return items
-    if ftype is bool:
-        if not isinstance(value, bool):
-            raise ConfigError(f"expected true or false, got {value!r}")
-    elif ftype is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"expected an integer, got {value!r}")
-    elif ftype is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ConfigError(f"expected a number, got {value!r}")
-        value = float(value)
-    elif ftype is str:
-        if not isinstance(value, str):
-            raise ConfigError(f"expected a string, got {value!r}")
-        if "\0" in value:
-            raise ConfigError("must not contain a NUL character")
-    if "choices" in meta and value not in meta["choices"]:
-        raise ConfigError(f"must be one of {', '.join(meta['choices'])}, got {value!r}")
-    if "pattern" in meta and not re.match(meta["pattern"], value):
-        raise ConfigError(f"{value!r} is not in the expected form")
-    if "min" in meta and value < meta["min"]:
-        raise ConfigError(f"must be at least {meta['min']}, got {value!r}")
-    if "max" in meta and value > meta["max"]:
-        raise ConfigError(f"must be at most {meta['max']}, got {value!r}")
-    if meta.get("pin") and value is not None and not 0 <= value <= 27:
-        raise ConfigError(f"BCM GPIO pin must be 0..27, got {value!r}")
-    return value
-
-
-class _Collector:
-    """Gathers every problem of one config text, each with its key, file and line."""
-
-    def __init__(self, text: str, path: str):
-        self.text, self.path = text, path
-        self.problems: list[Problem] = []
-
-    def add(self, message: str, section: str | None = None, key: str | None = None, level: str = ERROR) -> None:
-        name = "" if section is None else f"[{section}] {key}" if key else f"[{section}]"
-        line = _find_line(self.text, section, key) if section else None
-        self.problems.append(Problem(message, name, line, self.path, level))
-
-
-def _build_section(name: str, cls: type, data: Any, out: _Collector) -> Any:
-    """The section's dataclass; a bad value is reported and its default used, so checking goes on."""
-    if not isinstance(data, dict):
-        out.add("must be a table", name)
-        data = {}
-    hints = typing.get_type_hints(cls)
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    values = {}
-    for key, value in data.items():
-        if key not in fields:
-            out.add(f"unknown key (known: {', '.join(fields)})", name, key)
-            continue
-        try:
-            values[key] = _check_value(value, hints[key], dict(fields[key].metadata), key)
-        except ConfigError as exc:
-            out.add(exc.problems[0].message, name, key)
-    for fname, f in fields.items():
-        if fname not in values and _required(f):
-            out.add("required value missing", name, fname)
-            values[fname] = ""
-    return cls(**values)
-
-
-SCREEN_MIN, SCREEN_MAX = (160, 120), 10000
-
-
-def screen_size(text: str) -> tuple[int, int] | None:
-    """``WxH`` as numbers; None for ``auto``."""
-    if text == "auto":
-        return None
-    w, _, h = text.partition("x")
-    return int(w), int(h)
-
-
-def _cross_checks(cfg: Config, out: _Collector) -> None:
-    """Rules that span keys or need more than a type: one GPIO pin per device, known formats, sizes."""
-    seen: dict[int, str] = {}
-    for f in dataclasses.fields(SignalsConfig):
-        pin = getattr(cfg.signals, f.name)
-        if f.metadata.get("pin") and pin is not None:
-            if pin in seen:
-                out.add(f"GPIO {pin} is already used by [signals] {seen[pin]}", "signals", f.name)
-            else:
-                seen[pin] = f.name
-    for fmt in cfg.policy.accept_formats:
-        if fmt not in formats.FORMAT_NAMES or fmt == formats.UNKNOWN:
-            out.add(f"unknown format {fmt!r} (known: {', '.join(formats.FORMAT_NAMES[:-1])})", "policy",
-                    "accept_formats")
-    size = screen_size(cfg.screen.size) if re.match(r"^(auto|\d+x\d+)$", cfg.screen.size) else None
-    if size is not None:
-        (w, h), (min_w, min_h) = size, SCREEN_MIN
-        if not (min(w, h) >= min(min_w, min_h) and max(w, h) >= max(min_w, min_h) and max(w, h) <= SCREEN_MAX):
-            out.add(f"{cfg.screen.size!r} is not a usable screen size (at least {min_w}x{min_h} or {min_h}x{min_w}, "
-                    f"at most {SCREEN_MAX} a side)", "screen", "size")
-    if cfg.ledger.visit_log_fields and not cfg.ledger.visit_log:
-        out.add("has no effect while [ledger] visit_log = false", "ledger", "visit_log_fields", level=WARNING)
-
-
-def collect(text: str, path: str = "<config>") -> tuple[Config, list[Problem]]:
-    """Every schema problem of a TOML text at once, and the config built from the valid values.
-
-    Bad values are replaced by their defaults in the returned config (missing
-    required strings by ""), so the checks that follow can still look at the
-    rest; callers must treat a config with errors as invalid.
-    """
-    out = _Collector(text, path)
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        m = re.search(r"line (\d+)", str(exc))
-        out.problems.append(Problem(f"not valid TOML: {exc}", "", int(m.group(1)) if m else None, path))
-        data = None
-    sections: dict[str, Any] = {}
-    if data is not None:
-        for name, value in data.items():
-            if name not in SECTIONS:
-                out.add(f"unknown section (known: {', '.join(SECTIONS)})", name)
-                continue
-            sections[name] = _build_section(name, SECTIONS[name], value, out)
-        for name in ("device", "venue"):
-            if name not in sections:
-                out.problems.append(Problem("required section missing", f"[{name}]", None, path))
-    for name in ("device", "venue"):
-        if name not in sections:
-            sections[name] = SECTIONS[name](**{f.name: "" for f in dataclasses.fields(SECTIONS[name]) if _required(f)})
-    cfg = Config(**sections, source_path=str(path))
-    if data is not None:
-        _cross_checks(cfg, out)
-    return cfg, out.problems
-
-
-def parse(text: str, path: str = "<config>") -> Config:
-    """Validate TOML text into a :class:`Config`, or raise :class:`ConfigError` (holding every error).
-
-    This is the schema only (types, ranges, known keys); what the config points
-    at (files, keys, devices, the broker URL) is checked by :mod:`kiosk.preflight`.
-    """
-    cfg, problems = collect(text, path)
-    if any(p.level == ERROR for p in problems):
-        raise ConfigError.of(problems)
-    return cfg
-
-
-def read_text(path: str | os.PathLike) -> str:
-    """A config file's text: a regular UTF-8 file of at most 1 MiB, else :class:`ConfigError`."""
-    from kiosk.secrets import FileRefused, read_capped
-
-    try:
-        data = read_capped(path, CONFIG_MAX_BYTES)
-    except FileRefused as exc:
-        raise ConfigError(f"cannot read config file: {str(exc)[len(str(path)) + 2:] or exc}", path=str(path)) from None
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError:
-        raise ConfigError("config file is not UTF-8 text", path=str(path)) from None
-
-
-def load(path: str | os.PathLike) -> Config:
-    """Read and validate a config file (the schema; see :mod:`kiosk.preflight` for the rest)."""
-    return parse(read_text(path), str(path))
 
 
 def path_keys() -> list[tuple[str, str]]:
@@ -487,7 +275,7 @@ def path_keys() -> list[tuple[str, str]]:
 
 def required_keys() -> list[tuple[str, str]]:
     """(section, key) of every key without a default: what each kiosk's own config must give."""
-    return [(section, f.name) for section, cls in SECTIONS.items() for f in dataclasses.fields(cls) if _required(f)]
+    return [(section, f.name) for section, cls in SECTIONS.items() for f in dataclasses.fields(cls) if is_required(f)]
 
 
 def field_meta(section: str, key: str) -> dict:
@@ -504,94 +292,6 @@ def describe() -> list[tuple[str, str, Any, str]]:
     rows = []
     for section, cls in SECTIONS.items():
         for f in dataclasses.fields(cls):
-            default = None if _required(f) else (f.default if f.default is not dataclasses.MISSING else f.default_factory())  # type: ignore[misc]
+            default = None if is_required(f) else (f.default if f.default is not dataclasses.MISSING else f.default_factory())  # type: ignore[misc]
             rows.append((section, f.name, default, f.metadata.get("help", "")))
     return rows
-
-
-def toml_value(value: Any) -> str:
-    """One TOML value: the config holds only strings, numbers, booleans and flat lists of them."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (int, float)):
-        return repr(value)
-    if isinstance(value, str):
-        # JSON string escapes (\\ \" \n \t \uXXXX) are all valid in TOML basic strings.
-        return json.dumps(value, ensure_ascii=False)
-    if isinstance(value, list):
-        return "[" + ", ".join(toml_value(v) for v in value) + "]"
-    raise ConfigError(f"cannot write {type(value).__name__} {value!r} as a TOML value")
-
-
-def dump_toml(sections: dict[str, dict[str, Any]], header: list[str] = ()) -> str:
-    """``[section]`` tables of ``key = value`` lines, after ``header`` comment lines: the one TOML writer."""
-    lines = [f"# {h}" if h else "#" for h in header]
-    for section, values in sections.items():
-        if lines:
-            lines.append("")
-        lines.append(f"[{section}]")
-        lines += [f"{_toml_key(k)} = {toml_value(v)}" for k, v in values.items()]
-    return "\n".join(lines) + "\n"
-
-
-def _toml_key(key: str) -> str:
-    return key if re.match(r"^[A-Za-z0-9_-]+$", key) else json.dumps(key, ensure_ascii=False)
-
-
-def edit_toml(template: str, overrides: dict[str, dict[str, Any]]) -> str:
-    """The template's text with ``[section] key`` set to each override, comments kept.
-
-    Edits lines rather than re-serialising, so the documentation of
-    config/kiosk.example.toml stays in a provisioned kiosk.toml for whoever opens
-    it on the device. A key shown commented out (``# key = default``) is replaced in place.
-    """
-    lines = template.splitlines()
-    for section, values in overrides.items():
-        for key, value in values.items():
-            new = f"{_toml_key(key)} = {toml_value(value)}"
-            start = next((i for i, ln in enumerate(lines) if re.match(rf"^\s*\[\s*{re.escape(section)}\s*\]\s*$", ln)), None)
-            if start is None:
-                lines += ["", f"[{section}]"]
-                start = len(lines) - 1
-            end = next((j for j in range(start + 1, len(lines)) if re.match(r"^\s*\[", lines[j])), len(lines))
-            pattern = re.compile(rf"^\s*#?\s*{re.escape(key)}\s*=")
-            hit = next((j for j in range(start + 1, end) if pattern.match(lines[j])), None)
-            if hit is not None:
-                lines[hit] = new
-            else:
-                # After the section's last non-blank line, so the blank separator stays.
-                at = end
-                while at > start + 1 and not lines[at - 1].strip():
-                    at -= 1
-                lines.insert(at, new)
-    text = "\n".join(lines) + "\n"
-    data = tomllib.loads(text)
-    for section, values in overrides.items():
-        for key, value in values.items():
-            if data.get(section, {}).get(key) != value:
-                raise ConfigError("could not be set in the template", key=f"[{section}] {key}")
-    return text
-
-
-def example_toml() -> str:
-    """The documented example config: every key, its help, its default (commented out when optional)."""
-    out = ["# Check-in kiosk configuration: every key, documented.",
-           "# Generated by `kiosk config example` from kiosk/config.py; validate with `kiosk config check FILE`.",
-           "# Keys shown commented out are optional and show their default.",
-           "# Paths are relative to this file's folder. Secrets (password_file, key_file) take a file path",
-           "# or credential:NAME for a systemd credential (LoadCredential=); their values are never logged.", ""]
-    for section, cls in SECTIONS.items():
-        out.append(f"[{section}]")
-        for f in dataclasses.fields(cls):
-            meta = f.metadata
-            help_ = meta.get("help", "")
-            if "choices" in meta and "one of" not in help_:
-                help_ += f" One of: {', '.join(meta['choices'])}."
-            out.append(f"# {help_}")
-            if _required(f):
-                out.append(f"{f.name} = {toml_value(meta.get('example', ''))}")
-            else:
-                default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
-                out.append(f"# {f.name} = {toml_value(default)}" if default is not None else f"# {f.name} =  (unset)")
-        out.append("")
-    return "\n".join(out)

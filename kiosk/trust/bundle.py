@@ -42,7 +42,7 @@ from cryptography import x509
 from kiosk.wire import reasons, signing
 from kiosk.wire.reasons import EXPIRED, NOT_YET_VALID, ROLLBACK, SAME_VERSION, TOO_LARGE, WRONG_SITE, WRONG_TYPE
 from kiosk.errors import SignatureRefused
-from kiosk.trust import Revocations, TrustError, TrustStore, read_capped
+from kiosk.trust.store import Revocations, TrustError, TrustStore, read_capped
 
 log = logging.getLogger(__name__)
 
@@ -178,13 +178,40 @@ def _revocations(value: Any) -> Revocations:
     return Revocations(**sets)
 
 
+# The venue-policy rules a bundle may carry (its ``policy`` object): each is the [policy] key and
+# the door's Policy field of the same name (tests/test_policy.py holds the two together), by kind.
+POLICY_RULES: dict[str, type] = {
+    "accept_formats": list, "accept_unsigned": bool, "accept_statuses": list, "dcc_types": list,
+    "vaccination_complete": bool, "vaccination_min_days": int, "vaccination_max_days": int, "test_max_hours": int,
+    "test_negative_only": bool, "recovery_max_days": int, "clock_skew_seconds": float, "dcc_products": list,
+    "dcc_manufacturers": list,
+}
+
+
+def policy_problem(rules: object) -> str | None:
+    """Why a trust bundle's ``policy`` object cannot be applied (None when it can)."""
+    if not isinstance(rules, dict):
+        return "not an object"
+    for key, value in rules.items():
+        kind = POLICY_RULES.get(key)
+        if kind is None:
+            return f"unknown rule {str(key)[:40]!r}"
+        if kind is bool:
+            ok = isinstance(value, bool)
+        elif kind in (int, float):
+            ok = isinstance(value, (int, float)) and not isinstance(value, bool) and 0 <= value < 10**9
+        else:
+            ok = isinstance(value, list) and all(isinstance(v, str) and len(v) <= 128 for v in value)
+        if not ok:
+            return f"{key}: wrong type"
+    return None
+
+
 def store_of(body: Mapping) -> TrustStore:
     """The :class:`TrustStore` a verified bundle payload describes; BundleRefused(malformed)."""
     policy = body.get("policy")
     if policy is not None:
-        from kiosk.policy import bundle_policy_problem
-
-        problem = bundle_policy_problem(policy)
+        problem = policy_problem(policy)
         if problem:
             raise BundleRefused(reasons.MALFORMED, f"policy: {problem}")
     site = body.get("site")
@@ -200,7 +227,7 @@ def store_of(body: Mapping) -> TrustStore:
 
 def load_authority_key(path: str | os.PathLike) -> signing.KeyRing:
     """The trust authority's public key (PEM) as a key ring; read capped, FIFOs and devices
-    refused (:class:`kiosk.trust.TrustError`), a bad key a SigningKeyError naming the file."""
+    refused (:class:`kiosk.trust.store.TrustError`), a bad key a SigningKeyError naming the file."""
     data = read_capped(path, 16384, what="authority key")
     key = signing.public_key_from_pem(data, str(path))
     return signing.KeyRing.of([("trust-authority", key)])
