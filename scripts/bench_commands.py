@@ -92,7 +92,7 @@ def trust_list(path: Path, n: int) -> None:
 
 
 def percentile(values: list[float], q: float) -> float:
-    from kiosk.scan.stats import percentile as p
+    from kiosk.door.decode.stats import percentile as p
 
     return p(values, q) if values else float("nan")
 
@@ -175,7 +175,7 @@ def main() -> int:
     from gpiozero.pins.mock import MockFactory
 
     from kiosk.wire import signing
-    from kiosk.assembly import assemble, load_trust
+    from kiosk.door.assembly import assemble, load_trust
     from kiosk.commands.command import build
 
     work = Path(tempfile.mkdtemp(prefix="kiosk-bench-commands-"))

@@ -48,7 +48,7 @@ def main() -> int:
 
     from kiosk.commands.screenshot import _Located, sample_checkin, sample_preview
     from kiosk.config import load
-    from kiosk.screen import KioskStatus, Screen
+    from kiosk.door.show import KioskStatus, Screen
 
     cfg = load(args.config)
     frame, corners = sample_preview()

@@ -31,8 +31,8 @@ from kiosk.authority import requests  # noqa: E402
 from kiosk.authority.collect import Collector  # noqa: E402
 from kiosk.authority.keys import AuthorityKeys  # noqa: E402
 from kiosk.authority.registry import RegisteredKiosk  # noqa: E402
-from kiosk.ledger import Ledger  # noqa: E402
-from kiosk.ledger.visits import VisitArchive, utc_text  # noqa: E402
+from kiosk.door.record import Ledger  # noqa: E402
+from kiosk.door.record.visits import VisitArchive, utc_text  # noqa: E402
 from kiosk.trust.pseudonym import Pseudonyms  # noqa: E402
 from kiosk.tracing import protocol as P  # noqa: E402
 from kiosk.tracing.responder import TraceResponder  # noqa: E402

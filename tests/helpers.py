@@ -16,8 +16,8 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
 from kiosk import config
-from kiosk.checkin import Checkin
-from kiosk.demo import DEMO_KEYS
+from kiosk.door.decide.checkin import Checkin
+from kiosk.testing.visitors import DEMO_KEYS
 from kiosk.wire.broker import parse_url
 
 
@@ -138,7 +138,7 @@ def checkin(verdict="accept", reason="ok", pseudonym="p", duplicate=False, at=No
 def device_keyring(cfg):
     """The KeyRing a centre would hold for this kiosk: its device public key (made on first start)."""
     from kiosk.wire import signing
-    from kiosk.publish.device_key import key_path, public_path
+    from kiosk.door.publish.device_key import key_path, public_path
 
     return signing.KeyRing.load([public_path(key_path(cfg))], owner=f"{cfg.device.site}/{cfg.device.id}")
 

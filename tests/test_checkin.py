@@ -6,8 +6,8 @@ import hashlib
 from datetime import datetime, timezone
 
 from kiosk.wire import reasons
-from kiosk.checkin import ACCEPT, REJECT, CheckinDesk, DuplicateWindow
-from kiosk.codes import CodeCheck, Holder
+from kiosk.door.decide.checkin import ACCEPT, REJECT, CheckinDesk, DuplicateWindow
+from kiosk.door.verify import CodeCheck, Holder
 
 
 class TableVerifier:

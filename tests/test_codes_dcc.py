@@ -33,11 +33,11 @@ import pytest
 from conftest import TESTDATA
 from kiosk.issuing import dcc as issuing
 from kiosk.wire import reasons
-from kiosk.codes import base45, cose, dcc
-from kiosk.codes.base import VerifyContext
+from kiosk.door.verify import base45, cose, dcc
+from kiosk.door.verify.base import VerifyContext
 from kiosk.issuing.keys import IssuerKey
 from kiosk.trust.store import TrustStore
-from kiosk.verify import Verifier
+from kiosk.door.verify.verifier import Verifier
 
 DCC_DIR = TESTDATA / "dcc"
 CASES = sorted(DCC_DIR.glob("**/2DCode/raw/*.json"))

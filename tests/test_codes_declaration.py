@@ -10,13 +10,13 @@ import segno
 
 from kiosk.issuing import cose as issuing_cose
 from kiosk.wire import reasons
-from kiosk.codes import base45, cose, declaration
-from kiosk.codes.base import VerifyContext
-from kiosk.codes.declaration import HealthDeclaration
+from kiosk.door.verify import base45, cose, declaration
+from kiosk.door.verify.base import VerifyContext
+from kiosk.door.verify.declaration import HealthDeclaration
 from kiosk.issuing.declaration import DeclarationError, IssuerKey, issue
 from kiosk.issuing.keys import KeyFileError
 from kiosk.trust.store import TrustStore
-from kiosk.verify import Verifier
+from kiosk.door.verify.verifier import Verifier
 
 NOW = datetime(2021, 11, 20, 8, 0, tzinfo=timezone.utc)
 

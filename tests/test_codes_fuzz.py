@@ -17,11 +17,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from kiosk.wire import reasons
-from kiosk.codes import base45, cose, load_all
-from kiosk.codes.base import VerifyContext
+from kiosk.door.verify import base45, cose, load_all
+from kiosk.door.verify.base import VerifyContext
 from kiosk.issuing.keys import IssuerKey
 from kiosk.trust.store import TrustStore
-from kiosk.verify import Verifier
+from kiosk.door.verify.verifier import Verifier
 
 NOW = datetime(2021, 11, 20, 8, 0, tzinfo=timezone.utc)
 

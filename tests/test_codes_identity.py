@@ -22,13 +22,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from kiosk.wire import reasons
-from kiosk.codes import base45, dcc
+from kiosk.door.verify import base45, dcc
 from kiosk.issuing import cose as issuing_cose
 from kiosk.issuing.dcc import issue_dcc, vaccination
 from kiosk.issuing.keys import IssuerKey
 from kiosk.trust.pseudonym import Pseudonyms
 from kiosk.trust.store import TrustStore
-from kiosk.verify import Verifier
+from kiosk.door.verify.verifier import Verifier
 
 NOW = datetime(2021, 11, 20, 8, 0, tzinfo=timezone.utc)
 DSC = IssuerKey.generate("ES256", dcc_types=("vaccination",), not_before=datetime(2020, 1, 1, tzinfo=timezone.utc))

@@ -7,11 +7,11 @@ from datetime import datetime, timezone
 import pytest
 
 from kiosk.wire import reasons
-from kiosk.codes.base import VerifyContext
-from kiosk.codes.cccd import Cccd
-from kiosk.codes.pccovid import PcCovid
+from kiosk.door.verify.base import VerifyContext
+from kiosk.door.verify.cccd import Cccd
+from kiosk.door.verify.pccovid import PcCovid
 from kiosk.trust.store import TrustStore
-from kiosk.verify import Verifier
+from kiosk.door.verify.verifier import Verifier
 
 NOW = datetime(2021, 11, 20, 8, 0, tzinfo=timezone.utc)
 CTX = VerifyContext(now=NOW, trust=TrustStore.empty())

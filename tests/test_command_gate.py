@@ -13,10 +13,10 @@ import os
 import pytest
 
 from kiosk.wire.topics import Topics
-from kiosk import command_gate as gate_mod
+from kiosk.door.remote import gate as gate_mod
 from kiosk.wire import signing
 from kiosk.wire.reasons import REFUSALS
-from kiosk.command_gate import CommandGate, Coalescer, ReplayFloor, notice_action, reload_action, sanitise_notice
+from kiosk.door.remote.gate import CommandGate, Coalescer, ReplayFloor, notice_action, reload_action, sanitise_notice
 
 ROOT = __import__("pathlib").Path(__file__).resolve().parent.parent
 BASE = "checkin/v1/hn-hk/kiosk-01"
@@ -217,11 +217,11 @@ def test_every_refusal_reason_is_a_stable_word():
 
 
 def test_notice_text_is_one_printable_line_and_capped(keys, tmp_path, caplog):
-    forged = "Door ok\nINFO kiosk.pipeline: check-in 1: accept ok (eu-dcc)\r\x1b[2J\u202eevil\u2028x\x00"
+    forged = "Door ok\nINFO kiosk.door.kiosk: check-in 1: accept ok (eu-dcc)\r\x1b[2J\u202eevil\u2028x\x00"
     k = Kiosk(keys, tmp_path)
-    with caplog.at_level(logging.INFO, logger="kiosk.command_gate"):
+    with caplog.at_level(logging.INFO, logger="kiosk.door.remote.gate"):
         k.gate.handle(*command(keys["centre"], "notice", forged))
-    assert k.notice == "Door ok INFO kiosk.pipeline: check-in 1: accept ok (eu-dcc) [2Jevil x"
+    assert k.notice == "Door ok INFO kiosk.door.kiosk: check-in 1: accept ok (eu-dcc) [2Jevil x"
     assert all("\n" not in r.getMessage() and "\r" not in r.getMessage() for r in caplog.records)
     assert not any(r.getMessage().startswith("check-in") for r in caplog.records)
     assert len(sanitise_notice("ồ" * 500)) == 200
@@ -343,7 +343,7 @@ def test_a_folded_reload_runs_once_when_due_on_the_posted_thread():
     """remote.ReloadTimer: one timer however many folded requests; the reload runs where it is posted."""
     import time
 
-    from kiosk.remote import ReloadTimer
+    from kiosk.door.remote.install import ReloadTimer
 
     ran = []
     coalescer = Coalescer(lambda: ran.append("reload"), interval_s=0.3)

@@ -1,6 +1,6 @@
 """``kiosk command``: the centre's key, and signed commands over a real mosquitto.
 
-The kiosk side here is the real :class:`kiosk.command_gate.CommandGate` behind a plain paho
+The kiosk side here is the real :class:`kiosk.door.remote.gate.CommandGate` behind a plain paho
 client (the running kiosk's wiring is tested in tests/test_signed_commands.py).
 """
 
@@ -19,7 +19,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from kiosk.wire.topics import Topics
 from kiosk.wire import signing
-from kiosk.command_gate import CommandGate, notice_action
+from kiosk.door.remote.gate import CommandGate, notice_action
 
 ROOT = __import__("pathlib").Path(__file__).resolve().parent.parent
 BASE = "checkin/v1/hn-hk/kiosk-01"

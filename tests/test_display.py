@@ -54,7 +54,7 @@ def test_a_driver_that_fails_falls_back_loudly(video_env, caplog):
 
 def test_screen_on_a_display_ticks_until_the_window_closes(video_env):
     from kiosk.config import parse
-    from kiosk.screen import Screen
+    from kiosk.door.show import Screen
 
     cfg = parse('[device]\nsite="s"\nid="d"\n[venue]\nid="v"\nname="Quán cà phê Giảng"\n'
                 'qr_content="https://qr.example.vn/v/1"\n[screen]\nsize="1024x600"\nfullscreen=false\n')

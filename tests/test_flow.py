@@ -14,8 +14,8 @@ from gpiozero.pins.mock import MockFactory
 
 from helpers import FakeClock, code, kiosk_config, pc_covid, signed_dcc, wait_for
 from kiosk.wire import reasons
-from kiosk.assembly import assemble
-from kiosk.demo import samples
+from kiosk.door.assembly import assemble
+from kiosk.testing.visitors import samples
 
 RELAY, RED, GREEN = 23, 27, 17
 
@@ -49,23 +49,23 @@ def counts(k) -> dict:
 
 def test_door_opens_only_for_a_verified_code_by_default(make):
     k, pins, _ = make()
-    unsigned = k.handle(code(pc_covid()))
+    unsigned = k.flow.handle(code(pc_covid()))
     assert unsigned.verdict == "accept" and not unsigned.signed and not unsigned.opens_door
     assert relay_pulses(pins) == 0, "invented text never opens the door"
     assert counts(k)["accepted"] == 1, "the unsigned visitor is checked in and counted"
-    signed = k.handle(code(signed_dcc()))
+    signed = k.flow.handle(code(signed_dcc()))
     assert signed.opens_door and relay_pulses(pins) == 1
 
 
 def test_forged_cccd_text_does_not_pulse_the_relay(make):
     k, pins, _ = make()
-    k.handle(code("079123456789|Nguyen Van Gia|01/01/1923|CCCD|FAKE-0001|"))
+    k.flow.handle(code("079123456789|Nguyen Van Gia|01/01/1923|CCCD|FAKE-0001|"))
     assert relay_pulses(pins) == 0
 
 
 def test_a_venue_may_open_the_door_for_unsigned_codes(make):
     k, pins, _ = make(policy="unsigned_opens_door = true")
-    assert k.handle(code(pc_covid())).opens_door
+    assert k.flow.handle(code(pc_covid())).opens_door
     assert relay_pulses(pins) == 1
 
 
@@ -77,45 +77,45 @@ def expired_declaration() -> str:
 
 def test_override_lets_the_rejected_visitor_in_within_the_window(make):
     k, pins, clock = make()
-    k.handle(code(expired_declaration()))
+    k.flow.handle(code(expired_declaration()))
     clock.advance(59)
-    assert k.override()
+    assert k.flow.override()
     assert relay_pulses(pins) == 1
     c = counts(k)
     assert (c["rejected"], c["overrides"], c["accepted"]) == (1, 1, 0)
-    assert not k.override(), "one press, one visitor"
+    assert not k.flow.override(), "one press, one visitor"
 
 
 def test_override_after_the_window_does_nothing(make):
     k, pins, clock = make(policy="override_window_seconds = 30")
-    k.handle(code(expired_declaration()))
+    k.flow.handle(code(expired_declaration()))
     clock.advance(31)
-    assert not k.override()
+    assert not k.flow.override()
     assert relay_pulses(pins) == 0 and counts(k)["overrides"] == 0
 
 
 def test_override_refers_only_to_the_latest_verdict(make):
     k, pins, clock = make()
-    k.handle(code(expired_declaration()))
-    k.handle(code(signed_dcc()))  # a later visitor was let in: the press no longer means the rejected one
-    assert not k.override()
+    k.flow.handle(code(expired_declaration()))
+    k.flow.handle(code(signed_dcc()))  # a later visitor was let in: the press no longer means the rejected one
+    assert not k.flow.override()
     assert relay_pulses(pins) == 1 and counts(k)["overrides"] == 0
 
 
 def test_a_refused_duplicate_can_be_overridden(make):
     k, pins, clock = make(policy="duplicates_accepted = false")
     dcc = signed_dcc()
-    k.handle(code(dcc))
-    again = k.handle(code(dcc))
+    k.flow.handle(code(dcc))
+    again = k.flow.handle(code(dcc))
     assert again.duplicate and again.verdict == "reject" and relay_pulses(pins) == 1
     assert wait_for(lambda: not pins.pin(RELAY).state), "the first visitor's pulse is over"
-    assert k.override()
+    assert k.flow.override()
     assert relay_pulses(pins) == 2 and counts(k)["overrides"] == 1
 
 
 def test_the_button_goes_through_the_intake_first(make):
     k, pins, clock = make()
-    k.handle(code(expired_declaration()))
+    k.flow.handle(code(expired_declaration()))
     pins.pin(24).drive_low()  # gpiozero Button: pull-up, pressed = low
     pins.pin(24).drive_high()
     k.intake.camera(code(signed_dcc()))  # queued behind the press: the press is handled first
@@ -132,17 +132,17 @@ def test_a_signed_name_with_nul_is_contained_and_the_next_visitor_served(make, c
     screen = k.stages.screen
     assert hasattr(screen, "screen"), "a real (contained) screen on SDL's dummy driver"
     caplog.set_level(logging.ERROR)
-    bad = k.handle(code(signed_dcc(family="Tr\x00n")))
+    bad = k.flow.handle(code(signed_dcc(family="Tr\x00n")))
     assert bad.verdict == "accept" and "\x00" in bad.holder.name
     assert screen.tick() is True  # pygame refuses a NUL in text: contained, the loop goes on
     assert len([r for r in caplog.records if bad.id in r.getMessage()]) <= 1, "logged once at most"
-    nxt = k.handle(code(pc_covid()))
+    nxt = k.flow.handle(code(pc_covid()))
     assert nxt.verdict == "accept" and screen.tick() is True
     assert counts(k)["accepted"] == 2
 
 
 def test_a_screen_that_cannot_draw_a_check_in_is_logged_once_with_its_id(caplog):
-    from kiosk.stages import ContainedScreen
+    from kiosk.door.stages import ContainedScreen
 
     class Picky:
         display = None
@@ -173,10 +173,10 @@ def test_a_failing_stage_is_logged_once_and_the_next_visitor_served(make, caplog
 
     k.stages.signals.accept = broken
     caplog.set_level(logging.ERROR)
-    first = k.handle(code(signed_dcc()))
+    first = k.flow.handle(code(signed_dcc()))
     assert first is not None and counts(k)["accepted"] == 1, "recorded before the signal"
     assert sum(first.id in r.getMessage() for r in caplog.records) == 1
-    assert k.handle(code(pc_covid())) is not None and counts(k)["accepted"] == 2
+    assert k.flow.handle(code(pc_covid())) is not None and counts(k)["accepted"] == 2
 
 
 # -- the ledger out of service ---------------------------------------------------------------------
@@ -192,22 +192,22 @@ def test_a_corrupt_ledger_at_start_is_out_of_service_then_serves_again(tmp_path,
     assert health["ledger_ok"] is False and "ledger-down" in health["degraded"]
     assert k.supervisor.last_status.ledger_ok is False  # the screen shows "out of service"
     assert pins.pin(RED).state, "red LED steadily on"
-    assert k.handle(code(signed_dcc())) is None and relay_pulses(pins) == 0
+    assert k.flow.handle(code(signed_dcc())) is None and relay_pulses(pins) == 0
     (state / "ledger.sqlite3").unlink()  # the operator moved the broken file away
     clock.advance(60)
     k.supervisor.tick()
     assert k.stages.ledger.ok and k.supervisor.last_health["ledger_ok"] is True
     assert not pins.pin(RED).state
-    assert k.handle(code(signed_dcc())).opens_door and counts(k)["accepted"] == 1
+    assert k.flow.handle(code(signed_dcc())).opens_door and counts(k)["accepted"] == 1
 
 
 def test_a_full_disk_stops_check_ins_visibly_and_they_resume(make):
     k, pins, clock = make()
-    k.handle(code(pc_covid("001088000001")))
+    k.flow.handle(code(pc_covid("001088000001")))
     db = k.stages.ledger.ledger._db
     (pages,) = db.execute("PRAGMA page_count").fetchone()
     db.execute(f"PRAGMA max_page_count = {pages}")  # SQLite's own "database or disk is full"
-    served = [k.handle(code(pc_covid(f"0010880{i:05d}"))) for i in range(2, 60)]
+    served = [k.flow.handle(code(pc_covid(f"0010880{i:05d}"))) for i in range(2, 60)]
     assert None in served, "a check-in that cannot be written is not signalled as accepted"
     assert not k.stages.ledger.ok
     k.supervisor.tick()
@@ -220,7 +220,7 @@ def test_a_full_disk_stops_check_ins_visibly_and_they_resume(make):
     k.supervisor.tick()
     assert k.stages.ledger.ok
     before = counts(k)["accepted"]
-    assert k.handle(code(pc_covid("001088099999"))) is not None
+    assert k.flow.handle(code(pc_covid("001088099999"))) is not None
     assert counts(k)["accepted"] == before + 1
 
 
@@ -250,12 +250,12 @@ def test_scanner_lines_are_never_dropped(make):
 def test_with_mqtt_disabled_the_outbox_does_not_grow(make):
     k, _, _ = make(extra="enabled = false")
     for i in range(20):
-        k.handle(code(pc_covid(f"0010881{i:05d}")))
+        k.flow.handle(code(pc_covid(f"0010881{i:05d}")))
     assert k.stages.ledger.outbox_size() == 0 and counts(k)["accepted"] == 20
 
 
 def test_a_notice_is_one_clean_line_and_capped(make, caplog, tmp_path):
-    """A signed notice goes through the command gate on the control thread (kiosk.remote)."""
+    """A signed notice goes through the command gate on the control thread (kiosk.door.remote.install)."""
     from kiosk.wire import signing
     from kiosk.commands.command import build
 

@@ -250,7 +250,7 @@ def test_picamera2_in_the_scanner_reports_codes(fake_camera):
     """The whole path on a fake Pi camera: lores Y plane -> cascade -> CodeSeen."""
     import segno
 
-    from kiosk.scan import Scanner, default_decoder
+    from kiosk.door.decode import Scanner, default_decoder
 
     m = np.pad(np.array([list(r) for r in segno.make("HC1:PI", micro=False).matrix], np.uint8), 4)
     code = np.where(np.kron(m, np.ones((8, 8), np.uint8)) == 1, 0, 255).astype(np.uint8)
@@ -285,8 +285,8 @@ def test_picamera2_camera_number_comes_from_the_path(fake_camera):
 
 def test_picamera2_that_stops_delivering_is_a_camera_error_and_is_reopened(fake_camera):
     """A hung camera times out instead of blocking the capture thread; the scanner reopens it."""
-    from kiosk.scan import Scanner
-    from kiosk.scan.decoders import Decoded
+    from kiosk.door.decode import Scanner
+    from kiosk.door.decode.decoders import Decoded
 
     class HangsOnce(fake_camera):
         def next_request(self):

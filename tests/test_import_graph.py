@@ -33,17 +33,17 @@ print(json.dumps(failures))
 
 _FIRMWARE = r"""
 import importlib, json, sys
-for name in ("kiosk.pipeline", "kiosk.commands.run", "kiosk.trust.bundle", "kiosk.verify", "kiosk.policy",
-             "kiosk.codes.dcc", "kiosk.codes.declaration", "kiosk.codes.pccovid", "kiosk.codes.cccd"):
+for name in ("kiosk.door.kiosk", "kiosk.commands.run", "kiosk.trust.bundle", "kiosk.door.verify.verifier", "kiosk.door.decide.policy",
+             "kiosk.door.verify.dcc", "kiosk.door.verify.declaration", "kiosk.door.verify.pccovid", "kiosk.door.verify.cccd"):
     try:
         importlib.import_module(name)
     except ModuleNotFoundError as exc:
         if exc.name != name:  # a module that exists but imports something missing is a failure
             raise
 # What the kiosk's assembly builds at start-up (the plug-ins load lazily).
-import kiosk.codes
-kiosk.codes.load_all()
-for extra in ("kiosk.assembly", "kiosk.flow", "kiosk.supervisor", "kiosk.stages"):
+import kiosk.door.verify
+kiosk.door.verify.load_all()
+for extra in ("kiosk.door.assembly", "kiosk.door.flow", "kiosk.door.supervisor", "kiosk.door.stages"):
     try:
         importlib.import_module(extra)
     except ModuleNotFoundError as exc:
@@ -78,7 +78,7 @@ def _run(code: str, *args: str) -> str:
 
 def test_every_module_imports_on_its_own():
     names = _modules()
-    assert "kiosk.codes.dcc" in names and "kiosk.issuing.dcc" in names and len(names) > 40
+    assert "kiosk.door.verify.dcc" in names and "kiosk.issuing.dcc" in names and len(names) > 40
     failures = json.loads(_run(_EACH, json.dumps(names)))
     assert failures == {}
 
@@ -87,13 +87,13 @@ def test_the_issuing_code_and_the_dcc_reader_are_no_circle():
     # kiosk.issuing.dcc uses the reader's constants; the reader knows nothing of issuing.
     import re
 
-    for path in (ROOT / "kiosk/codes").glob("*.py"):
+    for path in (ROOT / "kiosk/door/verify").glob("*.py"):
         assert not re.search(r"^\s*(from|import)\s+kiosk\.issuing", path.read_text(encoding="utf-8"), re.M), path
-    assert not (ROOT / "kiosk/codes/dcc_issue.py").exists()
-    assert not (ROOT / "kiosk/codes/keys.py").exists()
+    assert not (ROOT / "kiosk/door/verify/dcc_issue.py").exists()
+    assert not (ROOT / "kiosk/door/verify/keys.py").exists()
 
 
 def test_kiosk_run_imports_no_tool():
     loaded = json.loads(_run(_FIRMWARE))
-    assert "kiosk.pipeline" in loaded and "kiosk.trust.bundle" in loaded
+    assert "kiosk.door.kiosk" in loaded and "kiosk.trust.bundle" in loaded
     assert [m for m in loaded if m.startswith(TOOLS)] == []

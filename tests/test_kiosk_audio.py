@@ -17,7 +17,7 @@ import pytest
 from device.audio import SEE_GUARD, WELCOME, MixerSpeaker
 from helpers import kiosk_config, signed_dcc
 from kiosk.wire import reasons
-from kiosk.demo import replay_frames
+from kiosk.testing.visitors import replay_frames
 
 RELAY = 23  # kiosk_config's relay pin
 
@@ -28,7 +28,7 @@ def audio_config(tmp_path: Path, audio: str):
 
 def visitors():
     """An accepted, signed code (the door opens) then a web link (rejected: see the guard)."""
-    from kiosk.demo import Sample
+    from kiosk.testing.visitors import Sample
 
     return [Sample("signed EU DCC", signed_dcc(), "accept", reasons.OK),
             Sample("a web link", "https://example.com/menu", "reject", reasons.UNKNOWN_FORMAT)]
@@ -43,7 +43,7 @@ def run_with_audio(cfg, items):
     from device.frames import ReplaySource
     from gpiozero.pins.mock import MockFactory
 
-    from kiosk.pipeline import assemble
+    from kiosk.door.assembly import assemble
 
     events: list[tuple] = []
     checkins = []
@@ -134,7 +134,7 @@ def test_a_verdict_never_waits_for_its_phrase(tmp_path):
 def test_audio_off_is_a_silent_speaker(tmp_path):
     from device.audio import NullSpeaker
 
-    from kiosk.pipeline import assemble
+    from kiosk.door.assembly import assemble
 
     k = assemble(audio_config(tmp_path, "enabled = false"), headless=True)
     try:
@@ -147,7 +147,7 @@ def test_audio_off_is_a_silent_speaker(tmp_path):
 def test_a_broken_recording_is_a_setting_to_fix(tmp_path, broken):
     from device.audio import AudioError
 
-    from kiosk.pipeline import assemble
+    from kiosk.door.assembly import assemble
 
     phrases = tmp_path / "phrases"
     phrases.mkdir()

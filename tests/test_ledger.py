@@ -12,9 +12,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from kiosk.checkin import Checkin
-from kiosk.codes import Holder
-from kiosk.ledger import Ledger
+from kiosk.door.decide.checkin import Checkin
+from kiosk.door.verify import Holder
+from kiosk.door.record import Ledger
 
 VN = ZoneInfo("Asia/Ho_Chi_Minh")
 NOON = datetime(2021, 9, 14, 5, 0, tzinfo=timezone.utc)  # 12:00 in Hanoi
@@ -90,7 +90,7 @@ def test_unique_visitors_per_day(ledger):
 
 def test_event_messages_carry_no_personal_data(ledger):
     ledger.record(checkin(pseudonym="secret-pseudonym", holder=Holder(name="Nguyễn Văn A", id_number="001099012345")))
-    from kiosk.publish.payloads import event_payload
+    from kiosk.door.publish.payloads import event_payload
 
     (msg,) = ledger.pending()
     assert "Nguy" not in msg.payload and "001099" not in msg.payload and "secret" not in msg.payload
@@ -182,7 +182,7 @@ def test_bad_verdict_rejected_without_a_trace(ledger):
 
 
 def test_unwritable_ledger_is_a_clear_error(tmp_path):
-    from kiosk.ledger import LedgerError
+    from kiosk.door.record import LedgerError
 
     (tmp_path / "file").write_text("x")
     with pytest.raises(LedgerError, match="cannot open ledger"):
@@ -199,7 +199,7 @@ def test_ledger_file_is_private(tmp_path):
 
 
 def test_write_failure_is_a_ledger_error_and_records_nothing(tmp_path):
-    from kiosk.ledger import LedgerError
+    from kiosk.door.record import LedgerError
 
     with Ledger(tmp_path / "l.db", tz=VN) as led:
         led.record(checkin())

@@ -16,7 +16,7 @@ import pytest
 from helpers import kiosk_config, wait_for
 from kiosk import config
 from kiosk.wire import reasons
-from kiosk.demo import replay_frames, samples
+from kiosk.testing.visitors import replay_frames, samples
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -25,7 +25,7 @@ def run_replay(cfg, items, pins=None, on_checkin=None, signals_spy=None):
     from device.frames import ReplaySource
     from gpiozero.pins.mock import MockFactory
 
-    from kiosk.pipeline import assemble
+    from kiosk.door.assembly import assemble
 
     seen = []
 
@@ -45,7 +45,7 @@ def run_replay(cfg, items, pins=None, on_checkin=None, signals_spy=None):
 
 
 def ledger_counts(cfg):
-    from kiosk.ledger import Ledger
+    from kiosk.door.record import Ledger
 
     with Ledger(str(cfg.ledger_path)) as ledger:
         return ledger.counts(), ledger.outbox_size()
@@ -206,7 +206,7 @@ def test_centre_can_post_a_notice_and_reload_the_trust_list(tmp_path, broker):
     from device.frames import ReplaySource
     from gpiozero.pins.mock import MockFactory
 
-    from kiosk.pipeline import assemble
+    from kiosk.door.assembly import assemble
 
     frames = [replay_frames(samples()[:1])[-1]] * 40  # nobody at the door for a couple of seconds
     k = assemble(cfg, source=ReplaySource(frames, fps=20), pin_factory=MockFactory(), headless=True)
@@ -258,7 +258,7 @@ class FakeCamera:
     present = True
 
     def __init__(self):
-        from kiosk.scan.stats import ScanStats
+        from kiosk.door.decode.stats import ScanStats
 
         self.captured = self.decoded = 0
         self.fps = 30.0
@@ -284,7 +284,7 @@ def test_watchdog_is_fed_only_while_frames_are_decoded(tmp_path, hang):
     from gpiozero.pins.mock import MockFactory
 
     from helpers import FakeClock
-    from kiosk.assembly import assemble
+    from kiosk.door.assembly import assemble
 
     cfg = kiosk_config(tmp_path)
     notifier, clock = RecordingNotifier(), FakeClock()

@@ -10,14 +10,14 @@ import pytest
 from kiosk.issuing import dcc as issuing
 from kiosk import config
 from kiosk.wire import reasons
-from kiosk.screen import reason_text
-from kiosk.codes import dcc
-from kiosk.codes.base import CodeCheck
+from kiosk.door.show import reason_text
+from kiosk.door.verify import dcc
+from kiosk.door.verify.base import CodeCheck
 from kiosk.issuing.declaration import IssuerKey, issue
-from kiosk.policy import Policy
+from kiosk.door.decide.policy import Policy
 from kiosk.trust.revoked import RevocationFileError, load_revoked
 from kiosk.trust.store import TrustStore
-from kiosk.verify import Verifier
+from kiosk.door.verify.verifier import Verifier
 
 NOW = datetime(2021, 11, 20, 8, 0, tzinfo=timezone.utc)
 

@@ -11,8 +11,8 @@ import pytest
 
 from helpers import Collector, checkin, device_keyring, make_config, verified, wait_for  # noqa: F401 (re-exported)
 from kiosk.config import parse
-from kiosk.ledger import Ledger
-from kiosk.publish import NullTelemetry, open_publisher
+from kiosk.door.record import Ledger
+from kiosk.door.publish import NullTelemetry, open_publisher
 from kiosk.wire.broker import make_client, parse_url
 
 
@@ -200,7 +200,7 @@ def test_every_kiosk_message_is_signed_by_the_device_key(kiosk, broker):
 
 
 def test_device_key_made_once_at_first_start_and_kept(tmp_path):
-    from kiosk.publish.device_key import key_path, load_or_create, public_path
+    from kiosk.door.publish.device_key import key_path, load_or_create, public_path
 
     cfg = make_config(tmp_path, "mqtt://127.0.0.1:9")
     first = load_or_create(cfg)

@@ -11,7 +11,7 @@ import re
 
 import pytest
 
-from kiosk.publish import discovery
+from kiosk.door.publish import discovery
 from kiosk.wire.topics import Topics
 
 jinja2 = pytest.importorskip("jinja2")

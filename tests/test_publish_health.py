@@ -7,9 +7,9 @@ import math
 import time
 from datetime import datetime, timezone
 
-from kiosk.ledger import Ledger
-from kiosk.publish import NullTelemetry, open_publisher
-from kiosk.publish.payloads import health_payload
+from kiosk.door.record import Ledger
+from kiosk.door.publish import NullTelemetry, open_publisher
+from kiosk.door.publish.payloads import health_payload
 from helpers import Collector, checkin, make_config, wait_for
 from test_publish_schemas import validator
 

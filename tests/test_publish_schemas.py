@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from jsonschema import Draft202012Validator
 
-from kiosk.ledger import Ledger
-from kiosk.publish import open_publisher
+from kiosk.door.record import Ledger
+from kiosk.door.publish import open_publisher
 from helpers import Collector, checkin, make_config, wait_for
 
 SCHEMAS = Path(__file__).resolve().parent.parent / "docs" / "schemas"
@@ -28,7 +28,7 @@ def test_every_published_payload_matches_its_schema(tmp_path, broker):
         pub = open_publisher(cfg, ledger)
         pub.start()
         try:
-            # what the pipeline's main loop reports (kiosk/pipeline.py), camera working, then unplugged
+            # what the pipeline's main loop reports (kiosk/door/kiosk.py), camera working, then unplugged
             pub.set_health({"camera_ok": True, "camera_error": "", "capture_fps": 30.0, "decode_fps": 29.6,
                             "verdict_latency_p95_ms": None, "clock_synced": None, "trust_age_days": None,
                             "uptime_s": 2.5})

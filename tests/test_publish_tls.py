@@ -17,8 +17,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from conftest import free_port
-from kiosk.ledger import Ledger
-from kiosk.publish import open_publisher
+from kiosk.door.record import Ledger
+from kiosk.door.publish import open_publisher
 from test_publish import checkin, make_config, wait_for
 
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-import kiosk.scan.cascade as cascade_mod
-from kiosk.scan.cascade import Cascade, Step, build_cascade
-from kiosk.scan.decoders import Decoded
+import kiosk.door.decode.cascade as cascade_mod
+from kiosk.door.decode.cascade import Cascade, Step, build_cascade
+from kiosk.door.decode.decoders import Decoded
 
 
 class Clock:
@@ -91,7 +91,7 @@ def test_corners_from_a_resized_frame_map_back_to_frame_pixels():
 
 
 def test_missing_backends_are_left_out_with_a_warning(caplog):
-    from kiosk.scan.decoders import BACKENDS, DecoderUnavailable
+    from kiosk.door.decode.decoders import BACKENDS, DecoderUnavailable
 
     def unavailable():
         raise DecoderUnavailable("libzbar0 not installed")
@@ -112,7 +112,7 @@ def test_opencv_without_aruco_is_kept_off_the_hot_path(monkeypatch):
 
     import cv2
 
-    from kiosk.scan.decoders import BACKENDS, OpenCVDecoder
+    from kiosk.door.decode.decoders import BACKENDS, OpenCVDecoder
 
     old_cv2 = types.SimpleNamespace(QRCodeDetector=cv2.QRCodeDetector, error=cv2.error, __version__="4.6.0")
     monkeypatch.setitem(BACKENDS, "opencv", lambda: OpenCVDecoder(cv2_module=old_cv2))

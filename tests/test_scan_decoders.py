@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 import segno
 
-from kiosk.scan.cascade import build_cascade
-from kiosk.scan.decoders import DecoderUnavailable, OpenCVDecoder, ZbarDecoder, ZxingDecoder, make_backend
-from kiosk.scan.screenframes import screen_frames
+from kiosk.door.decode.cascade import build_cascade
+from kiosk.door.decode.decoders import DecoderUnavailable, OpenCVDecoder, ZbarDecoder, ZxingDecoder, make_backend
+from kiosk.testing.screenframes import screen_frames
 
 HC1 = "HC1:NCFOXN%TS3DH3ZSUZK+.V0ETD%65NL-AH-R6IOO6+IUKRG*I.I0"
 
@@ -137,7 +137,7 @@ def test_opencv_without_quirc_is_unavailable_and_the_cascade_reads_with_zxing(mo
     for _ in range(2):
         with pytest.raises(DecoderUnavailable, match=r"without QR decoding \(quirc\); OpenCV step disabled"):
             OpenCVDecoder(aruco=False, cv2_module=no_quirc)
-    warnings = [r for r in caplog.records if r.name == "kiosk.scan.decoders" and r.levelname == "WARNING"]
+    warnings = [r for r in caplog.records if r.name == "kiosk.door.decode.decoders" and r.levelname == "WARNING"]
     assert len(warnings) == 1 and "quirc" in warnings[0].getMessage()  # said once per process, not per build
 
     # A newer OpenCV built without quirc (it has the Aruco detector): the cascade would keep that step.

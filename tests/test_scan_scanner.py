@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from device.frames import CameraError, Frame, FrameSource, ReplaySource
-from kiosk.scan import CodeSeen, Decoded, Scanner, ScanStats
-from kiosk.scan.rearm import Rearm
+from kiosk.door.decode import CodeSeen, Decoded, Scanner, ScanStats
+from kiosk.door.decode.rearm import Rearm
 
 
 class TagDecoder:

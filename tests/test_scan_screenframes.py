@@ -6,7 +6,7 @@ import random
 
 import numpy as np
 
-from kiosk.scan.screenframes import render, sample_payload, screen_frames
+from kiosk.testing.screenframes import render, sample_payload, screen_frames
 
 
 def test_frames_are_reproducible_from_their_seed():
@@ -34,7 +34,7 @@ def test_payloads_look_like_what_visitors_show():
 
 
 def test_a_clean_frame_is_readable():
-    from kiosk.scan.decoders import ZxingDecoder
+    from kiosk.door.decode.decoders import ZxingDecoder
 
     readable = 0
     for seed in range(10):

@@ -16,11 +16,11 @@ zxingcpp = pytest.importorskip("zxingcpp")
 
 from kiosk.wire import reasons  # noqa: E402
 from kiosk.config import parse  # noqa: E402
-from kiosk.screen import KioskStatus, Screen, mask_name, shown_name  # noqa: E402
-from kiosk import clock as clocksync  # noqa: E402
-from kiosk.screen import draw  # noqa: E402
-from kiosk.screen.fonts import Fonts, draws_vietnamese, find_fonts  # noqa: E402
-from kiosk.screen.venue_qr import QUIET_ZONE  # noqa: E402
+from kiosk.door.show import KioskStatus, Screen, mask_name, shown_name  # noqa: E402
+from device import clock as clocksync  # noqa: E402
+from kiosk.door.show import draw  # noqa: E402
+from kiosk.door.show.fonts import Fonts, draws_vietnamese, find_fonts  # noqa: E402
+from kiosk.door.show.venue_qr import QUIET_ZONE  # noqa: E402
 
 QR = "https://qr.tokhaiyte.vn/dd/HN-HK-000123"
 SIZES = [(800, 480), (1024, 600), (1920, 1080), (480, 800), (600, 1024)]
@@ -370,7 +370,7 @@ def test_live_preview_of_a_colour_frame_keeps_its_colours():
 
 def test_preview_conversion_without_pygame_bgr_support(monkeypatch):
     """pygame before 2.1.3 has no "BGR" buffer format: the numpy conversion must give the same picture."""
-    from kiosk.screen import screen as screen_mod
+    from kiosk.door.show import screen as screen_mod
 
     bgr = np.zeros((60, 80, 3), np.uint8)
     bgr[:, :, 0], bgr[:, :, 1], bgr[:, :, 2] = 10, 20, 200  # B, G, R
@@ -388,7 +388,7 @@ def test_preview_conversion_without_pygame_bgr_support(monkeypatch):
 
 
 def test_grey_preview_keeps_its_grey_levels():
-    from kiosk.screen import screen as screen_mod
+    from kiosk.door.show import screen as screen_mod
 
     grey = np.arange(256, dtype=np.uint8).reshape(16, 16)
     img = pixels(screen_mod._preview_surface(grey))
@@ -397,7 +397,7 @@ def test_grey_preview_keeps_its_grey_levels():
 
 def test_grey_preview_without_palette_support_keeps_its_grey_levels(monkeypatch):
     """pygame 2.1.2 (Bookworm) refuses set_palette before the display is up: the RGB copy must look the same."""
-    from kiosk.screen import screen as screen_mod
+    from kiosk.door.show import screen as screen_mod
 
     class OldSurface(pygame.Surface):  # pygame's Surface type itself cannot be patched
         def set_palette(self, palette):
@@ -597,8 +597,8 @@ def test_clock_sync_reads_the_kernel():
 def test_the_pipelines_own_checkin_is_shown(drawn_text):
     from datetime import timezone
 
-    from kiosk.checkin import Checkin
-    from kiosk.codes import Holder as CodeHolder
+    from kiosk.door.decide.checkin import Checkin
+    from kiosk.door.verify import Holder as CodeHolder
 
     checkin = Checkin(id="0" * 32, at=datetime.now(timezone.utc), verdict="reject", reason=reasons.REVOKED,
                       format="eu-dcc", valid=False, signed=True, pseudonym="ab" * 32,

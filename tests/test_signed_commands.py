@@ -18,7 +18,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from helpers import Collector, code, device_keyring, kiosk_config, pc_covid, verified, wait_for
 from kiosk.wire import signing
-from kiosk.command_gate import RELOAD_MIN_INTERVAL_S
+from kiosk.door.remote.gate import RELOAD_MIN_INTERVAL_S
 from kiosk.commands.command import build
 
 SITE, DEVICE = "test-site", "kiosk-t1"
@@ -38,7 +38,7 @@ class Running:
     def __init__(self, tmp_path, broker, commands='["notice", "reload-trust"]', checkins=None, cfg=None):
         from gpiozero.pins.mock import MockFactory
 
-        from kiosk.pipeline import assemble
+        from kiosk.door.assembly import assemble
 
         self.cfg = cfg or kiosk_config(tmp_path, broker.url,
                                        extra=f'commands = {commands}\ncentre_key = "{tmp_path / "centre.pub.pem"}"')
@@ -102,7 +102,7 @@ def test_an_anonymous_notice_is_refused_and_reported(tmp_path, broker, centre):
             (json.loads(message)["id"], "notice", "refused", "unknown-key"),
             (None, "open-door", "refused", "unknown-command"),
         ]
-        assert k.kiosk.notice == "" and k.kiosk.status().notice == ""
+        assert k.kiosk.notice == "" and k.kiosk.supervisor.status().notice == ""
 
         topic, message, command_id = build("notice", "Kiểm tra lúc 14:00\nINFO forged line", SITE, DEVICE, centre)
         c.publish(topic, message)

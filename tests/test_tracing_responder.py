@@ -308,7 +308,7 @@ def test_firmware_side_never_imports_the_authority_tool():
     import subprocess
     import sys
 
-    code = ("import sys, kiosk.tracing, kiosk.tracing.service, kiosk.ledger; "
+    code = ("import sys, kiosk.tracing, kiosk.tracing.service, kiosk.door.record; "
             "print([m for m in sys.modules if m.startswith(('kiosk.authority', 'openpyxl'))])")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
@@ -316,7 +316,7 @@ def test_firmware_side_never_imports_the_authority_tool():
 
 def test_responder_from_config(tmp_path):
     from kiosk.config import load
-    from kiosk.ledger import Ledger
+    from kiosk.door.record import Ledger
     from kiosk.tracing import responder_from_config
 
     keys = authority_keys.keygen(tmp_path / "authority")

@@ -10,10 +10,10 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 
 from kiosk.issuing import dcc as issuing
-from kiosk.codes import dcc
+from kiosk.door.verify import dcc
 from kiosk.issuing.keys import IssuerKey
 from kiosk.trust.store import TrustError, TrustStore, kid_of, trust_list_json
-from kiosk.verify import Verifier
+from kiosk.door.verify.verifier import Verifier
 
 NOW = datetime(2021, 11, 20, 8, 0, tzinfo=timezone.utc)
 

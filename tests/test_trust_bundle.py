@@ -15,16 +15,16 @@ from pathlib import Path
 import pytest
 
 from kiosk.wire import reasons, signing
-from kiosk.screen import reason_text
+from kiosk.door.show import reason_text
 from kiosk.cli import main
-from kiosk.codes.base import CodeCheck
+from kiosk.door.verify.base import CodeCheck
 from kiosk.issuing import bundle as tools
 from kiosk.issuing.dcc import issue_dcc
 from kiosk.issuing.declaration import issue
 from kiosk.issuing.keys import IssuerKey
-from kiosk.policy import Policy
+from kiosk.door.decide.policy import Policy
 from kiosk.trust.bundle import STATE_FILE, TrustKeeper
-from kiosk.verify import Verifier
+from kiosk.door.verify.verifier import Verifier
 
 NOW = datetime.now(timezone.utc).replace(microsecond=0)
 AUTHORITY = signing.generate_key()

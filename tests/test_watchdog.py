@@ -1,4 +1,4 @@
-"""kiosk.watchdog: real datagrams on a real AF_UNIX socket, as systemd receives them."""
+"""kiosk.door.systemd: real datagrams on a real AF_UNIX socket, as systemd receives them."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import uuid
 
 import pytest
 
-from kiosk.watchdog import Notifier
+from kiosk.door.systemd import Notifier
 
 
 class FakeClock:
@@ -130,7 +130,7 @@ def test_outside_systemd_everything_is_a_noop():
 
 def test_a_vanished_socket_is_logged_once_and_never_raises(tmp_path, caplog):
     n = Notifier(str(tmp_path / "gone"), watchdog_usec=1)
-    with caplog.at_level("WARNING", logger="kiosk.watchdog"):
+    with caplog.at_level("WARNING", logger="kiosk.door.systemd"):
         for _ in range(5):
             assert not n.status(f"s{_}")
     assert len([r for r in caplog.records if "cannot notify" in r.message]) == 1

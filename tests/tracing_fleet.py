@@ -14,10 +14,10 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
 from kiosk.wire import signing
-from kiosk.checkin import Checkin
-from kiosk.codes import Holder
-from kiosk.ledger import Ledger
-from kiosk.ledger.visits import VisitArchive
+from kiosk.door.decide.checkin import Checkin
+from kiosk.door.verify import Holder
+from kiosk.door.record import Ledger
+from kiosk.door.record.visits import VisitArchive
 from kiosk.trust.pseudonym import Pseudonyms
 from kiosk.tracing.responder import TraceResponder
 from kiosk.tracing.service import TraceService

@@ -40,7 +40,7 @@ def identity_of_id_number(number: str) -> str:
 def identity_of_code(text: str, trust=None) -> str:
     """The identity a kiosk would compute from the case's own QR code (the same plug-ins)."""
     from kiosk.trust.store import TrustStore
-    from kiosk.verify import Verifier
+    from kiosk.door.verify.verifier import Verifier
 
     check = Verifier(trust or TrustStore()).check(text.strip())
     if not check.identity:

@@ -31,8 +31,8 @@ def run(args) -> int:
     for problem in report.warnings:
         log.warning("%s", problem)
     cfg = report.config
-    from kiosk.pipeline import assemble
-    from kiosk.watchdog import Notifier
+    from kiosk.door.assembly import assemble
+    from kiosk.door.systemd import Notifier
 
     kiosk = assemble(cfg, headless=args.headless, notifier=Notifier())
     signal.signal(signal.SIGTERM, lambda *_: kiosk.stop())

@@ -39,7 +39,7 @@ class _SampleHolder:
 
 @dataclass(frozen=True)
 class _SampleCheckin:
-    """Stands in for kiosk.checkin.Checkin: the fields the screen reads."""
+    """Stands in for kiosk.door.decide.checkin.Checkin: the fields the screen reads."""
 
     verdict: str
     reason: str
@@ -114,8 +114,8 @@ class _Located:
 
 def run(args) -> int:
     from kiosk.cli import UsageError
-    from kiosk.screen import KioskStatus, Screen
-    from kiosk.screen.layout import parse_size
+    from kiosk.door.show import KioskStatus, Screen
+    from kiosk.door.show.layout import parse_size
 
     cfg = config.load(args.config)
     size_text = args.size or (cfg.screen.size if cfg.screen.size != "auto" else "800x480")

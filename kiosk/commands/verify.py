@@ -56,11 +56,11 @@ def _stdin_payloads():
 def run(args) -> int:
     from kiosk import config as config_mod
     from kiosk.wire import signing
-    from kiosk.policy import Policy
+    from kiosk.door.decide.policy import Policy
     from kiosk.trust.revoked import RevocationFileError
     from kiosk.trust.store import TrustError, TrustStore
     from kiosk.trust.bundle import TrustKeeper, load_authority_key
-    from kiosk.verify import Verifier
+    from kiosk.door.verify.verifier import Verifier
 
     at = parse_at(args.at) if args.at else None
     paths: list[str] = []

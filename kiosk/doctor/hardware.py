@@ -1,7 +1,7 @@
 """Doctor checks of the kiosk's hardware: camera, QR decoding, GPIO, display.
 
 Each uses the same code path as ``kiosk run`` (device.frames.open_source,
-kiosk.scan.default_decoder, device.signals.open_signals, pygame), imported
+kiosk.door.decode.default_decoder, device.signals.open_signals, pygame), imported
 only here and only when the check runs.
 """
 
@@ -109,7 +109,7 @@ def check_decode(ctx: Context) -> Finding:
     except ImportError as exc:
         return Finding("decode", FAIL, f"cannot draw the test code: {exc}", install_hint(exc))
     try:
-        from kiosk.scan import default_decoder
+        from kiosk.door.decode import default_decoder
 
         decoder = default_decoder()
     except Exception as exc:

@@ -9,7 +9,7 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-from kiosk.clock import TIME_ERROR, clock_state
+from device.clock import TIME_ERROR, clock_state
 from kiosk.doctor import FAIL, PASS, WARN, Context, Finding
 
 # A clock before this is certainly wrong (a Pi has no battery clock and may boot in 1970 or at its last shutdown).

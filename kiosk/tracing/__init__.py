@@ -22,7 +22,7 @@ def responder_from_config(cfg, device_key=None, pseudonyms=None) -> TraceRespond
     default to the ones in the config (the running kiosk passes the ones it already loaded).
     """
     from kiosk.wire import signing
-    from kiosk.ledger.visits import VisitArchive
+    from kiosk.door.record.visits import VisitArchive
     from kiosk.trust.pseudonym import Pseudonyms
 
     if cfg.tracing.authority_key:

@@ -30,7 +30,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from kiosk.wire import signing
 from kiosk.errors import KioskError, SignatureRefused
-from kiosk.ledger.visits import AuditEntry, VisitArchive, parse_utc
+from kiosk.door.record.visits import AuditEntry, VisitArchive, parse_utc
 from kiosk.tracing import protocol as P
 
 log = logging.getLogger(__name__)

@@ -13,8 +13,8 @@ each failure one stable reason: size, shape, signature (by a key of the
 provisioned authority key ring), type, version (never lower than the current
 one; the same version only with the same bytes), issue time, expiry, site, and
 last the content. A bundle that passes replaces the current one in one
-reference assignment that :class:`kiosk.verify.Verifier` and
-:class:`kiosk.policy.Policy` read; it is saved in ``state_dir`` so that the
+reference assignment that :class:`kiosk.door.verify.verifier.Verifier` and
+:class:`kiosk.door.decide.policy.Policy` read; it is saved in ``state_dir`` so that the
 kiosk restarts with it. A bad bundle changes nothing.
 
 The keeper does no network I/O and never blocks on anything but its own lock:

@@ -186,7 +186,7 @@ class TrustStore:
         self.issued_at = issued_at
         self.version = version  # a trust bundle's version; None for plain files
         self.expires_at = expires_at
-        self.valuesets = valuesets  # None: the shipped snapshot (kiosk.codes.dcc.shipped_valuesets)
+        self.valuesets = valuesets  # None: the shipped snapshot (kiosk.door.verify.dcc.shipped_valuesets)
         self.revocations = revocations or Revocations()
         self.policy = policy  # venue-policy rules a bundle carries ([policy] keys), or None
         self.site = site
