@@ -14,7 +14,8 @@ old checkout can be measured the same way (issue 22 reports before and after).
 * Back-arrows: imports that run against the house's order, foundation (errors,
   secrets, device/) < wire/ < trust/ < config/ < the door's stages in the order a
   visitor's code takes (decode < verify < decide < record < show < publish <
-  remote < the seams and the loop < the kiosk < its assembly) < the tools. An
+  remote < the seams < intake, control, systemd < flow < health, liveness < supervisor < the kiosk < its
+  assembly) < the tools. An
   arrow from a lower rank to a higher one is a back-arrow.
 * Forbidden: the centre importing the door, or the door importing a tool.
 """
@@ -45,7 +46,8 @@ RANKS: list[tuple[str, float]] = [
     ("kiosk.stages", 4.80), ("kiosk.door.stages", 4.80),
     ("kiosk.intake", 4.81), ("kiosk.control", 4.81), ("kiosk.watchdog", 4.81), ("kiosk.door.intake", 4.81),
     ("kiosk.door.control", 4.81), ("kiosk.door.systemd", 4.81),
-    ("kiosk.flow", 4.82), ("kiosk.supervisor", 4.82), ("kiosk.door.flow", 4.82), ("kiosk.door.supervisor", 4.82),
+    ("kiosk.flow", 4.82), ("kiosk.door.flow", 4.82), ("kiosk.door.health", 4.821), ("kiosk.door.liveness", 4.821),
+    ("kiosk.supervisor", 4.822), ("kiosk.door.supervisor", 4.822),
     ("kiosk.pipeline", 4.83), ("kiosk.door.kiosk", 4.83),
     ("kiosk.assembly", 4.84), ("kiosk.door.assembly", 4.84),
     ("kiosk.door", 4.84),

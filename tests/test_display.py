@@ -58,7 +58,7 @@ def test_screen_on_a_display_ticks_until_the_window_closes(video_env):
 
     cfg = parse('[device]\nsite="s"\nid="d"\n[venue]\nid="v"\nname="Quán cà phê Giảng"\n'
                 'qr_content="https://qr.example.vn/v/1"\n[screen]\nsize="1024x600"\nfullscreen=false\n')
-    screen = Screen(cfg)
+    screen = Screen(cfg.screen, cfg.venue, policy=cfg.policy)
     try:
         assert screen.display is not None and screen.surface.get_size() == (1024, 600)
         assert screen.tick() is True

@@ -120,7 +120,9 @@ class DrawnText(list):
 
 
 def make_screen(cfg=None, size=(800, 480), **kw):
-    return Screen(cfg or kiosk_config(), size=size, headless=True, **kw)
+    cfg = cfg or kiosk_config()
+    kw = {"policy": cfg.policy, "trust_max_age_days": cfg.trust.max_age_days, **kw}
+    return Screen(cfg.screen, cfg.venue, size=size, headless=True, **kw)
 
 
 # -- venue QR: what an inspector checks --------------------------------------------------------

@@ -135,7 +135,8 @@ def run(args) -> int:
 
     degraded = tuple(w.strip() for w in args.degraded.split(",") if w.strip())
     ticks = [0.0]  # the screen's monotonic clock: the sample queue is replayed through it
-    screen = Screen(cfg, size=size, headless=True, clock=lambda: ticks[0])
+    screen = Screen(cfg.screen, cfg.venue, policy=cfg.policy, trust_max_age_days=cfg.trust.max_age_days, size=size,
+                    headless=True, clock=lambda: ticks[0])
     screen.set_status(KioskStatus(accepted=128, rejected=7, camera_fps=14.8, camera_ok=True,
                                   mqtt_connected=True if cfg.mqtt.enabled else None,
                                   clock_synced=not args.clock_unsynced, trust_age_days=3,

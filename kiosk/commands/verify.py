@@ -87,6 +87,8 @@ def run(args) -> int:
             offered = trust.load_file(bundle)
             if not offered.ok:
                 raise UsageError(f"{bundle}: trust bundle refused ({offered.reason}: {offered.detail})")
+        else:
+            trust = TrustKeeper.holding(trust)
         if cfg is not None:
             policy = Policy.from_config(cfg.policy, resolve=lambda p: cfg.resolve(p), trust=trust)
     except (TrustError, RevocationFileError, signing.SigningKeyError) as exc:

@@ -14,7 +14,7 @@ import tempfile
 import threading
 from pathlib import Path
 
-from kiosk.doctor import FAIL, PASS, WARN, Context, Finding
+from kiosk.doctor.finding import FAIL, PASS, WARN, Context, Finding
 
 # Where scripts/provision puts broker secrets; kiosk.service loads the folder with
 # LoadCredential=mqtt:/etc/credstore/kiosk-mqtt, so file F is credential "mqtt_F".

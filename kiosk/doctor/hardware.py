@@ -13,7 +13,7 @@ import time
 import uuid
 from pathlib import Path
 
-from kiosk.doctor import FAIL, PASS, WARN, Context, Finding
+from kiosk.doctor.finding import FAIL, PASS, WARN, Context, Finding
 
 CAMERA_FRAMES = 5
 # Python module -> what provides it on Raspberry Pi OS.

@@ -10,7 +10,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from device.clock import TIME_ERROR, clock_state
-from kiosk.doctor import FAIL, PASS, WARN, Context, Finding
+from kiosk.doctor.finding import FAIL, PASS, WARN, Context, Finding
 
 # A clock before this is certainly wrong (a Pi has no battery clock and may boot in 1970 or at its last shutdown).
 EARLIEST_PLAUSIBLE = datetime(2025, 1, 1, tzinfo=timezone.utc)

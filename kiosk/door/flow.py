@@ -22,28 +22,33 @@ import logging
 import time
 from dataclasses import replace
 from datetime import datetime, timezone
-from typing import Any, Callable
+from typing import Callable
 
 from kiosk.wire import reasons
 from kiosk.door.decide.checkin import ACCEPT, Checkin
 from kiosk.door.record import LedgerError
-from kiosk.door.stages import LedgerStage, ScreenStage, SignalStage, Speaker, Telemetry
+from device.scanners import CodeSeen
+from kiosk.door.decode.stats import percentile
+from kiosk.door.stages import Desk, LedgerStage, ScreenStage, SignalStage, Speaker, Telemetry
 
 log = logging.getLogger(__name__)
+
+#: ``on_checkin(checkin, seq, code)`` after each recorded check-in (the demo's and the tests' window on the flow).
+OnCheckin = Callable[[Checkin, int, CodeSeen], None]
 
 
 class CheckinFlow:
     """Runs on the kiosk's loop thread only; the stages it holds need no locking."""
 
-    def __init__(self, desk: Any, ledger: LedgerStage, signals: SignalStage, screen: ScreenStage,
+    def __init__(self, desk: Desk, ledger: LedgerStage, signals: SignalStage, screen: ScreenStage,
                  telemetry: Telemetry, speaker: Speaker, *, override_window_s: float = 60.0,
                  clock: Callable[[], float] = time.monotonic,
-                 on_checkin: Callable[[Checkin, int, Any], None] | None = None):
+                 on_checkin: OnCheckin | None = None):
         self.desk, self.ledger, self.signals, self.screen = desk, ledger, signals, screen
         self.telemetry, self.speaker = telemetry, speaker
         self.override_window_s = override_window_s
         self.clock = clock
-        self.on_checkin = on_checkin
+        self.on_checkin: OnCheckin = on_checkin or _nobody
         # Recent capture-to-verdict latencies (bounded: the kiosk runs for months).
         self.latencies_ms: collections.deque[float] = collections.deque(maxlen=300)
         self.refused_out_of_service = 0
@@ -51,17 +56,17 @@ class CheckinFlow:
 
     # -- one visitor ---------------------------------------------------------------------
 
-    def handle(self, code: Any) -> Checkin | None:
+    def handle(self, code: CodeSeen) -> Checkin | None:
         """Decide on one code, commit it, then signal, show and wake the publisher. Never raises."""
         self._shut = None  # a later verdict: an override can no longer refer to an earlier one
         if not self.ledger.ok:
             self.refused_out_of_service += 1
-            log.info("code from %s not checked in: the kiosk is out of service (ledger)", getattr(code, "source", "?"))
+            log.info("code from %s not checked in: the kiosk is out of service (ledger)", code.source)
             return None
         try:
             checkin = self.desk.admit(code.text, captured_at=code.captured_at, source=code.source)
         except Exception as exc:  # the desk never raises for bad payloads; this would be a bug
-            log.error("a code from %s could not be decided (%s: %s); next visitor", getattr(code, "source", "?"),
+            log.error("a code from %s could not be decided (%s: %s); next visitor", code.source,
                       type(exc).__name__, exc, exc_info=True)
             return None
         try:
@@ -83,8 +88,7 @@ class CheckinFlow:
         log.info("check-in %s #%s: %s %s (%s%s%s) %.0f ms", checkin.id, seq, checkin.verdict, checkin.reason,
                  checkin.format, "" if checkin.signed else ", unsigned",
                  "" if checkin.opens_door else ", door shut", latency)
-        if self.on_checkin is not None:
-            self._stage(checkin, "on_checkin", self.on_checkin, checkin, seq, code)
+        self._stage(checkin, "on_checkin", self.on_checkin, checkin, seq, code)
         return checkin
 
     def _signal(self, checkin: Checkin) -> None:
@@ -97,7 +101,7 @@ class CheckinFlow:
             self.signals.reject()
 
     @staticmethod
-    def _stage(checkin: Checkin, name: str, fn: Callable, *args: Any) -> None:
+    def _stage(checkin: Checkin, name: str, fn: Callable[..., object], *args: object) -> None:
         try:
             fn(*args)
         except Exception as exc:  # contained: the check-in is recorded, the next visitor must be served
@@ -140,9 +144,11 @@ class CheckinFlow:
 
     def verdict_latency_p95_ms(self) -> float | None:
         """95th percentile of recent capture-to-verdict times (None before the first visitor)."""
-        from kiosk.door.decode.stats import percentile
-
         return percentile(list(self.latencies_ms), 95) if self.latencies_ms else None
+
+
+def _nobody(checkin: Checkin, seq: int, code: CodeSeen) -> None:
+    """No one watches the flow (the running kiosk): the null ``on_checkin``."""
 
 
 def _as_override(c: Checkin) -> Checkin:

@@ -15,7 +15,9 @@ import threading
 import time
 from dataclasses import dataclass
 from datetime import date
-from typing import Any, Callable
+from typing import Callable
+
+from device.scanners import CodeSeen
 
 log = logging.getLogger(__name__)
 
@@ -37,8 +39,8 @@ class Intake:
                  today: Callable[[], str] = lambda: date.today().isoformat()):
         self.camera_max, self.scanner_max = int(camera_max), int(scanner_max)
         self.clock, self.today = clock, today
-        self._items: collections.deque = collections.deque()
-        self._urgent: collections.deque = collections.deque()
+        self._items: collections.deque[tuple[str, CodeSeen]] = collections.deque()
+        self._urgent: collections.deque[OverridePress] = collections.deque()
         self._waiting = {"camera": 0, "scanner": 0}
         self._cond = threading.Condition()
         self._closed = False
@@ -49,7 +51,7 @@ class Intake:
 
     # -- producers (scanner threads, gpiozero's thread) ------------------------------------
 
-    def camera(self, code: Any) -> bool:
+    def camera(self, code: CodeSeen) -> bool:
         """A camera code: queued, or dropped (and counted) when ``camera_max`` already wait. Never blocks."""
         with self._cond:
             if self._waiting["camera"] >= self.camera_max:
@@ -60,7 +62,7 @@ class Intake:
             self._cond.notify_all()
         return True
 
-    def scanner(self, code: Any, timeout: float | None = None) -> bool:
+    def scanner(self, code: CodeSeen, timeout: float | None = None) -> bool:
         """A USB scanner line: never dropped; waits while ``scanner_max`` lines wait. False only when closed
         (or after ``timeout``)."""
         deadline = None if timeout is None else self.clock() + timeout
@@ -77,7 +79,7 @@ class Intake:
             self._cond.notify_all()
         return True
 
-    def urgent(self, item: Any) -> bool:
+    def urgent(self, item: OverridePress) -> bool:
         """An override press: handled before any waiting code."""
         with self._cond:
             if len(self._urgent) >= URGENT_MAX:
@@ -86,15 +88,15 @@ class Intake:
             self._cond.notify_all()
         return True
 
-    def put(self, code: Any) -> bool:
+    def put(self, code: CodeSeen) -> bool:
         """Route a code by its ``source``: ``camera`` may be dropped, anything else waits."""
-        if getattr(code, "source", "camera") == "camera":
+        if code.source == "camera":
             return self.camera(code)
         return self.scanner(code)
 
     # -- the consumer (the flow's loop) ----------------------------------------------------
 
-    def get(self, timeout: float = 0.0) -> Any:
+    def get(self, timeout: float = 0.0) -> CodeSeen | OverridePress | None:
         """The next item (override presses first), or None after ``timeout`` seconds with nothing."""
         with self._cond:
             if not self._urgent and not self._items and timeout > 0:

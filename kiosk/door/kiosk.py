@@ -17,52 +17,35 @@ from __future__ import annotations
 
 import logging
 import threading
-from dataclasses import dataclass, field
-from typing import Any, Callable
+import time
+from typing import Callable
 
-from kiosk.door.decide.checkin import Checkin, CheckinDesk
+from device.scanners import CodeSeen
 from kiosk.config import Config
 from kiosk.door.control import Control
-from kiosk.door.flow import CheckinFlow
+from kiosk.door.flow import CheckinFlow, OnCheckin
 from kiosk.door.intake import Intake, OverridePress
-from kiosk.door.stages import (CameraStage, LedgerStage, NullCamera, NullScreen, NullSpeaker, ScreenStage, SignalStage, Speaker, Telemetry)
+from kiosk.door.remote.install import Remote
+from kiosk.door.stages import Stages
 from kiosk.door.supervisor import CAMERA_STUCK_SECONDS, Supervisor
+from kiosk.door.systemd import Notify, NullNotifier
 
 log = logging.getLogger(__name__)
 
 
+class NoRemote:
+    """No link to the centre (a kiosk built without one): the null :class:`~kiosk.door.remote.install.Remote`."""
 
-@dataclass
-class Stages:
-    """The built stages (absent ones are null objects); tests and the demo pass their own doubles in."""
-
-    desk: CheckinDesk
-    ledger: LedgerStage
-    signals: SignalStage
-    scanner: CameraStage = field(default_factory=NullCamera)
-    screen: ScreenStage = field(default_factory=NullScreen)
-    publisher: Telemetry = None  # type: ignore[assignment]  # set to NullTelemetry(ledger) when not given
-    speaker: Speaker = field(default_factory=NullSpeaker)
-    extra_sources: list = field(default_factory=list)  # serial / HID code scanners
-    trust: Any = None
-    # Background services beside the flow (contact tracing): start(), stop(), stats() -> dict.
-    services: list = field(default_factory=list)
-
-    def __post_init__(self) -> None:
-        if self.publisher is None:
-            from kiosk.door.publish import NullTelemetry
-
-            self.publisher = NullTelemetry(self.ledger)
+    def close(self) -> None:
+        pass
 
 
 class Kiosk:
     """The running kiosk: the flow, the supervisor and the control thread around one intake."""
 
-    def __init__(self, cfg: Config, stages: Stages, notifier=None,
-                 on_checkin: Callable[[Checkin, int, Any], None] | None = None, *, intake: Intake | None = None,
+    def __init__(self, cfg: Config, stages: Stages, notifier: Notify | None = None,
+                 on_checkin: OnCheckin | None = None, *, intake: Intake | None = None,
                  clock: Callable[[], float] | None = None):
-        import time
-
         self.cfg = cfg
         self.stages = stages
         self.clock = clock or time.monotonic
@@ -71,15 +54,16 @@ class Kiosk:
         self.flow = CheckinFlow(stages.desk, stages.ledger, stages.signals, stages.screen, stages.publisher,
                                 stages.speaker, override_window_s=cfg.policy.override_window_seconds,
                                 clock=self.clock, on_checkin=on_checkin)
-        self.supervisor = Supervisor(stages, self.flow, self.intake, notifier, notice=lambda: self._notice,
+        self.supervisor = Supervisor(stages, self.flow, self.intake, notifier or NullNotifier(), notice=lambda: self._notice,
                                      clock=self.clock, camera_stuck_s=CAMERA_STUCK_SECONDS)
         self._stop = threading.Event()
         self._notice = ""
-        self.remote = None  # the centre's commands (kiosk.door.remote.install.install), set by assemble()
+        # The centre's commands and trust bundles (kiosk.door.remote.install.Remote), set by assemble().
+        self.remote: Remote | NoRemote = NoRemote()
         stages.signals.on_override = lambda: self.intake.urgent(OverridePress(self.clock()))
 
     # -- intake (called from scan threads) ---------------------------------------------------
-    def code_seen(self, code) -> bool:
+    def code_seen(self, code: CodeSeen) -> bool:
         """Scanner callback: camera codes may be dropped when the intake is full, scanner lines wait."""
         return self.intake.put(code)
 
@@ -135,8 +119,7 @@ class Kiosk:
         self.intake.close()
         for part in [s.scanner, *s.extra_sources]:
             _quietly(part.stop)
-        if self.remote is not None:
-            self.remote.close()
+        self.remote.close()
         for service in s.services:
             _quietly(service.stop)
         self.control.stop()
@@ -153,4 +136,4 @@ def _quietly(fn: Callable[[], object]) -> None:
         log.warning("stopping %s failed: %s", getattr(fn, "__qualname__", fn), exc)
 
 
-__all__ = ["CAMERA_STUCK_SECONDS", "Kiosk", "Stages"]
+__all__ = ["Kiosk"]

@@ -1,27 +1,43 @@
-"""The seams of the check-in flow: one small typed interface per stage, and the null ones.
+"""The seams of the check-in flow: one small typed interface per stage, the null ones, and the built set.
 
 Like gpiozero's devices, the flow knows each stage only through these
 Protocols; an absent stage is a null object (:class:`NullScreen`,
 :class:`NullCamera`, :class:`NullSpeaker`, and the publisher's
-:class:`kiosk.door.publish.NullTelemetry`), never ``None``, so the flow has no
-"is it there" branches. :class:`ContainedScreen` wraps the real screen so
-that nothing a visitor shows (a NUL in a signed name, say) can stop the loop
-inside pygame.
+:class:`kiosk.door.publish.base.NullTelemetry`), never ``None``, so the flow
+has no "is it there" branches. :class:`ContainedScreen` wraps the real screen
+so that nothing a visitor shows (a NUL in a signed name, say) can stop the
+loop inside pygame. :class:`Stages` is what :mod:`kiosk.door.assembly` builds.
 """
 
 from __future__ import annotations
 
 import logging
-from datetime import datetime
-from typing import Any, Callable, Protocol, runtime_checkable
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import TYPE_CHECKING, Callable, Protocol, Sequence, runtime_checkable
 
-from kiosk.door.publish.base import NullTelemetry, Telemetry
+from kiosk.door.decide.checkin import Checkin
 from kiosk.door.decode.stats import ScanStats
+from kiosk.door.publish.base import Telemetry
+from kiosk.door.show.status import KioskStatus
+from kiosk.trust.bundle import TrustKeeper
+
+if TYPE_CHECKING:  # for annotations only: the screen module pulls in pygame, the decoders numpy
+    from device.display import Display
+    from device.frames import Frame
+    from kiosk.door.decode.decoders import Decoded
 
 log = logging.getLogger(__name__)
 
-__all__ = ["CameraStage", "ContainedScreen", "LedgerStage", "NullCamera", "NullScreen", "NullSpeaker",
-           "NullTelemetry", "ScreenStage", "SignalStage", "Speaker", "Telemetry"]
+__all__ = ["CameraStage", "CodeScanner", "ContainedScreen", "Desk", "LedgerStage", "NullCamera", "NullScreen",
+           "NullSpeaker", "ScreenStage", "Service", "SignalStage", "Speaker", "Stages", "Telemetry"]
+
+
+@runtime_checkable
+class Desk(Protocol):
+    """Verify, apply the venue policy and the duplicate window: :class:`kiosk.door.decide.checkin.CheckinDesk`."""
+
+    def admit(self, text: str, captured_at: float, source: str = "camera", now: datetime | None = None) -> Checkin: ...
 
 
 @runtime_checkable
@@ -30,10 +46,10 @@ class LedgerStage(Protocol):
 
     @property
     def ok(self) -> bool: ...
-    def record(self, checkin: Any) -> int: ...
-    def record_override(self, **kw: Any) -> int: ...
+    def record(self, checkin: Checkin) -> int: ...
+    def record_override(self, at: datetime | None = None, id: str | None = None, source: str = "button") -> int: ...
     def recently_admitted(self, pseudonym: str, at: datetime) -> bool: ...
-    def counts(self, day: Any = None) -> dict: ...
+    def counts(self, day: str | date | None = None) -> dict[str, object]: ...
     def outbox_size(self) -> int: ...
     def retry(self) -> bool: ...
     def close(self) -> None: ...
@@ -44,7 +60,7 @@ class SignalStage(Protocol):
     """LEDs, buzzer, door relay, guard button: :class:`device.signals.Signals`. Never blocks."""
 
     on_override: Callable[[], None] | None
-    mock: bool
+    mock: bool  # gpiozero fell back to mock pins: health says "gpio-mock"
 
     def accept(self, open_door: bool = True) -> None: ...
     def reject(self) -> None: ...
@@ -61,9 +77,9 @@ class ScreenStage(Protocol):
 
     @property
     def display_ok(self) -> bool: ...
-    def show_checkin(self, checkin: Any) -> None: ...
-    def set_status(self, status: Any) -> None: ...
-    def set_preview(self, frame: Any, decoded: Any = ()) -> None: ...
+    def show_checkin(self, checkin: Checkin | None) -> None: ...
+    def set_status(self, status: KioskStatus) -> None: ...
+    def set_preview(self, frame: Frame, decoded: Sequence[Decoded] = ()) -> None: ...
     def tick(self) -> bool: ...
     def close(self) -> None: ...
 
@@ -81,10 +97,41 @@ class Speaker(Protocol):
 class CameraStage(Protocol):
     """The camera's scanner threads: :class:`kiosk.door.decode.Scanner`."""
 
+    present: bool  # False for "no camera": liveness and READY do not wait for frames
+
     def start(self) -> None: ...
     def stop(self) -> None: ...
     def wait(self, timeout: float | None = None) -> bool: ...
     def stats(self) -> ScanStats: ...
+
+
+@runtime_checkable
+class CodeScanner(Protocol):
+    """A dedicated USB code scanner beside the camera (:mod:`device.scanners`): lines go to the intake."""
+
+    def start(self) -> None: ...
+    def stop(self) -> None: ...
+
+
+@runtime_checkable
+class Service(Protocol):
+    """A background service beside the flow (contact tracing): started and stopped with the kiosk."""
+
+    def start(self) -> None: ...
+    def stop(self) -> None: ...
+    def stats(self) -> dict[str, int]: ...
+
+
+class DrawableScreen(Protocol):
+    """What :class:`ContainedScreen` wraps: the real screen, and its display."""
+
+    display: Display | None
+
+    def show_checkin(self, checkin: Checkin | None) -> None: ...
+    def set_status(self, status: KioskStatus) -> None: ...
+    def set_preview(self, frame: Frame, decoded: Sequence[Decoded] = ()) -> None: ...
+    def tick(self) -> bool: ...
+    def close(self) -> None: ...
 
 
 class NullScreen:
@@ -94,13 +141,13 @@ class NullScreen:
         # A display the config asked for but that is not there is a degraded state, not "no screen".
         self.display_ok = not display_expected
 
-    def show_checkin(self, checkin: Any) -> None:
+    def show_checkin(self, checkin: Checkin | None) -> None:
         pass
 
-    def set_status(self, status: Any) -> None:
+    def set_status(self, status: KioskStatus) -> None:
         pass
 
-    def set_preview(self, frame: Any, decoded: Any = ()) -> None:
+    def set_preview(self, frame: Frame, decoded: Sequence[Decoded] = ()) -> None:
         pass
 
     def tick(self) -> bool:
@@ -154,25 +201,25 @@ class ContainedScreen:
     False) and retried quietly.
     """
 
-    def __init__(self, screen: Any):
+    def __init__(self, screen: DrawableScreen):
         self.screen = screen
-        self._shown: Any = None
+        self._shown: Checkin | None = None
         self._failing = False
         self.failures = 0
 
     @property
     def display_ok(self) -> bool:
-        display = getattr(self.screen, "display", None)
-        return not self._failing and display is not None and bool(getattr(display, "real", False))
+        display = self.screen.display
+        return not self._failing and display is not None and display.real
 
-    def show_checkin(self, checkin: Any) -> None:
+    def show_checkin(self, checkin: Checkin | None) -> None:
         self._shown = checkin
         self.screen.show_checkin(checkin)
 
-    def set_status(self, status: Any) -> None:
+    def set_status(self, status: KioskStatus) -> None:
         self.screen.set_status(status)
 
-    def set_preview(self, frame: Any, decoded: Any = ()) -> None:
+    def set_preview(self, frame: Frame, decoded: Sequence[Decoded] = ()) -> None:
         self.screen.set_preview(frame, decoded)
 
     def tick(self) -> bool:
@@ -183,7 +230,7 @@ class ContainedScreen:
             shown, self._shown = self._shown, None
             if shown is not None:
                 log.error("check-in %s: the screen cannot draw it (%s: %s); showing the idle screen",
-                          getattr(shown, "id", "?"), type(exc).__name__, exc)
+                          shown.id, type(exc).__name__, exc)
                 self.screen.show_checkin(None)
             elif not self._failing:
                 log.error("the screen cannot draw (%s: %s); the kiosk goes on without it", type(exc).__name__, exc)
@@ -199,3 +246,19 @@ class ContainedScreen:
             self.screen.close()
         except Exception as exc:  # closing must not stop the shutdown
             log.debug("closing the screen: %s", exc)
+
+
+@dataclass
+class Stages:
+    """The built stages (absent ones are null objects); tests and the demo pass their own doubles in."""
+
+    desk: Desk
+    ledger: LedgerStage
+    signals: SignalStage
+    trust: TrustKeeper  # the one trust type: the last good bundle, or the plain [trust] paths
+    publisher: Telemetry  # MQTT, or the NullTelemetry that drains the outbox
+    scanner: CameraStage = field(default_factory=NullCamera)
+    screen: ScreenStage = field(default_factory=NullScreen)
+    speaker: Speaker = field(default_factory=NullSpeaker)
+    extra_sources: list[CodeScanner] = field(default_factory=list)  # serial / HID code scanners
+    services: list[Service] = field(default_factory=list)

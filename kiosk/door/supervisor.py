@@ -1,82 +1,115 @@
 """The supervisor: is the kiosk able to check people in, and who needs to know.
 
 Apart from the check-in flow, about once a second (``tick()`` from the
-kiosk's loop, on an injected clock so tests never sleep) it:
+kiosk's loop, on an injected clock so tests never sleep) it runs five jobs,
+each its own small part:
 
-* retries an out-of-service ledger (with the keeper's backoff) and switches
-  the signals and the screen in and out of service the moment it changes;
-* decides liveness: a camera that reports itself healthy but delivered no
-  frame for ``camera_stuck_s``, or a decoder that finished none while frames
-  keep coming, is hung in its driver or library: it stops feeding the systemd
-  watchdog so the service is restarted;
-* sends READY once the camera delivered its first frame (also when out of
-  service: a kiosk that shows "see the guard" is up, and a missing READY would
-  have systemd restart it in a loop), the watchdog pings and STATUS;
-* sets the status LED, the guard's status bar and the health telemetry
-  (display, ledger, mock GPIO, degraded words, intake drops, trust state).
+* :class:`InService`: retries an out-of-service ledger (with the keeper's
+  backoff) and switches the signals in and out of service the moment it changes;
+* :class:`~kiosk.door.liveness.Liveness`: a camera or a decoder hung in its
+  driver or library stops the systemd watchdog pings, so the service restarts;
+* :class:`SystemdReport`: READY once the camera delivered its first frame (also
+  when out of service: a kiosk that shows "see the guard" is up, and a missing
+  READY would have systemd restart it in a loop), the watchdog pings and STATUS;
+* the status LED and the guard's status bar (:meth:`Supervisor.refresh`);
+* :class:`~kiosk.door.health.HealthFigures`: the status bar's figures and the
+  health telemetry (display, ledger, mock GPIO, degraded words, intake drops, trust).
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from typing import Any, Callable
+from typing import Callable
 
+from device.clock import clock_synced as system_clock_synced
+from kiosk.door.decode.stats import ScanStats
+from kiosk.door.flow import CheckinFlow
+from kiosk.door.health import HealthFigures
+from kiosk.door.intake import Intake
+from kiosk.door.liveness import CAMERA_STUCK_SECONDS, Liveness
 from kiosk.door.show.status import KioskStatus
+from kiosk.door.stages import LedgerStage, SignalStage, Stages
+from kiosk.door.systemd import Notify
 
 log = logging.getLogger(__name__)
 
-# A camera that reports itself healthy but has delivered no frame for this long
-# is hung inside its driver, and a decoder that finished no frame for this long
-# while frames keep coming is hung inside its library: stop feeding the systemd
-# watchdog so the service is restarted. A camera that reports an error is reopened by the scanner instead
-# (with backoff), and the kiosk keeps serving USB scanners meanwhile.
-CAMERA_STUCK_SECONDS = 20.0
+__all__ = ["CAMERA_STUCK_SECONDS", "InService", "Supervisor", "SystemdReport"]
 
 
-class NullNotifier:
-    """Outside systemd: READY, pings and STATUS go nowhere."""
+class InService:
+    """The ledger's retry, and the signals switched in or out of service when it changes."""
 
-    def ready(self, status: str = "") -> bool:
-        return False
+    def __init__(self, ledger: LedgerStage, signals: SignalStage):
+        self.ledger, self.signals = ledger, signals
+        self.state: bool | None = None  # unknown until the first tick
 
-    def ping(self) -> bool:
-        return False
+    def check(self) -> bool:
+        """Retry the ledger if it is down; True when the state changed (the signals were told)."""
+        ok = self.ledger.retry()
+        if ok == self.state:
+            return False
+        self.state = ok
+        self.signals.set_in_service(ok)
+        return True
 
-    def status(self, text: str) -> bool:
-        return False
 
-    def stopping(self, status: str = "") -> bool:
-        return False
+class SystemdReport:
+    """READY once, the watchdog pings while nothing is hung, and a one-line STATUS."""
+
+    def __init__(self, notifier: Notify):
+        self.notifier = notifier
+        self.ready = False
+
+    def report(self, status: KioskStatus, mqtt_ok: bool, *, up: bool, stuck: str) -> None:
+        if not self.ready and up:
+            # Display and ledger were opened at assembly; the camera is up once it delivered a frame.
+            self.notifier.ready()
+            self.ready = True
+        if not stuck:
+            self.notifier.ping()
+        self.notifier.status(status_line(status, mqtt_ok))
+
+
+def status_line(status: KioskStatus, mqtt_ok: bool) -> str:
+    """What ``systemctl status kiosk`` shows."""
+    words = " ".join(status.degraded)
+    return (f"{'serving' if status.ledger_ok else 'OUT OF SERVICE'}; camera {'ok' if status.camera_ok else 'DOWN'}, "
+            f"mqtt {'ok' if mqtt_ok else 'offline'}{'; ' + words if words else ''}")
 
 
 class Supervisor:
-    """Liveness, READY/watchdog, status LED, status bar and health figures for one kiosk."""
+    """Runs the kiosk's five jobs beside the flow, about once a second."""
 
-    def __init__(self, stages: Any, flow: Any, intake: Any, notifier: Any = None, *,
+    def __init__(self, stages: Stages, flow: CheckinFlow, intake: Intake, notifier: Notify, *,
                  notice: Callable[[], str] = lambda: "", clock: Callable[[], float] = time.monotonic,
-                 clock_synced: Callable[[], bool | None] | None = None, camera_stuck_s: float = CAMERA_STUCK_SECONDS,
-                 every_s: float = 1.0):
-        from device.clock import clock_synced as system_clock_synced
-
-        self.stages, self.flow, self.intake = stages, flow, intake
-        self.notifier = notifier if notifier is not None else NullNotifier()
-        self.notice = notice
+                 clock_synced: Callable[[], bool | None] = system_clock_synced,
+                 camera_stuck_s: float = CAMERA_STUCK_SECONDS, every_s: float = 1.0):
+        self.stages = stages
         self.clock = clock
-        self.clock_synced = clock_synced or system_clock_synced
-        self.camera_stuck_s = camera_stuck_s
         self.every_s = every_s
         self.started = clock()
-        self.ready = False
-        self.stuck = ""
+        self.in_service = InService(stages.ledger, stages.signals)
+        self.liveness = Liveness(self.started, camera_stuck_s)
+        self.systemd = SystemdReport(notifier)
+        self.figures = HealthFigures(stages, flow, intake, notice=notice, clock_synced=clock_synced,
+                                     started=self.started)
         self._last = float("-inf")
-        self._in_service: bool | None = None
-        self._camera_alive = self._decoder_alive = self.started
-        self._decoded_seen = 0
-        self._stuck_logged = False
         self._failed_logged = False
         self.last_status = KioskStatus()
-        self.last_health: dict = {}
+        self.last_health: dict[str, object] = {}
+
+    @property
+    def notifier(self) -> Notify:
+        return self.systemd.notifier
+
+    @property
+    def ready(self) -> bool:
+        return self.systemd.ready
+
+    @property
+    def stuck(self) -> str:
+        return self.liveness.stuck
 
     def tick(self) -> None:
         """Called on every loop pass: cheap unless a refresh is due. Never raises."""
@@ -89,13 +122,8 @@ class Supervisor:
                 self._failed_logged = True
 
     def _tick(self) -> None:
-        s = self.stages
         now = self.clock()
-        in_service = s.ledger.retry()
-        changed = in_service != self._in_service
-        if changed:
-            self._in_service = in_service
-            s.signals.set_in_service(in_service)
+        changed = self.in_service.check()
         if not changed and now - self._last < (self.every_s if self.ready else self.every_s / 10):
             return
         self._last = now
@@ -106,110 +134,18 @@ class Supervisor:
         s = self.stages
         now = self.clock() if now is None else now
         stats = s.scanner.stats()
-        present = getattr(s.scanner, "present", True)
-        mqtt_ok = s.publisher.connected or not getattr(s.publisher, "enabled", True)
-        s.signals.set_health(stats.camera_ok and mqtt_ok)
-        status = self.status(stats)
-        s.screen.set_status(status)
-        health = self.health(status, stats, now)
+        mqtt_ok = self.figures.mqtt_ok
+        s.signals.set_health(stats.camera_ok and mqtt_ok)  # the status LED
+        status = self.figures.status(stats)
+        s.screen.set_status(status)  # the guard's status bar
+        health = self.figures.health(status, stats, now)
         s.publisher.set_health(health)
         self.last_status, self.last_health = status, health
-        self._liveness(now, stats, present)
-        if not self.ready and (not present or stats.frames_captured > 0 or s.scanner.wait(0)):
-            # Display and ledger were opened at assembly; the camera is up once it delivered a frame.
-            self.notifier.ready()
-            self.ready = True
-        if not self.stuck:
-            self.notifier.ping()
-        self.notifier.status(self._status_line(status, mqtt_ok))
+        present = s.scanner.present
+        exhausted = s.scanner.wait(0)
+        stuck = self.liveness.update(now, stats, present, exhausted)
+        self.systemd.report(status, mqtt_ok, up=not present or stats.frames_captured > 0 or exhausted, stuck=stuck)
 
-    def _liveness(self, now: float, stats: Any, present: bool) -> None:
-        s = self.stages
-        if not present or not stats.camera_ok or stats.capture_fps > 0 or s.scanner.wait(0):
-            self._camera_alive = now
-        # The decoder is stuck when frames keep coming but none has been decoded for a while
-        # (a decoder library hanging on one frame): nothing else would ever notice.
-        if not present or stats.frames_decoded != self._decoded_seen or stats.capture_fps == 0:
-            self._decoder_alive = now
-            self._decoded_seen = stats.frames_decoded
-        self.stuck = ("camera delivered no frame" if now - self._camera_alive > self.camera_stuck_s else
-                      "decoder finished no frame" if now - self._decoder_alive > self.camera_stuck_s else "")
-        if self.stuck and not self._stuck_logged:
-            log.error("%s for over %.0f s; letting the watchdog restart the kiosk", self.stuck, self.camera_stuck_s)
-            self._stuck_logged = True
-
-    @staticmethod
-    def _status_line(status: KioskStatus, mqtt_ok: bool) -> str:
-        words = " ".join(status.degraded)
-        return (f"{'serving' if status.ledger_ok else 'OUT OF SERVICE'}; camera {'ok' if status.camera_ok else 'DOWN'}, "
-                f"mqtt {'ok' if mqtt_ok else 'offline'}{'; ' + words if words else ''}")
-
-    # -- figures -----------------------------------------------------------------------------
-
-    def status(self, stats: Any = None) -> KioskStatus:
-        """The guard's status bar figures, from the ledger and the stages."""
-        s = self.stages
-        stats = s.scanner.stats() if stats is None else stats
-        counts = s.ledger.counts()
-        synced = self.clock_synced()
-        return KioskStatus(
-            accepted=counts.get("accepted", 0), rejected=counts.get("rejected", 0),
-            camera_fps=stats.capture_fps, camera_ok=stats.camera_ok,
-            mqtt_connected=s.publisher.connected if getattr(s.publisher, "enabled", True) else None,
-            clock_synced=synced, trust_age_days=getattr(s.trust, "age_days", None), notice=self.notice(),
-            ledger_ok=s.ledger.ok, degraded=tuple(self.degraded(stats, synced)))
-
-    def degraded(self, stats: Any, synced: bool | None) -> list[str]:
-        """The health words (contract 7) that apply right now."""
-        s = self.stages
-        words = []
-        if not s.ledger.ok:
-            words.append("ledger-down")
-        if not stats.camera_ok:
-            words.append("camera-down")
-        if not s.screen.display_ok:
-            words.append("display-down")
-        if getattr(s.signals, "mock", False):
-            words.append("gpio-mock")
-        if getattr(s.trust, "stale", False):
-            words.append("trust-stale")
-        if synced is False:
-            words.append("clock-unsynced")
-        return words
-
-    def health(self, status: KioskStatus, stats: Any, now: float | None = None) -> dict:
-        """The ``health`` telemetry: is this kiosk able to check people in (no personal data)."""
-        s = self.stages
-        now = self.clock() if now is None else now
-        trust = s.trust
-        age_hours = getattr(trust, "age_hours", None)
-        if age_hours is None and getattr(trust, "age_days", None) is not None:
-            age_hours = trust.age_days * 24
-        return {
-            "camera_ok": status.camera_ok,
-            "camera_error": stats.camera_error or "",
-            "capture_fps": round(stats.capture_fps, 1),
-            "decode_fps": round(stats.decode_fps, 1),
-            "verdict_latency_p95_ms": self.flow.verdict_latency_p95_ms(),
-            "clock_synced": status.clock_synced,
-            "trust_age_days": status.trust_age_days,
-            "uptime_s": round(now - self.started, 1),
-            "display_ok": s.screen.display_ok,
-            "ledger_ok": s.ledger.ok,
-            "gpio_mock": bool(getattr(s.signals, "mock", False)),
-            "degraded": list(status.degraded),
-            "intake_dropped": self.intake.dropped_today(),
-            "trust_version": getattr(trust, "version", None),
-            "trust_age_hours": age_hours,
-            "trust_stale": bool(getattr(trust, "stale", False)),
-            **self._trace_counts(),
-        }
-
-    def _trace_counts(self) -> dict:
-        """Trace requests answered and refused since start (docs/tracing.md), from the tracing service."""
-        answered = refused = 0
-        for service in self.stages.services:
-            stats = service.stats()
-            answered += int(stats.get("answered", 0))
-            refused += int(stats.get("refused", 0))
-        return {"trace_answered": answered, "trace_refused": refused}
+    def status(self, stats: ScanStats | None = None) -> KioskStatus:
+        """The guard's status bar figures right now."""
+        return self.figures.status(self.stages.scanner.stats() if stats is None else stats)

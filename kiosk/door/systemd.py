@@ -30,8 +30,34 @@ import os
 import socket
 import threading
 import time
+from typing import Protocol
 
 log = logging.getLogger(__name__)
+
+
+class Notify(Protocol):
+    """What the supervisor tells the service manager: :class:`Notifier`, :class:`NullNotifier`, or a test's recorder."""
+
+    def ready(self, status: str = "") -> bool: ...
+    def ping(self) -> bool: ...
+    def status(self, text: str) -> bool: ...
+    def stopping(self, status: str = "") -> bool: ...
+
+
+class NullNotifier:
+    """Outside systemd: READY, pings and STATUS go nowhere."""
+
+    def ready(self, status: str = "") -> bool:
+        return False
+
+    def ping(self) -> bool:
+        return False
+
+    def status(self, text: str) -> bool:
+        return False
+
+    def stopping(self, status: str = "") -> bool:
+        return False
 
 
 class Notifier:

@@ -256,6 +256,11 @@ class TrustKeeper:
         self._lock = threading.Lock()
         self._listeners: list[Callable[[TrustStore], None]] = []
 
+    @classmethod
+    def holding(cls, store: TrustStore) -> "TrustKeeper":
+        """A keeper of plain trust files only (no authority, so no bundle): a tool's or a test's trust."""
+        return cls(signing.KeyRing(), fallback=store)
+
     # -- what the verifier, the policy and health read ------------------------------
     def current(self) -> TrustStore:
         """The store every check uses: one reference, read once per check."""

@@ -28,19 +28,21 @@ import re
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Callable, Iterable
 
 from kiosk.wire import reasons
 from kiosk.trust.revoked import load_revoked
 from kiosk.wire.formats import FORMAT_NAMES
+from kiosk.config import PolicyConfig
 from kiosk.door.verify.base import CodeCheck
+from kiosk.trust.bundle import TrustKeeper
 
 ACCEPT, REJECT = "accept", "reject"
 TEST_NEGATIVE = "260415000"  # SNOMED CT "Not detected", the DCC value set's negative result
 _HEX = re.compile(r"^[0-9a-f]{64}$")
 
 
-def _date(value: Any) -> date | None:
+def _date(value: object) -> date | None:
     if not isinstance(value, str):
         return None
     try:
@@ -49,7 +51,7 @@ def _date(value: Any) -> date | None:
         return None
 
 
-def _datetime(value: Any) -> datetime | None:
+def _datetime(value: object) -> datetime | None:
     if not isinstance(value, str):
         return None
     try:
@@ -77,10 +79,11 @@ class Policy:
     dcc_products: tuple[str, ...] = ()  # accepted vaccination mp codes; empty = any
     dcc_manufacturers: tuple[str, ...] = ()  # accepted vaccination/test ma codes; empty = any
     revoked: frozenset[str] = field(default_factory=frozenset)
-    trust: Any = field(default=None, repr=False, compare=False)  # a TrustKeeper whose bundle may carry rules
+    trust: TrustKeeper | None = field(default=None, repr=False, compare=False)  # its bundle may carry rules
 
     @classmethod
-    def from_config(cls, cfg, resolve: Callable[[str], Path] | None = None, trust: Any = None) -> "Policy":
+    def from_config(cls, cfg: PolicyConfig, resolve: Callable[[str], Path] | None = None,
+                    trust: TrustKeeper | None = None) -> "Policy":
         """The policy of a ``[policy]`` section; ``resolve`` turns a config-relative path into a real one
         (pass ``Config.resolve``); ``trust`` (optional) is the trust keeper whose current bundle's rules
         override these. :class:`kiosk.trust.revoked.RevocationFileError` (a ValueError) names a bad revocation file."""
@@ -93,15 +96,16 @@ class Policy:
                    vaccination_max_days=cfg.vaccination_max_days, test_max_hours=cfg.test_max_hours,
                    test_negative_only=cfg.test_negative_only, recovery_max_days=cfg.recovery_max_days,
                    clock_skew_seconds=cfg.clock_skew_seconds,
-                   dcc_products=tuple(getattr(cfg, "dcc_products", ()) or ()),
-                   dcc_manufacturers=tuple(getattr(cfg, "dcc_manufacturers", ()) or ()),
+                   dcc_products=tuple(cfg.dcc_products),
+                   dcc_manufacturers=tuple(cfg.dcc_manufacturers),
                    revoked=revoked, trust=trust)
 
     def effective(self) -> "Policy":
         """This policy with the current trust bundle's rules applied (itself when there are none)."""
-        current = getattr(self.trust, "current", None)
-        store = current() if callable(current) else None
-        rules = getattr(store, "policy", None)
+        if self.trust is None:
+            return self
+        store = self.trust.current()
+        rules = store.policy
         if not rules:
             return self
         cached = self.__dict__.get("_effective")

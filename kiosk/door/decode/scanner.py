@@ -34,6 +34,8 @@ log = logging.getLogger(__name__)
 class Scanner:
     """Reads codes from a :class:`~device.frames.FrameSource` and reports each visitor's code once."""
 
+    present = True  # a camera is there (the null camera says False)
+
     def __init__(self, source: FrameSource, decoder: Decoder, on_code: Callable[[CodeSeen], None],
                  rearm_seconds: float = 3.0, on_frame: Callable[[Frame, list[Decoded]], None] | None = None,
                  *, backoff_min_s: float = 0.5, backoff_max_s: float = 30.0, stall_seconds: float = 3.0,

@@ -28,7 +28,7 @@ import logging
 import threading
 import time
 from pathlib import Path
-from typing import Any
+
 
 import paho.mqtt.client as paho
 
@@ -342,7 +342,7 @@ class MqttPublisher(Telemetry):
         if done and len(self._sent) < self.window:
             self._wake.set()  # room in the window: keep draining
 
-    def stats(self) -> dict[str, Any]:
+    def stats(self) -> dict[str, object]:
         """For `kiosk doctor` and tests: connection and outbox state."""
         return {"connected": self._connected, "in_flight": len(self._sent), "outbox": self.ledger.outbox_size(),
                 "published_events": self.published_events}

@@ -15,10 +15,16 @@ import logging
 import sqlite3
 import threading
 import time
-from datetime import datetime
-from typing import Any, Callable, Iterable
+from datetime import date, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Callable, Iterable, TypeVar
 
 from kiosk.door.record.store import COUNTER_TOTALS, Ledger, LedgerError, OutboxMessage
+
+if TYPE_CHECKING:
+    from kiosk.door.decide.checkin import Checkin
+
+T = TypeVar("T")
 
 log = logging.getLogger(__name__)
 
@@ -119,7 +125,7 @@ class LedgerKeeper:
 
     # -- writing -------------------------------------------------------------------------
 
-    def record(self, checkin: Any) -> int:
+    def record(self, checkin: Checkin) -> int:
         """Commit one check-in; raises LedgerError (and goes out of service) when it cannot."""
         ledger = self._live()
         try:
@@ -131,10 +137,10 @@ class LedgerKeeper:
             self._down(exc, "cannot record a check-in")
             raise LedgerError(str(exc)) from exc
 
-    def record_override(self, **kw: Any) -> int:
+    def record_override(self, at: datetime | None = None, id: str | None = None, source: str = "button") -> int:
         ledger = self._live()
         try:
-            return ledger.record_override(**kw)
+            return ledger.record_override(at=at, id=id, source=source)
         except (LedgerError, sqlite3.Error) as exc:
             self._down(exc, "cannot record an override")
             raise LedgerError(str(exc)) from exc
@@ -152,7 +158,7 @@ class LedgerKeeper:
 
     # -- reading (for the status bar and the publisher: never raise) ----------------------
 
-    def _read(self, fn: Callable[[Ledger], Any], fallback: Any) -> Any:
+    def _read(self, fn: Callable[[Ledger], T], fallback: T) -> T:
         ledger = self._ledger
         if ledger is None:
             return fallback
@@ -162,7 +168,7 @@ class LedgerKeeper:
             log.debug("ledger read failed: %s", exc)
             return fallback
 
-    def counts(self, day=None) -> dict:
+    def counts(self, day: str | date | None = None) -> dict[str, object]:
         """The day's figures; the last good ones while the file cannot be read."""
         got = self._read(lambda led: led.counts(day), None)
         if got is None:
@@ -192,16 +198,9 @@ class LedgerKeeper:
         return self._read(lambda led: led.last_seq, 0)
 
     @property
-    def path(self):
-        return getattr(self._ledger, "path", None)
+    def path(self) -> Path | None:
+        return self._ledger.path if self._ledger is not None else None
 
     def close(self) -> None:
         with self._lock:
             self._close_quietly()
-
-    def __getattr__(self, name: str) -> Any:
-        # Everything else (visits, purge, ...) goes to the open ledger, for tools and tests.
-        ledger = self.__dict__.get("_ledger")
-        if ledger is None:
-            raise AttributeError(name)
-        return getattr(ledger, name)

@@ -28,12 +28,16 @@ import uuid
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone, tzinfo
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator
+from typing import TYPE_CHECKING, Callable, Iterable
 
 from kiosk.wire import reasons
 from kiosk.errors import KioskOSError
 from kiosk.door.record.schema import migrate
 from kiosk.door.record.visits import VisitLog
+
+if TYPE_CHECKING:  # the desk makes check-ins; the ledger only reads their fields
+    from kiosk.door.decide.checkin import Checkin
+    from kiosk.door.verify.base import Holder
 
 log = logging.getLogger(__name__)
 
@@ -120,7 +124,7 @@ class Ledger:
         """``t`` in the time zone that decides the day and the hour buckets."""
         return _aware(t).astimezone(self.tz)
 
-    def record(self, checkin: Any) -> int:
+    def record(self, checkin: Checkin) -> int:
         """Commit one check-in (a :class:`kiosk.door.decide.checkin.Checkin`); returns its device sequence number.
 
         Recording the same check-in id again changes nothing and returns the first number,
@@ -130,7 +134,7 @@ class Ledger:
             id=checkin.id, at=_aware(checkin.at), verdict=checkin.verdict, reason=checkin.reason,
             format=checkin.format or "unknown", valid=bool(checkin.valid), signed=bool(checkin.signed),
             source=checkin.source or "", duplicate=bool(checkin.duplicate), override=False,
-            pseudonym=checkin.pseudonym, holder=getattr(checkin, "holder", None))
+            pseudonym=checkin.pseudonym, holder=checkin.holder)
 
     def record_override(self, at: datetime | None = None, id: str | None = None, source: str = "button") -> int:
         """Commit a guard override (the guard let someone in with the button); returns its sequence number.
@@ -143,7 +147,7 @@ class Ledger:
             duplicate=False, override=True, pseudonym=None, holder=None)
 
     def _record(self, *, id: str, at: datetime, verdict: str, reason: str, format: str, valid: bool, signed: bool,
-                source: str, duplicate: bool, override: bool, pseudonym: str | None, holder: Any) -> int:
+                source: str, duplicate: bool, override: bool, pseudonym: str | None, holder: Holder | None) -> int:
         if verdict not in ("accept", "reject"):
             raise ValueError(f"verdict must be accept or reject, got {verdict!r}")
         local = self.local(at)
@@ -296,7 +300,7 @@ class Ledger:
             row = self._db.execute("SELECT seq FROM sqlite_sequence WHERE name = 'checkins'").fetchone()
             # (day, seq) order of the day index: the newest row without scanning the day
             last = self._db.execute("SELECT at FROM checkins WHERE day = ? ORDER BY seq DESC LIMIT 1", (day,)).fetchone()
-        out: dict[str, Any] = {"day": day, **{k: 0 for k in COUNTER_TOTALS[:4]}, "by_reason": {}, "by_format": {},
+        out: dict[str, object] = {"day": day, **{k: 0 for k in COUNTER_TOTALS[:4]}, "by_reason": {}, "by_format": {},
                                "unique_visitors": 0, "hourly": [0] * 24, "dropped_events": 0}
         for name, n in rows:
             kind, _, key = name.partition(":")

@@ -29,9 +29,12 @@ import threading
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any, Iterable
+from typing import TYPE_CHECKING, Iterable
 
 from kiosk.errors import KioskOSError
+
+if TYPE_CHECKING:
+    from kiosk.door.verify.base import Holder
 
 VISIT_FIELDS = ("name", "birth_date", "id_number", "phone")
 AUDIT_KEEP_DAYS = 366  # the record of disclosures outlives the data disclosed
@@ -93,7 +96,7 @@ class VisitLog:
         self.device_id = device_id
 
     def add(self, db: sqlite3.Connection, seq: int, at: datetime, local: datetime, pseudonym: str | None,
-            verdict: str, reason: str, format: str, holder: Any) -> None:
+            verdict: str, reason: str, format: str, holder: Holder | None) -> None:
         """Write one visit record inside the caller's transaction (nothing when the log is off)."""
         if not self.enabled:
             return

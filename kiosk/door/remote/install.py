@@ -23,12 +23,22 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-from kiosk.door.remote.gate import (CommandGate, Coalescer, RELOAD_MIN_INTERVAL_S, centre_keyring, notice_action, reload_action)
-from kiosk.trust.bundle import MAX_BUNDLE_BYTES
+from typing import Callable
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from kiosk.config import Config
+from kiosk.door.publish.base import Telemetry
+from kiosk.door.remote.gate import (RELOAD_MIN_INTERVAL_S, CommandGate, Coalescer, centre_keyring, notice_action,
+                                    reload_action)
+from kiosk.trust.bundle import MAX_BUNDLE_BYTES, TrustKeeper
 from kiosk.trust.store import TrustStore
 from kiosk.wire.topics import Topics, bundle_topics
 
 log = logging.getLogger(__name__)
+
+#: ``post(fn, name)``: run ``fn`` on the kiosk's control thread; False when its queue is full.
+Post = Callable[[Callable[[], object], str], bool]
 
 FLOOR_FILE = "command-floor.json"  # in the state dir: the newest command issue time acted on
 
@@ -51,7 +61,7 @@ def fine_switching(interval_s: float = 0.0005):
 class ReloadTimer:
     """Runs a :class:`Coalescer`'s folded request when it falls due, on the control thread."""
 
-    def __init__(self, coalescer: Coalescer, post):
+    def __init__(self, coalescer: Coalescer, post: Post):
         self.coalescer = coalescer
         self.post = post
         self._timer: threading.Timer | None = None
@@ -91,7 +101,7 @@ class BundleMailbox:
     latest per topic waits (memory bounded by two bundles), applied once per batch.
     """
 
-    def __init__(self, keeper, post, max_bytes: int):
+    def __init__(self, keeper: TrustKeeper, post: Post, max_bytes: int):
         self.keeper = keeper
         self.post = post
         self.max_bytes = max_bytes
@@ -136,13 +146,12 @@ class Remote:
         self.timer.cancel()
 
 
-def reload_trust(kiosk) -> None:
+def reload_trust(keeper: TrustKeeper, cfg: Config) -> None:
     """``reload-trust``: re-read ``[trust] paths`` and the ``[trust] bundle`` file.
 
     The plain files become the trust keeper's fallback and the bundle file is offered
     like one from MQTT (an older one is refused, the newer kept). The duplicate window is kept.
     """
-    cfg, keeper = kiosk.cfg, kiosk.stages.trust
     with fine_switching():
         paths = [str(cfg.resolve(p)) for p in cfg.trust.paths]
         keeper.replace_fallback(TrustStore.load(paths) if paths else TrustStore.empty())  # raises on a bad file
@@ -152,30 +161,30 @@ def reload_trust(kiosk) -> None:
              f", bundle version {keeper.version}" if keeper.version is not None else "")
 
 
-def install(kiosk, cfg, publisher, device_key, *, reload=None, reload_interval_s: float = RELOAD_MIN_INTERVAL_S,
-            clock=time.time) -> Remote:
-    """Subscribe ``kiosk`` to its signed commands and its trust bundles. ``device_key`` signs the answers.
+def install(cfg: Config, publisher: Telemetry, keeper: TrustKeeper, device_key: Ed25519PrivateKey, *, post: Post,
+            set_notice: Callable[[str], None], reload: Callable[[], None] | None = None,
+            reload_interval_s: float = RELOAD_MIN_INTERVAL_S, clock: Callable[[], float] = time.time) -> Remote:
+    """Subscribe the kiosk to its signed commands and its trust bundles. ``device_key`` signs the answers.
 
-    Raises :class:`kiosk.wire.signing.SigningKeyError` when ``[mqtt] centre_key`` names an unusable key.
+    ``post`` is the kiosk's control thread (:meth:`kiosk.door.kiosk.Kiosk.post`), ``set_notice`` its
+    guard's bar. Raises :class:`kiosk.wire.signing.SigningKeyError` when ``[mqtt] centre_key`` names an
+    unusable key.
     """
     topics = Topics(cfg.device.site, cfg.device.id)
     ring = centre_keyring(cfg.mqtt.centre_key and str(cfg.resolve(cfg.mqtt.centre_key)))
     if cfg.mqtt.commands and not len(ring):
         log.warning("[mqtt] commands are enabled but [mqtt] centre_key is empty: every command will be refused")
-    coalescer = Coalescer(lambda: (reload or reload_trust)(kiosk), interval_s=reload_interval_s)
-    timer = ReloadTimer(coalescer, kiosk.post)
+    coalescer = Coalescer(reload or (lambda: reload_trust(keeper, cfg)), interval_s=reload_interval_s)
+    timer = ReloadTimer(coalescer, post)
     gate = CommandGate(topics, ring, cfg.mqtt.commands,
-                       {"notice": notice_action(kiosk.set_notice), "reload-trust": reload_action(coalescer, timer.arm)},
+                       {"notice": notice_action(set_notice), "reload-trust": reload_action(coalescer, timer.arm)},
                        device_key, lambda topic, payload: publisher.send(topic, payload),
                        cfg.mqtt.command_max_age_seconds, state_file=cfg.resolve(cfg.device.state_dir) / FLOOR_FILE,
-                       clock=clock, schedule=lambda fn: kiosk.post(fn, "centre commands"))
+                       clock=clock, schedule=lambda fn: post(fn, "centre commands"))
     publisher.subscribe(gate.topic_filter, gate.offer)
     remote = Remote(gate, coalescer, timer)
-    keeper = kiosk.stages.trust
-    if hasattr(keeper, "offer") and len(getattr(keeper, "authority", ())):
-        from kiosk.trust.bundle import MAX_BUNDLE_BYTES
-
-        remote.bundles = BundleMailbox(keeper, kiosk.post, MAX_BUNDLE_BYTES)
+    if len(keeper.authority):
+        remote.bundles = BundleMailbox(keeper, post, MAX_BUNDLE_BYTES)
         for topic in bundle_topics(cfg.device.site):
             publisher.subscribe(topic, remote.bundles.offer)
     return remote

@@ -15,9 +15,12 @@ import threading
 from collections import deque
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Callable
 
 from kiosk.door.show import words
+
+if TYPE_CHECKING:
+    from kiosk.door.decide.checkin import Checkin
 
 KEEP = 50  # rows kept; the guard screen shows as many as fit (at least 10 on 800x480)
 
@@ -53,7 +56,7 @@ class GuardLog:
         self._reject: tuple[Row, float] | None = None  # the last verdict, when it was a reject
         self._lock = threading.Lock()
 
-    def add(self, checkin: Any, look: str, name: str, at: datetime) -> None:
+    def add(self, checkin: Checkin, look: str, name: str, at: datetime) -> None:
         """One verdict shown: a row, and the override's candidate moves on."""
         row = Row(at=at, look=look, reason=str(getattr(checkin, "reason", "")), name=name,
                   checkin_id=str(getattr(checkin, "id", "")))

@@ -26,7 +26,7 @@ import logging
 import threading
 import time
 from datetime import datetime
-from typing import Any, Callable, Sequence
+from typing import TYPE_CHECKING, Callable, Sequence
 
 from device import clock
 from kiosk.door.show import draw, guard_view, layout, venue_qr, words
@@ -34,7 +34,14 @@ from kiosk.door.show.fonts import Fonts, find_fonts
 from kiosk.door.show.guard import GuardLog
 from kiosk.door.show.names import mask_name, shown_name
 from kiosk.door.show.status import KioskStatus
+from kiosk.config import PolicyConfig, ScreenConfig, VenueConfig
 from kiosk.door.show.words import verdict_look
+
+if TYPE_CHECKING:  # annotations only: the frames and decoders pull numpy in
+    import numpy
+    from device.frames import Frame
+    from kiosk.door.decide.checkin import Checkin
+    from kiosk.door.decode.decoders import Decoded
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +80,7 @@ def _preview_surface(image):
 
 
 class Screen:
-    """The pygame kiosk screen. ``Screen(cfg)`` with the whole config, or ``Screen(cfg.screen, cfg.venue)``.
+    """The pygame kiosk screen, built from its sections: ``Screen(cfg.screen, cfg.venue, policy=cfg.policy)``.
 
     ``headless=True`` draws into an off-screen surface of ``size`` and never
     touches the display (``kiosk screenshot``, tests). ``policy`` (the
@@ -83,38 +90,31 @@ class Screen:
     ``wallclock`` gives the time shown.
     """
 
-    def __init__(self, config: Any, venue: Any = None, *, size: tuple[int, int] | None = None,
-                 headless: bool = False, trust_max_age_days: float | None = None, policy: Any = None,
+    def __init__(self, config: ScreenConfig, venue: VenueConfig, *, size: tuple[int, int] | None = None,
+                 headless: bool = False, trust_max_age_days: float | None = None, policy: PolicyConfig | None = None,
                  clock: Callable[[], float] = time.monotonic, wallclock: Callable[[], datetime] = datetime.now):
         import pygame
 
-        if hasattr(config, "screen"):  # the whole Config
-            trust_max_age_days = trust_max_age_days if trust_max_age_days is not None else config.trust.max_age_days
-            venue = venue or config.venue
-            policy = policy or config.policy
-            config = config.screen
-        if venue is None:
-            raise ValueError("Screen needs the venue ([venue] section)")
         self.config, self.venue = config, venue
         self.trust_max_age_days = trust_max_age_days
         self._clock, self._wallclock = clock, wallclock
         self._lock = threading.Lock()
-        self._checkin: Any = None
+        self._checkin: Checkin | None = None
         self._checkin_at = -1e9
         self._status = KioskStatus()
-        self._preview_image: Any = None
+        self._preview_image: numpy.ndarray | None = None
         self._preview_corners: tuple = ()
         self._code_seen_at = -1e9
         self._version = 0  # bumped by every setter: "something to draw"
         self._drawn: tuple | None = None
         self._last_draw = -1e9
         self._closed = False
-        self.unsigned_opens_door = bool(getattr(policy, "unsigned_opens_door", False))
-        self.guard_log = GuardLog(getattr(policy, "override_window_seconds", 60.0), clock=clock)
+        self.unsigned_opens_door = policy.unsigned_opens_door if policy is not None else False
+        self.guard_log = GuardLog(policy.override_window_seconds if policy is not None else 60.0, clock=clock)
         self._guard_until = -1e9  # the guard's screen is open until then (monotonic)
         self.last_drawn: list = []  # (role, text, size, rect) of the last verdict or guard screen's lines
-        self.fonts = Fonts(find_fonts(getattr(config, "font", "")))
-        if size is None and getattr(config, "size", "auto") != "auto":
+        self.fonts = Fonts(find_fonts(config.font))
+        if size is None and config.size != "auto":
             size = layout.parse_size(config.size)
         self.display = None
         if headless:
@@ -122,18 +122,18 @@ class Screen:
         else:
             from device.display import open_display
 
-            self.display = open_display(size=size, fullscreen=getattr(config, "fullscreen", True))
+            self.display = open_display(size=size, fullscreen=config.fullscreen)
             self.surface = self.display.surface
         self._layout: layout.Layout | None = None
         self._qr_image = None
 
     # -- state setters: cheap, any thread ------------------------------------------
-    def show_checkin(self, checkin: Any) -> None:
+    def show_checkin(self, checkin: Checkin | None) -> None:
         """Show this check-in's verdict now, for ``verdict_seconds``; it also goes into the guard's list."""
         look = verdict_look(checkin, self.unsigned_opens_door)
         holder = getattr(checkin, "holder", None)
         # The guard's list is on a screen the queue can see: masked at most, never the full name.
-        name = "" if getattr(self.config, "show_name", "masked") == "none" else mask_name(getattr(holder, "name", None))
+        name = "" if self.config.show_name == "none" else mask_name(getattr(holder, "name", None))
         at = getattr(checkin, "at", None)
         at = at.astimezone() if isinstance(at, datetime) and at.tzinfo else self._wallclock()
         self.guard_log.add(checkin, look, name, at)
@@ -157,7 +157,7 @@ class Screen:
                 self._status = status
                 self._version += 1
 
-    def set_preview(self, frame: Any, decoded: Sequence[Any] = ()) -> None:
+    def set_preview(self, frame: Frame, decoded: Sequence[Decoded] = ()) -> None:
         """The newest camera frame and what was located in it (``Scanner``'s ``on_frame``).
 
         Only references are kept; the conversion to pixels happens in
@@ -175,7 +175,7 @@ class Screen:
 
     # -- drawing ----------------------------------------------------------------------------
     def _live_seconds(self) -> float:
-        return float(getattr(self.config, "live_seconds", 1.5))
+        return float(self.config.live_seconds)
 
     def state(self, now: float | None = None) -> str:
         """What is on screen now: ``out-of-service``, ``verdict``, ``guard``, ``live`` or ``idle``."""
@@ -228,7 +228,7 @@ class Screen:
             guard_view.guard(surface, lay, self.fonts, self.guard_log.rows(), chance, language, trace)
         elif state == "verdict" and checkin is not None:
             holder = getattr(checkin, "holder", None)
-            name = shown_name(getattr(holder, "name", None), getattr(self.config, "show_name", "masked"))
+            name = shown_name(getattr(holder, "name", None), self.config.show_name)
             look = verdict_look(checkin, self.unsigned_opens_door)
             facts = getattr(checkin, "facts", None)  # where the check-in carries its check's facts (expiry date)
             draw.verdict(surface, lay, self.fonts, look,

@@ -15,10 +15,13 @@ See docs/screen.md for the legibility criterion the sizes are measured against.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Mapping
 
 from kiosk.wire import reasons
 from kiosk.door.show import reason_text
+
+if TYPE_CHECKING:
+    from kiosk.door.decide.checkin import Checkin
 
 # Verdict looks: which colour/shape/words a check-in gets (kiosk.door.show.draw.LOOKS).
 ACCEPT, OVERRIDE, REJECT, DUPLICATE, UNVERIFIED, OUT_OF_SERVICE = (
@@ -93,7 +96,7 @@ def reason_words(reason: str, language: str) -> str:
     return say(reason_text.words(reason, "vi"), reason_text.words(reason, "en"), language)
 
 
-def verdict_look(checkin: Any, unsigned_opens_door: bool = False) -> str:
+def verdict_look(checkin: Checkin | None, unsigned_opens_door: bool = False) -> str:
     """Which verdict screen a check-in gets.
 
     A duplicate the venue refuses is a reject (its step sends the visitor to
@@ -115,7 +118,7 @@ def verdict_look(checkin: Any, unsigned_opens_door: bool = False) -> str:
 
 
 def verdict_blocks(look: str, reason: str, name: str, language: str,
-                   facts: Mapping[str, Any] | None = None) -> list[Block]:
+                   facts: Mapping[str, object] | None = None) -> list[Block]:
     """The words of one verdict screen, most important first."""
     def block(role: str, vi: str, en: str) -> Block:
         return Block(role, tuple(in_language(vi, en, language)))

@@ -50,7 +50,7 @@ class CodeCheck:
     detail: str = ""
 
     @classmethod
-    def reject(cls, format: str, reason: str, detail: str = "", **kw: Any) -> "CodeCheck":
+    def reject(cls, format: str, reason: str, detail: str = "", **kw: object) -> "CodeCheck":
         return cls(format=format, valid=False, reason=reason, detail=detail, **kw)
 
 

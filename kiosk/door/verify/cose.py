@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from collections.abc import Mapping
-from typing import Any
+
 
 import cbor2
 from cryptography.exceptions import InvalidSignature
@@ -21,6 +21,9 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
 from kiosk.wire import reasons
+
+#: The public keys a COSE signature can be checked with (ES256, PS256, EdDSA).
+PublicKey = ec.EllipticCurvePublicKey | rsa.RSAPublicKey | ed25519.Ed25519PublicKey
 
 # Header labels and algorithm ids (IANA COSE registries).
 ALG, KID = 1, 4
@@ -116,7 +119,7 @@ def check_cbor(data: bytes, max_depth: int = MAX_DEPTH, max_items: int = MAX_ITE
         raise CoseError(reasons.MALFORMED, "CBOR has trailing bytes")
 
 
-def loads(data: bytes, max_depth: int = MAX_DEPTH) -> Any:
+def loads(data: bytes, max_depth: int = MAX_DEPTH) -> object:
     """Decode one CBOR item after :func:`check_cbor`; CoseError (malformed) on any problem."""
     check_cbor(data, max_depth=max_depth)
     try:
@@ -136,7 +139,7 @@ class Sign1:
     signature: bytes
 
     @property
-    def alg(self) -> Any:
+    def alg(self) -> object:
         return self.protected.get(ALG, self.unprotected.get(ALG))
 
     @property
@@ -174,7 +177,7 @@ def parse_sign1(data: bytes) -> Sign1:
     return Sign1(prot_b, prot, unprot, payload, sig)
 
 
-def _key_fits(alg: int, key: Any) -> bool:
+def _key_fits(alg: object, key: PublicKey) -> bool:
     if alg == ES256:
         return isinstance(key, ec.EllipticCurvePublicKey) and key.curve.name == "secp256r1"
     if alg == PS256:
@@ -184,7 +187,7 @@ def _key_fits(alg: int, key: Any) -> bool:
     return False
 
 
-def verify(msg: Sign1, public_key: Any) -> None:
+def verify(msg: Sign1, public_key: PublicKey) -> None:
     """Check ``msg``'s signature with ``public_key``; CoseError (signature-invalid) when it
     fails, the algorithm is unsupported, or the algorithm does not fit the key type."""
     alg = msg.alg

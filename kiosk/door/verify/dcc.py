@@ -202,7 +202,7 @@ def _inline_refs(schema: dict) -> dict:
     return {k: v for k, v in walk(schema).items() if k not in ("$defs", "$id")}
 
 
-def _jsonable(obj: Any, depth: int = 0) -> Any:
+def _jsonable(obj: object, depth: int = 0) -> object:
     """CBOR-decoded data as JSON data (the schema speaks JSON); ValueError when impossible."""
     if depth > cose.MAX_DEPTH:
         raise ValueError("too deep")
@@ -229,7 +229,7 @@ def _jsonable(obj: Any, depth: int = 0) -> Any:
     raise ValueError(f"{type(obj).__name__} has no JSON form")
 
 
-def _longest_text(obj: Any) -> int:
+def _longest_text(obj: object) -> int:
     """Length of the longest string in JSON data (already depth-bounded by _jsonable)."""
     if type(obj) is str:
         return len(obj)
@@ -240,7 +240,7 @@ def _longest_text(obj: Any) -> int:
     return 0
 
 
-def _epoch(value: Any) -> datetime | None:
+def _epoch(value: object) -> datetime | None:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return None
     try:
@@ -426,7 +426,7 @@ def _issuer_country(report: DccReport) -> str | None:
     return iss if isinstance(iss, str) and _COUNTRY.fullmatch(iss) else None
 
 
-def facts(report: DccReport, valuesets: Mapping[str, frozenset[str]] | None = None) -> dict[str, Any]:
+def facts(report: DccReport, valuesets: Mapping[str, frozenset[str]] | None = None) -> dict[str, object]:
     """What the venue policy needs from a DCC (see docs/codes.md)."""
     dcc = report.dcc or {}
     f: dict[str, Any] = {"type": report.cert_type}

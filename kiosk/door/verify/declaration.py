@@ -40,7 +40,7 @@ MAX_CHARS = 600
 __all__ = ["HealthDeclaration", "PREFIX", "STATUSES", "ALGS", "VERSION", "ID_PATTERN"]
 
 
-def _time(value: Any) -> datetime | None:
+def _time(value: object) -> datetime | None:
     if isinstance(value, bool) or not isinstance(value, int):
         return None
     try:
@@ -49,7 +49,7 @@ def _time(value: Any) -> datetime | None:
         return None
 
 
-def _claims(claims: Any) -> dict[str, Any]:
+def _claims(claims: object) -> dict[str, object]:
     """The declaration's fields, or ValueError naming the first bad one (reason: schema)."""
     if not isinstance(claims, Mapping):
         raise ValueError("payload is not a map")

@@ -21,6 +21,8 @@ from datetime import datetime, timezone
 from kiosk.wire import reasons
 from kiosk.door.verify import CodeCheck, CodeFormat, VerifyContext, load_all, unknown
 from kiosk.door.verify.base import MAX_PAYLOAD_CHARS
+from kiosk.trust.bundle import TrustKeeper
+from kiosk.trust.store import TrustStore
 
 log = logging.getLogger(__name__)
 
@@ -28,12 +30,13 @@ log = logging.getLogger(__name__)
 class Verifier:
     """Runs the first plug-in that claims a payload.
 
-    ``trust`` is a :class:`kiosk.trust.store.TrustStore` or anything with ``current()`` returning
-    one and a ``stale`` flag, such as :class:`kiosk.trust.bundle.TrustKeeper`.
+    ``trust`` is the kiosk's :class:`kiosk.trust.bundle.TrustKeeper`; a plain
+    :class:`kiosk.trust.store.TrustStore` (a tool's, a test's) is held by one.
     """
 
-    def __init__(self, trust, formats: list[CodeFormat] | None = None, clock_skew_seconds: float = 300.0):
-        self.trust = trust
+    def __init__(self, trust: TrustKeeper | TrustStore, formats: list[CodeFormat] | None = None,
+                 clock_skew_seconds: float = 300.0):
+        self.trust = trust if isinstance(trust, TrustKeeper) else TrustKeeper.holding(trust)
         self.formats = formats if formats is not None else load_all()
         self.clock_skew_seconds = clock_skew_seconds
 
@@ -41,8 +44,7 @@ class Verifier:
         """Detect the format of ``payload`` and verify it at time ``at`` (default: now)."""
         if at is not None and at.tzinfo is None:
             at = at.replace(tzinfo=timezone.utc)  # a naive clock is UTC, never compared naive-to-aware
-        current = getattr(self.trust, "current", None)
-        snapshot = current() if callable(current) else self.trust
+        snapshot = self.trust.current()
         ctx = VerifyContext(now=at or datetime.now(timezone.utc), trust=snapshot,
                             clock_skew_seconds=self.clock_skew_seconds)
         too_long = len(payload) > MAX_PAYLOAD_CHARS
@@ -63,14 +65,14 @@ class Verifier:
             return CodeCheck.reject("unknown", reasons.MALFORMED, "payload longer than any QR code holds")
         return unknown(payload)
 
-    def _after_trust(self, check: CodeCheck, snapshot) -> CodeCheck:
+    def _after_trust(self, check: CodeCheck, snapshot: TrustStore) -> CodeCheck:
         if not check.signed or check.reason == reasons.MALFORMED:
             return check
-        if getattr(self.trust, "stale", False):
-            version = getattr(snapshot, "version", None)
+        if self.trust.stale:
+            version = snapshot.version
             return dataclasses.replace(check, valid=False, reason=reasons.TRUST_STALE,
                                        detail=f"trust bundle {version} is older than [trust] max_age_hours")
-        revocations = getattr(snapshot, "revocations", None)
+        revocations = snapshot.revocations
         hashes = check.facts.get("revocation") if check.facts else None
         if revocations is not None and hashes and check.valid:
             kind = revocations.revoked(hashes)
