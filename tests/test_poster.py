@@ -136,7 +136,7 @@ def test_no_font_with_vietnamese_letters_is_a_clear_error(tmp_path, capsys, monk
 
     poster.find_font.cache_clear()
     monkeypatch.setattr(poster, "KNOWN_FONTS", [])
-    monkeypatch.setattr(poster, "_fc_match", lambda pattern: None)
+    monkeypatch.setattr(poster, "fc_match", lambda pattern: None)
     junk = tmp_path / "junk.ttf"
     junk.write_bytes(b"not a font")
     cfg = write_config(tmp_path)

@@ -25,7 +25,7 @@ from typing import Any
 
 from kiosk.errors import KioskValueError
 from kiosk.door.show import venue_qr
-from kiosk.door.show.fonts import KNOWN_FONTS, VIETNAMESE_PROBE, _bold_beside, _fc_match
+from kiosk.door.show.fonts import KNOWN_FONTS, VIETNAMESE_PROBE, bold_beside, fc_match
 
 MM = 72 / 25.4  # PDF points per millimetre
 PAPER_MM = {"A4": (210.0, 297.0), "A5": (148.0, 210.0)}
@@ -79,10 +79,10 @@ def find_font(configured: str = "") -> tuple[str, str]:
     candidates: list[tuple[str | None, str | None]] = []
     if configured:
         path = os.path.expanduser(configured)
-        candidates.append((path, _bold_beside(path) if os.path.isfile(path) else None))
-    regular = _fc_match("sans-serif:lang=vi")
+        candidates.append((path, bold_beside(path) if os.path.isfile(path) else None))
+    regular = fc_match("sans-serif:lang=vi")
     if regular:
-        candidates.append((regular, _fc_match("sans-serif:lang=vi:weight=bold") or _bold_beside(regular)))
+        candidates.append((regular, fc_match("sans-serif:lang=vi:weight=bold") or bold_beside(regular)))
     candidates += KNOWN_FONTS
     for reg, bold in candidates:
         if reg and os.path.isfile(reg) and reg.lower().endswith((".ttf", ".otf")) and _covers_vietnamese(reg):

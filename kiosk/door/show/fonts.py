@@ -62,7 +62,8 @@ def draws_vietnamese(path: str | None) -> bool:
         return False
 
 
-def _fc_match(pattern: str) -> str | None:
+def fc_match(pattern: str) -> str | None:
+    """The font file fontconfig picks for ``pattern`` (e.g. ``sans-serif:lang=vi``), or None without fc-match."""
     exe = shutil.which("fc-match")
     if not exe:
         return None
@@ -74,7 +75,7 @@ def _fc_match(pattern: str) -> str | None:
     return path if out.returncode == 0 and path and os.path.isfile(path) else None
 
 
-def _bold_beside(regular: str) -> str | None:
+def bold_beside(regular: str) -> str | None:
     """The bold file next to a regular one, by the usual naming."""
     base, ext = os.path.splitext(regular)
     for stem in (base.replace("-Regular", "-Bold"), base + "-Bold", base + "Bold", base.replace("Regular", "Bold")):
@@ -90,13 +91,13 @@ def find_fonts(configured: str = "") -> FontFiles:
     if configured:
         path = os.path.expanduser(configured)
         if os.path.isfile(path) and draws_vietnamese(path):
-            return FontFiles(path, _bold_beside(path) or path)
+            return FontFiles(path, bold_beside(path) or path)
         log.warning("[screen] font %r %s; looking for a system font", configured,
                     "is missing Vietnamese letters" if os.path.isfile(path) else "not found")
     candidates: list[tuple[str | None, str | None]] = []
-    regular = _fc_match("sans-serif:lang=vi")
+    regular = fc_match("sans-serif:lang=vi")
     if regular:
-        candidates.append((regular, _fc_match("sans-serif:lang=vi:weight=bold") or _bold_beside(regular)))
+        candidates.append((regular, fc_match("sans-serif:lang=vi:weight=bold") or bold_beside(regular)))
     candidates += KNOWN_FONTS
     for reg, bold in candidates:
         if reg and os.path.isfile(reg) and draws_vietnamese(reg):
