@@ -166,19 +166,6 @@ def pc_covid(id_number: str = "001088012345", name: str = "Nguyễn Văn An") ->
     return f"{id_number}|{name}|01/02/1988|CCCD|QID-7F3A9C21|0123456789<0912345678<1<<"
 
 
-class FakeClock:
-    """Monotonic seconds that move only when the test says so."""
-
-    def __init__(self, t: float = 1000.0):
-        self.t = t
-
-    def __call__(self) -> float:
-        return self.t
-
-    def advance(self, seconds: float) -> None:
-        self.t += seconds
-
-
 def code(text: str, source: str = "camera", at: float = 0.0):
     from device.scanners import CodeSeen
 

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import hashlib
-from datetime import datetime, timezone
 
+from kiosk.testing.clock import FakeClock
 from kiosk.wire import reasons
 from kiosk.door.decide.checkin import ACCEPT, REJECT, CheckinDesk, DuplicateWindow
 from kiosk.door.verify import CodeCheck, Holder
@@ -35,18 +35,11 @@ BINH = CodeCheck("eu-dcc", True, reasons.OK, signed=True, identity="dcc:TRAN<THI
 FORGED = CodeCheck("eu-dcc", False, reasons.SIGNATURE_INVALID, identity="dcc:NGUYEN<VAN<AN:1988-02-01")
 
 
-class Clock:
-    def __init__(self):
-        self.t = 1000.0
-
-    def __call__(self):
-        return datetime.fromtimestamp(self.t, timezone.utc)
-
-
 def desk(window_s=1800.0, **kw):
-    clock = Clock()
+    clock = FakeClock()
     table = {"anna-pc": ANNA_PC, "anna-cccd": ANNA_CCCD, "binh": BINH, "forged": FORGED}
-    return CheckinDesk(TableVerifier(table), FormatPolicy(), pseudonymize, duplicate_window_s=window_s, clock=clock, **kw), clock
+    return CheckinDesk(TableVerifier(table), FormatPolicy(), pseudonymize, duplicate_window_s=window_s, clock=clock.utc,
+                       **kw), clock
 
 
 def test_accepted_visitor_gets_a_pseudonym_not_the_raw_id():

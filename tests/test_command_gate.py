@@ -12,6 +12,8 @@ import os
 
 import pytest
 
+from helpers import wait_for
+from kiosk.testing.clock import FakeClock
 from kiosk.wire.topics import Topics
 from kiosk.door.remote import gate as gate_mod
 from kiosk.wire import signing
@@ -24,14 +26,6 @@ KIOSK = Topics("hn-hk", "kiosk-01")
 T0 = 1_800_000_000.0
 
 
-class Clock:
-    def __init__(self, t: float = T0):
-        self.t = t
-
-    def __call__(self) -> float:
-        return self.t
-
-
 @pytest.fixture
 def keys():
     return {"centre": signing.generate_key(), "device": signing.generate_key(), "stranger": signing.generate_key()}
@@ -41,8 +35,8 @@ class Kiosk:
     """What the gate acts on: a notice, a trust reload, and the answers it sends."""
 
     def __init__(self, keys, tmp_path, enabled=("notice", "reload-trust"), clock=None, state_file="default"):
-        self.clock = clock or Clock()
-        self.mono = Clock(0.0)
+        self.clock = clock or FakeClock(T0)
+        self.mono = FakeClock(0.0)
         self.notice = None
         self.reloads = 0
         self.sent: list[tuple[str, bytes]] = []
@@ -143,7 +137,7 @@ def test_unknown_and_disabled_names_are_refused_before_any_crypto(keys, tmp_path
 
 
 def test_stale_future_and_expired_commands_are_refused(keys, tmp_path):
-    clock = Clock()
+    clock = FakeClock(T0)
     k = Kiosk(keys, tmp_path, clock=clock)
     assert _refused(k, *command(keys["centre"], "notice", "x", now=T0 - 301))["reason"] == "stale"
     assert _refused(k, *command(keys["centre"], "notice", "x", now=T0 + 61))["reason"] == "not-yet-valid"
@@ -275,7 +269,7 @@ def test_an_empty_centre_key_refuses_every_command(keys, tmp_path):
     ring = gate_mod.centre_keyring("")
     sent = []
     g = CommandGate(KIOSK, ring, ["notice"], {"notice": notice_action(lambda t: None)}, keys["device"],
-                    lambda t, p: sent.append(p), 300, clock=Clock())
+                    lambda t, p: sent.append(p), 300, clock=FakeClock(T0))
     assert g.handle(*command(keys["centre"], "notice", "x")).reason == "unknown-key"
     signing.write_public_key(tmp_path / "centre.pub.pem", keys["centre"])
     assert len(gate_mod.centre_keyring("centre.pub.pem", base=tmp_path)) == 1
@@ -327,7 +321,7 @@ def test_commands_and_answers_match_their_documented_schemas(keys, tmp_path):
     topic, msg, _ = build("notice", "Kiểm tra lúc 14:00", "hn-hk", "kiosk-01", keys["centre"], expires_in=60)
     validator("command").validate(json.loads(msg))
     now = __import__("time").time()
-    k = Kiosk(keys, tmp_path, clock=Clock(now))
+    k = Kiosk(keys, tmp_path, clock=FakeClock(now))
     k.gate.handle(topic, msg)
     k.gate.handle(f"{BASE}/cmd/notice", b"anonymous")
     k.gate.handle(*command(keys["centre"], "reload-trust", now=now))
@@ -341,8 +335,6 @@ def test_commands_and_answers_match_their_documented_schemas(keys, tmp_path):
 
 def test_a_folded_reload_runs_once_when_due_on_the_posted_thread():
     """remote.ReloadTimer: one timer however many folded requests; the reload runs where it is posted."""
-    import time
-
     from kiosk.door.remote.install import ReloadTimer
 
     ran = []
@@ -353,9 +345,7 @@ def test_a_folded_reload_runs_once_when_due_on_the_posted_thread():
     for _ in range(100):
         assert coalescer.request() == ("ok", "coalesced")
         timer.arm()
-    deadline = time.monotonic() + 10
-    while not posted and time.monotonic() < deadline:
-        time.sleep(0.01)
+    assert wait_for(lambda: posted)
     assert len(posted) == 1 and ran == ["reload"]  # due: handed to the control thread, not run on the timer's
     posted[0]()
     assert ran == ["reload", "reload"] and not coalescer.pending

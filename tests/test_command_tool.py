@@ -11,12 +11,12 @@ import stat
 import subprocess
 import sys
 import threading
-import time
 
 import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
+from helpers import wait_for
 from kiosk.wire.topics import Topics
 from kiosk.wire import signing
 from kiosk.door.remote.gate import CommandGate, notice_action
@@ -131,10 +131,7 @@ def test_a_signed_notice_reaches_the_gate_and_its_answer_is_printed(tmp_path, br
 
         r = kiosk_cli(*common, "notice", "")  # no --wait: sent, acknowledged by the broker
         assert r.returncode == 0 and r.stdout.startswith("sent notice ")
-        deadline = time.monotonic() + 10
-        while kiosk.notices[-1:] != [""] and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert kiosk.notices[-1] == ""
+        assert wait_for(lambda: kiosk.notices[-1:] == [""])
     finally:
         kiosk.close()
 

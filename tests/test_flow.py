@@ -12,7 +12,8 @@ import threading
 import pytest
 from gpiozero.pins.mock import MockFactory
 
-from helpers import FakeClock, code, kiosk_config, pc_covid, signed_dcc, wait_for
+from helpers import code, kiosk_config, pc_covid, signed_dcc, wait_for
+from kiosk.testing.clock import FakeClock
 from kiosk.wire import reasons
 from kiosk.door.assembly import assemble
 from kiosk.testing.visitors import samples

@@ -214,9 +214,7 @@ def test_centre_can_post_a_notice_and_reload_the_trust_list(tmp_path, broker):
 
     def send_when_subscribed():
         pub = k.stages.publisher
-        deadline = time.monotonic() + 10
-        while not pub.subscribed(k.remote.gate.topic_filter) and time.monotonic() < deadline:
-            time.sleep(0.05)
+        wait_for(lambda: pub.subscribed(k.remote.gate.topic_filter))
         for name, body in (("notice", "Kiểm tra lúc 14:00"), ("reload-trust", "")):
             topic, message, _ = build(name, body, "test-site", "kiosk-t1", centre)
             publish.single(topic, message, hostname="127.0.0.1", port=broker.port, qos=1)
@@ -283,7 +281,7 @@ def test_watchdog_is_fed_only_while_frames_are_decoded(tmp_path, hang):
     """On the supervisor's injected clock: a hung decoder or camera stops the pings, a healthy one keeps them."""
     from gpiozero.pins.mock import MockFactory
 
-    from helpers import FakeClock
+    from kiosk.testing.clock import FakeClock
     from kiosk.door.assembly import assemble
 
     cfg = kiosk_config(tmp_path)

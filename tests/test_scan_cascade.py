@@ -6,34 +6,25 @@ import numpy as np
 import pytest
 
 import kiosk.door.decode.cascade as cascade_mod
+from kiosk.testing.clock import FakeClock
 from kiosk.door.decode.cascade import Cascade, Step, build_cascade
 from kiosk.door.decode.decoders import Decoded
 
 
-class Clock:
-    """A fake thread-CPU clock that decoders advance by what they 'cost'."""
-
-    def __init__(self):
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 class FakeDecoder:
-    def __init__(self, clock: Clock, cost: float, answer=(), located=False, name="fake"):
+    def __init__(self, clock: FakeClock, cost: float, answer=(), located=False, name="fake"):
         self.clock, self.cost, self.answer, self.located, self.name = clock, cost, list(answer), located, name
         self.calls = 0
 
     def decode(self, gray):
         self.calls += 1
-        self.clock.now += self.cost
+        self.clock.advance(self.cost)  # a fake thread-CPU clock: each decoder advances it by its cost
         return list(self.answer)
 
 
 @pytest.fixture
 def clock(monkeypatch):
-    c = Clock()
+    c = FakeClock(0.0)
     monkeypatch.setattr(cascade_mod.time, "thread_time", c)
     return c
 

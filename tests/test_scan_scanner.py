@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from device.frames import CameraError, Frame, FrameSource, ReplaySource
+from helpers import wait_for
 from kiosk.door.decode import CodeSeen, Decoded, Scanner, ScanStats
 from kiosk.door.decode.rearm import Rearm
 
@@ -152,12 +153,11 @@ def test_an_absent_camera_is_retried_with_backoff_and_reported_meanwhile():
     cam = FlakyCamera(absent=3)
     scanner = Scanner(cam, TagDecoder(), lambda c: None, backoff_min_s=0.05, backoff_max_s=1.0)
     scanner.start()
-    time.sleep(0.08)
-    down = scanner.stats()
-    deadline = time.monotonic() + 3
-    while not scanner.stats().camera_ok and time.monotonic() < deadline:
-        time.sleep(0.02)
-    up = scanner.stats()
+    seen = []  # the figures as they were when the condition held (the camera comes back on its own)
+    assert wait_for(lambda: seen.append(scanner.stats()) or "no camera" in seen[-1].camera_error, 3)
+    down = seen[-1]
+    assert wait_for(lambda: seen.append(scanner.stats()) or seen[-1].camera_ok, 3)
+    up = seen[-1]
     scanner.stop()
     assert not down.camera_ok and "no camera" in down.camera_error
     assert up.camera_ok and up.camera_error == ""
@@ -170,7 +170,7 @@ def test_a_camera_that_fails_while_running_is_reopened():
     cam = FlakyCamera(absent=0, fail_after=5)
     scanner = Scanner(cam, TagDecoder(), lambda c: None, backoff_min_s=0.05)
     scanner.start()
-    time.sleep(0.4)
+    assert wait_for(lambda: len(cam.open_times) == 2 and scanner.stats().frames_captured > 10, 5)
     s = scanner.stats()
     scanner.stop()
     assert len(cam.open_times) == 2 and s.camera_ok and s.frames_captured > 10
@@ -199,7 +199,7 @@ def test_stop_returns_promptly_even_when_the_camera_hangs():
     cam = HungCamera()
     scanner = Scanner(cam, TagDecoder(), lambda c: None, stall_seconds=0.2)
     scanner.start()
-    time.sleep(0.3)
+    assert wait_for(lambda: not scanner.stats().camera_ok, 5)
     s = scanner.stats()
     t = time.monotonic()
     scanner.stop()

@@ -14,6 +14,7 @@ pygame = pytest.importorskip("pygame")
 np = pytest.importorskip("numpy")
 zxingcpp = pytest.importorskip("zxingcpp")
 
+from kiosk.testing.clock import FakeClock
 from kiosk.wire import reasons  # noqa: E402
 from kiosk.config import parse  # noqa: E402
 from kiosk.door.show import KioskStatus, Screen, mask_name, shown_name  # noqa: E402
@@ -58,14 +59,6 @@ class Visit:
     reason: str
     holder: Holder | None = Holder("Nguyễn Văn An")
     duplicate: bool = False
-
-
-class FakeClock:
-    def __init__(self):
-        self.t = 1000.0
-
-    def __call__(self):
-        return self.t
 
 
 # The screen fonts to check layouts with: Noto Sans where fonts-noto-core is installed, DejaVu Sans

@@ -19,7 +19,8 @@ np = pytest.importorskip("numpy")
 from kiosk.wire import reasons  # noqa: E402
 from kiosk.door.show import KioskStatus, draw  # noqa: E402
 from kiosk.door.show.guard_view import GUARD_SECONDS  # noqa: E402
-from test_screen import FakeClock, Holder, drawn_text, kiosk_config, make_screen, pixels, shows  # noqa: E402,F401
+from kiosk.testing.clock import FakeClock  # noqa: E402
+from test_screen import Holder, drawn_text, kiosk_config, make_screen, pixels, shows  # noqa: E402,F401
 
 T0 = datetime(2021, 10, 5, 2, 41, 0, tzinfo=timezone.utc)
 

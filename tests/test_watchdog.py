@@ -8,15 +8,8 @@ import uuid
 
 import pytest
 
+from kiosk.testing.clock import FakeClock
 from kiosk.door.systemd import Notifier
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.t = 1000.0
-
-    def __call__(self) -> float:
-        return self.t
 
 
 @pytest.fixture
