@@ -20,7 +20,7 @@ from kiosk.cli import main
 from kiosk.commands.command import build as build_command
 from kiosk.issuing.dcc import issue_dcc
 from kiosk.issuing.keys import IssuerKey
-from test_signed_commands import BASE, DEVICE, SITE, Centre, Running
+from test_door_remote_install import BASE, DEVICE, SITE, Centre, Running
 
 UVCI = "URN:UVCI:01:VN:WIRETEST000000000001"
 

@@ -1,7 +1,7 @@
 """``kiosk command``: the centre's key, and signed commands over a real mosquitto.
 
 The kiosk side here is the real :class:`kiosk.door.remote.gate.CommandGate` behind a plain paho
-client (the running kiosk's wiring is tested in tests/test_signed_commands.py).
+client (the running kiosk's wiring is tested in tests/test_door_remote_install.py).
 """
 
 from __future__ import annotations

@@ -29,7 +29,7 @@ from kiosk.centre.watch import IngestWorker
 from kiosk.door.record import Ledger
 from kiosk.door.publish import open_publisher
 from kiosk.wire.signing import generate_key, public_pem, write_private_key
-from test_publish import Collector, checkin, make_config, wait_for
+from test_door_publish_mqtt import Collector, checkin, make_config, wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
 KEY = ("hn-hk", "kiosk-01")

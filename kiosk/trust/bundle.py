@@ -179,7 +179,7 @@ def _revocations(value: Any) -> Revocations:
 
 
 # The venue-policy rules a bundle may carry (its ``policy`` object): each is the [policy] key and
-# the door's Policy field of the same name (tests/test_policy.py holds the two together), by kind.
+# the door's Policy field of the same name (tests/test_door_decide_policy.py holds the two together), by kind.
 POLICY_RULES: dict[str, type] = {
     "accept_formats": list, "accept_unsigned": bool, "accept_statuses": list, "dcc_types": list,
     "vaccination_complete": bool, "vaccination_min_days": int, "vaccination_max_days": int, "test_max_hours": int,

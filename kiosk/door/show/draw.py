@@ -50,7 +50,7 @@ LOOKS = {
 # Text size per verdict block role, in layout units: (first language, second language, bold first, max lines).
 # 800x480 (unit 24 px): the headline is 74 px (cap height 53 px = 9.5 mm on a 7-inch panel, 16 arcmin at 2 m);
 # the second language's headline and both next-step lines are 53 and 48 px (cap >= 34 px = 6 mm, 10 arcmin
-# at 2 m). tests/test_screen.py measures the drawn glyphs against this (docs/screen.md, "Readable at 2 m").
+# at 2 m). tests/test_door_show_screen.py measures the drawn glyphs against this (docs/screen.md, "Readable at 2 m").
 SIZES = {
     "headline": (3.1, 2.25, True, 2),
     "step": (2.0, 2.0, True, 2),

@@ -45,7 +45,7 @@ MAX_TEXT = 256
 CLAIM_ISS, CLAIM_EXP, CLAIM_IAT, CLAIM_HCERT = 1, 4, 6, -260
 TYPES = {"v": "vaccination", "t": "test", "r": "recovery"}
 # The coded fields of each certificate type and the value set (schema ``valueset-uri``) they
-# draw from; tests/test_codes_dcc.py checks this table against the shipped schema.
+# draw from; tests/test_door_verify_dcc.py checks this table against the shipped schema.
 VALUESET_FIELDS: dict[str, dict[str, str]] = {
     "v": {"tg": "valuesets/disease-agent-targeted.json", "vp": "valuesets/vaccine-prophylaxis.json",
           "mp": "valuesets/vaccine-medicinal-product.json", "ma": "valuesets/vaccine-mah-manf.json",

@@ -19,7 +19,7 @@ from cryptography.x509.oid import NameOID
 from conftest import free_port
 from kiosk.door.record import Ledger
 from kiosk.door.publish import open_publisher
-from test_publish import checkin, make_config, wait_for
+from test_door_publish_mqtt import checkin, make_config, wait_for
 
 
 def _cert(subject: str, issuer_key, issuer_name, key, ca=False, server=False):

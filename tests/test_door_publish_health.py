@@ -11,7 +11,7 @@ from kiosk.door.record import Ledger
 from kiosk.door.publish import NullTelemetry, open_publisher
 from kiosk.door.publish.payloads import health_payload
 from helpers import Collector, checkin, make_config, wait_for
-from test_publish_schemas import validator
+from test_door_publish_payloads import validator
 
 
 def health(camera_ok=True, **over) -> dict:

@@ -21,7 +21,7 @@ from kiosk.wire import reasons  # noqa: E402
 from kiosk.door.show import reason_text
 from kiosk.door.show import KioskStatus, draw, words  # noqa: E402
 from kiosk.testing.clock import FakeClock  # noqa: E402
-from test_screen import (Holder, dominant, drawn_text, kiosk_config, make_screen, pixels,  # noqa: E402,F401
+from test_door_show_screen import (Holder, dominant, drawn_text, kiosk_config, make_screen, pixels,  # noqa: E402,F401
                          screen_font, shows)
 
 

@@ -20,7 +20,7 @@ from kiosk.wire import reasons  # noqa: E402
 from kiosk.door.show import KioskStatus, draw  # noqa: E402
 from kiosk.door.show.guard_view import GUARD_SECONDS  # noqa: E402
 from kiosk.testing.clock import FakeClock  # noqa: E402
-from test_screen import Holder, drawn_text, kiosk_config, make_screen, pixels, shows  # noqa: E402,F401
+from test_door_show_screen import Holder, drawn_text, kiosk_config, make_screen, pixels, shows  # noqa: E402,F401
 
 T0 = datetime(2021, 10, 5, 2, 41, 0, tzinfo=timezone.utc)
 
