@@ -23,13 +23,13 @@ from kiosk.door.show.status import KioskStatus
 from kiosk.trust.bundle import TrustKeeper
 
 if TYPE_CHECKING:  # for annotations only: the screen module pulls in pygame, the decoders numpy
-    from device.display import Display
     from device.frames import Frame
     from kiosk.door.decode.decoders import Decoded
+    from kiosk.door.show.screen import Screen
 
 log = logging.getLogger(__name__)
 
-__all__ = ["CameraStage", "CodeScanner", "ContainedScreen", "Desk", "LedgerStage", "NullCamera", "NullScreen",
+__all__ = ["Background", "CameraStage", "CodeScanner", "ContainedScreen", "Desk", "LedgerStage", "NullCamera", "NullScreen",
            "NullSpeaker", "ScreenStage", "Service", "SignalStage", "Speaker", "Stages", "Telemetry"]
 
 
@@ -94,44 +94,31 @@ class Speaker(Protocol):
 
 
 @runtime_checkable
-class CameraStage(Protocol):
+class Background(Protocol):
+    """Something that runs beside the loop, started and stopped with the kiosk."""
+
+    def start(self) -> None: ...
+    def stop(self) -> None: ...
+
+
+@runtime_checkable
+class CameraStage(Background, Protocol):
     """The camera's scanner threads: :class:`kiosk.door.decode.Scanner`."""
 
     present: bool  # False for "no camera": liveness and READY do not wait for frames
 
-    def start(self) -> None: ...
-    def stop(self) -> None: ...
     def wait(self, timeout: float | None = None) -> bool: ...
     def stats(self) -> ScanStats: ...
 
 
-@runtime_checkable
-class CodeScanner(Protocol):
-    """A dedicated USB code scanner beside the camera (:mod:`device.scanners`): lines go to the intake."""
-
-    def start(self) -> None: ...
-    def stop(self) -> None: ...
+class CodeScanner(Background, Protocol):
+    """A dedicated USB code scanner beside the camera (:mod:`device.scanners`): its lines go to the intake."""
 
 
-@runtime_checkable
-class Service(Protocol):
-    """A background service beside the flow (contact tracing): started and stopped with the kiosk."""
+class Service(Background, Protocol):
+    """A background service beside the flow (contact tracing), whose figures go into health."""
 
-    def start(self) -> None: ...
-    def stop(self) -> None: ...
     def stats(self) -> dict[str, int]: ...
-
-
-class DrawableScreen(Protocol):
-    """What :class:`ContainedScreen` wraps: the real screen, and its display."""
-
-    display: Display | None
-
-    def show_checkin(self, checkin: Checkin | None) -> None: ...
-    def set_status(self, status: KioskStatus) -> None: ...
-    def set_preview(self, frame: Frame, decoded: Sequence[Decoded] = ()) -> None: ...
-    def tick(self) -> bool: ...
-    def close(self) -> None: ...
 
 
 class NullScreen:
@@ -201,7 +188,7 @@ class ContainedScreen:
     False) and retried quietly.
     """
 
-    def __init__(self, screen: DrawableScreen):
+    def __init__(self, screen: Screen):
         self.screen = screen
         self._shown: Checkin | None = None
         self._failing = False

@@ -47,9 +47,13 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from kiosk.wire import signing
 from kiosk.errors import SignatureRefused
 from kiosk.wire.reasons import REFUSALS
+# The trace topics are the wire's (kiosk.wire.topics), under the names this protocol's users know.
+from kiosk.wire.topics import FLEET_TRACE_REQUEST as FLEET_TOPIC  # noqa: F401
+from kiosk.wire.topics import site_trace_request as site_topic  # noqa: F401
+from kiosk.wire.topics import trace_answer as answer_topic  # noqa: F401
+from kiosk.wire.topics import trace_answers as answer_filter  # noqa: F401
 
 VERSION = 1
-FLEET_TOPIC = "checkin/v1/trace/request"
 PLACE, CASE = "place", "case"
 ANSWERED, REFUSED = "answered", "refused"
 
@@ -70,20 +74,6 @@ DEFAULT_MARGIN_MINUTES = 30.0
 MAX_MARGIN_MINUTES = 24 * 60.0
 ID_RE = re.compile(r"^[0-9a-f]{32}$")
 NAME_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")  # site and device ids, as in the config
-
-
-def site_topic(site: str) -> str:
-    """The per-site request topic."""
-    return f"checkin/v1/{site}/trace/request"
-
-
-def answer_topic(request_id: str, site: str, device: str) -> str:
-    return f"checkin/v1/trace/{request_id}/{site}/{device}"
-
-
-def answer_filter(request_id: str) -> str:
-    """What the authority subscribes to for one request's answers."""
-    return f"checkin/v1/trace/{request_id}/+/+"
 
 
 def parse_answer_topic(topic: str) -> tuple[str, str, str] | None:
