@@ -41,7 +41,7 @@ def check_camera(ctx: Context) -> Finding:
         from device import frames
     except Exception as exc:
         return Finding("camera", FAIL, f"frame sources unavailable: {type(exc).__name__}: {exc}",
-                       "reinstall the kiosk (scripts/update) so device/frames.py is present")
+                       "reinstall the kiosk (scripts/update) so device/frames/ is present")
     result: dict = {}
 
     def grab() -> None:
