@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import unicodedata
 from datetime import datetime
 
 from kiosk.centre.queries import Centre, Scope
@@ -25,6 +26,10 @@ def _ago(t: str | None, now: float) -> str:
 
 
 def _fit(text: str, width: int) -> str:
+    """``text`` cut to ``width``, without the control characters a stored name may carry (an escape
+    sequence would repaint the operator's terminal; the store's text is whatever an earlier centre kept)."""
+    if not text.isprintable():
+        text = "".join(" " if unicodedata.category(ch)[0] in "CZ" else ch for ch in text)
     return text if len(text) <= width else text[:max(1, width - 1)] + "…"
 
 
@@ -40,8 +45,8 @@ def table(rep: dict, now: float, width: int | None = None, max_rows: int | None 
         f"scans of {t['venues_with_code']} with a code ({t['venues_with_kiosk']} with a kiosk), {t['scans']} scans "
         f"({t['accepted']} accepted, {t['rejected']} rejected, {t['duplicates']} duplicates, {t['overrides']} "
         f"overrides), {t['unique_visitors']} unique visitors",
-        f"Refused messages: {r['total']}" + (" (" + ", ".join(f"{k} {v}" for k, v in r["by_reason"].items()) + ")"
-                                             if r["total"] else ""),
+        f"Refused messages: {r['total']}"
+        + (" (" + ", ".join(f"{_fit(k, 30)} {v}" for k, v in r["by_reason"].items()) + ")" if r["total"] else ""),
         "",
     ]
     name_w = max(20, width - 78)
@@ -62,8 +67,8 @@ def table(rep: dict, now: float, width: int | None = None, max_rows: int | None 
     for row in insp[:max_rows]:
         how_long = _ago(row["since"], now) if row["since"] else "-"
         where = ", ".join(x for x in (row["address"], row["district"]) if x)
-        lines.append(f"  {row['why']:<20} {how_long:>8}  {_fit(row['venue_name'] or row['venue_id'], 30):<30} "
-                     f"{_fit(where, max(20, width - 66))}")
+        name = _fit(row["venue_name"] or row["venue_id"], 30)
+        lines.append(f"  {_fit(row['why'], 20):<20} {how_long:>8}  {name:<30} {_fit(where, max(20, width - 66))}")
     if len(insp) > max_rows:
         lines.append(f"  ... and {len(insp) - max_rows} more (use --json or the dashboard's CSV)")
     return "\n".join(lines)
