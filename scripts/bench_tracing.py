@@ -39,8 +39,8 @@ from kiosk.authority.registry import RegisteredKiosk  # noqa: E402
 from kiosk.door.record import Ledger  # noqa: E402
 from kiosk.door.record.visits import VisitArchive, utc_text  # noqa: E402
 from kiosk.trust.pseudonym import Pseudonyms  # noqa: E402
-from kiosk.tracing import protocol as P  # noqa: E402
-from kiosk.tracing.responder import TraceResponder  # noqa: E402
+from kiosk.wire import trace as P  # noqa: E402
+from kiosk.door.tracing.responder import TraceResponder  # noqa: E402
 
 SURNAMES = ["Nguyễn", "Trần", "Lê", "Phạm", "Hoàng", "Vũ", "Đặng", "Bùi", "Đỗ", "Hồ"]
 GIVEN = ["Văn An", "Thị Bình", "Minh Châu", "Quốc Dũng", "Thu Hà", "Đức Huy", "Ngọc Lan", "Thanh Tùng"]

@@ -42,7 +42,7 @@ RANKS: list[tuple[str, float]] = [
     ("kiosk.screen", 4.5), ("kiosk.door.show", 4.5),
     ("kiosk.publish", 4.6), ("kiosk.door.publish", 4.6),
     ("kiosk.command_gate", 4.7), ("kiosk.remote", 4.7), ("kiosk.door.remote", 4.7), ("kiosk.tracing", 4.7),
-    ("kiosk.door.tracing", 4.7),
+    ("kiosk.door.tracing", 4.7), ("kiosk.wire.trace", 1),
     ("kiosk.stages", 4.80), ("kiosk.door.stages", 4.80),
     ("kiosk.intake", 4.81), ("kiosk.control", 4.81), ("kiosk.watchdog", 4.81), ("kiosk.door.intake", 4.81),
     ("kiosk.door.control", 4.81), ("kiosk.door.systemd", 4.81),

@@ -170,7 +170,7 @@ def test_subscribed_handlers_get_their_messages_across_reconnects(tmp_path, brok
 
 
 def test_every_kiosk_message_is_signed_by_the_device_key(kiosk, broker):
-    from kiosk.wire import signing
+    from kiosk.wire import reasons, signing
 
     cfg, ledger, make = kiosk
     sub = Collector(broker.url)
@@ -194,7 +194,7 @@ def test_every_kiosk_message_is_signed_by_the_device_key(kiosk, broker):
     counts = json.loads(sub.of("/counts")[-1])
     with pytest.raises(signing.SignatureRefused) as refused:
         signing.verify(counts, "checkin/v1/hn-hk/kiosk-02/counts", keys)
-    assert refused.value.reason == signing.BAD_SIGNATURE
+    assert refused.value.reason == reasons.BAD_SIGNATURE
     with pytest.raises(signing.SignatureRefused):
         signing.verify({**counts, "accepted": counts["accepted"] + 100}, "checkin/v1/hn-hk/kiosk-01/counts", keys)
 

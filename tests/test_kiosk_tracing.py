@@ -26,8 +26,8 @@ from kiosk.authority import keys as authority_keys
 from kiosk.cli import main
 from kiosk.testing.visitors import replay_frames, samples
 from kiosk.door.record.visits import utc_text
-from kiosk.tracing import protocol as P
-from kiosk.tracing.service import TraceService
+from kiosk.wire import trace as P
+from kiosk.door.tracing.service import TraceService
 
 from tracing_fleet import Capture, read_f1
 

@@ -20,7 +20,7 @@ from kiosk.authority.collect import KioskAnswer
 from kiosk.authority.investigation import Investigation
 from kiosk.authority.store import AnswerStore, NewAnswer, path_for
 from kiosk.cli import main
-from kiosk.tracing import protocol as P
+from kiosk.wire import trace as P
 
 from tracing_fleet import VN, FakeKiosk, Person, read_f1, write_registry
 

@@ -80,7 +80,7 @@ def test_round_trip_from_a_national_trust_list_export(tmp_path, capsys):
     assert Policy().decide(check, NOW) == ("accept", reasons.OK)
     assert keeper.trust_version == 7 and keeper.trust_stale is False and keeper.trust_age_hours < 1
     # An unsigned build is not a bundle for a kiosk.
-    assert keeper.load_file(tmp_path / "unsigned.json").reason == signing.UNSIGNED
+    assert keeper.load_file(tmp_path / "unsigned.json").reason == reasons.UNSIGNED
     assert keeper.version == 7
 
 

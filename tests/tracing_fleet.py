@@ -19,8 +19,8 @@ from kiosk.door.verify import Holder
 from kiosk.door.record import Ledger
 from kiosk.door.record.visits import VisitArchive
 from kiosk.trust.pseudonym import Pseudonyms
-from kiosk.tracing.responder import TraceResponder
-from kiosk.tracing.service import TraceService
+from kiosk.door.tracing.responder import TraceResponder
+from kiosk.door.tracing.service import TraceService
 
 VN = ZoneInfo("Asia/Ho_Chi_Minh")
 ALL_FIELDS = ("name", "birth_date", "id_number", "phone")

@@ -22,7 +22,7 @@ from typing import Iterable
 
 from kiosk.wire import signing
 from kiosk.errors import KioskValueError
-from kiosk.tracing import protocol as P
+from kiosk.wire import trace as P
 from kiosk.authority.keys import AuthorityKeys
 from kiosk.authority.registry import RegisteredKiosk
 

@@ -52,7 +52,8 @@ from datetime import datetime
 from kiosk.centre.plausible import HEALTH_FLAGS, MAX_COUNT, Implausible, Limits, health_numbers
 from kiosk.centre.registry import FleetRegistry
 from kiosk.errors import SignatureRefused
-from kiosk.wire.signing import MALFORMED, MAX_MESSAGE_BYTES, UNKNOWN_KEY, verify_parsed
+from kiosk.wire.reasons import MALFORMED, UNKNOWN_KEY
+from kiosk.wire.signing import MAX_MESSAGE_BYTES, verify_parsed
 
 # Centre-side refusal reasons, beside kiosk.wire.signing's (unsigned, unknown-key, bad-signature, malformed).
 UNKNOWN_KIOSK = "unknown-kiosk"  # site/device not in the fleet registry

@@ -128,7 +128,7 @@ def _request(args) -> int:
     from kiosk.authority.session import request_bytes
     from kiosk.authority.store import AnswerStore, path_for
     from kiosk.commands.export import local_time
-    from kiosk.tracing import protocol as P
+    from kiosk.wire import trace as P
 
     start = local_time(args.start, "--from")
     end = local_time(args.end, "--to", end=True) if args.end else datetime.now(timezone.utc)
@@ -181,7 +181,7 @@ def _publish(factory, topic: str, data: bytes, rid: str, timeout_s: float = 20.0
     """Subscribe the answers on a persistent session, then publish the request (QoS 1), then leave."""
     from kiosk.authority.session import connect_session
     from kiosk.errors import KioskOSError
-    from kiosk.tracing import protocol as P
+    from kiosk.wire import trace as P
 
     client, address = factory()
     subscribed, published = threading.Event(), threading.Event()
@@ -214,7 +214,7 @@ def _publish(factory, topic: str, data: bytes, rid: str, timeout_s: float = 20.0
 
 def _load_request(args, store):
     """The request to collect: from its file (kept in the store if new here) or by its id in the store."""
-    from kiosk.tracing import protocol as P
+    from kiosk.wire import trace as P
 
     path = Path(args.request)
     if path.is_file():

@@ -141,8 +141,8 @@ def _tracing(cfg: Config, publisher: Telemetry, device_key: DeviceKey) -> list[S
     """
     if not cfg.mqtt.enabled:
         return []
-    from kiosk.tracing import responder_from_config
-    from kiosk.tracing.service import TraceService
+    from kiosk.door.tracing import responder_from_config
+    from kiosk.door.tracing.service import TraceService
 
     try:
         # the responder signs with, and opens case entries by, the Ed25519 key itself (not the DeviceKey wrapper)

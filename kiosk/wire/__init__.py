@@ -6,6 +6,7 @@
 * :mod:`kiosk.wire.commands`: the centre's command names and the words a kiosk answers on ``cmd-result``;
 * :mod:`kiosk.wire.formats`: the names of the code formats, as events carry them;
 * :mod:`kiosk.wire.registry`: the fleet registry file (which kiosk signs with which key);
+* :mod:`kiosk.wire.trace`: contact tracing's requests and answers (the kiosk's responder, the authority);
 * :mod:`kiosk.wire.broker`: broker URLs and the MQTT client every side connects with.
 
 The wire imports nothing of the kiosk but :mod:`kiosk.errors` and :mod:`kiosk.secrets`

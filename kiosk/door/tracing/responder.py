@@ -2,10 +2,10 @@
 
 :meth:`TraceResponder.handle` is pure apart from the ledger file: it takes a
 request's topic and bytes and returns the replies to publish, so it is tested
-without a broker and wired to any transport (:mod:`kiosk.tracing.service`).
+without a broker and wired to any transport (:mod:`kiosk.door.tracing.service`).
 
 Checks, in a fixed order, each failure a refusal with a stable reason
-(:mod:`kiosk.tracing.protocol`): the signature with the health authority's key
+(:mod:`kiosk.wire.trace`): the signature with the health authority's key
 (``[tracing] authority_key``; none configured = every request refused), the
 request's shape, its freshness and expiry, a replay (the nonce in memory, the
 request id in the audit across restarts), then whether this kiosk has a visit
@@ -35,10 +35,10 @@ from typing import Any, Callable, Iterable, Mapping
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from kiosk.wire import signing
+from kiosk.wire import reasons, signing
 from kiosk.errors import KioskError, SignatureRefused
 from kiosk.door.record.visits import VISIT_FIELDS, AuditEntry, VisitArchive, parse_utc, utc_text
-from kiosk.tracing import protocol as P
+from kiosk.wire import trace as P
 
 log = logging.getLogger(__name__)
 
@@ -110,7 +110,7 @@ class TraceResponder:
             req = P.parse_request(verified.payload)
             self.guard.check(verified.payload)
             if self.archive is not None and self.archive.seen(req.id):
-                raise SignatureRefused(signing.REPLAYED, "request id answered before")
+                raise SignatureRefused(reasons.REPLAYED, "request id answered before")
         except SignatureRefused as exc:
             return self._refuse(topic, P.claimed_id(payload), None, exc.reason, None, verified=False, now=now)
         signer = verified.signer.kid
@@ -165,7 +165,7 @@ class TraceResponder:
         rows = self.archive.between(req.start, req.end, req.verdicts)
         return True, [_record(r, "visit") for r in rows]
 
-    def _entry(self, req: P.TraceRequest) -> Any:
+    def _entry(self, req: P.TraceRequest) -> object:
         """This kiosk's sealed entry of a case or contacts request, opened."""
         assert req.case is not None
         sealed = req.case.get(self.kid)
@@ -247,6 +247,6 @@ class TraceResponder:
 _TICK = timedelta(milliseconds=1)  # the margin's end is included (times are kept to the millisecond)
 
 
-def _record(row: Mapping[str, Any], role: str) -> dict:
+def _record(row: Mapping[str, object], role: str) -> dict:
     """A visit record for an answer: its role and the fields the ledger holds (no empty ones)."""
     return {"role": role, **{k: v for k, v in row.items() if v is not None}}

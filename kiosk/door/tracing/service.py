@@ -16,7 +16,7 @@ import queue
 import threading
 from typing import Protocol
 
-from kiosk.tracing.responder import TraceResponder
+from kiosk.door.tracing.responder import TraceResponder
 
 log = logging.getLogger(__name__)
 

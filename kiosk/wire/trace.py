@@ -52,10 +52,10 @@ import nacl.signing
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from kiosk.wire import signing
+from kiosk.wire import reasons, signing
 from kiosk.errors import SignatureRefused
 from kiosk.wire.reasons import REFUSALS
-# The trace topics are the wire's (kiosk.wire.topics), under the names this protocol's users know.
+# The trace topics, defined with every other topic in kiosk.wire.topics, by the names tracing uses.
 from kiosk.wire.topics import FLEET_TRACE_REQUEST as FLEET_TOPIC  # noqa: F401
 from kiosk.wire.topics import site_trace_request as site_topic  # noqa: F401
 from kiosk.wire.topics import trace_answer as answer_topic  # noqa: F401
@@ -104,11 +104,11 @@ def b64(data: bytes) -> str:
 
 def unb64(text: Any, what: str) -> bytes:
     if not isinstance(text, str):
-        raise SignatureRefused(signing.MALFORMED, f"{what} is not base64 text")
+        raise SignatureRefused(reasons.MALFORMED, f"{what} is not base64 text")
     try:
         return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
     except (ValueError, TypeError):
-        raise SignatureRefused(signing.MALFORMED, f"{what} is not base64 text") from None
+        raise SignatureRefused(reasons.MALFORMED, f"{what} is not base64 text") from None
 
 
 # -- keys: the X25519 side of Ed25519 device keys ---------------------------------
@@ -177,7 +177,7 @@ class TraceRequest:
 
 
 def _bad(detail: str) -> SignatureRefused:
-    return SignatureRefused(signing.MALFORMED, detail)
+    return SignatureRefused(reasons.MALFORMED, detail)
 
 
 def _text(payload: Mapping, key: str, limit: int = 200) -> str:

@@ -1,7 +1,7 @@
 """Contact tracing, the kiosk's side: answer the health authority's signed trace requests.
 
-:class:`~kiosk.tracing.responder.TraceResponder` checks a request and answers it
-from the visit log, sealed to the authority; :class:`~kiosk.tracing.service.TraceService`
+:class:`~kiosk.door.tracing.responder.TraceResponder` checks a request and answers it
+from the visit log, sealed to the authority; :class:`~kiosk.door.tracing.service.TraceService`
 runs it behind the kiosk's publisher. The authority's own tool is
 :mod:`kiosk.authority` (never imported by the firmware). See docs/tracing.md.
 """
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from kiosk.tracing.responder import TraceResponder
+from kiosk.door.tracing.responder import TraceResponder
 
 __all__ = ["TraceResponder", "responder_from_config"]
 
