@@ -56,8 +56,9 @@ class LiveServer:
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             self.port = s.getsockname()[1]
+        # proxy_headers=False as `kiosk centre` runs it: the peer is the client unless --trusted-proxy.
         self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning",
-                                                    access_log=False, lifespan="off"))
+                                                    access_log=False, lifespan="off", proxy_headers=False))
         self.thread = threading.Thread(target=self.server.run, daemon=True)
         self.thread.start()
         assert wait_for(lambda: self.server.started, 10), "uvicorn did not start"
@@ -92,8 +93,20 @@ class Browser:
         except urllib.error.HTTPError as e:
             return e.code, e.read().decode("utf-8"), dict(e.headers)
 
+    def csrf(self, page: str = "/login") -> str:
+        """The CSRF token of the forms on ``page`` (the login form's before a session, else the session's)."""
+        import re
+
+        found = re.search(r'name="csrf" value="([^"]+)"', self.request(page)[1])
+        assert found, f"no CSRF token on {page}"
+        return found.group(1)
+
     def login(self, name: str, password: str) -> int:
-        return self.request("/login", {"name": name, "password": password, "next": "/"})[0]
+        return self.request("/login", {"name": name, "password": password, "next": "", "csrf": self.csrf()})[0]
+
+    def post(self, path: str, data: dict | None = None, page: str = "/inspection") -> tuple[int, str, dict]:
+        """A form of the dashboard's pages (logout, language) with the token ``page`` carries."""
+        return self.request(path, {**(data or {}), "csrf": self.csrf(page)})
 
     def json(self, path: str):
         status, text, _ = self.request(path)

@@ -53,6 +53,7 @@ class Scope:
     district: str | None = None
     ward: str | None = None
     venue_id: str | None = None
+    districts: tuple[str, ...] | None = None  # several districts (an inspector's); None: no such limit
 
     def where(self, alias: str = "v") -> tuple[str, list]:
         sql, params = "", []
@@ -64,6 +65,10 @@ class Scope:
                 continue
             sql += f" AND {alias}.{col} = ?"
             params.append(value)
+        if self.districts is not None:
+            sql += f" AND {alias}.district IN ({', '.join('?' for _ in self.districts)})" if self.districts \
+                else " AND 1 = 0"
+            params.extend(self.districts)
         return sql, params
 
     def within(self, district: str | None) -> "Scope":
@@ -615,4 +620,7 @@ def _bool(v) -> bool | None:
 
 
 def _scope_dict(scope: Scope) -> dict:
-    return {"district": scope.district, "ward": scope.ward, "venue_id": scope.venue_id}
+    d = {"district": scope.district, "ward": scope.ward, "venue_id": scope.venue_id}
+    if scope.districts is not None:
+        d["districts"] = list(scope.districts)
+    return d
