@@ -8,7 +8,6 @@ import sqlite3
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -229,63 +228,18 @@ def test_centre_can_post_a_notice_and_reload_the_trust_list(tmp_path, broker):
     assert keeper.fallback is not old_files and len(keeper) == len(old_files) > 0
 
 
-class RecordingNotifier:
-    """Stands in for systemd's notify socket: records READY and watchdog pings."""
-
-    def __init__(self):
-        self.pings: list[float] = []
-        self.ready_at: float | None = None
-        self.statuses: list[str] = []
-
-    def ready(self, status=""):
-        self.ready_at = time.monotonic()
-
-    def ping(self):
-        self.pings.append(time.monotonic())
-
-    def status(self, text):
-        self.statuses.append(text)
-
-    def stopping(self, status=""):
-        pass
-
-
-class FakeCamera:
-    """A camera stage whose frame counters the test drives (what a hung driver or decoder looks like)."""
-
-    present = True
-
-    def __init__(self):
-        from kiosk.door.decode.stats import ScanStats
-
-        self.captured = self.decoded = 0
-        self.fps = 30.0
-        self._stats = ScanStats
-
-    def start(self):
-        pass
-
-    def stop(self):
-        pass
-
-    def wait(self, timeout=None):
-        return False
-
-    def stats(self):
-        return self._stats(capture_fps=self.fps, decode_fps=self.fps, latency_p95_ms=5.0, camera_ok=True,
-                           camera_error="", frames_captured=self.captured, frames_decoded=self.decoded)
-
-
 @pytest.mark.parametrize("hang", [None, "decoder", "camera"])
 def test_watchdog_is_fed_only_while_frames_are_decoded(tmp_path, hang):
     """On the supervisor's injected clock: a hung decoder or camera stops the pings, a healthy one keeps them."""
     from gpiozero.pins.mock import MockFactory
 
-    from kiosk.testing.clock import FakeClock
     from kiosk.door.assembly import assemble
+    from kiosk.testing.clock import FakeClock
+    from kiosk.testing.doubles import FakeCamera, RecordingNotifier
 
     cfg = kiosk_config(tmp_path)
-    notifier, clock = RecordingNotifier(), FakeClock()
+    clock = FakeClock()
+    notifier = RecordingNotifier(clock)
     k = assemble(cfg, pin_factory=MockFactory(), headless=True, notifier=notifier, clock=clock)
     camera = k.stages.scanner = FakeCamera()
     try:
