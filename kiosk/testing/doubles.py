@@ -11,6 +11,7 @@ import time
 from typing import Callable
 
 from kiosk.door.decode.stats import ScanStats
+from kiosk.door.stages import NullCamera
 
 
 class RecordingNotifier:
@@ -40,23 +41,17 @@ class RecordingNotifier:
         return True
 
 
-class FakeCamera:
-    """A camera stage whose frame counters the test drives (what a hung driver or decoder looks like)."""
+class FakeCamera(NullCamera):
+    """A camera stage whose frame counters the test drives (what a hung driver or decoder looks like).
+
+    Started, stopped and never exhausted like the null camera, but present, with the figures the test sets.
+    """
 
     present = True
 
     def __init__(self, fps: float = 30.0):
         self.captured = self.decoded = 0
         self.fps = fps
-
-    def start(self) -> None:
-        pass
-
-    def stop(self) -> None:
-        pass
-
-    def wait(self, timeout: float | None = None) -> bool:
-        return False
 
     def stats(self) -> ScanStats:
         return ScanStats(capture_fps=self.fps, decode_fps=self.fps, latency_p95_ms=5.0, camera_ok=True,
