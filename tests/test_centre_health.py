@@ -128,7 +128,7 @@ def test_a_sqlite_store_deleted_under_the_centre_is_not_ready(tmp_path):
 
 
 def test_probes_are_checked_once_per_interval_whatever_the_number_asking(tmp_path):
-    from helpers import FakeClock
+    from kiosk.testing.clock import FakeClock
 
     store = open_store(tmp_path / "centre.sqlite3")
     clock = FakeClock(10.0)

@@ -37,7 +37,7 @@ from kiosk.centre.store import open_store
 from centre_helpers import Browser, registry_of, small_city, wait_for, write_city, write_extremes
 from centre_pg import postgres_server  # noqa: F401
 from conftest import free_port
-from helpers import FakeClock
+from kiosk.testing.clock import FakeClock
 
 ROOT = Path(__file__).resolve().parent.parent
 MONITORING = ROOT / "docs" / "monitoring"
