@@ -352,6 +352,7 @@ def bench_metrics(args, pg, tmp):
         reg = json.dumps(city.registry())
         topic = "checkin/v1/+/+/#"
         rates: dict[str, list[float]] = {"without metrics": [], "with metrics, scraped every second": []}
+        cpu: dict[str, list[float]] = {name: [] for name in rates}  # the worker process's CPU µs a message
         db = None
         for r in range(args.metrics_rounds):
             for name, every in (("without metrics", 0.0), ("with metrics, scraped every second", 1.0))[::1 if r % 2
@@ -366,16 +367,21 @@ def bench_metrics(args, pg, tmp):
                                {"batch_max": args.batch_max, "metrics_every": every})
                 rate = len(msgs) / res[0]["seconds"]
                 rates[name].append(rate)
+                cpu[name].append(res[0]["process_cpu_s"] / len(msgs) * 1e6)
                 print(f"  round {r + 1}, {name}: {rate:,.0f} msg/s ({res[0]['seconds']:.1f} s, "
                       f"{res[0]['scrapes']} scrapes, process CPU {res[0]['process_cpu_s']} s)", flush=True)
         off = statistics.median(rates["without metrics"])
         on = statistics.median(rates["with metrics, scraped every second"])
         print(f"\n| one worker -> PostgreSQL, {len(msgs):,} messages, {args.metrics_rounds} rounds each, alternating "
-              f"| median msg/s | rounds |")
-        print("|---|---:|---|")
+              f"| median msg/s | rounds msg/s | median process CPU µs/msg |")
+        print("|---|---:|---|---:|")
         for name, xs in rates.items():
-            print(f"| {name} | {statistics.median(xs):,.0f} | {', '.join(f'{x:,.0f}' for x in xs)} |")
-        print(f"\nwith metrics / without: {on / off:.3f} (cost {1 - on / off:+.1%})")
+            print(f"| {name} | {statistics.median(xs):,.0f} | {', '.join(f'{x:,.0f}' for x in xs)} "
+                  f"| {statistics.median(cpu[name]):.0f} |")
+        cpu_on = statistics.median(cpu["with metrics, scraped every second"])
+        cpu_off = statistics.median(cpu["without metrics"])
+        print(f"\nwith metrics / without: rate {on / off:.3f} (cost {1 - on / off:+.1%}); CPU a message "
+              f"{cpu_on / cpu_off:.3f} ({cpu_on / cpu_off - 1:+.1%})")
         # What a scrape of a dashboard process costs the store: the fleet's state per district, at K kiosks.
         from kiosk.centre.metrics import FleetGauges
         from kiosk.centre.queries import Centre
@@ -388,6 +394,19 @@ def bench_metrics(args, pg, tmp):
             times.append(gauges.last_read_seconds * 1000)
         print(f"fleet state per district at {args.kiosks:,} kiosks (a dashboard scrape, at most once per 5 s): "
               f"median {statistics.median(times):.1f} ms, max {max(times):.1f} ms")
+        # What one scrape costs a worker's process, in CPU: rendering its metrics, and a readiness probe (a new
+        # connection, a row written and rolled back).
+        from kiosk.centre.metrics import CentreMetrics
+        from kiosk.centre.watch import IngestWorker
+
+        w = IngestWorker(f"mqtt://127.0.0.1:{port}", store, FleetRegistry.from_json(json.loads(reg)))
+        metrics = CentreMetrics(worker=w, role="ingest")
+        for name, fn in (("render /metrics", metrics.render), ("readiness probe", lambda: store.probe(2.0))):
+            fn()
+            started, n = time.process_time(), 50
+            for _ in range(n):
+                fn()
+            print(f"{name}: {(time.process_time() - started) / n * 1000:.2f} ms of CPU each (mean of {n})")
         store.close()
     finally:
         proc.terminate()

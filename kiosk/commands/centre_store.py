@@ -17,7 +17,7 @@ from kiosk.cli import UsageError
 def run(args) -> int:
     action, rest = args.words[0], args.words[1:]
     if not args.db:
-        raise UsageError(f"centre {action}: --db URL is required (a SQLite file or postgresql://...)")
+        raise UsageError(f"{action}: --db URL is required (a SQLite file or postgresql://...)")
     if action == "backup":
         if rest or not args.out:
             raise UsageError("usage: kiosk centre backup --db URL --out FILE")
