@@ -362,3 +362,20 @@ def test_the_oldest_waiting_message_is_the_oldest_not_yet_stored(tmp_path):
     assert w.oldest_waiting_seconds() == 0.0 and w.inbox_depth() == 0
     assert w.received == 0  # not from the broker
     store.close()
+
+
+def test_a_failed_pruning_is_a_store_error():
+    from kiosk.centre.retention import Retention
+
+    class Refusing:
+        def prune(self, today, keep_days):
+            raise OSError("the database is read-only")
+
+    retention = Retention(Refusing(), Settings(), every_seconds=3600)
+    metrics = CentreMetrics(retention=retention, role="ingest")
+    retention.start()
+    try:
+        assert wait_for(lambda: retention.failures == 1, 10)
+    finally:
+        retention.stop()
+    assert value(parse(metrics.render()[0].decode()), "kiosk_centre_store_errors_total", operation="prune") == 1

@@ -47,7 +47,7 @@ class FleetGauges:
     """Kiosks known / online / silent / offline / never heard per district, and message ages, read from the
     store at most once every ``cache_seconds`` (a scrape every few seconds costs one query)."""
 
-    def __init__(self, centre, cache_seconds: float = 10.0, clock=time.monotonic):
+    def __init__(self, centre, cache_seconds: float = 5.0, clock=time.monotonic):
         self.centre = centre
         self.cache_seconds = cache_seconds
         self.clock = clock
@@ -114,8 +114,8 @@ class FleetGauges:
 class CentreCollector:
     """Every metric of one centre process (a prometheus_client custom collector), read at scrape time."""
 
-    def __init__(self, worker=None, fleet: FleetGauges | None = None, health=None, role: str = ""):
-        self.worker, self.fleet, self.health, self.role = worker, fleet, health, role
+    def __init__(self, worker=None, fleet: FleetGauges | None = None, health=None, role: str = "", retention=None):
+        self.worker, self.fleet, self.health, self.role, self.retention = worker, fleet, health, role, retention
 
     def describe(self):
         return []  # names are checked at scrape time, not by reading the store when the registry is made
@@ -127,7 +127,8 @@ class CentreCollector:
         yield info
         errors = CounterMetricFamily(f"{PREFIX}_store_errors", "store operations that failed: a batch write "
                                      "attempt (write; retried), a read of the fleet's state (read), a readiness "
-                                     "probe (probe)", labels=["operation"])
+                                     "probe (probe), an hourly pruning of old history (prune)",
+                                     labels=["operation"])
         if self.worker is not None:
             yield from self._ingest(self.worker)
             errors.add_metric(["write"], self.worker.store_errors)
@@ -136,6 +137,8 @@ class CentreCollector:
             errors.add_metric(["read"], self.fleet.read_errors)
         if self.health is not None:
             errors.add_metric(["probe"], self.health.store_failures)
+        if self.retention is not None:
+            errors.add_metric(["prune"], self.retention.failures)
         yield errors
 
     @staticmethod
@@ -205,10 +208,11 @@ class CentreCollector:
 class CentreMetrics:
     """One process's registry: the centre's collector, the batch write time histogram, the process's own."""
 
-    def __init__(self, worker=None, centre=None, health=None, role: str = "", fleet_cache_seconds: float = 10.0):
+    def __init__(self, worker=None, centre=None, health=None, role: str = "", fleet_cache_seconds: float = 5.0,
+                 retention=None):
         self.registry = CollectorRegistry(auto_describe=True)
         self.fleet = FleetGauges(centre, fleet_cache_seconds) if centre is not None else None
-        self.collector = CentreCollector(worker, self.fleet, health, role)
+        self.collector = CentreCollector(worker, self.fleet, health, role, retention)
         self.registry.register(self.collector)
         ProcessCollector(registry=self.registry)
         if worker is not None:

@@ -149,7 +149,8 @@ def _serve(args) -> int:
     role = "ingest" if args.no_web else "dashboard" if args.no_ingest else "ingest+dashboard"
     # The fleet's state is read from the store by dashboard processes only: N ingest workers on one store
     # would each report the same kiosks.
-    metrics = CentreMetrics(worker=worker, centre=None if args.no_web else centre, health=health, role=role)
+    metrics = CentreMetrics(worker=worker, centre=None if args.no_web else centre, health=health, role=role,
+                            retention=retention)
     listener = None
     try:
         if metrics_at is not None:
