@@ -45,7 +45,7 @@ INBOX_MAX = 2048  # commands waiting for the control thread; beyond it the newes
 RELOAD_MIN_INTERVAL_S = 10.0  # a trust reload at most this often, whatever the centre sends
 SLICE = 8  # commands handled back to back before the control thread rests (a few ms of CPU)
 REST_FACTOR = 9.0  # rest this many times as long as the slice took: a flood gets at most 1/10 of the CPU
-KNOWN = ("reload-trust", "notice")
+KNOWN = ("reload-trust", "notice", "update")
 
 OK = "ok"
 REFUSED = "refused"
@@ -65,6 +65,7 @@ RELOADED = "reloaded"
 COALESCED = "coalesced"
 SHOWN = "shown"
 CLEARED = "cleared"
+QUEUED = "queued"  # update: handed to the root updater (kiosk-update.path)
 
 _NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,31}$")
 _ID = re.compile(r"^[0-9A-Za-z-]{8,64}$")
@@ -106,6 +107,8 @@ class Command:
     name: str
     body: Any
     issued_at: float  # epoch seconds of ``iat``
+    topic: str = ""
+    signed: bytes = b""  # the message as the centre signed it: ``update`` hands it on to be checked again
 
 
 @dataclass(frozen=True)
@@ -343,7 +346,7 @@ class CommandGate:
         issued = signing.parse_iso(body["iat"]).timestamp()
         if self.floor.refuses(issued):  # acted on before a restart, or older than that
             raise CommandRefused(signing.REPLAYED, "issued before the newest command acted on")
-        return Command(id=body["id"], name=name, body=body.get("body"), issued_at=issued)
+        return Command(id=body["id"], name=name, body=body.get("body"), issued_at=issued, topic=topic, signed=payload)
 
     def _check_or_refuse(self, topic: str, payload: bytes) -> Command | Outcome:
         try:
@@ -421,6 +424,23 @@ def reload_action(coalescer: Coalescer, folded: Callable[[], None] | None = None
         if folded is not None and coalescer.pending:
             folded()
         return outcome
+
+    return run
+
+
+def update_action(queue: Callable[[Command], None]) -> Callable[[Command], tuple[str, str]]:
+    """``update``: the body names a release (version, url, sha256); ``queue(command)`` hands the signed command
+    to the root updater, which checks the signature again before it installs anything (kiosk.update_spool)."""
+    from kiosk.update_spool import BadRequest, release_of
+
+    def run(command: Command) -> tuple[str, str]:
+        try:
+            release_of(command.body)
+        except BadRequest as exc:
+            raise CommandRefused(BAD_BODY, str(exc)) from None
+        queue(command)
+        log.info("update to %r queued for the root updater", command.body.get("version"))
+        return OK, QUEUED
 
     return run
 

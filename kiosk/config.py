@@ -29,7 +29,7 @@ from typing import Any
 
 from kiosk.errors import KioskValueError
 
-COMMAND_NAMES = ("reload-trust", "notice")  # inbound commands a kiosk knows ([mqtt] commands)
+COMMAND_NAMES = ("reload-trust", "notice", "update")  # inbound commands a kiosk knows ([mqtt] commands)
 VISIT_LOG_FIELDS = ("name", "birth_date", "id_number", "phone")  # what [ledger] visit_log_fields may name
 CONFIG_MAX_BYTES = 1024 * 1024
 ERROR, WARNING = "error", "warning"
@@ -215,7 +215,7 @@ class MqttConfig:
     counts_min_interval_seconds: float = _f(2.0, help="Publish counts on change at most this often.", min=0.0)
     health_interval_seconds: float = _f(60.0, help="Republish health (camera, frame rates, latency) at least this "
                                                    "often; a camera or clock change goes out at once.", min=1.0)
-    commands: list[str] = _f([], help="Inbound commands accepted on .../cmd/{name}: reload-trust, notice.", items=COMMAND_NAMES)
+    commands: list[str] = _f([], help="Inbound commands accepted on .../cmd/{name}: reload-trust, notice, update (a release for the root updater, kiosk-update.path).", items=COMMAND_NAMES)
     centre_key: str = _f("", help="The centre's Ed25519 public key (PEM): commands must be signed with it; empty = every command refused.", path="file")
     command_max_age_seconds: float = _f(300.0, help="Signed commands older than this are refused as stale.", min=5.0)
     ha_discovery: bool = _f(False, help="Publish Home Assistant MQTT discovery for this kiosk.")

@@ -24,7 +24,7 @@ import time
 from dataclasses import dataclass, field
 
 from kiosk.command_gate import (CommandGate, Coalescer, RELOAD_MIN_INTERVAL_S, centre_keyring, notice_action,
-                                reload_action)
+                                reload_action, update_action)
 from kiosk.publish.topics import PREFIX, Topics
 
 log = logging.getLogger(__name__)
@@ -178,8 +178,13 @@ def install(kiosk, cfg, publisher, device_key, *, reload=None, reload_interval_s
         log.warning("[mqtt] commands are enabled but [mqtt] centre_key is empty: every command will be refused")
     coalescer = Coalescer(lambda: (reload or reload_trust)(kiosk), interval_s=reload_interval_s)
     timer = ReloadTimer(coalescer, kiosk.post)
+    from kiosk import update_spool
+
+    spool = cfg.resolve(cfg.device.state_dir) / update_spool.REQUEST_FILE
+    queue_update = lambda command: update_spool.write(spool, command.topic, command.signed)  # noqa: E731
     gate = CommandGate(topics.base, ring, cfg.mqtt.commands,
-                       {"notice": notice_action(kiosk.set_notice), "reload-trust": reload_action(coalescer, timer.arm)},
+                       {"notice": notice_action(kiosk.set_notice), "reload-trust": reload_action(coalescer, timer.arm),
+                        "update": update_action(queue_update)},
                        device_key, lambda topic, payload: publisher.send(topic, payload),
                        cfg.mqtt.command_max_age_seconds, state_file=cfg.resolve(cfg.device.state_dir) / FLOOR_FILE,
                        clock=clock, schedule=lambda fn: kiosk.post(fn, "centre commands"))

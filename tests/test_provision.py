@@ -115,6 +115,11 @@ def test_fresh_tree_becomes_a_kiosk(tree, password_file, provision):
     wants = tree / "etc/systemd/system/multi-user.target.wants/kiosk.service"
     assert wants.is_symlink() and str(wants.readlink()) == "/etc/systemd/system/kiosk.service"
     assert "Storage=volatile" in (tree / "etc/systemd/journald.conf.d/kiosk.conf").read_text()
+    # The root updater for the centre's signed update command, its path unit enabled.
+    for name in ("kiosk-update.service", "kiosk-update.path"):
+        assert (tree / "etc/systemd/system" / name).read_bytes() == (ROOT / "systemd" / name).read_bytes()
+    path_wants = tree / "etc/systemd/system/multi-user.target.wants/kiosk-update.path"
+    assert str(path_wants.readlink()) == "/etc/systemd/system/kiosk-update.path"
     # What a tree cannot do is still shown.
     for skipped in ("apt-get install", "python3-picamera2", "useradd --system", "--system-site-packages", "systemctl daemon-reload"):
         assert skipped in r.stdout, skipped

@@ -61,6 +61,9 @@ CONFIG = "/etc/kiosk/kiosk.toml"
 CREDSTORE = "/etc/credstore/kiosk-mqtt"  # LoadCredential=mqtt:/etc/credstore/kiosk-mqtt
 UNIT = "/etc/systemd/system/kiosk.service"
 WANTS = "/etc/systemd/system/multi-user.target.wants/kiosk.service"
+# The root updater for the centre's signed update command (kiosk update --request), started by its path unit.
+UPDATE_UNITS = ("kiosk-update.service", "kiosk-update.path")
+UPDATE_WANTS = "/etc/systemd/system/multi-user.target.wants/kiosk-update.path"
 JOURNALD = "/etc/systemd/journald.conf.d/kiosk.conf"
 JOURNALD_CONF = b"""# Installed by kiosk provision: keep logs in RAM so the SD card sees no log writes.
 [Journal]
@@ -484,6 +487,21 @@ def step_journald(pv: Provisioner) -> None:
         pv.run(["systemctl", "restart", "systemd-journald.service"], "apply the journal settings")
 
 
+def step_update_units(pv: Provisioner, source: Path) -> None:
+    """kiosk-update.path and .service, the path unit enabled and started (not the kiosk: nothing to restart)."""
+    changed = False
+    for name in UPDATE_UNITS:
+        changed |= pv.file(f"/etc/systemd/system/{name}", (source / "systemd" / name).read_bytes(), 0o644)
+    if changed and pv.live:
+        pv.run(["systemctl", "daemon-reload"], "reload systemd")
+    if pv.at(UPDATE_WANTS).is_symlink() or pv.at(UPDATE_WANTS).exists():
+        pv.ok("kiosk-update.path enabled")
+    elif pv.live:
+        pv.run(["systemctl", "enable", "--now", "kiosk-update.path"], "watch for the centre's update command")
+    else:
+        pv.symlink(UPDATE_WANTS, "/etc/systemd/system/kiosk-update.path")
+
+
 def step_unit(pv: Provisioner, source: Path) -> bool:
     changed = pv.file(UNIT, (source / "systemd" / "kiosk.service").read_bytes(), 0o644)
     if changed:
@@ -558,6 +576,7 @@ def run(args) -> int:
         restart |= step_device_key(pv, creds)[0]
         step_journald(pv)
         restart |= step_unit(pv, source)
+        step_update_units(pv, source)
         if restart and not args.no_start:
             pv.run(["systemctl", "restart", "kiosk.service"], "start the kiosk with the new settings")
     except (StepFailed, OSError) as exc:

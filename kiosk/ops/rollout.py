@@ -1,0 +1,421 @@
+"""``kiosk update rollout``: a release to a canary share of the fleet first, then the rest, by signed commands.
+
+    kiosk update rollout --broker mqtts://broker:8883 --registry fleet.registry.json --key centre-key.pem \\
+        --release kiosk-src-0.2.0.tar.gz --url https://centre.example/releases/kiosk-src-0.2.0.tar.gz \\
+        --canary 10% --deadline 900
+
+1. Reads the fleet's retained, signed ``info`` and ``health`` (checked with the registry's keys): who runs
+   what, who is healthy now. Kiosks already on the release's version are left alone, so a second run
+   only sends to those still behind.
+2. Picks the canary: ``--canary`` (a share such as ``10%``, or a number of kiosks) of the kiosks that are
+   behind, among those online and healthy now (a broken kiosk would fail for its own reasons); the pick is
+   stable for a release (a hash of version and kiosk), so a rerun picks the same ones.
+3. Sends each canary kiosk a signed ``update`` command (centre key; body: version, URL, SHA-256 of the
+   release archive). On the kiosk it goes to the root updater, which checks it again and runs the safe
+   update with rollback (``kiosk update --request``).
+4. Waits, up to ``--deadline`` seconds, for every canary kiosk to come back healthy: a signed ``info``
+   after the command with the new version, then a signed ``health`` after that one with the camera,
+   ledger and display working and nothing degraded (``--allow-degraded WORD`` to accept one).
+   A kiosk that refuses the command, rolls back (its info says the old version) or stays silent fails.
+5. If any canary kiosk failed, it stops: the rest are never sent anything, the exit code is 1.
+   Otherwise it sends the rest and waits for them the same way, and reports every kiosk that failed.
+
+Exit codes: 0 every kiosk sent to came back healthy on the new version (or none was behind, or a dry
+run), 1 a kiosk failed (the canary stopped the rollout, or some of the rest failed), 2 usage.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import re
+import sys
+import tarfile
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from kiosk.errors import KioskValueError
+
+Kiosk = tuple[str, str]  # (site, device)
+LEAVES = ("info", "health", "status", "cmd-result")
+
+
+class RolloutError(KioskValueError):
+    """Bad options, an unusable release archive or key: exit 2 with the message."""
+
+
+def add_arguments(g) -> None:
+    """The rollout's options (an argument group of ``kiosk update``)."""
+    from kiosk.commands.monitor import add_broker_arguments_optional
+
+    add_broker_arguments_optional(g)
+    g.add_argument("--registry", help="rollout: the fleet registry (kiosk fleet): who the kiosks are, their keys")
+    g.add_argument("--key", help="rollout: the centre's command key (kiosk command keygen): a file or credential:NAME")
+    g.add_argument("--release", metavar="ARCHIVE", help="rollout: the release archive (kiosk-src.tar.gz); its "
+                                                        "version and SHA-256 go into the signed command")
+    g.add_argument("--url", help="rollout: where the kiosks fetch ARCHIVE (https://, http:// or file://)")
+    g.add_argument("--canary", default="10%", help="rollout: the canary: a share (10%%) or a number of kiosks "
+                                                   "(default 10%%)")
+    g.add_argument("--deadline", type=float, default=900.0, metavar="SECONDS",
+                   help="rollout: each stage's kiosks must be back healthy on the new version within this "
+                        "(default 900)")
+    g.add_argument("--allow-degraded", action="append", default=[], metavar="WORD",
+                   help="rollout: a degraded word that still counts as healthy (e.g. gpio-mock); repeatable")
+    g.add_argument("--quiet-seconds", type=float, default=1.0,
+                   help="rollout: read the retained state until no message came for this long (default 1)")
+    g.add_argument("--timeout", type=float, default=10.0, metavar="SECONDS",
+                   help="rollout: give up when the broker cannot be reached in this many seconds (default 10)")
+
+
+# -- the release ----------------------------------------------------------------------
+
+_VERSION_LINE = re.compile(rb'^__version__\s*=\s*"([^"]+)"', re.M)
+
+
+def release_of_archive(path: Path, url: str):
+    """The :class:`~kiosk.update_spool.Release` of a project archive: its version, ``url`` and its SHA-256."""
+    from kiosk.update_spool import BadRequest, release_of
+
+    try:
+        digest = hashlib.sha256(path.read_bytes()).hexdigest()
+        with tarfile.open(path, "r:*") as tar:
+            names = [m for m in tar.getmembers() if m.isfile() and m.name.endswith("kiosk/__init__.py")
+                     and m.name.count("/") <= 2]
+            if not names:
+                raise RolloutError(f"{path}: not the kiosk project (no kiosk/__init__.py)")
+            found = _VERSION_LINE.search(tar.extractfile(min(names, key=lambda m: len(m.name))).read())
+    except (OSError, tarfile.TarError, EOFError) as exc:
+        raise RolloutError(f"--release {path}: {getattr(exc, 'strerror', None) or exc}") from None
+    if not found:
+        raise RolloutError(f"{path}: kiosk/__init__.py names no __version__")
+    try:
+        return release_of({"version": found.group(1).decode(), "url": url, "sha256": digest})
+    except BadRequest as exc:
+        raise RolloutError(f"--release/--url: {exc}") from None
+
+
+# -- what the fleet says ----------------------------------------------------------------
+
+@dataclass
+class KioskState:
+    """The latest signed info and health of one kiosk, numbered in the order they arrived."""
+
+    version: str | None = None
+    info_n: int = 0
+    health: dict | None = None
+    health_n: int = 0
+    status: str | None = None
+    results: dict = field(default_factory=dict)  # command id -> (result, reason)
+
+
+class FleetWatch:
+    """The fleet's signed ``info``, ``health`` and ``cmd-result`` (and plain ``status``) as they arrive.
+
+    Only messages that verify with the registry's active key of the kiosk they claim to come from
+    count; anything else is ignored. ``changed`` is notified on every message that counted.
+    """
+
+    def __init__(self, url: str, entries, mqtt_config=None):
+        from kiosk import signing
+        from kiosk.publish.connection import make_client
+
+        keys = []
+        for e in entries:
+            if not e.revoked:
+                keys.append((f"{e.site}/{e.device}", signing.public_key_from_pem(e.public_key.encode(), e.kid)))
+        self.ring = signing.KeyRing.of(keys)
+        self.state: dict[Kiosk, KioskState] = {}
+        self.changed = threading.Condition()
+        self.connected = threading.Event()
+        self.last_message_at = 0.0
+        self._n = 0
+        self.client, self.address = make_client(f"centre-rollout-{uuid.uuid4().hex[:8]}", url, mqtt_config)
+        self.client.on_connect = self._on_connect
+        self.client.on_subscribe = lambda *a: self.connected.set()  # the retained state comes after the SUBACK
+        self.client.on_message = self._on_message
+
+    def start(self) -> None:
+        self.client.connect_async(self.address.host, self.address.port, keepalive=30)
+        self.client.loop_start()
+
+    def stop(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+    def settle(self, quiet_seconds: float, connect_timeout: float) -> bool:
+        """Connected, and the retained state is in (no message for ``quiet_seconds``); False: no broker."""
+        if not self.connected.wait(connect_timeout):
+            return False
+        start = time.monotonic()
+        while time.monotonic() - max(self.last_message_at, start) < quiet_seconds:
+            time.sleep(0.05)
+        return True
+
+    def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
+        if reason_code.is_failure:
+            return
+        client.subscribe([(f"checkin/v1/+/+/{leaf}", 1) for leaf in LEAVES])
+
+    def _on_message(self, client, userdata, msg) -> None:
+        from kiosk import signing
+
+        if msg.topic.count("/") != 4:
+            return
+        _, _, site, device, leaf = msg.topic.split("/")
+        self.last_message_at = time.monotonic()
+        if leaf == "status":
+            value = msg.payload.decode("utf-8", "replace")
+            body = None
+        else:
+            try:
+                verified = signing.verify(msg.payload, msg.topic, self.ring)
+            except signing.SignatureRefused:
+                return
+            if verified.owner != f"{site}/{device}":
+                return  # another kiosk's key: it cannot speak for this one
+            body = verified.payload
+        with self.changed:
+            self._n += 1
+            s = self.state.setdefault((site, device), KioskState())
+            if leaf == "status":
+                s.status = value
+            elif leaf == "info" and isinstance(body.get("version"), str):
+                s.version, s.info_n = body["version"], self._n
+            elif leaf == "health":
+                s.health, s.health_n = body, self._n
+            elif leaf == "cmd-result" and isinstance(body.get("id"), str):
+                s.results[body["id"]] = (body.get("result"), body.get("reason"))
+            self.changed.notify_all()
+
+    def mark(self) -> int:
+        """A point in the arrival order: what arrives later is newer than it."""
+        with self.changed:
+            return self._n
+
+    def of(self, kiosk: Kiosk) -> KioskState:
+        with self.changed:
+            return self.state.get(kiosk) or KioskState()
+
+    def send(self, kiosk: Kiosk, key, body: dict, expires_in: float) -> str:
+        """Publish a signed ``update`` command to ``kiosk`` (QoS 1); returns the command's id."""
+        from kiosk.commands.command import build
+
+        topic, message, command_id = build("update", body, kiosk[0], kiosk[1], key, expires_in)
+        info = self.client.publish(topic, message, qos=1, retain=False)
+        info.wait_for_publish(10)
+        if not info.is_published():
+            raise OSError(f"the broker at {self.address} did not acknowledge the command to {kiosk[0]}/{kiosk[1]}")
+        return command_id
+
+
+def healthy(health: dict | None, allowed: frozenset[str] = frozenset()) -> tuple[bool, str]:
+    """Whether a kiosk's signed health says it can check visitors in: (verdict, what is wrong)."""
+    if not health:
+        return False, "no health"
+    wrong = [f for f in ("camera_ok", "ledger_ok", "display_ok") if health.get(f) is False]
+    if health.get("camera_ok") is not True and "camera_ok" not in wrong:
+        wrong.append("camera_ok")
+    degraded = [w for w in health.get("degraded") or [] if w not in allowed]
+    problems = [f"{f} false" for f in wrong] + ([f"degraded {','.join(degraded)}"] if degraded else [])
+    return not problems, "; ".join(problems)
+
+
+# -- the rollout ----------------------------------------------------------------------------
+
+@dataclass
+class Outcome:
+    """How one kiosk did: back healthy on the new version, or why not."""
+
+    site: str
+    device: str
+    ok: bool
+    detail: str
+
+
+@dataclass
+class Plan:
+    up_to_date: list[Kiosk]
+    canary: list[Kiosk]
+    rest: list[Kiosk]
+
+
+def canary_count(spec: str, behind: int) -> int:
+    """``10%`` of ``behind`` (rounded up) or a plain number; at least 1 when anyone is behind."""
+    spec = spec.strip()
+    try:
+        n = math.ceil(behind * float(spec[:-1]) / 100) if spec.endswith("%") else int(spec)
+    except ValueError:
+        raise RolloutError(f"--canary {spec!r}: a share such as 10% or a number of kiosks") from None
+    if n < 0 or spec.endswith("%") and not 0 < float(spec[:-1]) <= 100:
+        raise RolloutError(f"--canary {spec!r}: between 0% and 100%, or a number of kiosks")
+    return min(behind, max(1, n)) if behind else 0
+
+
+class Rollout:
+    """One release to ``kiosks``: the canary, then the rest; stops when the canary fails.
+
+    ``clock`` measures the deadlines (tests pass one they move); the wait between checks is on the
+    watch's condition, woken by every message, at most ``poll`` seconds.
+    """
+
+    def __init__(self, watch: FleetWatch, key, release, kiosks: list[Kiosk], canary: str = "10%",
+                 deadline_s: float = 900.0, allow_degraded=(), clock: Callable[[], float] = time.monotonic,
+                 out: Callable[[str], None] = print, poll: float = 0.05):
+        self.watch, self.key, self.release = watch, key, release
+        self.kiosks = sorted(set(kiosks))
+        self.canary, self.deadline_s = canary, deadline_s
+        self.allowed = frozenset(allow_degraded)
+        self.clock, self.out, self.poll = clock, out, poll
+        self.sent: dict[Kiosk, str] = {}  # every command sent: kiosk -> command id
+
+    def _pick_order(self, k: Kiosk) -> str:
+        return hashlib.sha256(f"{self.release.version}|{k[0]}/{k[1]}".encode()).hexdigest()
+
+    def plan(self) -> Plan:
+        """Who is up to date, who is the canary, who follows."""
+        version = self.release.version
+        up = [k for k in self.kiosks if self.watch.of(k).version == version]
+        behind = [k for k in self.kiosks if k not in up]
+        fit = [k for k in behind if self.watch.of(k).status != "offline"
+               and healthy(self.watch.of(k).health, self.allowed)[0]]
+        n = canary_count(self.canary, len(behind))
+        if n and not fit:
+            raise RolloutError(f"none of the {len(behind)} kiosk(s) behind is online and healthy now: "
+                               "no canary can tell whether the release works")
+        canary = sorted(sorted(fit, key=self._pick_order)[:n])
+        rest = [k for k in behind if k not in canary]
+        return Plan(up, canary, rest)
+
+    def stage(self, name: str, kiosks: list[Kiosk]) -> list[Outcome]:
+        """Send the command to ``kiosks`` and wait until each is back healthy on the new version, or fails."""
+        version = self.release.version
+        mark = self.watch.mark()
+        ids = {}
+        for k in kiosks:
+            ids[k] = self.sent[k] = self.watch.send(k, self.key, self.release.body(), expires_in=self.deadline_s)
+        self.out(f"rollout: {name}: sent {version} to {len(kiosks)} kiosk(s): "
+                 + ", ".join(f"{s}/{d}" for s, d in kiosks))
+        deadline = self.clock() + self.deadline_s
+        done: dict[Kiosk, Outcome] = {}
+        with self.watch.changed:
+            while True:
+                for k in kiosks:
+                    if k not in done:
+                        verdict = self._judge(k, ids[k], mark)
+                        if verdict is not None:
+                            done[k] = verdict
+                            self.out(f"rollout: {name}: {k[0]}/{k[1]} {'ok' if verdict.ok else 'FAILED'}: "
+                                     f"{verdict.detail}")
+                if len(done) == len(kiosks):
+                    break
+                if self.clock() >= deadline:
+                    for k in kiosks:
+                        if k not in done:
+                            done[k] = Outcome(*k, False, f"not back healthy on {version} within "
+                                                         f"{self.deadline_s:g} s: {self._describe(k, mark)}")
+                            self.out(f"rollout: {name}: {k[0]}/{k[1]} FAILED: {done[k].detail}")
+                    break
+                self.watch.changed.wait(self.poll)
+        return [done[k] for k in kiosks]
+
+    def _judge(self, k: Kiosk, command_id: str, mark: int) -> Outcome | None:
+        """Caller holds the watch's lock. None: not decided yet."""
+        s = self.watch.state.get(k) or KioskState()
+        answer = s.results.get(command_id)
+        if answer is not None and answer[0] != "ok":
+            return Outcome(*k, False, f"refused the command: {answer[1]}")
+        if s.version == self.release.version and s.info_n > mark and s.health_n > s.info_n:
+            ok, wrong = healthy(s.health, self.allowed)
+            if ok and s.status != "offline":
+                return Outcome(*k, True, f"runs {s.version}, healthy")
+        return None
+
+    def _describe(self, k: Kiosk, mark: int) -> str:
+        s = self.watch.of(k)
+        if s.info_n <= mark:
+            return f"no info since the command (last known version {s.version or 'none'})"
+        if s.version != self.release.version:
+            return f"came back on {s.version} (rolled back?)"
+        ok, wrong = healthy(s.health if s.health_n > s.info_n else None, self.allowed)
+        return f"on {s.version} but {wrong or 'offline'}"
+
+    def run(self, dry_run: bool = False) -> int:
+        """The whole rollout; the exit code."""
+        version = self.release.version
+        plan = self.plan()
+        behind = len(plan.canary) + len(plan.rest)
+        self.out(f"rollout: {version} ({self.release.sha256[:12]}…): {len(plan.up_to_date)} kiosk(s) already on it, "
+                 f"{behind} behind; canary {len(plan.canary)}, then {len(plan.rest)}")
+        if not behind:
+            self.out("rollout: nothing to do")
+            return 0
+        if dry_run:
+            self.out("rollout: dry run: canary " + ", ".join(f"{s}/{d}" for s, d in plan.canary)
+                     + "; no command was sent")
+            return 0
+        canary = self.stage("canary", plan.canary)
+        failed = [o for o in canary if not o.ok]
+        if failed:
+            self.out(f"rollout: STOPPED: {len(failed)} of {len(canary)} canary kiosk(s) did not come back healthy "
+                     f"on {version}; the other {len(plan.rest)} kiosk(s) were not sent anything")
+            return 1
+        if not plan.rest:
+            self.out(f"rollout: done: every kiosk runs {version}")
+            return 0
+        rest = self.stage("rest", plan.rest)
+        failed = [o for o in rest if not o.ok]
+        if failed:
+            self.out(f"rollout: {len(failed)} of {len(rest)} kiosk(s) did not come back healthy on {version}: "
+                     + ", ".join(f"{o.site}/{o.device}" for o in failed))
+            return 1
+        self.out(f"rollout: done: the canary and {len(rest)} more kiosk(s) run {version}")
+        return 0
+
+
+def run(args) -> int:
+    """``kiosk update rollout``: from the command line."""
+    from kiosk import signing
+    from kiosk.cli import UsageError
+    from kiosk.commands.monitor import broker_settings
+    from kiosk.ops import registry
+    from kiosk.secrets import SecretError
+
+    missing = [o for o in ("broker", "registry", "key", "release", "url") if not getattr(args, o)]
+    if missing:
+        raise UsageError("rollout needs " + ", ".join(f"--{m}" for m in missing))
+    if args.deadline <= 0 or args.timeout <= 0 or args.quiet_seconds < 0:
+        raise UsageError("--deadline and --timeout must be positive")
+    settings = broker_settings(args)
+    try:
+        entries = registry.load(args.registry)
+        key = signing.load_private_key(args.key)
+        release = release_of_archive(Path(args.release), args.url)
+        canary_count(args.canary, 1)  # the option's form, before anything is sent
+    except (KioskValueError, SecretError) as exc:
+        raise UsageError(str(exc)) from None
+    kiosks = sorted({e.kiosk for e in entries if not e.revoked})
+    if not kiosks:
+        raise UsageError(f"{args.registry}: no active kiosk")
+    try:
+        watch = FleetWatch(args.broker, entries, settings)
+    except (SecretError, ValueError, OSError) as exc:
+        raise UsageError(str(exc)) from None
+    watch.start()
+    try:
+        if not watch.settle(args.quiet_seconds, args.timeout):
+            print(f"kiosk update rollout: cannot reach the broker at {watch.address}", file=sys.stderr)
+            return 1
+        rollout = Rollout(watch, key, release, kiosks, args.canary, args.deadline, args.allow_degraded,
+                          out=lambda line: print(line, flush=True))
+        try:
+            return rollout.run(dry_run=args.dry_run)
+        except RolloutError as exc:
+            print(f"kiosk update rollout: {exc}", file=sys.stderr)
+            return 1
+    finally:
+        watch.stop()
+
