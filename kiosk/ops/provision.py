@@ -44,13 +44,33 @@ from kiosk.errors import KioskOSError, KioskValueError
 # package has no systemd/ or config/ beside it, so --source must then be given.
 SOURCE = Path(__file__).resolve().parent.parent.parent
 
-# What Raspberry Pi OS provides through apt (matching scripts/pi-stack-requirements.txt);
+# What Raspberry Pi OS provides through apt (matching scripts/pi-stack-requirements*.txt);
 # the venv sees them through --system-site-packages.
-APT_PACKAGES = [
+APT_BASE = [
     "python3-venv", "python3-pip", "python3-picamera2", "python3-opencv", "python3-numpy",
-    "python3-pygame", "python3-pyzbar", "python3-lgpio", "python3-evdev", "libzbar0",
+    "python3-pygame", "python3-lgpio", "python3-evdev",
     "fonts-dejavu-core", "systemd-timesyncd", "python3-cryptography", "mosquitto-clients",
 ]
+# ZBar by release: trixie renamed the library for the 64-bit time_t transition (libzbar0t64; asking for
+# libzbar0 there fails the whole apt-get install) and has no python3-pyzbar (pip installs pyzbar, a base
+# dependency). A release not named here is taken to be newer than trixie.
+ZBAR_PACKAGES = {"bookworm": ("libzbar0", "python3-pyzbar"), "trixie": ("libzbar0t64",)}
+RELEASES = tuple(ZBAR_PACKAGES)
+
+
+def apt_packages(codename: str) -> list[str]:
+    """The apt packages a kiosk on Raspberry Pi OS (Debian) ``codename`` needs."""
+    return APT_BASE + list(ZBAR_PACKAGES.get(codename, ZBAR_PACKAGES["trixie"]))
+
+
+def os_codename(root: Path = Path("/")) -> str:
+    """VERSION_CODENAME of the system in ``root`` (/etc/os-release); '' when it does not say."""
+    try:
+        text = (root / "etc/os-release").read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return ""
+    m = re.search(r'^VERSION_CODENAME="?([a-z]+)"?$', text, re.M)
+    return m.group(1) if m else ""
 # From Raspberry Pi's own apt repository: absent on plain Debian (a USB webcam and mock
 # GPIO still work there), so skipped with a warning instead of failing the run.
 PI_ONLY_PACKAGES = {"python3-picamera2", "python3-lgpio"}
@@ -333,10 +353,13 @@ def _query(cmd: list[str]) -> str | None:
 
 
 def step_packages(pv: Provisioner) -> None:
+    codename = os_codename(pv.at("/"))
+    packages = apt_packages(codename)
     if not pv.live:
-        pv.skip("apt-get install -y --no-install-recommends " + " ".join(APT_PACKAGES))
+        pv.skip(f"apt-get install -y --no-install-recommends {' '.join(packages)}"
+                f"  (for {codename or 'an unnamed release: trixie names'})")
         return
-    missing = [p for p in APT_PACKAGES
+    missing = [p for p in packages
                if "install ok installed" not in (_query(["dpkg-query", "-W", "-f=${Status}", p]) or "")]
     if not missing:
         pv.ok("apt packages installed")
