@@ -162,7 +162,9 @@ def fleet(tmp_path, broker, release, centre_key):
     watch = rollout.FleetWatch(broker.url, [k.entry() for k in kiosks])
     watch.start()
     assert watch.settle(0.3, 5)
-    assert all(watch.of((k.site, k.device)).version == OLD for k in kiosks)
+    # Every kiosk's retained, signed info and health are in (a loaded machine may deliver them late).
+    assert wait_for(lambda: all(watch.of((k.site, k.device)).version == OLD and watch.of((k.site, k.device)).health
+                                for k in kiosks), 10)
     yield kiosks, watch, journal
     watch.stop()
     for k in kiosks:
