@@ -333,3 +333,23 @@ def test_the_command_line_names_what_is_missing_and_checks_the_archive(tmp_path)
     r = cli("--broker", "mqtt://127.0.0.1:9", "--registry", str(tmp_path / "reg.json"), "--key", str(key),
             "--release", str(tmp_path / "not.tar.gz"), "--url", "https://centre.example/r.tar.gz")
     assert r.returncode == 2 and "--release" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_a_dry_run_from_the_command_line_shows_the_plan_and_sends_nothing(fleet, release, centre_key, tmp_path,
+                                                                          broker):
+    import subprocess
+    import sys
+
+    kiosks, _, _ = fleet
+    rel, _ = release
+    (tmp_path / "fleet.registry.json").write_text(registry.dumps([k.entry() for k in kiosks]))
+    signing.write_private_key(tmp_path / "centre-key.pem", centre_key)
+    archive = Path(rel.url.removeprefix("file://"))
+    r = subprocess.run([sys.executable, "-m", "kiosk", "update", "rollout", "--broker", broker.url,
+                        "--registry", str(tmp_path / "fleet.registry.json"), "--key", str(tmp_path / "centre-key.pem"),
+                        "--release", str(archive), "--url", rel.url, "--canary", "40%", "--quiet-seconds", "1",
+                        "--dry-run"], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert f"rollout: {NEW} ({rel.sha256[:12]}…): 0 kiosk(s) already on it, 5 behind; canary 2, then 3" in r.stdout
+    assert "no command was sent" in r.stdout
+    assert all(k.commands == [] for k in kiosks)
