@@ -10,6 +10,12 @@ Any :class:`kiosk.errors.KioskError` or :class:`device.DeviceError` is printed
 as one line with its class's ``exit_code``; so is an ``OSError`` (a file that
 cannot be read, a refused connection). A traceback means a bug: ``-vv`` shows
 the traceback of the one-line errors too.
+
+A command whose reader goes away (``kiosk export ... | head -1``) ends quietly
+with status 141 (128 + SIGPIPE), as a Unix tool killed by SIGPIPE does: no
+"Broken pipe", no traceback. Python ignores SIGPIPE, so the write raises
+instead; restoring the default signal would also kill a command whose broker
+connection breaks, so the closed pipe is recognised where it surfaces.
 """
 
 from __future__ import annotations
@@ -18,6 +24,8 @@ import argparse
 import importlib
 import logging
 import os
+import select
+import signal
 import sys
 
 from device import DeviceError
@@ -69,6 +77,18 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
 
 
 def main(argv: list[str] | None = None) -> int:
+    try:
+        rc = _main(argv)
+        _flush(sys.stdout)  # a reader gone while the last lines sat in the buffer shows here, not at exit
+        return rc
+    except BrokenPipeError:
+        if _reader_gone(sys.stdout) or _reader_gone(sys.stderr):
+            return _quiet_after_closed_pipe()
+        print("kiosk: Broken pipe (a connection closed while writing)", file=sys.stderr)
+        return 1
+
+
+def _main(argv: list[str] | None) -> int:
     parser, subs = build_parser()
     argv = sys.argv[1:] if argv is None else argv
     # Only the chosen command's module is imported: peek at the first non-option word.
@@ -99,6 +119,8 @@ def main(argv: list[str] | None = None) -> int:
         for line in _lines(exc):
             print(f"kiosk {chosen}: {line}", file=sys.stderr)
         return exc.exit_code
+    except BrokenPipeError:
+        raise  # the reader of our output went away: main() ends quietly
     except OSError as exc:  # a file named on the command line, a device, a refused connection
         log.debug("%s", type(exc).__name__, exc_info=True)
         print(f"kiosk {chosen}: {_os_error(exc)}", file=sys.stderr)
@@ -117,3 +139,32 @@ def _os_error(exc: OSError) -> str:
     what = exc.strerror or " ".join(_lines(exc))
     name = exc.filename if exc.filename is not None else None
     return f"{name}: {what}" if name else what
+
+
+def _flush(stream) -> None:
+    if stream is not None:
+        stream.flush()
+
+
+def _reader_gone(stream) -> bool:
+    """True when ``stream`` is a pipe (or socket) whose reading end was closed."""
+    try:
+        fd = stream.fileno()
+    except (AttributeError, OSError, ValueError):  # not a real file: nothing could have closed under us
+        return False
+    poller = select.poll()
+    poller.register(fd, select.POLLOUT)
+    return any(ev & (select.POLLERR | select.POLLHUP) for _, ev in poller.poll(0))
+
+
+def _quiet_after_closed_pipe() -> int:
+    """Point stdout at /dev/null (Python's own flush at exit must not fail again) and give 128 + SIGPIPE."""
+    for stream in (sys.stdout, sys.stderr):
+        if _reader_gone(stream):
+            try:
+                devnull = os.open(os.devnull, os.O_WRONLY)
+                os.dup2(devnull, stream.fileno())
+                os.close(devnull)
+            except (OSError, ValueError):
+                pass
+    return 128 + signal.SIGPIPE

@@ -2,6 +2,8 @@
 """Centre benchmark: signed ingest into PostgreSQL, one and two workers, and the dashboard's queries.
 
 1. Signature cost: kiosk.signing.verify on a telemetry message, against json.loads alone.
+1b. The plausibility checks' cost (issue 19): the ingest stage in one process (Ingest.handle and
+   take, batches of a worker's size), checks off against on, alternating rounds in the same run.
 2. Ingest: M signed messages (events + counts of K kiosks) queued on a real mosquitto for an
    absent persistent session, then drained: a bare paho subscriber that only parses the JSON
    (baseline), one centre worker with verification, one without, and two workers in one MQTT 5
@@ -10,7 +12,7 @@
    and its API (HTTP through uvicorn) p95, and the whole city's inspection list.
 
 Usage: .venv/bin/python scripts/bench_centre.py [--venues 200000] [--kiosk-share 0.2] [--days 30]
-       [--messages 200000] [--kiosks 20000]
+       [--messages 200000] [--kiosks 20000] [--skip-checks] [--skip-ingest] [--skip-queries]
 Needs Debian's postgresql and mosquitto (started here in a temporary directory, free ports).
 """
 
@@ -128,8 +130,9 @@ def baseline_proc(port, client_id, topic, expect, out):
 
 
 def worker_proc(port, client_id, group, db, registry_json, expect, verify, out, coalesce=True, batch_max=20_000,
-                verify_processes=0):
+                verify_processes=0, checks=True):
     """One centre ingest worker (its own process, the product's settings): verify, batch, write PostgreSQL."""
+    from kiosk.centre.plausible import Limits
     from kiosk.centre.registry import FleetRegistry
     from kiosk.centre.store import open_store
     from kiosk.centre.watch import IngestWorker
@@ -138,7 +141,7 @@ def worker_proc(port, client_id, group, db, registry_json, expect, verify, out, 
     reg = FleetRegistry.from_json(json.loads(registry_json))
     w = IngestWorker(f"mqtt://127.0.0.1:{port}", store, reg, share_group=group, client_id=client_id,
                      session_expiry=3600, verify_signatures=verify, batch_max=batch_max, coalesce=coalesce,
-                     verify_processes=verify_processes)
+                     verify_processes=verify_processes, limits=Limits() if checks else None)
     first = [None]
     handle = w.ingest.handle
 
@@ -257,21 +260,26 @@ def bench_ingest(args, pg, tmp):
             return db
 
         bm = args.batch_max
-        one = None
-        for name, verify, coalesce, procs in (("without signature check", False, True, 0),
-                                              ("with signature check, no coalescing", True, False, 0),
-                                              ("with signature check", True, True, 0),
-                                              ("with signature check, 1 verifier process", True, True, 1)):
+        one = off = None
+        for name, verify, coalesce, procs, checks in (
+                ("without signature check", False, True, 0, True),
+                ("with signature check, no coalescing", True, False, 0, True),
+                ("with signature check, plausibility checks off", True, True, 0, False),
+                ("with signature check (plausibility checks on: the product)", True, True, 0, True),
+                ("with signature check, 1 verifier process", True, True, 1, True)):
             db = fresh_db()
-            cid = f"w1-{verify}-{coalesce}-{procs}"
+            cid = f"w1-{verify}-{coalesce}-{procs}-{checks}"
             prepare_session(port, cid, topic)
             res, _ = drain(port, msgs, [(worker_proc, (port, cid, "", db, reg, len(msgs), verify))], len(msgs),
-                           {"coalesce": coalesce, "batch_max": bm, "verify_processes": procs})
+                           {"coalesce": coalesce, "batch_max": bm, "verify_processes": procs, "checks": checks})
             rate = len(msgs) / res[0]["seconds"]
             rows.append((f"1 worker -> PostgreSQL, {name}", rate, res[0]["rss_mb"]))
             print(f"  {rows[-1][0]}: {res[0]}", flush=True)
             if verify and coalesce and not procs:
-                one = rate
+                if checks:
+                    one = rate
+                else:
+                    off = rate
         db = fresh_db()
         shared = "$share/bench/" + topic
         for i in range(2):
@@ -290,9 +298,59 @@ def bench_ingest(args, pg, tmp):
         for name, rate, rss in rows:
             print(f"| {name} | {rate:,.0f} | {rate / base:.2f} | {rss:.0f} |")
         print(f"\ntwo workers / one worker (both verifying): {two / one:.2f}x")
+        print(f"one worker, plausibility checks on / off: {one / off:.3f} (cost {1 - one / off:+.1%}; separate "
+              f"drains, so the machine's noise is in it: see the in-process table for the checks alone)")
     finally:
         proc.terminate()
         proc.wait()
+
+
+def bench_checks(args, rounds: int = 7, batch: int = 2500):
+    """The plausibility checks' cost on the ingest stage itself: Ingest.handle + take (coalescing, verifying
+    the candidates that can win), checks off against on over the same messages, in alternating rounds.
+
+    Measured in CPU seconds of this process (``time.process_time``: libsodium's checks run in this thread), so
+    the other jobs on a shared machine weigh less; the ratio is the median of the rounds' ratios.
+    """
+    from kiosk.centre.ingest import Ingest
+    from kiosk.centre.plausible import Limits
+    from kiosk.centre.registry import FleetRegistry
+
+    n, kiosks = min(args.messages, 40_000), min(args.kiosks, 4000)
+    print(f"\nplausibility checks: {n:,} signed messages (events and counts) of {kiosks:,} kiosks, batches of "
+          f"{batch:,}, {rounds} rounds each way, alternating ...", flush=True)
+    city, msgs = make_messages(n, kiosks)
+    reg = FleetRegistry.from_json(city.registry())
+
+    def once(limits, verify: bool) -> float:
+        ingest = Ingest(reg, coalesce=True, verify_signatures=verify, limits=limits)
+        handle, take = ingest.handle, ingest.take
+        now = time.time()
+        t = time.process_time()
+        for i, (topic, payload) in enumerate(msgs):
+            if i % 1000 == 0:
+                now = time.time()  # as the worker: one clock reading per chunk
+            handle(topic, payload, now)
+            if i % batch == batch - 1:
+                take()
+        take()
+        cpu = time.process_time() - t
+        assert ingest.stats.refused == 0, ingest.batch.refused
+        return cpu / n * 1e6
+
+    rows = []
+    for verify in (True, False):
+        off, on = [], []
+        for _ in range(rounds):
+            off.append(once(None, verify))
+            on.append(once(Limits(), verify))
+        ratio = statistics.median(o / c for o, c in zip(off, on))  # rate on / rate off
+        rows.append((verify, statistics.median(off), statistics.median(on), ratio))
+    print("\n| ingest stage, in process (CPU) | checks off: us/msg | checks on: us/msg | rate on / off |"
+          "\n|---|---:|---:|---:|")
+    for verify, off, on, ratio in rows:
+        what = "with signature check (the product)" if verify else "without signature check (parse + checks only)"
+        print(f"| {what} | {off:.1f} | {on:.1f} | {ratio:.3f} |")
 
 
 def python_inspection(centre) -> int:
@@ -480,6 +538,7 @@ def main() -> int:
     ap.add_argument("--batch-max", type=int, default=20_000, help="ingest: the workers' batch_max (the product's "
                     "default; the round of 2026-12-01 used 5,000)")
     ap.add_argument("--skip-ingest", action="store_true")
+    ap.add_argument("--skip-checks", action="store_true", help="skip the plausibility checks' in-process table")
     ap.add_argument("--skip-queries", action="store_true")
     args = ap.parse_args()
     from centre_pg import PostgresServer
@@ -489,6 +548,8 @@ def main() -> int:
     tmp = Path(tempfile.mkdtemp(prefix="bench-centre-"))
     try:
         bench_signature()
+        if not args.skip_checks:
+            bench_checks(args)
         if not args.skip_ingest:
             bench_ingest(args, pg, tmp)
         if not args.skip_queries:

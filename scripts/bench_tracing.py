@@ -5,8 +5,10 @@
 
 Each figure is the median of ``--repeat`` runs, with a baseline measured in the
 same run on the same data: the bare SQL query for the kiosk's answers, the bare
-sealed-box decryption for the authority's collection. Results go in
-docs/performance.md (## Contact tracing).
+sealed-box decryption for the authority's collection. The authority's figures
+include keeping every answer in its durable answer store (batches of 20, the
+broker's in-flight window, one transaction each) and rebuilding the list from it.
+Results go in docs/performance.md (## Contact tracing).
 """
 
 from __future__ import annotations
@@ -28,7 +30,10 @@ import nacl.public  # noqa: E402
 
 from kiosk import signing  # noqa: E402
 from kiosk.authority import requests  # noqa: E402
+from kiosk.authority import f1  # noqa: E402
 from kiosk.authority.collect import Collector  # noqa: E402
+from kiosk.authority.investigation import Investigation  # noqa: E402
+from kiosk.authority.store import AnswerStore  # noqa: E402
 from kiosk.authority.keys import AuthorityKeys  # noqa: E402
 from kiosk.authority.registry import RegisteredKiosk  # noqa: E402
 from kiosk.ledger import Ledger  # noqa: E402
@@ -115,7 +120,16 @@ def bench_kiosk(args, keys: AuthorityKeys, out: list) -> None:
                                (utc_text(t - timedelta(minutes=30)), utc_text(t + timedelta(minutes=30)))).fetchall()
                     for t in case_times] + [own]
 
+        def contacts_sql():
+            return [db.execute("SELECT * FROM visits WHERE at >= ? AND at <= ?",
+                               (utc_text(t - timedelta(minutes=30)), utc_text(t + timedelta(minutes=30)))).fetchall()
+                    for t in case_times]
+
+        times = [utc_text(t) for t in case_times]
         cases = [
+            (f"contacts round, {len(case_times)} case check-ins, margin 30 min",
+             lambda: requests.contacts_request(keys, P.FLEET_TOPIC, requests.case_request(
+                 keys, P.FLEET_TOPIC, lo, hi, [case_identity], [me]), [me], {me.kid: times}), contacts_sql),
             (f"place, whole {args.days} days", lambda: requests.place_request(keys, P.FLEET_TOPIC, lo, hi, ["V1"]), sql(lo, hi)),
             ("place, 2-hour window", lambda: requests.place_request(keys, P.FLEET_TOPIC, noon - timedelta(hours=1),
                                                                     noon + timedelta(hours=1), ["V1"]),
@@ -180,8 +194,45 @@ def bench_collect(args, keys: AuthorityKeys, out: list) -> None:
 
     base_s, _ = median_s(bare_decrypt, args.repeat)
     s, rows = median_s(collect_all, args.repeat)
-    out.append((f"authority collects {args.kiosks} answers (verify, open, merge)", len(rows), s, base_s,
+    out.append((f"authority collects {args.kiosks} answers in memory (verify, open, merge)", len(rows), s, base_s,
                 "bare sealed-box decrypt", ""))
+
+    with tempfile.TemporaryDirectory() as tmp:
+        runs = iter(range(10**6))
+
+        def fresh_store():
+            store = AnswerStore(Path(tmp) / f"store-{next(runs)}.sqlite3")
+            store.add_request(req, P.FLEET_TOPIC, "mqtt://broker", "kiosk-trace-bench", published=signing.iso())
+            return store
+
+        def collect_durable():
+            store = fresh_store()
+            inv = Investigation(store, store.request(req["id"]), kiosks, keys)
+            for i in range(0, len(answers), 20):  # the broker's in-flight window: one transaction per batch
+                inv.accept_batch(answers[i:i + 20])
+            table = f1.table(inv.rows_raw(), timezone.utc)
+            store.close()
+            return table
+
+        s, rows = median_s(collect_durable, args.repeat)
+        out.append((f"authority collects {args.kiosks} answers into its store (+ fsync per 20) and lists them",
+                    len(rows), s, base_s, "bare sealed-box decrypt", ""))
+
+        store = fresh_store()
+        Investigation(store, store.request(req["id"]), kiosks, keys).accept_batch(answers)
+
+        def rebuild():
+            inv = Investigation(store, store.request(req["id"]), kiosks, keys)
+            return f1.table(inv.rows_raw(), timezone.utc)
+
+        s, rows = median_s(rebuild, args.repeat)
+        out.append((f"authority rebuilds the list from {args.kiosks} kept answers (collect again)", len(rows), s,
+                    base_s, "bare sealed-box decrypt", ""))
+        store.close()
+    visits = {k.kid: [utc_text(now)] for k in kiosks[:: max(1, len(kiosks) // 20)]}
+    s, second = median_s(lambda: requests.contacts_request(keys, P.FLEET_TOPIC, req, kiosks, visits), args.repeat)
+    out.append((f"authority seals a second round to {args.kiosks} kiosks ({len(visits)} asked)", args.kiosks, s, None,
+                "", f"{len(json.dumps(second)) / 1e3:.0f} kB request"))
 
 
 def main() -> int:

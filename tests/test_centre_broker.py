@@ -146,3 +146,47 @@ def test_shared_subscription_workers_write_one_store(broker, tmp_path):
     assert all(w.ingest.stats.applied > 0 for w in workers)  # the broker split the fleet
     for w in workers:
         w.stop()
+
+
+def test_a_stolen_kiosks_retained_lies_are_refused_and_listed(broker, tmp_path):
+    """Issue 19.1 and 19.3 through a real broker: a thief with a kiosk's device key retains impossible counts and
+    health; ``kiosk monitor --once`` refuses them as implausible, lists the kiosk, and prints without a traceback."""
+    city = small_city(venues=10, share=0.5)
+    reg, ven = write_city(city, tmp_path)
+    sim = CitySimulator(broker.url, city, connections=2)
+    sim.connect()
+    sim.announce()
+    sim.run(0, 0, checkins=40)
+    sim.finish()
+    sim.close()
+    victim, bystander = city.kiosks[0], city.kiosks[1]
+    day = city.local_now().date().isoformat()
+    now = time.time()
+    lies = {**victim.counts(day, now), "accepted": 10 ** 12, "seq": victim.seq + 1}
+    sick = {**victim.health(now), "trust_age_hours": 1e308, "ts": "9999-12-31T23:59:59.000Z"}
+    unsigned = {**bystander.health(now), "trust_age_hours": 10 ** 400}
+    publish_raw(broker.port, [(victim.topic("counts"), victim.signed("counts", lies)),
+                              (victim.topic("health"), victim.signed("health", sick)),
+                              (bystander.topic("health"), json.dumps(unsigned).encode())])
+    args = ["monitor", "--broker", broker.url, "--registry", str(reg), "--venues", str(ven), "--once",
+            "--settle", "0.5"]
+    out = cli(*args, "--json")
+    assert out.returncode == 0 and "Traceback" not in out.stderr, out.stderr
+    assert out.stderr.count("refused") == 2  # a line per kiosk and reason (its counts and health: one)
+    rep = json.loads(out.stdout)
+    assert rep["totals"]["scans"] == sum(k.scans for k in city.kiosks[1:])  # the lie counts for nothing
+    assert rep["refused"]["by_reason"] == {"implausible": 2, "unsigned": 1}
+    listed = [r for r in rep["inspection"] if r["why"] == "implausible"]
+    assert [(r["site"], r["device"]) for r in listed] == [(victim.site, victim.device)]
+    assert "health.trust_age_hours" in listed[0]["detail"] or "counts.scans" in listed[0]["detail"]
+    table_out = cli(*args)
+    assert table_out.returncode == 0 and "implausible" in table_out.stdout, table_out.stderr
+    # The genuine kiosk publishes again: its figures are its own, nothing of the lie stuck
+    sim = CitySimulator(broker.url, city, connections=1)
+    sim.connect()
+    sim.announce()
+    sim.finish()
+    sim.close()
+    rep = json.loads(cli(*args, "--json").stdout)
+    assert rep["totals"]["scans"] == sum(k.scans for k in city.kiosks)
+    assert rep["refused"]["total"] == 0

@@ -39,6 +39,7 @@ def browser():
               "--disable-component-update", "--disable-sync", "--no-first-run", f"--user-data-dir={profile}",
               "--window-size=1280,1000", "--lang=vi"):
         opts.add_argument(a)
+    opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})  # CSP violations are console errors
     driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=opts)
     yield driver
     driver.quit()
@@ -138,7 +139,8 @@ def test_city_overview_in_english(browser, site):
 
     server, city, districts, _ = site
     login(browser, server.url, "city")
-    browser.get(server.url + "/lang/en")
+    browser.find_element(By.ID, "lang-en").click()
+    assert wait_for(lambda: page_lang(browser) == "en", 10)
     assert browser.find_element(By.ID, "total-scans").text == str(sum(k.scans for k in city.kiosks))
     names = [r.get_attribute("data-name") for r in browser.find_elements(By.CSS_SELECTOR, "#districts-table tbody tr")]
     assert names == districts
@@ -146,4 +148,50 @@ def test_city_overview_in_english(browser, site):
     imgs = browser.find_elements(By.CSS_SELECTOR, "img.live")
     assert len(imgs) == 3 and all(browser.execute_script("return arguments[0].naturalWidth", i) > 0 for i in imgs)
     shot(browser, "centre-city.png")
-    browser.get(server.url + "/lang/vi")
+    browser.find_element(By.ID, "lang-vi").click()
+    assert wait_for(lambda: page_lang(browser) == "vi", 10)
+
+
+def page_lang(driver) -> str | None:
+    """The page's language, or None while a form's answer replaces the page (its elements go stale)."""
+    from selenium.common.exceptions import WebDriverException
+
+    try:
+        return driver.execute_script("return document.documentElement.getAttribute('lang')")
+    except WebDriverException:
+        return None
+
+
+def csp_violations(driver) -> list[str]:
+    """Console messages about the Content-Security-Policy since the last call."""
+    return [e["message"] for e in driver.get_log("browser")
+            if "Content Security Policy" in e["message"] or "Content-Security-Policy" in e["message"]]
+
+
+@pytest.mark.parametrize("size", [(1280, 800), (390, 844)], ids=["desktop", "phone"])
+def test_log_in_switch_language_and_log_out_through_the_forms_under_the_csp(browser, site, size):
+    from selenium.webdriver.common.by import By
+
+    server, city, districts, _ = site
+    browser.set_window_size(*size)
+    try:
+        csp_violations(browser)  # forget earlier tests' messages
+        login(browser, server.url, "d0")
+        assert browser.find_element(By.ID, "district-name").text == districts[0]
+        assert "Content-Security-Policy" not in browser.page_source  # a header, never a <meta> we rely on
+        browser.find_element(By.ID, "lang-en").click()
+        assert wait_for(lambda: page_lang(browser) == "en", 10)
+        assert "/district/" in browser.current_url
+        assert "Venues with a code" in browser.page_source
+        # the page's own script ran (it fills in times and polls its API) under the policy
+        assert wait_for(lambda: browser.find_element(By.TAG_NAME, "body").get_attribute("data-refreshed"), 10)
+        browser.find_element(By.ID, "logout-button").click()
+        assert wait_for(lambda: browser.current_url.endswith("/login"), 10)
+        browser.get(server.url + "/api/v1/me")
+        assert "login required" in browser.page_source  # the session ended on the server
+        browser.get(server.url + "/login")
+        browser.find_element(By.ID, "lang-vi").click()  # the language form works before a login too
+        assert wait_for(lambda: page_lang(browser) == "vi", 10)
+        assert csp_violations(browser) == []
+    finally:
+        browser.set_window_size(1280, 1000)

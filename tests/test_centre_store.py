@@ -278,3 +278,56 @@ def test_centre_refuses_to_keep_less_than_90_days(tmp_path):
     r = subprocess.run([sys.executable, "-m", "kiosk", "centre", "--no-web", "--broker", "mqtt://127.0.0.1:9",
                         "--registry", str(reg), "--keep-days", "30"], capture_output=True, text=True, timeout=60)
     assert r.returncode == 2 and "--keep-days must be at least 90" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_a_kiosk_whose_venue_is_not_registered_joins_no_district(store):
+    """Issue 19.2: a kiosk's place is the venue registry's; its signed info can neither move it into a
+    district nor make up a new one, and its scans count only under "not registered"."""
+    city = small_city(venues=60, share=0.2)
+    missing = city.kiosks[0]
+    target = next(v for v in city.venues if v.district != missing.venue.district)
+    registered = [v for v in city.venues if v.venue_id != missing.venue.venue_id]
+    centre, ingest = centre_over(store, city, venues=False)
+    store.import_venues(registered)
+    before = centre.overview()
+    names = centre.districts()
+    day = city.local_now().date().isoformat()
+    rng = random.Random(9)
+    local = city.local_now()
+    for _ in range(25):
+        missing.check_in(rng, local, day, local.hour)
+    lies = [{**missing.info(time.time()), "district": target.district, "ward": target.ward,
+             "province": target.province, "district_code": target.district_code},
+            {**missing.info(time.time() + 1), "district": "Quận Giả", "ward": "Phường Giả"}]
+    for info in lies:
+        ingest.handle(missing.topic("info"), missing.signed("info", info))
+        ingest.handle(missing.topic("counts"), missing.signed("counts", missing.counts(day, time.time())))
+        store.write(ingest.take())
+        after = centre.overview()
+        assert centre.districts() == names  # no district made up
+        by_name = {d["name"]: d for d in after["districts"]}
+        for d in before["districts"]:
+            if d["name"]:
+                assert by_name[d["name"]] == d  # no district joined (the target's figures unchanged)
+        assert by_name[""]["scans"] == missing.scans and by_name[""]["venues_unregistered"] == 1
+        assert after["totals"]["venues_unregistered"] == 1
+        assert centre.district(target.district)["totals"] == {k: v for k, v in by_name[target.district].items()
+                                                              if k != "name"}
+    (row,) = [r for r in centre.kiosks() if r["device"] == missing.device]
+    assert row["district"] == "" and row["ward"] == "" and row["venue_name"] == missing.venue.name
+    assert [r["why"] for r in centre.inspection()["rows"] if r["device"] == missing.device] == ["unknown-venue"]
+
+
+def test_a_place_an_older_centre_took_from_info_is_forgotten(store):
+    city = small_city(venues=6, share=1.0)
+    missing = city.kiosks[0]
+    centre, _ = centre_over(store, city, venues=False)
+    store.import_venues([v for v in city.venues if v.venue_id != missing.venue.venue_id])
+    # what an earlier centre wrote from the kiosk's info
+    store.execute("UPDATE venues SET district = 'Quận Giả', ward = 'Phường Giả' WHERE venue_id = ?",
+                  [missing.venue.venue_id])
+    assert "Quận Giả" in centre.districts()
+    store.load_fleet(registry_of(city))  # what every centre start does
+    assert "Quận Giả" not in centre.districts()
+    assert {d["name"] for d in centre.overview()["districts"]} == {"", *(v.district for v in city.venues
+                                                                        if v is not missing.venue)}

@@ -155,7 +155,10 @@ def test_language_switch(site):
     # what the inspector is told about a row, in the page's language (the API keeps both)
     insp = b.request("/inspection?kind=no-scans-today")[1]
     assert "chỉ dán mã (không có máy quét)" in insp and "poster only" not in insp
-    b.request("/lang/en")
+    assert b.request("/lang/en")[0] == 405  # a plain link (GET) changes nothing
+    assert "Lượt quét" in b.request("/")[1]
+    status, page, _ = b.post("/lang/en", {"next": "/inspection?kind=silent"})
+    assert status == 200 and "online by its last will" in page  # back on the page it was on, in English
     assert "Venues with a code" in b.request("/")[1]
     insp = b.request("/inspection?kind=no-scans-today")[1]
     assert "poster only (no kiosk)" in insp and "chỉ dán mã" not in insp
@@ -172,7 +175,7 @@ def test_user_add_command(tmp_path):
                        cwd=ROOT)
     assert r.returncode == 0, r.stderr
     data = json.loads(acc.read_text())
-    assert data["accounts"][0]["district"] == "Quận Hoàn Kiếm"
+    assert data["accounts"][0]["districts"] == ["Quận Hoàn Kiếm"] and data["accounts"][0]["role"] == "district"
     assert data["accounts"][0]["password_hash"].startswith("$argon2id$") and PASSWORD not in acc.read_text()
     assert oct(acc.stat().st_mode & 0o777) == "0o600"
     assert Accounts.load(acc).check("hk", PASSWORD) is not None

@@ -97,3 +97,15 @@ def test_export_bad_dates(tmp_path, capsys, start, end, msg):
     assert main(["export", "--config", str(path), "--from", start, "--to", end]) == 2
     err = capsys.readouterr().err
     assert msg in err and "Traceback" not in err
+
+
+def test_export_never_hands_a_spreadsheet_a_formula(tmp_path, capsys):
+    """PC-Covid codes are unsigned: a printed code can carry a 'name' that a spreadsheet would run."""
+    path = write_config(tmp_path, 'visit_log=true\nvisit_log_fields=["name", "phone"]\n')
+    now = datetime.now(timezone.utc)
+    with Ledger.from_config(load(path)) as led:
+        led.record(visit(now, '=HYPERLINK("http://evil.example","x")', phone="+84912345678"))
+    day = now.astimezone().date()
+    assert main(["export", "--config", str(path), "--from", str(day), "--to", str(day)]) == 0
+    (row,) = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    assert row["name"] == '\'=HYPERLINK("http://evil.example","x")' and row["phone"] == "'+84912345678"

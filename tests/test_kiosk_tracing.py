@@ -11,7 +11,6 @@ broker in clear.
 
 from __future__ import annotations
 
-import csv
 import json
 import logging
 import threading
@@ -30,7 +29,7 @@ from kiosk.ledger.visits import utc_text
 from kiosk.tracing import protocol as P
 from kiosk.tracing.service import TraceService
 
-from tracing_fleet import Capture
+from tracing_fleet import Capture, read_f1
 
 FIELDS = ("name", "birth_date", "id_number", "phone")
 HEALTH = "checkin/v1/test-site/kiosk-t1/health"
@@ -161,12 +160,17 @@ def test_the_kiosk_answers_a_signed_place_request_with_exactly_its_check_ins(tmp
         prefix = tmp_path / "f1"
         assert main(["trace", "collect", "--request", str(request_file), "--keys", str(authority), "--registry",
                      str(registry), "--wait", str(DEADLINE), "--out", str(prefix)]) == 0
-        with open(f"{prefix}.csv", encoding="utf-8-sig") as f:
-            rows = list(csv.DictReader(f))
+        rows = read_f1(f"{prefix}.csv")
         # the F1 list names the accepted visitors the kiosk saw (a signed declaration carries no name; the
         # CCCD duplicate is the PC-Covid visitor again, one row)
         assert sorted(r["name"] for r in rows) == sorted({(c.holder.name if c.holder else "") or "" for c in accepted})
         assert {r["venue_id"] for r in rows} == {cfg.venue.id}
+        # the kiosk told the authority which fields it keeps: a row without a name says why
+        why = {"health-declaration": "no name, phone, ID number, birth date: a health declaration code carries none",
+               "eu-dcc": "no phone, ID number: an EU DCC code carries none", "pc-covid": "", "cccd": "no phone: a CCCD "
+               "chip-card code carries none"}
+        assert {r["format"] for r in rows} >= {"health-declaration", "eu-dcc"}
+        assert all(r["missing"] == why[r["format"]] for r in rows), [(r["format"], r["missing"]) for r in rows]
 
         # the raw answer: signed by this kiosk, bound to its topic, sealed to the authority; exactly the check-ins
         topic = P.answer_topic(rid, cfg.device.site, cfg.device.id)

@@ -60,13 +60,14 @@ class FakeKiosk:
     venue: dict
     directory: Path
     visit_log: bool = True
+    fields: tuple = ALL_FIELDS
 
     def __post_init__(self):
         self.directory.mkdir(parents=True, exist_ok=True)
         self.key = signing.generate_key()
         self.pseudonyms = Pseudonyms(uuid.uuid4().bytes + uuid.uuid4().bytes)
         self.ledger_path = self.directory / "ledger.sqlite3"
-        self.ledger = Ledger(self.ledger_path, visit_log=self.visit_log, visit_log_fields=ALL_FIELDS, tz=VN,
+        self.ledger = Ledger(self.ledger_path, visit_log=self.visit_log, visit_log_fields=self.fields, tz=VN,
                              venue_id=self.venue["id"], device_id=self.device)
 
     def visit(self, person: Person, at, verdict="accept") -> None:
@@ -77,7 +78,7 @@ class FakeKiosk:
     def responder(self, authority: signing.KeyRing, **kw) -> TraceResponder:
         return TraceResponder(site=self.site, device=self.device, venue=self.venue, device_key=self.key,
                               authority=authority, archive=VisitArchive(self.ledger_path),
-                              pseudonymize=self.pseudonyms.of, visit_log=self.visit_log, **kw)
+                              pseudonymize=self.pseudonyms.of, visit_log=self.visit_log, fields=self.fields, **kw)
 
     def registry_row(self) -> dict:
         return {"site": self.site, "device": self.device, "venue_id": self.venue["id"],
@@ -93,10 +94,12 @@ def write_registry(path: Path, kiosks) -> Path:
 class PahoTelemetry:
     """The publisher's inbound API (BRIEF contract 6) on a bare paho client, for tests."""
 
-    def __init__(self, url_port: int, client_id: str):
+    def __init__(self, url_port: int, client_id: str, username: str | None = None, password: str | None = None):
         self._subs: list[tuple[str, object]] = []
         self._connected = threading.Event()
         self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id)
+        if username is not None:
+            self.client.username_pw_set(username, password)
         self.client.on_connect = self._on_connect
         self.client.on_message = self._on_message
         self._acks = 0
@@ -165,10 +168,58 @@ class Capture:
         self.client.loop_stop()
 
 
-def serve(kiosk: FakeKiosk, port: int, authority: signing.KeyRing, **kw):
+class Gate:
+    """A responder that holds every request until the test opens the gate (a kiosk slow to answer)."""
+
+    def __init__(self, responder: TraceResponder):
+        self.responder = responder
+        self.open = threading.Event()
+        self.waiting = threading.Event()
+
+    def handle(self, topic, payload):
+        self.waiting.set()
+        assert self.open.wait(60), "the test never opened the gate"
+        return self.responder.handle(topic, payload)
+
+    def __getattr__(self, name):
+        return getattr(self.responder, name)
+
+
+def serve(kiosk: FakeKiosk, port: int, authority: signing.KeyRing, gate: bool = False, **kw):
     """The kiosk's responder behind its own paho client, as the running kiosk will wire it."""
     telemetry = PahoTelemetry(port, f"kiosk-{kiosk.site}-{kiosk.device}")
-    service = TraceService(kiosk.responder(authority, **kw), telemetry)
+    responder = kiosk.responder(authority, **kw)
+    service = TraceService(Gate(responder) if gate else responder, telemetry)
     service.start()
     telemetry.wait_subscribed()
     return service, telemetry
+
+
+def read_f1(path) -> list[dict]:
+    """The rows of an F1 CSV, keyed by the tool's column names (the headers are for people)."""
+    import csv
+
+    from kiosk.authority.f1 import COLUMNS
+
+    with open(path, encoding="utf-8-sig", newline="") as f:
+        rows = list(csv.reader(f))
+    assert len(rows[0]) == len(COLUMNS), rows[0]
+    return [dict(zip(COLUMNS, r)) for r in rows[1:]]
+
+
+def stored_answers(keys_dir) -> list[tuple[str, str, str, str]]:
+    """(request, site, device, outcome) of every answer in the desk's store, read as another process would."""
+    import sqlite3
+
+    from kiosk.authority.store import path_for
+
+    path = path_for(keys_dir)
+    if not path.exists():
+        return []
+    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10)
+    try:
+        return db.execute("SELECT request_id, site, device, outcome FROM answers ORDER BY 1, 2, 3").fetchall()
+    except sqlite3.OperationalError:  # the collect has not made its tables yet
+        return []
+    finally:
+        db.close()

@@ -1,9 +1,9 @@
 """Collecting the kiosks' answers to one request: verify, open, merge, de-duplicate.
 
 :class:`Collector` is pure (``accept(topic, payload)`` per message), so the
-benchmark and the tests drive it without a broker; :func:`collect` runs it on
-a paho session that ``kiosk trace request`` opened before publishing, so no
-answer is lost between sending the request and starting to collect.
+benchmark and the tests drive it without a broker. :mod:`kiosk.authority.investigation`
+keeps what it believes in the answer store; :mod:`kiosk.authority.session` runs
+it on the request's persistent broker session.
 
 An answer counts only when it verifies with the registry's key for the kiosk
 its topic names (BRIEF contract 2) and names the same request, site and
@@ -22,7 +22,8 @@ import nacl.public
 from kiosk import signing
 from kiosk.errors import SignatureRefused
 from kiosk.tracing import protocol as P
-from kiosk.authority.registry import RegisteredKiosk
+from kiosk.authority.registry import RegisteredKiosk, active
+from kiosk.authority.store import StoredAnswer
 
 log = logging.getLogger(__name__)
 
@@ -39,15 +40,22 @@ class KioskAnswer:
     venue: dict = field(default_factory=dict)
     in_scope: bool = False
     records: list[dict] = field(default_factory=list)
+    fields: list[str] | None = None  # the personal fields the kiosk keeps; None: it did not say
+    request_id: str = ""
+    signer: str = ""
+    topic: str = ""
+    message: bytes = b""
+
+    @property
+    def kiosk(self) -> str:
+        return f"{self.site}/{self.device}"
 
 
 def expected_kiosks(request: dict, topic: str, rows: Iterable[RegisteredKiosk]) -> list[RegisteredKiosk]:
     """The kiosks that should answer: every active one the topic reaches, and for a case, those addressed."""
-    from kiosk.authority.registry import active
-
     site = None if topic == P.FLEET_TOPIC else topic.split("/")[2]
     kiosks = active(list(rows), site)
-    if request.get("kind") == P.CASE:
+    if request.get("kind") in (P.CASE, P.CONTACTS):
         kiosks = [k for k in kiosks if k.kid in request.get("case", {})]
     return kiosks
 
@@ -55,11 +63,15 @@ def expected_kiosks(request: dict, topic: str, rows: Iterable[RegisteredKiosk]) 
 class Collector:
     """The answers to one request, as they arrive."""
 
-    def __init__(self, request: dict, topic: str, rows: Iterable[RegisteredKiosk], box_key: nacl.public.PrivateKey):
+    def __init__(self, request: dict, topic: str, rows: Iterable[RegisteredKiosk], box_key: nacl.public.PrivateKey,
+                 required: Iterable[tuple[str, str]] | None = None):
         rows = list(rows)
         self.request = request
         self.request_id = request["id"]
+        self.topic = topic
         self.expected = {(k.site, k.device) for k in expected_kiosks(request, topic, rows)}
+        # The kiosks whose silence matters: all expected ones, or (a contacts round) those asked about something.
+        self.required = set(self.expected if required is None else required)
         # Every non-revoked key of a kiosk verifies its answers (a key rotation has two rows for a while).
         self._keys: dict[tuple[str, str], signing.KeyRing] = {}
         for r in rows:
@@ -74,17 +86,36 @@ class Collector:
 
     def accept(self, topic: str, payload: bytes) -> KioskAnswer | None:
         """Take one message from the answer topic; None when it is not believed (counted in ``rejected``)."""
+        answer = self.check(topic, payload)
+        if answer is not None:
+            self.add(answer)
+        return answer
+
+    def check(self, topic: str, payload: bytes) -> KioskAnswer | None:
+        """Verify and open one message without keeping it; None when not believed (counted)."""
         try:
-            answer = self._open(topic, payload)
+            return self._open(topic, payload)
         except SignatureRefused as exc:
             with self._lock:
                 self.rejected[exc.reason] = self.rejected.get(exc.reason, 0) + 1
             log.warning("answer on %s not believed: %s", topic, exc)
             return None
+
+    def add(self, answer: KioskAnswer) -> bool:
+        """Keep an answer in memory (a refusal gives way to a real answer, never the reverse); True if it changed."""
         with self._lock:
             old = self.answers.get((answer.site, answer.device))
             if old is None or (old.outcome == P.REFUSED and answer.outcome == P.ANSWERED):
                 self.answers[(answer.site, answer.device)] = answer
+                return True
+        return False
+
+    def restore(self, stored: StoredAnswer) -> KioskAnswer:
+        """An answer from the store: its signature was checked on arrival; its sealed body is opened again."""
+        body = signing.parse(stored.message, P.ANSWER_MAX_BYTES)
+        answer = self._answer(stored.site, stored.device, body)
+        answer.signer, answer.topic, answer.message = stored.signer, stored.topic, stored.message
+        self.add(answer)
         return answer
 
     def _open(self, topic: str, payload: bytes) -> KioskAnswer:
@@ -95,13 +126,18 @@ class Collector:
         ring = self._keys.get((site, device))
         if ring is None:
             raise SignatureRefused(signing.UNKNOWN_KEY, f"{site}/{device} is not an active kiosk in the registry")
-        body = signing.verify(payload, topic, ring, max_bytes=P.ANSWER_MAX_BYTES).payload
+        verified = signing.verify(payload, topic, ring, max_bytes=P.ANSWER_MAX_BYTES)
+        answer = self._answer(site, device, verified.payload)
+        answer.signer, answer.topic, answer.message = verified.signer.kid, topic, bytes(payload)
+        return answer
+
+    def _answer(self, site: str, device: str, body: dict) -> KioskAnswer:
         if (body.get("request"), body.get("site"), body.get("device")) != (self.request_id, site, device):
             raise SignatureRefused(signing.MALFORMED, "the answer names another request or kiosk")
         outcome, reason = body.get("outcome"), body.get("reason")
         if outcome not in (P.ANSWERED, P.REFUSED) or not isinstance(reason, str):
             raise SignatureRefused(signing.MALFORMED, "no outcome")
-        answer = KioskAnswer(site, device, outcome, reason[:40], str(body.get("ts", "")))
+        answer = KioskAnswer(site, device, outcome, reason[:40], str(body.get("ts", "")), request_id=self.request_id)
         if outcome == P.ANSWERED:
             inner = P.unseal(body.get("sealed"), self.box_key)
             if (not isinstance(inner, dict) or (inner.get("request"), inner.get("site"), inner.get("device"))
@@ -110,15 +146,23 @@ class Collector:
             answer.venue = inner.get("venue") if isinstance(inner.get("venue"), dict) else {}
             answer.in_scope = bool(inner.get("in_scope"))
             answer.records = [r for r in inner["records"] if isinstance(r, dict)]
+            fields = inner.get("fields")
+            if isinstance(fields, list):
+                answer.fields = [f for f in fields if isinstance(f, str)]
         return answer
 
     def missing(self) -> list[tuple[str, str]]:
-        """Expected kiosks that have not answered (a refusal is an answer)."""
+        """Required kiosks that have not answered (a refusal is an answer)."""
         with self._lock:
-            return sorted(self.expected - set(self.answers))
+            return sorted(self.required - set(self.answers))
 
     def complete(self) -> bool:
         return not self.missing()
+
+    def all_answered(self) -> bool:
+        """Every addressed kiosk answered (also those a contacts round only pads): the session may forget it."""
+        with self._lock:
+            return self.expected <= set(self.answers)
 
     def f1(self) -> list[dict]:
         """The merged, de-duplicated list (see :mod:`kiosk.authority.f1`)."""
@@ -129,49 +173,6 @@ class Collector:
         return merge(answers)
 
 
-def collect(collector: Collector, client_factory, wait_s: float, on_answer=None) -> Collector:
-    """Receive answers on the request's session until every expected kiosk answered or ``wait_s`` passed.
-
-    ``client_factory()`` gives a paho client (clean_session False, the client id ``kiosk trace
-    request`` used), not yet connected; the broker delivers what it queued meanwhile.
-    """
-    done = threading.Event()
-    connected = threading.Event()
-    unsubscribed = threading.Event()
-    topic_filter = P.answer_filter(collector.request_id)
-
-    def on_connect(client, userdata, flags, reason_code, properties=None):
-        client.subscribe(topic_filter, qos=1)
-        connected.set()
-
-    def on_unsubscribe(client, userdata, mid, reason_codes=None, properties=None):
-        unsubscribed.set()
-
-    def on_message(client, userdata, msg):
-        answer = collector.accept(msg.topic, msg.payload)
-        if answer is not None and on_answer:
-            on_answer(answer)
-        if collector.complete():
-            done.set()
-
-    client, address = client_factory()
-    client.on_connect = on_connect
-    client.on_message = on_message
-    client.on_unsubscribe = on_unsubscribe
-    client.connect_async(address.host, address.port)
-    client.loop_start()
-    try:
-        done.wait(wait_s)
-        if collector.complete() and connected.is_set():
-            # Everyone answered: the broker may forget this request's queue.
-            client.unsubscribe(topic_filter)
-            unsubscribed.wait(5)
-    finally:
-        client.disconnect()
-        client.loop_stop()
-    return collector
-
-
 def summary(collector: Collector) -> dict[str, Any]:
     """Counts for the tracer: answered, refused by reason, missing, messages not believed."""
     answers = list(collector.answers.values())
@@ -179,6 +180,6 @@ def summary(collector: Collector) -> dict[str, Any]:
     for a in answers:
         if a.outcome == P.REFUSED:
             refused[a.reason] = refused.get(a.reason, 0) + 1
-    return {"expected": len(collector.expected), "answered": sum(a.outcome == P.ANSWERED for a in answers),
+    return {"expected": len(collector.required), "answered": sum(a.outcome == P.ANSWERED for a in answers),
             "refused": refused, "missing": [f"{s}/{d}" for s, d in collector.missing()],
             "not_believed": dict(collector.rejected)}

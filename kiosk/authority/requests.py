@@ -5,6 +5,12 @@ A case request seals the case's identities to each addressed kiosk's own key
 identity never crosses the broker in clear, no kiosk can read another's entry,
 and the authority never needs a kiosk's pseudonym key. See docs/tracing.md for
 the alternatives and why this one.
+
+A contacts request is a case's next round (:mod:`kiosk.authority.rounds`): the
+case's check-ins at a venue, sealed to each other kiosk of that venue, so the
+other entrances report who came in around them. It goes to every kiosk the case
+request addressed, each entry padded to one length: an observer of the broker
+cannot tell which kiosks, venues or times it is about.
 """
 
 from __future__ import annotations
@@ -59,6 +65,9 @@ def _base(kind: str, keys: AuthorityKeys, start: datetime, end: datetime, ttl_s:
     return signing.stamp(body, ttl_s=ttl_s)
 
 
+PAD_STEP = 64  # entry lengths are rounded up to this, so two rounds' sizes say little about their contents
+
+
 def place_request(keys: AuthorityKeys, topic: str, start: datetime, end: datetime, venues: Iterable[str] = (),
                   district: str = "", ward: str = "", ttl_s: float = 86400.0, include_rejected: bool = False) -> dict:
     """Who was at these venues (or in this district / ward) between ``start`` and ``end``: signed for ``topic``."""
@@ -88,4 +97,29 @@ def case_request(keys: AuthorityKeys, topic: str, start: datetime, end: datetime
     entry = {"request": body["id"], "identities": ids}
     body["margin_minutes"] = float(margin_minutes)
     body["case"] = {k.kid: P.seal(entry, P.box_public_key(k.public_key)) for k in kiosks}
+    return signing.sign(body, topic, keys.sign)
+
+
+def contacts_request(keys: AuthorityKeys, topic: str, case: dict, kiosks: Iterable[RegisteredKiosk],
+                     visits: dict[str, list[str]], ttl_s: float = 86400.0) -> dict:
+    """The next round of ``case``: each kiosk (by kid) in ``visits`` is asked about those case check-ins (UTC).
+
+    Every kiosk in ``kiosks`` (those the case request addressed) gets an entry, empty when it is not
+    asked about anything, and all entries are padded to one length. The window, verdicts and margin
+    are the case request's.
+    """
+    kiosks = [k for k in kiosks if not k.revoked]
+    if not kiosks:
+        raise RequestError("no kiosk to address (the registry has no active kiosk for this topic)")
+    too_many = [kid for kid, times in visits.items() if len(times) > P.MAX_CASE_VISITS]
+    if too_many:
+        raise RequestError(f"more than {P.MAX_CASE_VISITS} check-ins of the case at one venue: ask per --site "
+                           "or with a shorter window")
+    body = _base(P.CONTACTS, keys, signing.parse_iso(case["from"]), signing.parse_iso(case["to"]), ttl_s,
+                 "reject" in case.get("verdicts", []))
+    body["margin_minutes"] = float(case.get("margin_minutes", P.DEFAULT_MARGIN_MINUTES))
+    entries = {k.kid: {"request": body["id"], "visits": sorted(visits.get(k.kid, []))} for k in kiosks}
+    longest = max(P.sealed_size(e) for e in entries.values())
+    pad = -(-longest // PAD_STEP) * PAD_STEP
+    body["case"] = {k.kid: P.seal(entries[k.kid], P.box_public_key(k.public_key), pad_to=pad) for k in kiosks}
     return signing.sign(body, topic, keys.sign)

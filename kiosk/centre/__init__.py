@@ -2,7 +2,8 @@
 
 A tool, not firmware: no module the kiosk runs imports this package.
 Data flow: :mod:`~kiosk.centre.watch` (MQTT, persistent session) ->
-:mod:`~kiosk.centre.ingest` (signatures against :mod:`~kiosk.centre.registry`, batches) ->
+:mod:`~kiosk.centre.ingest` (signatures against :mod:`~kiosk.centre.registry`, claims against
+:mod:`~kiosk.centre.plausible`, batches) ->
 :mod:`~kiosk.centre.store` (SQLite or PostgreSQL, idempotent upserts) ->
 :mod:`~kiosk.centre.queries` (the one query layer) -> :mod:`~kiosk.centre.web` (pages and
 ``/api/v1/``), :mod:`~kiosk.centre.report` (the terminal view) and the CSV exports.

@@ -59,6 +59,7 @@ WORDS = {
     "trust-stale": ("Dữ liệu tin cậy cũ", "Trust data stale"),
     "venue-code-mismatch": ("Mã địa điểm sai", "Venue code differs"),
     "unknown-venue": ("Địa điểm chưa đăng ký", "Unknown venue"),
+    "implausible": ("Số liệu bất thường", "Implausible figures"),
     "no-scans-today": ("Không có lượt quét hôm nay", "No scans today"),
 }
 

@@ -26,16 +26,30 @@ genuine newer one is not counted as refused (nothing of it reaches a figure eith
 A message whose claims do not even parse is verified at once, so its refusal reason is
 the same as without coalescing (a signature reason first, ``malformed`` for a kiosk's
 own signed message that breaks the contract).
+
+Plausible claims only (issue 19.1, :mod:`kiosk.centre.plausible`): a claim no real kiosk could
+make (a count beyond what one kiosk can scan since midnight, a ``ts`` in the future, a health
+figure of 1e308, ...) is checked while the message is read, before it becomes a candidate. Such
+a message is verified at once like a malformed one: signed by the kiosk's own key it is refused
+as ``implausible`` and the kiosk is recorded for the inspection list (``Batch.implausible``);
+otherwise it keeps its signature reason (an unsigned one is ``unsigned``, whatever it claims).
+So an implausible newest claim never hides the genuine one below it, and never reaches the store,
+where a far-future ``ts`` or a huge ``seq`` would win the newest-first guards against the
+genuine kiosk. Every refusal is also logged, at most once per kiosk and reason a minute
+(:class:`RefusalLog`): a flood is a line a minute, never a traceback per message.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import re
 import time
+import unicodedata
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from kiosk.centre.plausible import HEALTH_FLAGS, MAX_COUNT, Implausible, Limits, health_numbers
 from kiosk.centre.registry import FleetRegistry
 from kiosk.errors import SignatureRefused
 from kiosk.signing import MALFORMED, MAX_MESSAGE_BYTES, UNKNOWN_KEY, verify_parsed
@@ -45,14 +59,20 @@ UNKNOWN_KIOSK = "unknown-kiosk"  # site/device not in the fleet registry
 REVOKED = "revoked"  # signed with a key the registry marks revoked (a lost kiosk)
 WRONG_KIOSK = "wrong-kiosk"  # a valid signature, but by another kiosk's key
 NOT_KIOSK_TOPIC = "not-a-kiosk-topic"
+IMPLAUSIBLE = "implausible"  # the kiosk's own valid signature on a claim no real kiosk could make
 SIGNED_LEAVES = ("counts", "info", "health", "events")
 MAX_REFUSED_TOPICS = 10_000  # distinct (topic, reason) counters kept in memory between flushes
-MAX_SEQ = 2 ** 53  # JSON's safe integers
+MAX_SEQ = MAX_COUNT  # JSON's safe integers
+REFUSAL_LOG_SECONDS = 60.0  # a refusal is logged at most once per kiosk and reason in this long
 _DAY = re.compile(r"\d{4}-\d{2}-\d{2}\Z")
 COUNT_FIELDS = ("accepted", "rejected", "duplicates", "overrides", "unique_visitors", "dropped_events")
 INFO_FIELDS = ("venue_id", "venue_name", "address", "province", "district", "ward", "province_code",
                "district_code", "ward_code", "venue_qr_sha256", "kid", "version")
 _INT = {int}
+_NUMBER = (int, float)
+_UNPRINTED = {"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"}
+
+log = logging.getLogger(__name__)
 
 
 def epoch(text) -> float:
@@ -62,20 +82,44 @@ def epoch(text) -> float:
     t = datetime.fromisoformat(text.replace("Z", "+00:00") if text.endswith("Z") else text)
     if t.tzinfo is None:
         raise ValueError("time without a zone")
-    return t.timestamp()
+    try:
+        return t.timestamp()
+    except OverflowError:  # year 1 in a zone east of UTC: a time, but none a kiosk stamps
+        raise Implausible("time") from None
 
 
-def _count(value) -> int:
-    if type(value) is not int or not 0 <= value < MAX_SEQ:  # type(), not isinstance: a bool is no count
-        raise ValueError("count")
-    return value
+def _count(value, what: str = "count") -> int:
+    """``value`` when it is a count: ValueError when it is not a number (malformed), Implausible when it
+    is one no kiosk counts (negative, fractional, not finite, beyond JSON's safe integers)."""
+    if type(value) is int and 0 <= value < MAX_SEQ:  # type(), not isinstance: a bool is no count
+        return value
+    if type(value) in _NUMBER:
+        raise Implausible(what)
+    raise ValueError(what)
 
 
-def _counts_of(values) -> tuple:
-    """``values`` (a list of counts) as a tuple; ValueError when one is not a count."""
-    if values and ({*map(type, values)} != _INT or min(values) < 0 or max(values) >= MAX_SEQ):
-        raise ValueError("count")
-    return tuple(values)
+def _counts_of(values, what: str = "hourly") -> tuple[tuple, int]:
+    """``values`` (a list of counts) as a tuple, and the largest (see :func:`_count`)."""
+    if not values:
+        return (), 0
+    if {*map(type, values)} != _INT:
+        for v in values:
+            _count(v, what)
+    peak = max(values)
+    if min(values) < 0 or peak >= MAX_SEQ:
+        for v in values:
+            _count(v, what)
+    return tuple(values), peak
+
+
+def _text(value, limit: int = 200) -> str:
+    """A kiosk's text as the store keeps it: at most ``limit`` characters, no control characters
+    (a NUL cannot be stored in PostgreSQL, an escape sequence would repaint ``kiosk monitor``'s terminal)."""
+    text = value if type(value) is str else "" if value is None else str(value)
+    text = text[:limit]
+    if not text.isprintable():
+        text = "".join(ch for ch in text if ch == " " or unicodedata.category(ch) not in _UNPRINTED)
+    return text
 
 
 def _flag(value) -> int | None:
@@ -93,11 +137,12 @@ class Batch:
     daily: dict = field(default_factory=dict)  # (site, device, day) -> row
     hourly: dict = field(default_factory=dict)
     refused: dict = field(default_factory=dict)  # (topic, reason) -> [n, last_at]
+    implausible: dict = field(default_factory=dict)  # (site, device) -> [first_at, last_at, n, what] (centre's clock)
     messages: int = 0
 
     def __len__(self) -> int:
         return (len(self.info) + len(self.status) + len(self.health) + len(self.seen) + len(self.daily)
-                + len(self.refused))
+                + len(self.refused) + len(self.implausible))
 
 
 @dataclass
@@ -107,6 +152,42 @@ class IngestStats:
     refused: int = 0
     ignored: int = 0  # a leaf the centre does not read (cmd-result, ...) or not a kiosk topic
     superseded: int = 0  # coalescing: not verified, a verified newer message of its kiosk made it moot
+    implausible: int = 0  # refused as implausible (also in ``refused``)
+
+
+class RefusalLog:
+    """The journal's view of refusals: at most one line per kiosk and reason every ``interval`` seconds.
+
+    A flood (an unsigned message a millisecond, a thousand invented kiosks) is a few lines a minute,
+    each saying how many more were refused since; memory stays bounded by ``max_kiosks`` keys, beyond
+    which the refusals of further kiosks share one line per reason.
+    """
+
+    def __init__(self, interval: float = REFUSAL_LOG_SECONDS, max_kiosks: int = 1000):
+        self.interval = interval
+        self.max_kiosks = max_kiosks
+        self._last: dict[tuple, list] = {}  # (kiosk, reason) -> [logged at, refused since]
+        self._swept = float("-inf")
+
+    def note(self, topic: str, reason: str, now: float, what: str = "") -> None:
+        parts = topic.split("/", 4)
+        kiosk = "/".join(parts[2:4]) if len(parts) == 5 and parts[0] == "checkin" else "(not a kiosk topic)"
+        key = (kiosk, reason)
+        e = self._last.get(key)
+        if e is None and len(self._last) >= self.max_kiosks:
+            if now - self._swept >= self.interval:  # once an interval: a flood of new names costs no sweep each
+                self._swept = now
+                self._last = {k: v for k, v in self._last.items() if now - v[0] < self.interval}
+            if len(self._last) >= self.max_kiosks:
+                key = ("(other kiosks)", reason)
+                e = self._last.get(key)
+        if e is not None and now - e[0] < self.interval:
+            e[1] += 1
+            return
+        more = f" ({e[1]} more from it in the last {now - e[0]:.0f} s)" if e is not None and e[1] else ""
+        self._last[key] = [now, 0]
+        # %r: a topic is the sender's text, never a line of its own in the journal
+        log.warning("centre: refused %r: %s%s%s", topic, reason, f" ({what})" if what else "", more)
 
 
 class Candidate:
@@ -138,8 +219,10 @@ class Ingest:
     """
 
     def __init__(self, registry: FleetRegistry, verify_signatures: bool = True, coalesce: bool = False,
-                 verifier=None):
+                 verifier=None, limits: Limits | None = Limits()):
         self.registry = registry
+        # None only in the benchmark's "checks off" row: types and the store's ranges are still checked
+        self.limits = limits
         self.verifier = verifier  # coalescing: a kiosk.centre.verifiers.VerifierPool checks the likely winners
         self.verify_signatures = verify_signatures  # False only in the benchmark's "without verification" row
         self.coalesce = coalesce
@@ -147,6 +230,7 @@ class Ingest:
         self.stats = IngestStats()
         self._pending: dict[tuple, list[Candidate]] = {}  # (site, device) -> candidates, in arrival order
         self._order = 0
+        self.log = RefusalLog()
 
     def take(self) -> Batch:
         """The batch so far (pending candidates verified and applied first); a fresh one takes its place."""
@@ -155,8 +239,10 @@ class Ingest:
         b, self.batch = self.batch, Batch()
         return b
 
-    def refuse(self, topic: str, reason: str, now: float) -> bool:
+    def refuse(self, topic: str, reason: str, now: float, what: str = "") -> bool:
+        """Count ``topic``'s message as refused for ``reason`` (and log it, rate-limited); False."""
         self.stats.refused += 1
+        self.log.note(topic, reason, now, what)
         key = (topic, reason)
         refused = self.batch.refused
         r = refused.get(key)
@@ -211,8 +297,16 @@ class Ingest:
         c = Candidate(leaf, topic, (site, device), kiosk.owner, body, body.pop("sig", None), now, self._order,
                       payload)
         try:
-            _READ[leaf](c, kiosk.venue_id)
-        except (ValueError, TypeError, KeyError, AttributeError):
+            _READ[leaf](c, kiosk.venue_id, self.limits)
+        except Implausible as exc:
+            # Verified at once, like a malformed message: the kiosk's own signature makes it implausible
+            # (and the kiosk a case for inspection); without one it keeps its signature's reason.
+            if self._verified(c):
+                if self.limits is None:
+                    return self.refuse(topic, MALFORMED, now)
+                return self._implausible(c, f"{leaf}.{exc.what}")
+            return False
+        except (ValueError, TypeError, KeyError, AttributeError, ArithmeticError, RecursionError):
             # It changes nothing whatever its signature; verified all the same, so the reason is
             # the signature's when it has no valid one, "malformed" for the kiosk's own breach of contract.
             if self._verified(c):
@@ -230,6 +324,16 @@ class Ingest:
         else:
             p.append(c)
         return True
+
+    def _implausible(self, c: Candidate, what: str) -> bool:
+        """Refuse ``c`` as implausible and note its kiosk for the inspection list (the centre's clock)."""
+        self.stats.implausible += 1
+        r = self.batch.implausible.get(c.kiosk)
+        if r is None:
+            self.batch.implausible[c.kiosk] = [c.now, c.now, 1, what]
+        else:
+            r[1], r[2], r[3] = c.now, r[2] + 1, what
+        return self.refuse(c.topic, IMPLAUSIBLE, c.now, what)
 
     # -- verification -------------------------------------------------------------------------
     def _verified(self, c: Candidate) -> bool:
@@ -368,40 +472,49 @@ class Ingest:
 
 # -- reading a message's claims and rows (before verification; they count only once it passes) ----
 
-def _read_counts(c: Candidate, venue_id: str) -> None:
+def _read_counts(c: Candidate, venue_id: str, limits: Limits | None) -> None:
     (site, device), b = c.kiosk, c.body
-    day, seq = b["day"], _count(b["seq"])
+    day, seq = b["day"], _count(b["seq"], "seq")
     if type(day) is not str or not _DAY.match(day):
         raise ValueError("day")
-    figures = [_count(b.get(f, 0)) for f in COUNT_FIELDS]
+    figures = [_count(b.get(f, 0), f) for f in COUNT_FIELDS]
     ts = epoch(b["ts"]) if b.get("ts") else c.now
     scan = epoch(b["last_scan"]) if b.get("last_scan") else None
+    hourly = b.get("hourly")
+    hourly, peak = _counts_of(hourly) if type(hourly) is list and len(hourly) == 24 else (None, 0)
+    if limits is not None:
+        limits.counts(day, figures, seq, ts, scan, hourly, peak, c.now)
     c.key = (site, device, day)
     c.seq = seq
     c.row = (site, device, day, venue_id, *figures, seq, scan, ts)
-    hourly = b.get("hourly")
-    if type(hourly) is list and len(hourly) == 24:
-        c.hourly = (site, device, day, seq, *_counts_of(hourly))
+    if hourly is not None:
+        c.hourly = (site, device, day, seq, *hourly)
     c.heard = (ts, 0, scan)
 
 
-def _read_events(c: Candidate, venue_id: str) -> None:
-    seq = _count(c.body["seq"])
+def _read_events(c: Candidate, venue_id: str, limits: Limits | None) -> None:
+    seq = _count(c.body["seq"], "seq")
     t = epoch(c.body["time"])
+    if limits is not None:
+        limits.event(seq, t, c.now)
     c.heard = (t, seq, t)
 
 
-def _read_info(c: Candidate, venue_id: str) -> None:
+def _read_info(c: Candidate, venue_id: str, limits: Limits | None) -> None:
+    """The kiosk's own description. Its place (district, ward) is kept as what the kiosk claims and never
+    files it anywhere: the venue registry does (issue 19.2); its venue is the fleet registry's row."""
     (site, device), i = c.kiosk, c.body
     ts = epoch(i["ts"]) if i.get("ts") else c.now
-    text = [str(i.get(f) or "")[:200] for f in INFO_FIELDS]
+    if limits is not None:
+        limits.when(ts, c.now, "ts")
+    text = [_text(i.get(f) or "") for f in INFO_FIELDS]
     c.key = c.kiosk
     c.seq = ts
-    c.row = (site, device, venue_id or text[0], *text, ts)
+    c.row = (site, device, venue_id, *text, ts)
     c.heard = (ts, 0, None)
 
 
-def _read_health(c: Candidate, venue_id: str) -> None:
+def _read_health(c: Candidate, venue_id: str, limits: Limits | None) -> None:
     (site, device), h = c.kiosk, c.body
     camera_ok = h["camera_ok"]
     if not isinstance(camera_ok, bool):
@@ -410,13 +523,20 @@ def _read_health(c: Candidate, venue_id: str) -> None:
     degraded = h.get("degraded") or []
     if not isinstance(degraded, list):
         raise ValueError("degraded")
-    age = h.get("trust_age_hours")
+    numbers = health_numbers(h)  # a message a minute per kiosk: always checked, nothing out of range is stored
+    if limits is not None:
+        limits.when(ts, c.now, "ts")
+    flags = {f: _flag(h.get(f)) for f in HEALTH_FLAGS}
+    words = [_text(w, 32) for w in degraded[:16]]
+    error = _text(h.get("camera_error") or "")
+    age = numbers["trust_age_hours"]
+    # The documented fields only, as checked (unknown ones are ignored, as the contract says consumers do)
+    kept = {**numbers, **{f: None if v is None else bool(v) for f, v in flags.items()}, "camera_ok": camera_ok,
+            "camera_error": error, "degraded": words, "ts": h["ts"]}
     c.key = c.kiosk
     c.seq = ts
-    c.row = (site, device, int(camera_ok), str(h.get("camera_error") or "")[:200], _flag(h.get("display_ok")),
-             _flag(h.get("clock_synced")), _flag(h.get("trust_stale")),
-             float(age) if isinstance(age, (int, float)) and not isinstance(age, bool) else None,
-             ",".join(str(w)[:32] for w in degraded[:16]), json.dumps(h, ensure_ascii=False)[:4000], ts)
+    c.row = (site, device, int(camera_ok), error, flags["display_ok"], flags["clock_synced"], flags["trust_stale"],
+             None if age is None else float(age), ",".join(words), json.dumps(kept, ensure_ascii=False), ts)
     c.heard = (ts, 0, None)
 
 

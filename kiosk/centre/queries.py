@@ -7,6 +7,17 @@ Scope: a :class:`Scope` narrows any figure to a district, a ward or a venue (a
 district account's scope is always its district). Today is the venue's local day
 (the centre's ``--timezone``, the city's zone; kiosks count by their own local day).
 All times leave this module as ISO 8601 UTC strings (``kiosk.signing.iso``), or null.
+
+The contract for whoever renders these answers (pages, API, CSV, ``kiosk monitor``): no call
+raises because of what is stored, whatever an earlier centre or a hand in the database put there
+(issue 19.3). Every figure comes out as an int in ``0..MAX_FIGURE`` (negative, not-a-number or
+non-numeric stored values count as 0, larger ones as ``MAX_FIGURE``); every time as an ISO string
+between years 1 and 9999, or None when the stored one is no time (not finite, out of range, text);
+``for_seconds`` as an int or None; every text as ``str`` (NUL characters and odd Unicode are
+passed through as they are: escaping is the renderer's job). Sums are made in SQL without
+overflow (PostgreSQL's ``SUM`` of ``BIGINT`` is ``NUMERIC``; SQLite's ``TOTAL``), never by
+adding stored values row by row. Scope values and kinds may be any ``str``: one holding a NUL
+(which PostgreSQL cannot compare) matches nothing; ``days``, ``limit`` and ``offset`` are clamped.
 """
 
 from __future__ import annotations
@@ -15,9 +26,10 @@ import threading
 import time
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
+from decimal import Decimal
 from zoneinfo import ZoneInfo
 
-from kiosk.centre.store import HOURS, Store
+from kiosk.centre.store import HOURS, IMPLAUSIBLE_LISTED_SECONDS, Store
 from kiosk.signing import iso
 
 FIGURES = ("venues_with_code", "venues_unregistered", "venues_with_kiosk", "kiosks", "kiosks_online",
@@ -26,7 +38,12 @@ FIGURES = ("venues_with_code", "venues_unregistered", "venues_with_kiosk", "kios
 # The columns of an inspection row as the SQL gives them (queries.Centre._inspection_sql).
 ROW_COLUMNS = ("why", "venue_id", "venue_name", "address", "ward", "district", "site", "device", "since", "detail")
 INSPECTION_KINDS = ("offline", "silent", "never-heard", "camera-down", "display-down", "clock-unsynced",
-                    "trust-stale", "venue-code-mismatch", "unknown-venue", "no-scans-today")
+                    "trust-stale", "venue-code-mismatch", "unknown-venue", "implausible", "no-scans-today")
+MAX_FIGURE = 2 ** 53 - 1  # the largest figure any answer carries (JavaScript's safe integers)
+MAX_HISTORY_DAYS = 366
+MAX_OFFSET = MAX_FIGURE
+# Epoch seconds of 0001-01-01T00:00:00Z and 9999-12-31T23:59:59Z: the times an ISO string can say.
+FIRST_TIME, LAST_TIME = -62135596800.0, 253402300799.0
 
 
 @dataclass(frozen=True)
@@ -36,13 +53,22 @@ class Scope:
     district: str | None = None
     ward: str | None = None
     venue_id: str | None = None
+    districts: tuple[str, ...] | None = None  # several districts (an inspector's); None: no such limit
 
     def where(self, alias: str = "v") -> tuple[str, list]:
         sql, params = "", []
         for col, value in (("district", self.district), ("ward", self.ward), ("venue_id", self.venue_id)):
-            if value is not None:
-                sql += f" AND {alias}.{col} = ?"
-                params.append(value)
+            if value is None:
+                continue
+            if "\x00" in value:  # no name holds one (PostgreSQL cannot even compare it): nothing matches
+                sql += " AND 1 = 0"
+                continue
+            sql += f" AND {alias}.{col} = ?"
+            params.append(value)
+        if self.districts is not None:
+            sql += f" AND {alias}.district IN ({', '.join('?' for _ in self.districts)})" if self.districts \
+                else " AND 1 = 0"
+            params.extend(self.districts)
         return sql, params
 
     def within(self, district: str | None) -> "Scope":
@@ -71,8 +97,57 @@ class Settings:
         return self.local().date().isoformat()
 
 
+VENUE_FIGURES = ("kiosks", "kiosks_online", "scans", "accepted", "rejected", "duplicates", "overrides",
+                 "unique_visitors")
+KIOSK_FIGURES = ("accepted", "rejected", "duplicates", "overrides", "unique_visitors", "dropped_events")
+
+
+def _scans(S: str, alias: str = "") -> str:
+    """Scans (accepted + rejected + duplicates) as three sums: stored values are never added row by row
+    (PostgreSQL's BIGINT + raises on overflow; ``S`` is the overflow-free sum, see ``Centre._sum``)."""
+    a = f"{alias}." if alias else ""
+    return f"{S}({a}accepted) + {S}({a}rejected) + {S}({a}duplicates)"
+
+
+def _figure(v) -> int:
+    """A stored or summed figure as an int in ``0..MAX_FIGURE`` (see the module's contract)."""
+    t = type(v)
+    if t is not int:
+        if t is float:
+            if v != v:  # NaN
+                return 0
+        elif t is not Decimal or v.is_nan():
+            return 0  # None, text, bytes (SQLite keeps any type): no figure
+        v = MAX_FIGURE if v > MAX_FIGURE else 0 if v < 0 else int(v)
+    return MAX_FIGURE if v > MAX_FIGURE else 0 if v < 0 else v
+
+
+def _time(t) -> float | None:
+    """A stored time (epoch seconds) when it is one an ISO string can say, else None."""
+    if type(t) is not float:
+        if not isinstance(t, (int, Decimal)) or isinstance(t, bool):
+            return None
+        t = float(t)
+    return t if FIRST_TIME <= t <= LAST_TIME else None  # NaN fails both comparisons
+
+
 def _iso(t) -> str | None:
-    return None if t is None else iso(float(t))
+    t = _time(t)
+    return None if t is None else iso(t)
+
+
+def _text(v) -> str:
+    """A stored text as str (SQLite keeps whatever type it was given)."""
+    if type(v) is str:
+        return v
+    if v is None:
+        return ""
+    return v.decode("utf-8", "replace") if isinstance(v, bytes) else str(v)
+
+
+def _seconds_since(since, now: float) -> int | None:
+    t = _time(since)
+    return None if t is None else max(0, int(now - t))
 
 
 def _kiosk_now(scope: Scope, candidates: str = "") -> tuple[str, list]:
@@ -93,7 +168,6 @@ def _kiosk_now(scope: Scope, candidates: str = "") -> tuple[str, list]:
       COALESCE(d.accepted, 0) AS accepted, COALESCE(d.rejected, 0) AS rejected,
       COALESCE(d.duplicates, 0) AS duplicates, COALESCE(d.overrides, 0) AS overrides,
       COALESCE(d.unique_visitors, 0) AS unique_visitors, COALESCE(d.dropped_events, 0) AS dropped_events,
-      COALESCE(d.accepted + d.rejected + d.duplicates, 0) AS scans,
       CASE WHEN (s.status IS NULL OR s.status = 'online') AND n.last_ts >= ? THEN 1 ELSE 0 END AS online
     FROM fleet f {only} LEFT JOIN venues v ON v.venue_id = f.venue_id
     LEFT JOIN kiosk_status s ON s.site = f.site AND s.device = f.device
@@ -111,6 +185,9 @@ class Centre:
     def __init__(self, store: Store, settings: Settings | None = None):
         self.store = store
         self.settings = settings or Settings()
+        # Sums that cannot overflow whatever is stored: SQLite's SUM raises past 2**63, its TOTAL is a double;
+        # PostgreSQL's SUM of BIGINT is NUMERIC.
+        self._sum = "TOTAL" if store.dialect == "sqlite" else "SUM"
         self._cache: dict = {}
         self._cache_lock = threading.Lock()
 
@@ -125,19 +202,21 @@ class Centre:
         s = self.settings
         ksql, kparams = _kiosk_now(scope)
         where, params = scope.where("v")
+        S = self._sum
         sql = f"""
         SELECT v.district AS district, v.ward AS ward,
-          SUM(v.registered) AS venues_with_code, SUM(1 - v.registered) AS venues_unregistered,
+          SUM(CASE WHEN v.registered = 1 THEN 1 ELSE 0 END) AS venues_with_code,
+          SUM(CASE WHEN v.registered = 1 THEN 0 ELSE 1 END) AS venues_unregistered,
           SUM(CASE WHEN kv.kiosks > 0 THEN 1 ELSE 0 END) AS venues_with_kiosk,
-          SUM(COALESCE(kv.kiosks, 0)) AS kiosks, SUM(COALESCE(kv.kiosks_online, 0)) AS kiosks_online,
+          SUM(COALESCE(kv.kiosks, 0)) AS kiosks, {S}(COALESCE(kv.kiosks_online, 0)) AS kiosks_online,
           SUM(CASE WHEN kv.scans > 0 THEN 1 ELSE 0 END) AS venues_with_scans,
-          SUM(COALESCE(kv.scans, 0)) AS scans, SUM(COALESCE(kv.accepted, 0)) AS accepted,
-          SUM(COALESCE(kv.rejected, 0)) AS rejected, SUM(COALESCE(kv.duplicates, 0)) AS duplicates,
-          SUM(COALESCE(kv.overrides, 0)) AS overrides, SUM(COALESCE(kv.unique_visitors, 0)) AS unique_visitors
+          {S}(COALESCE(kv.scans, 0)) AS scans, {S}(COALESCE(kv.accepted, 0)) AS accepted,
+          {S}(COALESCE(kv.rejected, 0)) AS rejected, {S}(COALESCE(kv.duplicates, 0)) AS duplicates,
+          {S}(COALESCE(kv.overrides, 0)) AS overrides, {S}(COALESCE(kv.unique_visitors, 0)) AS unique_visitors
         FROM venues v LEFT JOIN (
-          SELECT venue_id, COUNT(*) AS kiosks, SUM(online) AS kiosks_online, SUM(scans) AS scans,
-            SUM(accepted) AS accepted, SUM(rejected) AS rejected, SUM(duplicates) AS duplicates,
-            SUM(overrides) AS overrides, SUM(unique_visitors) AS unique_visitors
+          SELECT venue_id, COUNT(*) AS kiosks, {S}(online) AS kiosks_online, {_scans(S)} AS scans,
+            {S}(accepted) AS accepted, {S}(rejected) AS rejected, {S}(duplicates) AS duplicates,
+            {S}(overrides) AS overrides, {S}(unique_visitors) AS unique_visitors
           FROM ({ksql}) k GROUP BY venue_id) kv ON kv.venue_id = v.venue_id
         WHERE 1 = 1{where}
         GROUP BY v.district, v.ward ORDER BY v.district, v.ward"""
@@ -152,7 +231,7 @@ class Centre:
             if acc is None:
                 acc = out[k] = {"name": k, **{f: 0 for f in FIGURES}}
             for f in FIGURES:
-                acc[f] += int(r[f] or 0)
+                acc[f] = min(MAX_FIGURE, acc[f] + _figure(r[f]))
         return list(out.values())
 
     def _envelope(self, **body) -> dict:
@@ -162,7 +241,7 @@ class Centre:
     def overview(self, scope: Scope = Scope()) -> dict:
         """Today's figures of ``scope`` and one row per district in it (the city's district table)."""
         wards = self._ward_rows(scope)
-        districts = sorted(self._rollup(wards, lambda r: r["district"]), key=lambda r: r["name"])
+        districts = sorted(self._rollup(wards, lambda r: _text(r["district"])), key=lambda r: r["name"])
         (total,) = self._rollup(wards, lambda r: "total") or [{"name": "total", **{f: 0 for f in FIGURES}}]
         total.pop("name")
         return self._envelope(scope=_scope_dict(scope), totals=total, districts=districts)
@@ -171,7 +250,7 @@ class Centre:
         """One district: its figures and one row per ward."""
         scope = replace(scope, district=name)
         wards = self._ward_rows(scope)
-        rows = [{"name": r["ward"], **{f: int(r[f] or 0) for f in FIGURES}} for r in wards]
+        rows = [{"name": _text(r["ward"]), **{f: _figure(r[f]) for f in FIGURES}} for r in wards]
         (total,) = self._rollup(wards, lambda r: "total") or [{"name": "total", **{f: 0 for f in FIGURES}}]
         total.pop("name")
         return self._envelope(district=name, totals=total, wards=rows)
@@ -181,6 +260,7 @@ class Centre:
         s = self.settings
         ksql, kparams = _kiosk_now(scope)
         where, params = scope.where("v")
+        S = self._sum
         sql = f"""
         SELECT v.venue_id, v.name, v.address, v.ward, v.district, v.registered,
           COALESCE(kv.kiosks, 0) AS kiosks, COALESCE(kv.kiosks_online, 0) AS kiosks_online,
@@ -189,16 +269,18 @@ class Centre:
           COALESCE(kv.overrides, 0) AS overrides, COALESCE(kv.unique_visitors, 0) AS unique_visitors,
           kv.last_scan
         FROM venues v LEFT JOIN (
-          SELECT venue_id, COUNT(*) AS kiosks, SUM(online) AS kiosks_online, SUM(scans) AS scans,
-            SUM(accepted) AS accepted, SUM(rejected) AS rejected, SUM(duplicates) AS duplicates,
-            SUM(overrides) AS overrides, SUM(unique_visitors) AS unique_visitors, MAX(last_scan) AS last_scan
+          SELECT venue_id, COUNT(*) AS kiosks, {S}(online) AS kiosks_online, {_scans(S)} AS scans,
+            {S}(accepted) AS accepted, {S}(rejected) AS rejected, {S}(duplicates) AS duplicates,
+            {S}(overrides) AS overrides, {S}(unique_visitors) AS unique_visitors, MAX(last_scan) AS last_scan
           FROM ({ksql}) k GROUP BY venue_id) kv ON kv.venue_id = v.venue_id
         WHERE 1 = 1{where} ORDER BY v.district, v.ward, v.name, v.venue_id"""
         rows = self.store.query(sql, [s.now() - s.stale_seconds, s.today(), *kparams, *params])
+        out = []
         for r in rows:
-            r["registered"] = bool(r["registered"])
-            r["last_scan"] = _iso(r["last_scan"])
-        return rows
+            out.append({"venue_id": _text(r["venue_id"]), "name": _text(r["name"]), "address": _text(r["address"]),
+                        "ward": _text(r["ward"]), "district": _text(r["district"]), "registered": r["registered"] == 1,
+                        **{f: _figure(r[f]) for f in VENUE_FIGURES}, "last_scan": _iso(r["last_scan"])})
+        return out
 
     def venue(self, venue_id: str, scope: Scope = Scope()) -> dict | None:
         """One venue: where it is, today's figures, its kiosks, its 30 days and today's hourly curve."""
@@ -213,17 +295,20 @@ class Centre:
         """Every kiosk in ``scope``: state (online from its own signed messages), health, today's counts."""
         out = []
         for r in self._kiosk_rows(scope):
+            counts = {f: _figure(r[f]) for f in KIOSK_FIGURES}
+            status = r["status"]
             out.append({
-                "site": r["site"], "device": r["device"], "venue_id": r["venue_id"], "venue_name": r["venue_name"],
-                "address": r["address"], "ward": r["ward"], "district": r["district"],
-                "online": bool(r["online"]), "status": r["status"], "last_heard": _iso(r["last_ts"]),
-                "camera_ok": _bool(r["camera_ok"]), "camera_error": r["camera_error"] or "",
+                "site": _text(r["site"]), "device": _text(r["device"]), "venue_id": _text(r["venue_id"]),
+                "venue_name": _text(r["venue_name"]), "address": _text(r["address"]), "ward": _text(r["ward"]),
+                "district": _text(r["district"]), "online": r["online"] == 1,
+                "status": status if status in ("online", "offline") else None, "last_heard": _iso(r["last_ts"]),
+                "camera_ok": _bool(r["camera_ok"]), "camera_error": _text(r["camera_error"]),
                 "display_ok": _bool(r["display_ok"]), "clock_synced": _bool(r["clock_synced"]),
-                "trust_stale": _bool(r["trust_stale"]), "degraded": [w for w in (r["degraded"] or "").split(",") if w],
-                "version": r["version"], "scans": int(r["scans"]), "accepted": int(r["accepted"]),
-                "rejected": int(r["rejected"]), "duplicates": int(r["duplicates"]), "overrides": int(r["overrides"]),
-                "unique_visitors": int(r["unique_visitors"]), "dropped_events": int(r["dropped_events"]),
-                "last_seq": r["last_seq"], "last_scan": _iso(r["last_scan"]),
+                "trust_stale": _bool(r["trust_stale"]), "degraded": [w for w in _text(r["degraded"]).split(",") if w],
+                "version": None if r["version"] is None else _text(r["version"]),
+                "scans": min(MAX_FIGURE, counts["accepted"] + counts["rejected"] + counts["duplicates"]), **counts,
+                "last_seq": None if r["last_seq"] is None else _figure(r["last_seq"]),
+                "last_scan": _iso(r["last_scan"]),
             })
         return out
 
@@ -234,6 +319,7 @@ class Centre:
         is always live.
         """
         s = self.settings
+        days = min(MAX_HISTORY_DAYS, max(1, int(days)))
         today = date.fromisoformat(s.today())
         first = (today - timedelta(days=days - 1)).isoformat()
         key = (scope, first, today.isoformat())
@@ -259,33 +345,34 @@ class Centre:
         if last < first:
             return {}
         where, params = scope.where("v")
+        S = self._sum
         sql = f"""
-        SELECT d.day AS day, SUM(d.accepted + d.rejected + d.duplicates) AS scans, SUM(d.accepted) AS accepted,
-          SUM(d.rejected) AS rejected, SUM(d.duplicates) AS duplicates, SUM(d.overrides) AS overrides,
-          COUNT(DISTINCT CASE WHEN d.accepted + d.rejected + d.duplicates > 0 THEN d.venue_id END)
+        SELECT d.day AS day, {_scans(S, "d")} AS scans, {S}(d.accepted) AS accepted,
+          {S}(d.rejected) AS rejected, {S}(d.duplicates) AS duplicates, {S}(d.overrides) AS overrides,
+          COUNT(DISTINCT CASE WHEN d.accepted > 0 OR d.rejected > 0 OR d.duplicates > 0 THEN d.venue_id END)
             AS venues_with_scans
         FROM daily d JOIN venues v ON v.venue_id = d.venue_id
         WHERE d.day >= ? AND d.day <= ?{where} GROUP BY d.day"""
-        return {r.pop("day"): {k: int(v or 0) for k, v in r.items()}
+        return {r.pop("day"): {k: _figure(v) for k, v in r.items()}
                 for r in self.store.query(sql, [first, last, *params])}
 
     def hourly(self, scope: Scope = Scope()) -> list[int]:
         """Today's scans per local hour (0-23) in ``scope``."""
         where, params = scope.where("v")
-        sums = ", ".join(f"SUM(hr.{h}) AS {h}" for h in HOURS)
+        sums = ", ".join(f"{self._sum}(hr.{h}) AS {h}" for h in HOURS)
         sql = f"""SELECT {sums} FROM hourly hr JOIN fleet f ON f.site = hr.site AND f.device = hr.device
                   JOIN venues v ON v.venue_id = f.venue_id WHERE hr.day = ? AND f.revoked = 0{where}"""
         (r,) = self.store.query(sql, [self.settings.today(), *params])
-        return [int(r[h] or 0) for h in HOURS]
+        return [_figure(r[h]) for h in HOURS]
 
     def venues_with_code(self, scope: Scope = Scope()) -> int:
         where, params = scope.where("v")
-        return int(self.store.query(f"SELECT COUNT(*) AS n FROM venues v WHERE v.registered = 1{where}",
-                                    params)[0]["n"])
+        return _figure(self.store.query(f"SELECT COUNT(*) AS n FROM venues v WHERE v.registered = 1{where}",
+                                        params)[0]["n"])
 
     def districts(self) -> list[str]:
         # A skip scan of the (district, ward) index: one probe per district, not a pass over the city's venues.
-        return [r["district"] for r in self.store.query(
+        return [_text(r["district"]) for r in self.store.query(
             "WITH RECURSIVE d(district) AS ("
             " SELECT (SELECT MIN(district) FROM venues WHERE district > '')"
             " UNION ALL SELECT (SELECT MIN(v.district) FROM venues v WHERE v.district > d.district)"
@@ -298,7 +385,8 @@ class Centre:
         The rules, in the order a kiosk is judged: a kiosk whose venue is not registered is
         ``unknown-venue`` (and judged on); never heard, offline (for ``offline_hours``, aged from its own
         last signed time, never from when this centre noticed) or silent say all there is; a kiosk online
-        is checked for camera, display, clock, trust data and the venue code it shows.
+        is checked for camera, display, clock, trust data and the venue code it shows. Apart from these, a
+        kiosk that signed an implausible claim in the last day is ``implausible``, whatever its state.
 
         Most kiosks of a city are well, so the candidates come first, each from a small index (a health
         flag, an offline status, an old last signed time, an unregistered venue, no signed message at all,
@@ -331,11 +419,22 @@ class Centre:
             branch("camera-down", "camera_since", "online = 1 AND camera_ok = 0"),
             branch("display-down", "display_since", "online = 1 AND display_ok = 0"),
             branch("clock-unsynced", "health_ts", "online = 1 AND clock_synced = 0"),
-            branch("trust-stale", "health_ts - trust_age_hours * 3600", "online = 1 AND trust_stale = 1"),
+            # guarded: a stored age of 1e308 would overflow PostgreSQL's double precision arithmetic
+            branch("trust-stale", "CASE WHEN trust_age_hours >= 0 AND trust_age_hours <= 1e6 "
+                                  "THEN health_ts - trust_age_hours * 3600 END", "online = 1 AND trust_stale = 1"),
             branch("venue-code-mismatch", "info_ts",
                    "online = 1 AND registry_qr <> '' AND shown_qr <> '' AND registry_qr <> shown_qr"),
         ]
         params = [stale, stale, s.today(), *kparams, now - s.offline_hours * 3600]
+        # A kiosk that signed a claim no kiosk could make, for a day after its last one (the centre's clock).
+        where, wparams = scope.where("v")
+        parts.append(
+            "SELECT 'implausible' AS why, f.venue_id, COALESCE(v.name, '') AS venue_name, COALESCE(v.address, '') "
+            "AS address, COALESCE(v.ward, '') AS ward, COALESCE(v.district, '') AS district, f.site, f.device, "
+            "x.first_at AS since, x.what AS detail FROM kiosk_implausible x "
+            "JOIN fleet f ON f.site = x.site AND f.device = x.device LEFT JOIN venues v ON v.venue_id = f.venue_id "
+            f"WHERE f.revoked = 0 AND x.last_at >= ?{where}")
+        params += [now - IMPLAUSIBLE_LISTED_SECONDS, *wparams]
         return f"WITH k AS ({ksql}) {' UNION ALL '.join(parts)}", params
 
     def _no_scans(self, scope: Scope, columns: str) -> tuple[str, list] | None:
@@ -390,19 +489,22 @@ class Centre:
 
     def _inspection_row(self, r: dict, now: float) -> dict:
         since = r["since"]
-        why = r["why"]
+        why = _text(r["why"])
         detail = dict(_DETAILS.get(why) or {"en": "", "vi": ""})
         if why == "camera-down" and r["detail"]:
-            detail = {"en": r["detail"], "vi": r["detail"]}  # the kiosk's own words for its camera
+            detail = {"en": _text(r["detail"]), "vi": _text(r["detail"])}  # the kiosk's own words for its camera
+        elif why == "implausible":
+            what = _text(r["detail"])[:64]  # the check that failed, a field's name: the same in both languages
+            detail = {"en": f"{detail['en']} ({what})", "vi": f"{detail['vi']} ({what})"}
         elif why == "no-scans-today":
-            n = int(r.get("n") or 0)
+            n = _figure(r.get("n"))
             detail = ({"en": f"{n} kiosk(s)", "vi": f"{n} máy quét"} if n else
                       {"en": "poster only (no kiosk)", "vi": "chỉ dán mã (không có máy quét)"})
-        return {"why": why, "venue_id": r["venue_id"], "venue_name": r["venue_name"] or "",
-                "address": r["address"] or "", "ward": r["ward"] or "", "district": r["district"] or "",
-                "site": r["site"], "device": r["device"], "since": _iso(since),
-                "for_seconds": None if since is None else max(0, int(now - since)), "detail": detail["en"],
-                "detail_vi": detail["vi"]}
+        return {"why": why, "venue_id": _text(r["venue_id"]), "venue_name": _text(r["venue_name"]),
+                "address": _text(r["address"]), "ward": _text(r["ward"]), "district": _text(r["district"]),
+                "site": None if r["site"] is None else _text(r["site"]),
+                "device": None if r["device"] is None else _text(r["device"]), "since": _iso(since),
+                "for_seconds": _seconds_since(since, now), "detail": detail["en"], "detail_vi": detail["vi"]}
 
     # The kiosks of a venue without scans, counted for the rows returned only (never for the whole city).
     KIOSKS = ("CASE WHEN q.why = 'no-scans-today' THEN (SELECT COUNT(*) FROM fleet f2 "
@@ -417,8 +519,9 @@ class Centre:
         the page's venues and one count of venues without scans, not the city. ``limit`` None: every row.
         """
         now = self.settings.now()
-        offset = max(0, int(offset))
-        limit = None if limit is None else max(0, int(limit))
+        offset = min(MAX_OFFSET, max(0, int(offset)))
+        limit = None if limit is None else min(MAX_OFFSET, max(0, int(limit)))
+        kinds = _kinds(kinds)
         with_kp, union, params, has_kp = self._inspection_sql(scope, kinds, None if limit is None else offset + limit)
         page = f"SELECT * FROM ({union}) p{_order('p')}"
         if limit is not None:
@@ -432,12 +535,12 @@ class Centre:
         rows, by_kind = [], {}
         for r in self.store.query(f"{with_kp}SELECT * FROM ({sql}) q{_order('q', 'q.part, ')}", params):
             if r["part"]:
-                by_kind[r["why"]] = int(r["n"])
+                by_kind[r["why"]] = _figure(r["n"])
             else:
                 rows.append(self._inspection_row(r, now))
         if not kinds or "no-scans-today" in kinds:
             found = self._no_scans(scope, "COUNT(*) AS n")
-            n = int(self.store.query(*found)[0]["n"]) if found else 0
+            n = _figure(self.store.query(*found)[0]["n"]) if found else 0
             if n:
                 by_kind["no-scans-today"] = n
         by_kind = dict(sorted(by_kind.items()))
@@ -447,7 +550,7 @@ class Centre:
     def inspection_rows(self, scope: Scope = Scope(), kinds: tuple[str, ...] = ()):
         """Every inspection row of ``scope``, in the list's order, streamed from the database (the CSV export)."""
         now = self.settings.now()
-        with_kp, union, params, _ = self._inspection_sql(scope, kinds)
+        with_kp, union, params, _ = self._inspection_sql(scope, _kinds(kinds))
         cols = ", ".join(f"q.{c}" for c in ROW_COLUMNS)
         sql = f"{with_kp}SELECT {cols}, {self.KIOSKS} AS n FROM (SELECT * FROM ({union}) p{_order('p')}) q{_order('q')}"
         for r in self.store.stream(sql, params):
@@ -455,23 +558,24 @@ class Centre:
 
     def refused(self, limit: int = 100) -> dict:
         """Messages that changed nothing: per reason, and the topics they came on (most first)."""
-        by_reason = {r["reason"]: int(r["n"]) for r in self.store.query(
-            "SELECT reason, SUM(n) AS n FROM refused GROUP BY reason ORDER BY reason")}
-        topics = [{"topic": r["topic"], "reason": r["reason"], "n": int(r["n"]), "last_at": _iso(r["last_at"])}
+        by_reason = {_text(r["reason"]): _figure(r["n"]) for r in self.store.query(
+            f"SELECT reason, {self._sum}(n) AS n FROM refused GROUP BY reason ORDER BY reason")}
+        topics = [{"topic": _text(r["topic"]), "reason": _text(r["reason"]), "n": _figure(r["n"]),
+                   "last_at": _iso(r["last_at"])}
                   for r in self.store.query("SELECT topic, reason, n, last_at FROM refused "
-                                            "ORDER BY n DESC, topic LIMIT ?", [limit])]
-        return self._envelope(total=sum(by_reason.values()), by_reason=by_reason, topics=topics)
+                                            "ORDER BY n DESC, topic LIMIT ?", [min(MAX_OFFSET, max(0, int(limit)))])]
+        return self._envelope(total=min(MAX_FIGURE, sum(by_reason.values())), by_reason=by_reason, topics=topics)
 
     def daily_report(self, scope: Scope = Scope()) -> list[dict]:
         """The daily report: one row per district, then one per ward of it (what a district sends the city)."""
         wards = self._ward_rows(scope)
         out = []
-        for d in sorted(self._rollup(wards, lambda r: r["district"]), key=lambda r: r["name"]):
+        for d in sorted(self._rollup(wards, lambda r: _text(r["district"])), key=lambda r: r["name"]):
             out.append({"level": "district", "district": d.pop("name"), "ward": "", **d})
             for w in wards:
-                if w["district"] == out[-1]["district"]:
-                    out.append({"level": "ward", "district": w["district"], "ward": w["ward"],
-                                **{f: int(w[f] or 0) for f in FIGURES}})
+                if _text(w["district"]) == out[-1]["district"]:
+                    out.append({"level": "ward", "district": _text(w["district"]), "ward": _text(w["ward"]),
+                                **{f: _figure(w[f]) for f in FIGURES}})
         return out
 
 
@@ -492,7 +596,16 @@ _DETAILS = {
                     "vi": "dữ liệu tin cậy của máy đã cũ: máy không biết các chứng nhận bị thu hồi"},
     "venue-code-mismatch": {"en": "the code on screen is not the registered venue code",
                             "vi": "mã trên màn hình khác mã địa điểm đã đăng ký"},
+    "implausible": {"en": "the kiosk signed figures no kiosk could have seen: check the device, its key may be "
+                          "stolen or its clock wrong",
+                    "vi": "máy đã ký số liệu không máy nào có thể ghi nhận: kiểm tra thiết bị, khóa của máy có thể "
+                          "đã bị lấy cắp hoặc đồng hồ bị sai"},
 }
+
+
+def _kinds(kinds) -> tuple[str, ...]:
+    """The kinds asked for; one holding a NUL (no kind does) becomes one that matches no row."""
+    return tuple("?" if "\x00" in k else k for k in kinds)
 
 
 def _order(alias: str, first: str = "") -> str:
@@ -507,4 +620,7 @@ def _bool(v) -> bool | None:
 
 
 def _scope_dict(scope: Scope) -> dict:
-    return {"district": scope.district, "ward": scope.ward, "venue_id": scope.venue_id}
+    d = {"district": scope.district, "ward": scope.ward, "venue_id": scope.venue_id}
+    if scope.districts is not None:
+        d["districts"] = list(scope.districts)
+    return d

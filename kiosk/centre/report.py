@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import unicodedata
 from datetime import datetime
 
 from kiosk.centre.queries import Centre, Scope
@@ -43,6 +44,10 @@ def _ago(t: str | None, now: float) -> str:
 
 
 def _fit(text: str, width: int) -> str:
+    """``text`` cut to ``width``, without the control characters a stored name may carry (an escape
+    sequence would repaint the operator's terminal; the store's text is whatever an earlier centre kept)."""
+    if not text.isprintable():
+        text = "".join(" " if unicodedata.category(ch)[0] in "CZ" else ch for ch in text)
     return text if len(text) <= width else text[:max(1, width - 1)] + "…"
 
 
@@ -65,8 +70,8 @@ def table(rep: dict, now: float, width: int | None = None, max_rows: int | None 
         lines.append("No venue registry (--venues CSV): venue figures and venues without scans are not known; "
                      "venue names are the kiosks' own")
     lines += [
-        f"Refused messages: {r['total']}" + (" (" + ", ".join(f"{k} {v}" for k, v in r["by_reason"].items()) + ")"
-                                             if r["total"] else ""),
+        f"Refused messages: {r['total']}"
+        + (" (" + ", ".join(f"{_fit(k, 30)} {v}" for k, v in r["by_reason"].items()) + ")" if r["total"] else ""),
     ]
     if "versions" in rep:
         lines += software_lines(rep["versions"], max_rows)
@@ -89,27 +94,34 @@ def table(rep: dict, now: float, width: int | None = None, max_rows: int | None 
     for row in insp[:max_rows]:
         how_long = _ago(row["since"], now) if row["since"] else "-"
         where = ", ".join(x for x in (row["address"], row["district"]) if x)
-        lines.append(f"  {row['why']:<20} {how_long:>8}  {_fit(row['venue_name'] or row['venue_id'], 30):<30} "
-                     f"{_fit(where, max(20, width - 66))}")
+        name = _fit(row["venue_name"] or row["venue_id"], 30)
+        lines.append(f"  {_fit(row['why'], 20):<20} {how_long:>8}  {name:<30} {_fit(where, max(20, width - 66))}")
     if len(insp) > max_rows:
         lines.append(f"  ... and {len(insp) - max_rows} more (use --json or the dashboard's CSV)")
     return "\n".join(lines)
 
 
 def software_lines(v: dict, max_rows: int = 20) -> list[str]:
-    """The fleet's software in a few lines: versions in the city, districts with kiosks behind, who is behind."""
+    """The fleet's software in a few lines: versions in the city, districts with kiosks behind, who is behind.
+
+    A version is whatever a kiosk's signed info said: it goes through :func:`_fit` like every stored name.
+    """
     t = v["totals"]
     if not t["kiosks"]:
         return []
-    spread = ", ".join(f"{ver} on {n}" for ver, n in t["versions"].items())
-    against = f"{v['current']} ({'given' if v['current_given'] else 'newest seen'})" if v["current"] else "-"
-    lines = [f"Software: {spread}; {t['behind']} behind {against}"]
+
+    def spread(versions: dict) -> str:
+        return ", ".join(f"{_fit(ver, 24)} on {n}" for ver, n in versions.items())
+
+    against = (f"{_fit(v['current'], 24)} ({'given' if v['current_given'] else 'newest seen'})"
+               if v["current"] else "-")
+    lines = [f"Software: {spread(t['versions'])}; {t['behind']} behind {against}"]
     for d in v["districts"]:
         if d["behind"]:
-            lines.append(f"  {d['name'] or '(no district)'}: {d['behind']} of {d['kiosks']} behind "
-                         f"(" + ", ".join(f"{ver} on {n}" for ver, n in d["versions"].items()) + ")")
+            lines.append(f"  {_fit(d['name'], 40) or '(no district)'}: {d['behind']} of {d['kiosks']} behind "
+                         f"({spread(d['versions'])})")
     for k in v["behind"][:max_rows]:
-        lines.append(f"  behind: {k['site']}/{k['device']} runs {k['version']}"
+        lines.append(f"  behind: {_fit(k['site'] + '/' + k['device'], 40)} runs {_fit(k['version'], 24)}"
                      f"{'' if k['online'] else ' (not online)'}")
     if len(v["behind"]) > max_rows:
         lines.append(f"  ... and {len(v['behind']) - max_rows} more behind (use --json for all)")

@@ -10,8 +10,13 @@ the figures are the same.
 Tables: ``fleet`` (the fleet registry), ``venues`` (the venue registry, plus venues of
 kiosks that are not in it, flagged ``registered = 0``), ``kiosk_info`` / ``kiosk_status``
 / ``kiosk_health`` / ``kiosk_seen`` (one row per kiosk), ``daily`` (kiosk x day: the
-history), ``hourly`` (kiosk x day x hour, kept a week), ``refused`` (topic x reason).
-Times are epoch seconds here; the query layer turns them into ISO 8601.
+history), ``hourly`` (kiosk x day x hour, kept a week), ``refused`` (topic x reason),
+``kiosk_implausible`` (kiosks that signed a claim no kiosk could make: the inspection list's
+``implausible`` rows). Times are epoch seconds here; the query layer turns them into ISO 8601.
+
+A kiosk's place is the venue registry's: a venue the registry does not know gets its name and
+address from its kiosk's signed ``info`` (something to show an inspector), never a province,
+district or ward, so it counts only under "not registered" (issue 19.2).
 """
 
 from __future__ import annotations
@@ -60,7 +65,16 @@ TABLES = {
                *(f"{h} BIGINT NOT NULL" for h in HOURS), "PRIMARY KEY (site, device, day)"),
     "refused": ("topic TEXT NOT NULL", "reason TEXT NOT NULL", "n BIGINT NOT NULL",
                 "last_at DOUBLE PRECISION NOT NULL", "PRIMARY KEY (topic, reason)"),
+    # first_at: the first implausible message since the kiosk last went a listing window without one
+    "kiosk_implausible": ("site TEXT NOT NULL", "device TEXT NOT NULL", "first_at DOUBLE PRECISION NOT NULL",
+                          "last_at DOUBLE PRECISION NOT NULL", "n BIGINT NOT NULL", "what TEXT NOT NULL",
+                          "PRIMARY KEY (site, device)"),
 }
+# How long a kiosk stays on the inspection list after its last implausible message (centre's clock).
+IMPLAUSIBLE_LISTED_SECONDS = 24 * 3600.0
+PLACE = ("province", "district", "ward", "province_code", "district_code", "ward_code")
+CLEAR_UNREGISTERED_PLACES = ("UPDATE venues SET " + ", ".join(f"{c} = ''" for c in PLACE)
+                             + " WHERE registered = 0 AND (" + " OR ".join(f"{c} <> ''" for c in PLACE) + ")")
 # Columns the store keeps itself, never written from a batch's or the registry's rows (so not in
 # ``columns()``): ``venues.last_scan_day`` is the latest local day on which any of the venue's kiosks
 # counted a scan (NULL: never), so "no scans today" is one indexed comparison, not an anti-join of the
@@ -128,11 +142,18 @@ UPSERT_TAILS = {
                    "last_scan = CASE WHEN kiosk_seen.last_scan IS NULL OR excluded.last_scan > kiosk_seen.last_scan "
                    "THEN excluded.last_scan ELSE kiosk_seen.last_scan END"),
     "refused": (("topic", "reason"), "DO UPDATE SET n = refused.n + excluded.n, last_at = excluded.last_at"),
+    # A new streak (a listing window after the last one) starts its own "since".
+    "kiosk_implausible": (("site", "device"), "DO UPDATE SET first_at = CASE WHEN kiosk_implausible.last_at < "
+                          f"excluded.first_at - {IMPLAUSIBLE_LISTED_SECONDS} THEN excluded.first_at "
+                          "ELSE kiosk_implausible.first_at END, last_at = CASE WHEN excluded.last_at > "
+                          "kiosk_implausible.last_at THEN excluded.last_at ELSE kiosk_implausible.last_at END, "
+                          "n = kiosk_implausible.n + excluded.n, what = excluded.what"),
     # A kiosk's own info places a venue the registry does not know; the registry's own rows win.
     "venues": (("venue_id",), "DO UPDATE SET " + _set("venues", ("venue_id",), {"registered": "registered = 0"})
                + " WHERE venues.registered = 0"),
 }
-WRITE_ORDER = ("kiosk_info", "venues", "kiosk_status", "kiosk_health", "kiosk_seen", "daily", "hourly", "refused")
+WRITE_ORDER = ("kiosk_info", "venues", "kiosk_status", "kiosk_health", "kiosk_seen", "daily", "hourly", "refused",
+               "kiosk_implausible")
 
 
 class StoreError(KioskValueError):
@@ -143,8 +164,9 @@ def batch_rows(batch: Batch) -> dict[str, list[tuple]]:
     """The batch as rows per table, in each table's column order."""
     health = [(*h, h[-1], h[-1]) for h in batch.health.values()]  # camera_since, display_since = this ts
     status = [(*s, s[3] if s[2] == "offline" else None) for s in batch.status.values()]
-    # One row per venue (two kiosks of one venue in a batch would hit one row twice in PostgreSQL).
-    venues = list({i[2]: (i[2], i[4], i[5], i[6], i[7], i[8], i[9], i[10], i[11], "", 0)
+    # One row per venue (two kiosks of one venue in a batch would hit one row twice in PostgreSQL): the name
+    # and address the kiosk shows, for a venue the registry does not know; never a place (see the module).
+    venues = list({i[2]: (i[2], i[4], i[5], *("" for _ in PLACE), "", 0)
                    for i in batch.info.values() if i[2]}.values())
     return {
         "kiosk_info": list(batch.info.values()),
@@ -155,6 +177,7 @@ def batch_rows(batch: Batch) -> dict[str, list[tuple]]:
         "daily": list(batch.daily.values()),
         "hourly": list(batch.hourly.values()),
         "refused": [(topic, reason, n, at) for (topic, reason), (n, at) in batch.refused.items()],
+        "kiosk_implausible": [(site, device, *r) for (site, device), r in batch.implausible.items()],
         "venue_scans": scan_days(batch.daily.values()),
     }
 
@@ -216,7 +239,7 @@ class Store:
           SELECT v2.venue_id AS venue_id, latest.day AS day FROM venues v2 LEFT JOIN (
             SELECT f.venue_id AS venue_id, MAX(d.day) AS day
             FROM daily d JOIN fleet f ON f.site = d.site AND f.device = d.device
-            WHERE f.revoked = 0 AND d.accepted + d.rejected + d.duplicates > 0
+            WHERE f.revoked = 0 AND (d.accepted > 0 OR d.rejected > 0 OR d.duplicates > 0)
             GROUP BY f.venue_id) latest ON latest.venue_id = v2.venue_id
         ) x WHERE x.venue_id = venues.venue_id AND venues.last_scan_day IS DISTINCT FROM x.day""")
 
@@ -234,6 +257,8 @@ class Store:
         venues = sorted({k.venue_id for k in registry.kiosks.values() if k.venue_id})
         self.replace("fleet", rows)
         self.insert_missing_venues(venues)
+        # A store an earlier centre wrote may hold places its kiosks' info gave unregistered venues.
+        self.execute(CLEAR_UNREGISTERED_PLACES)
         self.refresh_scan_days()  # a revoked kiosk's scans no longer count for its venue
 
     def replace(self, table: str, rows: list[tuple]) -> None:
@@ -390,7 +415,7 @@ class PostgresStore(Store):
     def query(self, sql, params=()):
         cur = self._conn().execute(self._sql(sql), params)
         names = [d.name for d in cur.description]
-        return [dict(zip(names, (int(v) if isinstance(v, Decimal) else v for v in r))) for r in cur.fetchall()]
+        return [dict(zip(names, (_plain(v) if isinstance(v, Decimal) else v for v in r))) for r in cur.fetchall()]
 
     def stream(self, sql, params=(), size=2000):
         # A server-side cursor on a connection of its own: the export never holds the city in memory, and
@@ -404,7 +429,7 @@ class PostgresStore(Store):
                 while rows := cur.fetchmany(size):
                     names = names or [d.name for d in cur.description]
                     for r in rows:
-                        yield dict(zip(names, (int(v) if isinstance(v, Decimal) else v for v in r)))
+                        yield dict(zip(names, (_plain(v) if isinstance(v, Decimal) else v for v in r)))
         finally:
             conn.close()
 
@@ -467,6 +492,11 @@ class PostgresStore(Store):
             for c in self._all:
                 c.close()
             self._all.clear()
+
+
+def _plain(v: Decimal) -> int | None:
+    """A NUMERIC from PostgreSQL (a SUM of BIGINTs) as an int; None for NaN and infinities."""
+    return int(v) if v.is_finite() else None
 
 
 def open_store(url: str | Path = "") -> Store:

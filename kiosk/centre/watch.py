@@ -38,6 +38,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from kiosk.centre.ingest import Ingest
+from kiosk.centre.plausible import Limits
 from kiosk.centre.registry import FleetRegistry
 from kiosk.centre.store import Store
 from kiosk.publish.connection import make_client
@@ -58,10 +59,10 @@ class IngestWorker:
     def __init__(self, url: str, store: Store, registry: FleetRegistry, share_group: str = "", client_id: str = "",
                  flush_seconds: float = 0.5, mqtt_config=None, session_expiry: int = DEFAULT_SESSION_EXPIRY,
                  batch_max: int = 20_000, verify_signatures: bool = True, coalesce: bool = True,
-                 verify_processes: int = 0):
+                 verify_processes: int = 0, limits: Limits | None = Limits()):
         self.store = store
         self.verify_processes = verify_processes if coalesce and verify_signatures else 0
-        self.ingest = Ingest(registry, verify_signatures=verify_signatures, coalesce=coalesce)
+        self.ingest = Ingest(registry, verify_signatures=verify_signatures, coalesce=coalesce, limits=limits)
         self.topic = f"$share/{share_group}/{ALL_KIOSKS}" if share_group else ALL_KIOSKS
         self.flush_seconds = flush_seconds
         self.session_expiry = session_expiry

@@ -1,15 +1,17 @@
 """``kiosk centre``: the centre's web dashboard and API with its ingest, and its accounts.
 
     kiosk centre --broker URL --registry fleet.json --db URL --listen HOST:PORT [--venues CSV] --accounts FILE
-    kiosk centre user add NAME [--district D] --accounts FILE [--new-password-file F]
+    kiosk centre user add NAME [--role city|district|inspector] [--district D ...] --accounts FILE
+    kiosk centre user list|passwd NAME|disable NAME|enable NAME|remove NAME --accounts FILE [--db URL]
 
 ``--no-ingest`` serves the dashboard only (a dashboard process reading a PostgreSQL that
 ingest workers write); ``--no-web`` is an ingest worker only (``--share-group`` to split).
+A running centre re-reads the accounts file when it changes; ``--db`` on ``passwd``, ``disable``
+and ``remove`` also ends the account's sessions in that store at once.
 """
 
 from __future__ import annotations
 
-import getpass
 import logging
 import os
 import signal
@@ -22,14 +24,33 @@ from kiosk.cli import UsageError
 def add_arguments(p) -> None:
     from kiosk.commands.monitor import add_centre_arguments
 
-    p.add_argument("words", nargs="*", help="'user add NAME' manages accounts; nothing: run the centre")
+    p.add_argument("words", nargs="*", help="'user add|list|passwd|disable|enable|remove [NAME]' manages accounts; "
+                                            "nothing: run the centre")
     p.add_argument("--accounts", default="", help="accounts file (JSON, argon2 hashes)")
-    p.add_argument("--district", default=None, help="user add: the district this account sees (none: the city)")
+    p.add_argument("--role", choices=("city", "district", "inspector"), default=None,
+                   help="user add: city (sees everything), district (one district's official), inspector (one or "
+                        "more districts' inspection lists and venues); default: district with --district, else city")
+    p.add_argument("--district", action="append", default=[], metavar="D",
+                   help="user add: a district the account sees (an inspector may have several: repeat)")
+    p.add_argument("--replace", action="store_true", help="user add: replace an existing account of that name")
+    p.add_argument("--admin", default="", metavar="DIR",
+                   help="user add: administrative units the --district must be in (default: $KIOSK_ADMIN_DATA, "
+                        "else ../shared/testdata/admin beside the checkout)")
+    p.add_argument("--province", default="hanoi", help="user add: the province's CSV in --admin (default hanoi)")
     p.add_argument("--new-password-file", dest="user_password_file", default="",
-                   help="user add: read the password from this file (default: ask)")
+                   help="user add|passwd: read the password from this file (default: ask)")
+    p.add_argument("--audit-log", default="", help="the accounts' audit log (JSON lines; default: beside "
+                                                   "--accounts, NAME.audit.jsonl)")
     p.add_argument("--listen", default="127.0.0.1:8080", help="HOST:PORT of the dashboard (default 127.0.0.1:8080)")
-    p.add_argument("--session-key-file", default="", help="secret for session cookies (file or credential:NAME); "
-                                                          "default: a new one each start (everyone logs in again)")
+    p.add_argument("--session-key-file", default="", help="no longer used (sessions are kept in the store); "
+                                                          "accepted so older units still start")
+    p.add_argument("--session-idle-minutes", type=float, default=30.0,
+                   help="a session unused this long ends (default 30)")
+    p.add_argument("--session-hours", type=float, default=12.0, help="a session ends this long after its login, "
+                                                                      "used or not (default 12)")
+    p.add_argument("--trusted-proxy", action="append", default=[], metavar="ADDR",
+                   help="a reverse proxy (address or network) whose X-Forwarded-For is believed; repeat for "
+                        "several (default: none: the client is the socket's peer)")
     p.add_argument("--insecure-cookies", action="store_true", help="session cookie without Secure (plain http "
                                                                    "on a test machine only)")
     p.add_argument("--no-ingest", action="store_true", help="serve the dashboard only (another worker ingests)")
@@ -39,38 +60,17 @@ def add_arguments(p) -> None:
     add_centre_arguments(group, required=False)
 
 
+USER_ACTIONS = ("add", "list", "passwd", "disable", "enable", "remove")
+
+
 def run(args) -> int:
-    if args.words[:2] == ["user", "add"]:
-        return _user_add(args)
+    if args.words[:1] == ["user"]:
+        from kiosk.commands import centre_users
+
+        return centre_users.run(args)
     if args.words:
-        raise UsageError(f"unknown centre action {' '.join(args.words)!r} (try: user add NAME)")
+        raise UsageError(f"unknown centre action {' '.join(args.words)!r} (try: user {'|'.join(USER_ACTIONS)})")
     return _serve(args)
-
-
-def _user_add(args) -> int:
-    from kiosk.centre.accounts import Accounts
-    from kiosk.errors import KioskError
-
-    if len(args.words) != 3:
-        raise UsageError("usage: kiosk centre user add NAME [--district D] --accounts FILE [--new-password-file F]")
-    if not args.accounts:
-        raise UsageError("--accounts FILE is required")
-    if args.user_password_file:
-        try:
-            with open(args.user_password_file, encoding="utf-8") as f:
-                password = f.read().strip()
-        except OSError as exc:
-            raise UsageError(f"--new-password-file: cannot read {args.user_password_file!r} ({exc.strerror})") from None
-    else:
-        password = getpass.getpass(f"password for {args.words[2]}: ")
-    try:
-        accounts = Accounts.load(args.accounts)
-        a = accounts.add(args.words[2], password, args.district)
-        accounts.save()
-    except KioskError as exc:
-        raise UsageError(str(exc)) from None
-    print(f"account {a.name}: {'district ' + a.district if a.district else 'the city'} ({args.accounts})")
-    return 0
 
 
 def _serve(args) -> int:
@@ -80,7 +80,9 @@ def _serve(args) -> int:
     from kiosk.centre.web import create_app
     from kiosk.commands.monitor import open_centre
     from kiosk.errors import KioskError
-    from kiosk.secrets import SecretError, read_secret_bytes
+    from kiosk.centre.audit import AuditLog, default_path
+    from kiosk.centre.sessions import Sessions
+    from kiosk.centre.web.security import parse_networks
 
     host, _, port = args.listen.rpartition(":")
     if not host or not port.isdigit():
@@ -93,12 +95,12 @@ def _serve(args) -> int:
         raise UsageError(str(exc)) from None
     if not args.no_web and not accounts.by_name:
         raise UsageError(f"{args.accounts}: no accounts yet (kiosk centre user add NAME --accounts {args.accounts})")
-    key = None
-    if args.session_key_file:
-        try:
-            key = read_secret_bytes(args.session_key_file).decode().strip()
-        except (SecretError, UnicodeDecodeError) as exc:
-            raise UsageError(f"--session-key-file: {exc}") from None
+    try:
+        trusted = parse_networks(args.trusted_proxy)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    if args.session_idle_minutes <= 0 or args.session_hours <= 0:
+        raise UsageError("--session-idle-minutes and --session-hours: more than 0")
     worker = retention = None
     if args.no_ingest:
         try:
@@ -132,9 +134,15 @@ def _serve(args) -> int:
             return 0
         import uvicorn
 
-        app = create_app(centre, accounts, session_key=key, secure_cookies=not args.insecure_cookies,
-                         refresh_seconds=args.refresh)
-        uvicorn.run(app, host=host, port=int(port), log_level="warning", access_log=False)
+        sessions = Sessions(store, idle_seconds=args.session_idle_minutes * 60,
+                            max_seconds=args.session_hours * 3600)
+        audit = AuditLog(args.audit_log or default_path(args.accounts))
+        app = create_app(centre, accounts, secure_cookies=not args.insecure_cookies, refresh_seconds=args.refresh,
+                         sessions=sessions, audit=audit, trusted_proxies=trusted)
+        # proxy_headers=False: the client's address is the socket's peer unless --trusted-proxy says
+        # otherwise (kiosk.centre.web.security.client_address); uvicorn's own default believes any local peer.
+        uvicorn.run(app, host=host, port=int(port), log_level="warning", access_log=False, proxy_headers=False,
+                    server_header=False)
         return 0
     finally:
         if retention is not None:

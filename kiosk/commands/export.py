@@ -9,7 +9,9 @@ verdict, reason, format, then only the personal fields the config allows
 (``[ledger] visit_log_fields``; the family and given names go with ``name``).
 The venue and device columns let the exports of several kiosks be merged.
 Exit 1 with a plain message when the visit log is off or the ledger does not
-exist; the file is created readable by its owner only.
+exist; the file is created readable by its owner only. A text cell that a
+spreadsheet would run as a formula (``=``, ``+``, ``-``, ``@`` first: names come
+from codes anyone can print) starts with an apostrophe.
 
 This is the path for a venue's own records over SSH; the health authority's
 fleet-wide path is ``kiosk trace`` (docs/tracing.md).
@@ -83,7 +85,7 @@ def run(args) -> int:
         writer = csv.writer(out)
         writer.writerow(columns)
         for row in ledger.visits(start, end):
-            writer.writerow([v if v is not None else "" for v in _row(row, ledger, cfg)])
+            writer.writerow([_text_cell(v) for v in _row(row, ledger, cfg)])
             n += 1
     finally:
         if out is not sys.stdout:
@@ -102,6 +104,15 @@ def _row(row: dict, ledger, cfg) -> list:
     base = [local, row["time"], row["venue_id"] or cfg.venue.id, row["device_id"] or cfg.device.id,
             row["pseudonym"], row["verdict"], row["reason"], row["format"]]
     return base + [row[c] for f in ledger.visit_log.fields for c in FIELD_COLUMNS[f]]
+
+
+def _text_cell(value) -> str:
+    """A cell as text; one a spreadsheet would run as a formula (a name from an unsigned code) gets an apostrophe."""
+    if value is None:
+        return ""
+    if isinstance(value, str) and value.startswith(("=", "+", "-", "@", "\t", "\r")):
+        return "'" + value
+    return value
 
 
 def _private(path: str) -> str:

@@ -8,6 +8,7 @@ import os
 import sys
 import time
 
+from kiosk.centre.plausible import DEFAULT_CLOCK_SKEW_MINUTES, DEFAULT_MAX_SCANS_PER_MINUTE
 from kiosk.cli import UsageError
 
 
@@ -74,6 +75,11 @@ def add_centre_arguments(p, required: bool = True) -> None:
                                                                     "when the machine has a core to spare)")
     p.add_argument("--keep-days", type=int, default=120, help="days of history kept (at least 90; default 120); "
                                                                "older days are pruned every hour")
+    p.add_argument("--max-scans-per-minute", type=float, default=DEFAULT_MAX_SCANS_PER_MINUTE,
+                   help="plausibility: the most check-ins one kiosk can make a minute (default 120: two lanes at "
+                        "one a second); a kiosk claiming more since its local midnight is refused as implausible")
+    p.add_argument("--clock-skew-minutes", type=float, default=DEFAULT_CLOCK_SKEW_MINUTES,
+                   help="plausibility: how far a kiosk's times may run ahead of the centre's clock (default 10)")
 
 
 def add_arguments(p) -> None:
@@ -112,6 +118,7 @@ def open_centre(args, once: bool = False):
         raise UsageError("--verify-processes must be 0-64")
     if args.keep_days < 90:
         raise UsageError("--keep-days must be at least 90 (the history the dashboard promises)")
+    limits = plausibility_limits(args)
     try:
         registry = FleetRegistry.load(args.registry)
         venues = read_venues(args.venues) if args.venues else None
@@ -127,13 +134,25 @@ def open_centre(args, once: bool = False):
     try:
         worker = IngestWorker(args.broker, store, registry, share_group=args.share_group, client_id=client_id,
                               session_expiry=0 if once else 7 * 24 * 3600, mqtt_config=settings,
-                              verify_processes=args.verify_processes)
+                              verify_processes=args.verify_processes, limits=limits)
     except (SecretError, ValueError, OSError) as exc:  # unreadable secret, bad TLS files
         store.close()
         raise UsageError(str(exc)) from None
     centre = Centre(store, Settings(timezone=args.timezone, grace_hour=args.grace_hour,
                                     offline_hours=args.offline_hours, stale_seconds=args.stale_minutes * 60))
     return store, worker, centre
+
+
+def plausibility_limits(args):
+    """The ingest's plausibility limits from the command line; UsageError naming the option."""
+    from kiosk.centre.plausible import Limits
+
+    if not 1 <= args.max_scans_per_minute <= 100_000:
+        raise UsageError("--max-scans-per-minute must be 1-100000")
+    if not 0 <= args.clock_skew_minutes <= 1440:
+        raise UsageError("--clock-skew-minutes must be 0-1440")
+    return Limits(max_scans_per_minute=args.max_scans_per_minute, clock_skew_minutes=args.clock_skew_minutes,
+                  timezone=args.timezone)
 
 
 def run(args) -> int:

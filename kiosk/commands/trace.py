@@ -1,4 +1,4 @@
-"""``kiosk trace keygen|request|collect``: contact tracing for the health authority (docs/tracing.md).
+"""``kiosk trace keygen|request|collect|import``: contact tracing for the health authority (docs/tracing.md).
 
 ::
 
@@ -6,13 +6,19 @@
     kiosk trace request --keys DIR --broker URL --from WHEN [--to WHEN]
                         (--venue ID ... | --district NAME [--ward NAME] | --case-id-number N | --case-code FILE
                          | --case-identity TEXT) [--registry FILE] [--site SITE] [--margin 30] [--out FILE]
-    kiosk trace collect --request FILE --keys DIR --registry FILE [--wait 600] [--out PREFIX]
+    kiosk trace collect --request FILE|ID --keys DIR --registry FILE [--wait 600] [--settle 30] [--tz ZONE]
+                        [--out PREFIX]
+    kiosk trace import --keys DIR --registry FILE OTHER-STORE
 
-``request`` opens a persistent broker session subscribed to the request's answers
-before it publishes, so ``collect`` (the same session) receives every answer the
-kiosks sent meanwhile. ``collect`` writes ``PREFIX.csv`` and ``PREFIX.xlsx`` (the F1
-list, owner-only files) and names the kiosks that did not answer; exit 1 when
-some are missing, so a script can ask again.
+``request`` keeps the request in the desk's answer store (``DIR/trace-answers.sqlite3``)
+and opens a persistent broker session subscribed to its answers before it publishes,
+so ``collect`` (the same session) receives every answer the kiosks sent meanwhile.
+``collect`` keeps each answer in the store before the broker may forget it, sends a
+case's next round to the other entrances of the venues the case visited, and writes
+``PREFIX.csv`` and ``PREFIX.xlsx`` (the F1 list from everything kept, owner-only
+files, never replaced by a shorter list). It says what is new and names the
+kiosks still silent; exit 1 while some are, so a script can run it again.
+``import`` takes the answers another machine with the same keys collected.
 """
 
 from __future__ import annotations
@@ -52,13 +58,23 @@ def add_arguments(p) -> None:
     r.add_argument("--expires", type=float, default=24.0, help="hours the request stays valid (default 24)")
     r.add_argument("--out", help="request file for collect (default trace-<id>.json)")
 
-    c = sub.add_parser("collect", help="collect the answers and write the F1 list")
+    c = sub.add_parser("collect", help="collect the answers (kept as they arrive) and write the F1 list")
     _broker_arguments(c, required=False)
-    c.add_argument("--request", required=True, help="the file kiosk trace request wrote")
-    c.add_argument("--keys", required=True, help="the folder kiosk trace keygen wrote")
+    c.add_argument("--request", required=True, help="the file kiosk trace request wrote, or the request's id")
+    c.add_argument("--keys", required=True, help="the folder kiosk trace keygen wrote (it holds the answer store)")
     c.add_argument("--registry", required=True, help="fleet registry: whose key verifies which kiosk's answer")
-    c.add_argument("--wait", type=float, default=600.0, help="seconds to wait for missing kiosks (default 600)")
+    c.add_argument("--wait", type=float, default=600.0,
+                   help="seconds to wait for silent kiosks (default 600; 0 = only rebuild the list from the store)")
+    c.add_argument("--settle", type=float, default=30.0,
+                   help="seconds after finding a case's check-in before asking the venue's other entrances while "
+                        "some kiosks are still silent (default 30)")
+    c.add_argument("--tz", default="", help="time zone of the list, e.g. Asia/Ho_Chi_Minh (default: this machine's)")
     c.add_argument("--out", help="output prefix (default f1-<id>): writes PREFIX.csv and PREFIX.xlsx")
+
+    i = sub.add_parser("import", help="take the answers another machine with the same keys collected")
+    i.add_argument("store", help="that machine's trace-answers.sqlite3 (a copy)")
+    i.add_argument("--keys", required=True, help="the folder kiosk trace keygen wrote (it holds the answer store)")
+    i.add_argument("--registry", required=True, help="fleet registry: every imported answer is verified again")
 
 
 def _broker_arguments(p, required: bool = True) -> None:
@@ -74,7 +90,7 @@ def run(args) -> int:
     from kiosk.errors import KioskError
 
     try:
-        return {"keygen": _keygen, "request": _request, "collect": _collect}[args.action](args)
+        return {"keygen": _keygen, "request": _request, "collect": _collect, "import": _import}[args.action](args)
     except KioskError as exc:
         print(f"kiosk trace {args.action}: {exc}", file=sys.stderr)
         return exc.exit_code
@@ -95,17 +111,22 @@ def _keygen(args) -> int:
 
 
 def _client_factory(args, client_id: str, broker: str):
+    """The request's persistent session: MQTT 5 (the broker says when another machine takes it over)."""
+    import paho.mqtt.client as mqtt
+
     from kiosk.publish.connection import make_client
 
     mc = SimpleNamespace(username=args.username, password_file=args.password_file, ca_file=args.ca_file,
                          cert_file=args.cert_file, key_file=args.key_file, reconnect_min_seconds=1.0,
                          reconnect_max_seconds=30.0)
-    return lambda: make_client(client_id, broker, mc, clean=False)
+    return lambda: make_client(client_id, broker, mc, protocol=mqtt.MQTTv5)
 
 
 def _request(args) -> int:
     from kiosk.authority import keys as authority_keys
     from kiosk.authority import registry, requests
+    from kiosk.authority.session import request_bytes
+    from kiosk.authority.store import AnswerStore, path_for
     from kiosk.commands.export import local_time
     from kiosk.tracing import protocol as P
 
@@ -140,33 +161,49 @@ def _request(args) -> int:
                                          args.include_rejected)
     rid = request["id"]
     client_id = f"kiosk-trace-{rid[:20]}"
-    data = json.dumps(request, separators=(",", ":"), ensure_ascii=False).encode()
-    if len(data) > P.REQUEST_MAX_BYTES:
-        raise UsageError(f"the request is {len(data)} bytes, over the kiosks' {P.REQUEST_MAX_BYTES}: ask per --site")
+    data = request_bytes(request)
+    store = AnswerStore(path_for(args.keys))
+    try:
+        store.add_request(request, topic, args.broker, client_id)  # kept before it can be answered
+        _publish(_client_factory(args, client_id, args.broker), topic, data, rid)
+        store.mark_published(rid)
+    finally:
+        store.close()
     out = Path(args.out or f"trace-{rid}.json")
     out.write_text(json.dumps({"topic": topic, "broker": args.broker, "client_id": client_id, "request": request},
                               ensure_ascii=False, indent=1), encoding="utf-8")
-    _publish(_client_factory(args, client_id, args.broker), topic, data, rid)
-    print(f"kiosk trace request: {request['kind']} request {rid} published on {topic}; "
-          f"collect with: kiosk trace collect --request {out} --keys {args.keys} --registry REGISTRY")
+    print(f"kiosk trace request: {request['kind']} request {rid} published on {topic}; collect with: "
+          f"kiosk trace collect --request {out} --keys {args.keys} --registry {args.registry or 'REGISTRY'}")
     return 0
 
 
 def _publish(factory, topic: str, data: bytes, rid: str, timeout_s: float = 20.0) -> None:
     """Subscribe the answers on a persistent session, then publish the request (QoS 1), then leave."""
+    from kiosk.authority.session import connect_session
     from kiosk.errors import KioskOSError
     from kiosk.tracing import protocol as P
 
     client, address = factory()
     subscribed, published = threading.Event(), threading.Event()
-    client.on_connect = lambda c, u, f, rc, p=None: c.subscribe(P.answer_filter(rid), qos=1)
+    refused: list[str] = []
+
+    def on_connect(c, u, f, rc, p=None):
+        if getattr(rc, "is_failure", False):
+            refused.append(str(rc))
+            subscribed.set()
+            return
+        c.subscribe(P.answer_filter(rid), qos=1)
+
+    client.on_connect = on_connect
     client.on_subscribe = lambda c, u, mid, rcs, p=None: subscribed.set()
     client.on_publish = lambda c, u, mid, rc=None, p=None: published.set()
-    client.connect_async(address.host, address.port)
+    connect_session(client, address)
     client.loop_start()
     try:
         if not subscribed.wait(timeout_s):
             raise KioskOSError(f"cannot reach the broker at {address} within {timeout_s:.0f} s; nothing was sent")
+        if refused:
+            raise KioskOSError(f"the broker at {address} refused the connection ({refused[0]}); nothing was sent")
         client.publish(topic, data, qos=1, retain=False)
         if not published.wait(timeout_s):
             raise KioskOSError(f"the broker at {address} did not acknowledge the request")
@@ -175,40 +212,227 @@ def _publish(factory, topic: str, data: bytes, rid: str, timeout_s: float = 20.0
         client.loop_stop()
 
 
+def _load_request(args, store):
+    """The request to collect: from its file (kept in the store if new here) or by its id in the store."""
+    from kiosk.tracing import protocol as P
+
+    path = Path(args.request)
+    if path.is_file():
+        try:
+            saved = json.loads(path.read_text(encoding="utf-8"))
+            request, topic, client_id = saved["request"], saved["topic"], saved["client_id"]
+            rid = request["id"]
+        except OSError as exc:
+            raise UsageError(f"--request {args.request}: cannot read ({exc.strerror})") from None
+        except (ValueError, KeyError, TypeError):
+            raise UsageError(f"--request {args.request}: not a request file written by kiosk trace request") from None
+        # A request file exists only once the broker took the request: it was published.
+        from kiosk import signing
+
+        store.add_request(request, topic, saved.get("broker") or "", client_id, published=signing.iso())
+        stored = store.request(rid)
+    else:
+        stored = store.request(args.request) if P.ID_RE.match(args.request.ljust(32, "0")) else None
+        if stored is None:
+            raise UsageError(f"--request {args.request}: no such file, and no request with that id in "
+                             f"{store.path}")
+    if stored.case_request:  # a round's id: collect the whole case
+        stored = store.request(stored.case_request) or stored
+    return stored
+
+
+def _zone(name: str):
+    """The list's time zone and its label."""
+    if not name:
+        local = datetime.now().astimezone()
+        offset = local.strftime("%z")
+        return local.tzinfo, f"UTC{offset[:3]}:{offset[3:]}"
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    try:
+        return ZoneInfo(name), name
+    except (ZoneInfoNotFoundError, ValueError):
+        raise UsageError(f"--tz {name!r}: not a time zone name like Asia/Ho_Chi_Minh") from None
+
+
 def _collect(args) -> int:
     from kiosk.authority import f1, registry
     from kiosk.authority import keys as authority_keys
-    from kiosk.authority.collect import Collector, collect, summary
+    from kiosk.authority.investigation import Investigation
+    from kiosk.authority.session import SessionLock, collect
+    from kiosk.authority.store import AnswerStore, path_for
 
-    try:
-        saved = json.loads(Path(args.request).read_text(encoding="utf-8"))
-        request, topic, client_id = saved["request"], saved["topic"], saved["client_id"]
-    except OSError as exc:
-        raise UsageError(f"--request {args.request}: cannot read ({exc.strerror})") from None
-    except (ValueError, KeyError, TypeError):
-        raise UsageError(f"--request {args.request}: not a request file written by kiosk trace request") from None
-    broker = args.broker or saved.get("broker")
-    if not broker:
-        raise UsageError("--broker is needed (the request file names none)")
+    zone, zone_name = _zone(args.tz)
     keys = authority_keys.load(args.keys)
-    collector = Collector(request, topic, registry.load(args.registry), keys.box)
+    rows_registry = registry.load(args.registry)
+    store = AnswerStore(path_for(args.keys))
+    try:
+        main = _load_request(args, store)
+        broker = args.broker or main.broker
+        inv = Investigation(store, main, rows_registry, keys)
+        before = {f1.row_key(r) for r in inv.rows_raw()}
+        new_answers = [0]
 
-    def progress(a):
-        print(f"  {a.site}/{a.device}: {a.outcome}" + (f" ({a.reason})" if a.outcome != "answered" else
-                                                       f", {len(a.records)} records"), file=sys.stderr)
+        def progress(a, state):
+            col = inv.collectors.get(a.request_id)
+            if state not in ("new", "upgraded") or col is None or (a.site, a.device) not in col.required:
+                return  # known already, or a second round's padding entry (that kiosk was asked about nothing)
+            new_answers[0] += 1
+            number = next((r.round for r in list(inv.rounds) if r.id == a.request_id), None)
+            where = f"round {number}: " if number else ""
+            print(f"  {where}{a.site}/{a.device}: {a.outcome}" + (
+                f" ({a.reason})" if a.outcome != "answered" else f", {_n(len(a.records), 'record')}"), file=sys.stderr)
 
-    collect(collector, _client_factory(args, client_id, broker), args.wait, on_answer=progress)
-    rows = collector.f1()
-    prefix = args.out or f"f1-{request['id']}"
-    csv_path = f1.write_csv(rows, f"{prefix}.csv")
-    xlsx_path = f1.write_xlsx(rows, f1.kiosk_rows(collector), f"{prefix}.xlsx")
-    s = summary(collector)
-    print(f"kiosk trace collect: {s['answered']} of {s['expected']} kiosks answered"
-          + (f", refused: {s['refused']}" if s["refused"] else "")
-          + f"; {len(rows)} rows written to {csv_path} and {xlsx_path}")
-    if s["not_believed"]:
-        print(f"kiosk trace collect: messages not believed: {s['not_believed']}", file=sys.stderr)
-    if s["missing"]:
-        print(f"kiosk trace collect: not answered: {', '.join(s['missing'])}", file=sys.stderr)
-        return 1
-    return 0
+        def round_sent(r, pending):
+            venues = sorted({inv.venue_of.get((k.site, k.device), "?") for k in inv.rows if k.kid in pending})
+            print(f"kiosk trace collect: round {r.round}: asked {_n(len(pending), 'kiosk')} at {', '.join(venues)} "
+                  f"(the other entrances where the case checked in) for the visits around the case's check-ins",
+                  file=sys.stderr)
+
+        session = None
+        if inv.complete():
+            print("kiosk trace collect: every kiosk asked has answered: the list is built from the answer store",
+                  file=sys.stderr)
+        elif args.wait > 0:
+            if not broker:
+                raise UsageError("--broker is needed (the request file names none)")
+            with SessionLock(args.keys, main.id):
+                session = collect(inv, _client_factory(args, main.client_id, broker), args.wait, args.settle,
+                                  on_answer=progress, on_round=round_sent)
+        raw = inv.rows_raw()
+        return _report(args, inv, main, raw, before, new_answers[0], session, zone, zone_name)
+    finally:
+        store.close()
+
+
+def _report(args, inv, main, raw, before, new_answers, session, zone, zone_name) -> int:
+    """Write the list (never a shorter one over a longer one), then tell the tracer what is new and who is silent.
+
+    The files come first: a reader that goes away (``collect ... | head -1``) must not cost the list.
+    """
+    from kiosk.authority import f1
+
+    rc = 0
+    out: list[str] = []  # what the tracer reads: standard output
+    err: list[str] = []  # what went wrong or needs doing: standard error
+    new_rows = [r for r in raw if f1.row_key(r) not in before]
+    counts = {role: sum(r["role"] == role for r in new_rows) for role in ("case", "contact", "visit")}
+    words = {"case": ("new check-in of the case", "new check-ins of the case"),
+             "contact": ("new contact", "new contacts"), "visit": ("new visit", "new visits")}
+    news = [_n(new_answers, "new answer")] + [f"{n} {words[role][n != 1]}" for role, n in counts.items() if n]
+    label = {main.id: f"{main.kind} request {main.id[:8]}"}
+    for r in inv.rounds:
+        label[r.id] = f"round {r.round} (other entrances)"
+    out.append(", ".join(news))
+    kiosk_sheet = []
+    for c in inv.all_collectors():
+        kiosk_sheet += f1.kiosk_rows(c, label[c.request_id])
+        answered = [a for a in c.answers.values() if (a.site, a.device) in c.required]
+        refused: dict[str, int] = {}
+        for a in answered:
+            if a.outcome == "refused":
+                refused[a.reason] = refused.get(a.reason, 0) + 1
+        missing = [f"{s}/{d}" for s, d in c.missing()]
+        line = f"{label[c.request_id]}: {len(answered)} of {_n(len(c.required), 'kiosk')} answered"
+        if refused:
+            line += " (refused: " + ", ".join(f"{n} {why}" for why, n in sorted(refused.items())) + ")"
+        if missing:
+            line += f"; {len(missing)} still silent: {', '.join(missing)}"
+        out.append(line)
+        if c.rejected:
+            err.append(f"messages not believed on {label[c.request_id]}: {c.rejected}")
+    table = f1.table(raw, zone)
+    prefix = args.out or f"f1-{main.id}"
+    written, kept = [], []
+    for path, write in ((Path(f"{prefix}.csv"), lambda p: f1.write_csv(table, p, zone_name)),
+                        (Path(f"{prefix}.xlsx"), lambda p: f1.write_xlsx(table, kiosk_sheet, p, zone_name))):
+        old = f1.existing_rows(path)
+        if old is None:
+            err.append(f"kept {path} as it is: it is not an F1 list this tool can read (edited?); "
+                       "write elsewhere with --out")
+            rc = 1
+        elif old > len(table):
+            kept.append(f"{path} ({old} rows)")
+        else:
+            write(path)
+            written.append(str(path))
+    if kept:
+        err.append(f"kept {' and '.join(kept)}: the answers kept on this machine give only {len(table)} rows. Were "
+                   "they collected on another machine? Bring its answer store here with kiosk trace import, then "
+                   "run collect again")
+        rc = 1
+    if written:
+        out.append(f"{len(table)} rows ({len(new_rows)} new) in {' and '.join(written)}")
+    if inv.unreadable:
+        err.append(f"{inv.unreadable} kept answers do not open with {args.keys}'s box key (were the keys replaced?)")
+        rc = 1
+    pending = inv.unasked()
+    if pending:
+        err.append(f"{_n(len(pending), 'kiosk')} at venues the case visited not asked yet (run collect again to ask "
+                   "them)")
+    if session is not None:
+        if session.error:
+            err.append(session.error)
+            rc = 1
+        elif session.taken_over:
+            err.append("another collect of this request took the broker session over (another officer's machine?): "
+                       "stopped here. What it receives stays in its answer store: bring it here with kiosk trace "
+                       "import")
+            rc = 1
+        elif not session.connected:
+            err.append(f"could not reach the broker at {args.broker or main.broker}: the list holds only the answers "
+                       "kept before")
+            rc = 1
+    if not inv.complete() and rc == 0:
+        rc = 1
+    if session is not None and session.interrupted:
+        rc = 130
+    for line in err:
+        print(f"kiosk trace collect: {line}", file=sys.stderr)
+    for line in out:
+        print(f"kiosk trace collect: {line}")
+    return rc
+
+
+def _n(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
+def _import(args) -> int:
+    from kiosk.authority import keys as authority_keys
+    from kiosk.authority import registry
+    from kiosk.authority.collect import Collector
+    from kiosk.authority.store import AnswerStore, NewAnswer, path_for
+
+    keys = authority_keys.load(args.keys)
+    rows = registry.load(args.registry)
+    ours = AnswerStore(path_for(args.keys))
+    if Path(args.store).resolve() == ours.path.resolve():
+        ours.close()
+        raise UsageError(f"{args.store} is this machine's own answer store")
+    theirs = AnswerStore(args.store, create=False)
+    try:
+        requests_new = answers_new = answers_seen = 0
+        not_believed: dict[str, int] = {}
+        # Case requests before their rounds, so a round always finds its case.
+        for r in sorted(theirs.all_requests(), key=lambda r: r.round):
+            requests_new += ours.add_request(r.body, r.topic, r.broker, r.client_id, r.case_request, r.round,
+                                             r.asked, r.published)
+            col = Collector(r.body, r.topic, rows, keys.box)
+            batch = []
+            for a in theirs.answers(r.id):
+                answers_seen += 1
+                got = col.check(a.topic, a.message)  # a copy is believed only as the broker's message would be
+                if got is not None:
+                    batch.append(NewAnswer(got.request_id, got.site, got.device, got.outcome, got.reason, got.ts,
+                                           got.signer, got.topic, got.message))
+            answers_new += sum(s != "known" for s in ours.add_answers(batch))
+            for reason, n in col.rejected.items():
+                not_believed[reason] = not_believed.get(reason, 0) + n
+    finally:
+        theirs.close()
+        ours.close()
+    print(f"kiosk trace import: {_n(requests_new, 'new request')}, {_n(answers_new, 'new answer')} of {answers_seen} in "
+          f"{args.store}" + (f"; not believed: {not_believed}" if not_believed else "")
+          + "; run kiosk trace collect again to rebuild the F1 list")
+    return 1 if not_believed else 0

@@ -39,4 +39,5 @@ def responder_from_config(cfg, device_key=None, pseudonyms=None) -> TraceRespond
              "ward": v.ward, "district_code": v.district_code, "ward_code": v.ward_code}
     return TraceResponder(site=cfg.device.site, device=cfg.device.id, venue=venue, device_key=device_key,
                           authority=authority, archive=VisitArchive(cfg.ledger_path), pseudonymize=pseudonyms.of,
-                          visit_log=cfg.ledger.visit_log, max_age_s=cfg.tracing.request_max_age_seconds)
+                          visit_log=cfg.ledger.visit_log, fields=cfg.ledger.visit_log_fields,
+                          max_age_s=cfg.tracing.request_max_age_seconds)

@@ -4,19 +4,24 @@ A **request** is a signed JSON object (:mod:`kiosk.signing`, the health
 authority's Ed25519 key, bound to its topic ``checkin/v1/trace/request`` or
 ``checkin/v1/{site}/trace/request``)::
 
-    {"v": 1, "id": "<32 hex>", "kind": "place" | "case",
+    {"v": 1, "id": "<32 hex>", "kind": "place" | "case" | "contacts",
      "from": "<UTC>", "to": "<UTC>", "verdicts": ["accept"],
      "reply_key": "<base64url X25519 public key of the authority>",
      # place: any of
      "venues": ["HN-HK-000123", ...], "district": "Quận Hoàn Kiếm", "ward": "Phường Tràng Tiền",
-     # case:
+     # case and contacts:
      "margin_minutes": 30, "case": {"<kiosk kid>": "<sealed box to that kiosk>", ...},
      "iat": ..., "exp": ..., "nonce": ..., "sig": {...}}
 
 Each ``case`` entry is a libsodium sealed box to one kiosk's X25519 key (the
-Curve25519 form of its registered Ed25519 device key) holding
+Curve25519 form of its registered Ed25519 device key). For a case request it holds
 ``{"request": id, "identities": ["vn-id:...", ...]}``: the case's identity never
-crosses the broker in clear and only the addressed kiosk can read it.
+crosses the broker in clear and only the addressed kiosk can read it. For a
+**contacts** request (the second round of a case: who else was at the venues the
+case visited, at the other entrances) it holds ``{"request": id, "visits":
+["<UTC>", ...]}``, the case's check-ins at this kiosk's venue; every kiosk the case
+request addressed gets an entry (empty for kiosks elsewhere) and all entries are
+padded to one length, so the broker learns neither the venues nor the times.
 
 An **answer** goes to ``checkin/v1/trace/{id}/{site}/{device}``, signed with the
 kiosk's device key::
@@ -25,7 +30,10 @@ kiosk's device key::
      "reason": "ok" | "<stable word>", "ts": "<UTC>", "sealed": "<base64url>"}
 
 ``sealed`` (answers only) is a sealed box to ``reply_key`` of the zlib-compressed
-JSON ``{"request", "site", "device", "venue": {...}, "in_scope", "records": [...]}``.
+JSON ``{"request", "site", "device", "kind", "venue": {...}, "fields": [...], "in_scope",
+"records": [...]}``; ``fields`` are the personal fields this kiosk's visit log keeps
+(``[ledger] visit_log_fields``), so the authority can tell "not kept" from "the code
+carried none".
 """
 
 from __future__ import annotations
@@ -49,7 +57,7 @@ from kiosk.errors import SignatureRefused
 
 VERSION = 1
 FLEET_TOPIC = "checkin/v1/trace/request"
-PLACE, CASE = "place", "case"
+PLACE, CASE, CONTACTS = "place", "case", "contacts"
 ANSWERED, REFUSED = "answered", "refused"
 
 # Stable reasons besides kiosk.signing.REASONS.
@@ -64,6 +72,9 @@ REASONS = (OK, LOG_OFF, NOT_ADDRESSED, UNDECRYPTABLE, UNAVAILABLE, *signing.REAS
 REQUEST_MAX_BYTES = 2 * 1024 * 1024
 ANSWER_MAX_BYTES = 256 * 1024 * 1024  # mosquitto's own ceiling
 MAX_IDENTITIES = 16
+MAX_CASE_VISITS = 200  # the case's check-ins at one venue in one contacts request
+CASE_ENTRY_MAX_CHARS = 4096
+CONTACTS_ENTRY_MAX_CHARS = 16384
 MAX_VENUES = 1000
 DEFAULT_MARGIN_MINUTES = 30.0
 MAX_MARGIN_MINUTES = 24 * 60.0
@@ -124,10 +135,21 @@ def box_private_key(device_key: Ed25519PrivateKey) -> nacl.public.PrivateKey:
     return nacl.signing.SigningKey(seed).to_curve25519_private_key()
 
 
-def seal(obj: Any, to: nacl.public.PublicKey) -> str:
-    """JSON, compressed, sealed (anonymous sender) to ``to``; base64url text."""
+def seal(obj: Any, to: nacl.public.PublicKey, pad_to: int = 0) -> str:
+    """JSON, compressed, sealed (anonymous sender) to ``to``; base64url text.
+
+    ``pad_to``: zero bytes are added after the compressed stream up to that many bytes, so
+    entries of one request all have the same length (:func:`unseal` ignores them).
+    """
     data = zlib.compress(json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode(), 6)
+    if pad_to > len(data):
+        data += bytes(pad_to - len(data))
     return b64(nacl.public.SealedBox(to).encrypt(data))
+
+
+def sealed_size(obj: Any) -> int:
+    """The compressed length :func:`seal` would pad from (to choose one ``pad_to`` for many entries)."""
+    return len(zlib.compress(json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode(), 6))
 
 
 def unseal(text: Any, key: nacl.public.PrivateKey, max_bytes: int = ANSWER_MAX_BYTES) -> Any:
@@ -137,8 +159,8 @@ def unseal(text: Any, key: nacl.public.PrivateKey, max_bytes: int = ANSWER_MAX_B
         data = nacl.public.SealedBox(key).decrypt(box)
         d = zlib.decompressobj()
         plain = d.decompress(data, max_bytes)
-        if d.unconsumed_tail:
-            raise ValueError("too large")
+        if d.unconsumed_tail or not d.eof or d.unused_data.strip(b"\0"):
+            raise ValueError("too large, cut short, or trailing bytes other than padding")
         return json.loads(plain)
     except (nacl.exceptions.CryptoError, zlib.error, ValueError, RecursionError):
         raise SignatureRefused(UNDECRYPTABLE) from None
@@ -182,8 +204,8 @@ def parse_request(payload: Mapping[str, Any]) -> TraceRequest:
     if not isinstance(rid, str) or not ID_RE.match(rid):
         raise _bad("id is not 32 hex digits")
     kind = payload.get("kind")
-    if kind not in (PLACE, CASE):
-        raise _bad("kind is neither place nor case")
+    if kind not in (PLACE, CASE, CONTACTS):
+        raise _bad("kind is not place, case or contacts")
     if payload.get("exp") is None:
         raise _bad("no expiry")
     start, end = signing.parse_iso(payload.get("from")), signing.parse_iso(payload.get("to"))
@@ -211,8 +233,9 @@ def parse_request(payload: Mapping[str, Any]) -> TraceRequest:
     if isinstance(margin, bool) or not isinstance(margin, (int, float)) or not 0 <= margin <= MAX_MARGIN_MINUTES:
         raise _bad(f"margin_minutes must be a number from 0 to {MAX_MARGIN_MINUTES:.0f}")
     case = payload.get("case")
+    limit = CASE_ENTRY_MAX_CHARS if kind == CASE else CONTACTS_ENTRY_MAX_CHARS
     if (not isinstance(case, dict) or not case
-            or any(not isinstance(k, str) or not isinstance(v, str) or len(v) > 4096 for k, v in case.items())):
+            or any(not isinstance(k, str) or not isinstance(v, str) or len(v) > limit for k, v in case.items())):
         raise _bad("case must map kiosk key ids to sealed entries")
     return TraceRequest(**common, margin=timedelta(minutes=float(margin)), case=case)
 
@@ -226,6 +249,16 @@ def parse_case_entry(entry: Any, request_id: str) -> list[str]:
             or any(not isinstance(i, str) or not 3 <= len(i) <= 300 for i in ids)):
         raise _bad("the case entry holds no identities")
     return ids
+
+
+def parse_contacts_entry(entry: Any, request_id: str) -> list[datetime]:
+    """The case's check-in times in an opened contacts entry (none for a kiosk elsewhere); raises MALFORMED."""
+    if not isinstance(entry, dict) or entry.get("request") != request_id:
+        raise _bad("the contacts entry belongs to another request")
+    visits = entry.get("visits")
+    if not isinstance(visits, list) or len(visits) > MAX_CASE_VISITS:
+        raise _bad(f"the contacts entry holds no list of at most {MAX_CASE_VISITS} check-in times")
+    return [signing.parse_iso(v) for v in visits]
 
 
 def claimed_id(payload: bytes | str) -> str | None:

@@ -9,7 +9,14 @@ Checks, in a fixed order, each failure a refusal with a stable reason
 (``[tracing] authority_key``; none configured = every request refused), the
 request's shape, its freshness and expiry, a replay (the nonce in memory, the
 request id in the audit across restarts), then whether this kiosk has a visit
-log at all (``log-off``) and, for a case, an entry sealed to this kiosk.
+log at all (``log-off``) and, for a case or a contacts round, an entry sealed to
+this kiosk.
+
+Three kinds of request: ``place`` (every visit at the named venues, district or
+ward in a window), ``case`` (the case's own visits here, found by its pseudonym,
+and everyone who checked in within the margin of them) and ``contacts`` (the
+second round of a case: everyone who checked in within the margin of the case's
+check-ins at this venue's other entrances, times the authority seals to this kiosk).
 
 Every request, answered or refused, is written to the trace audit before the
 answer goes out, and counted (:meth:`stats`). Refusals of messages that did not
@@ -24,13 +31,13 @@ import sqlite3
 import threading
 import time
 from datetime import timedelta
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Iterable, Mapping
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from kiosk import signing
 from kiosk.errors import KioskError, SignatureRefused
-from kiosk.ledger.visits import AuditEntry, VisitArchive, parse_utc
+from kiosk.ledger.visits import VISIT_FIELDS, AuditEntry, VisitArchive, parse_utc, utc_text
 from kiosk.tracing import protocol as P
 
 log = logging.getLogger(__name__)
@@ -64,8 +71,8 @@ class TraceResponder:
 
     def __init__(self, *, site: str, device: str, venue: Mapping[str, str], device_key: Ed25519PrivateKey,
                  authority: signing.KeyRing, archive: VisitArchive | None, pseudonymize: Callable[[str], str],
-                 visit_log: bool, max_age_s: float = 86400.0, clock: Callable[[], float] = time.time,
-                 budget: RefusalBudget | None = None):
+                 visit_log: bool, fields: Iterable[str] | None = None, max_age_s: float = 86400.0,
+                 clock: Callable[[], float] = time.time, budget: RefusalBudget | None = None):
         self.site, self.device = site, device
         self.venue = {k: venue.get(k, "") for k in ("id", "name", "address", "province", "district", "ward",
                                                     "district_code", "ward_code")}
@@ -76,6 +83,9 @@ class TraceResponder:
         self.archive = archive
         self.pseudonymize = pseudonymize
         self.visit_log = bool(visit_log)
+        # The personal fields the visit log keeps, told to the authority so an empty field reads as
+        # "not kept here" or "the code carried none" (None: not known, e.g. in tests of old answers).
+        self.fields = None if fields is None else [f for f in VISIT_FIELDS if f in set(fields)]
         self.clock = clock
         self.guard = signing.ReplayGuard(max_age_s, clock=clock)
         self.budget = budget or RefusalBudget()
@@ -111,6 +121,8 @@ class TraceResponder:
         try:
             if req.kind == P.CASE:
                 records = self._case(req)
+            elif req.kind == P.CONTACTS:
+                records = self._contacts(req)
             else:
                 records = self._place(req)
         except SignatureRefused as exc:
@@ -121,6 +133,8 @@ class TraceResponder:
         in_scope, rows = records
         body = {"request": req.id, "site": self.site, "device": self.device, "kind": req.kind,
                 "venue": self.venue, "in_scope": in_scope, "records": rows}
+        if self.fields is not None:
+            body["fields"] = self.fields
         answer = {"v": P.VERSION, "request": req.id, "site": self.site, "device": self.device,
                   "outcome": P.ANSWERED, "reason": P.OK, "ts": signing.iso(now),
                   "sealed": P.seal(body, req.reply_key)}
@@ -151,28 +165,43 @@ class TraceResponder:
         rows = self.archive.between(req.start, req.end, req.verdicts)
         return True, [_record(r, "visit") for r in rows]
 
-    def _case(self, req: P.TraceRequest) -> tuple[bool, list[dict]]:
-        assert req.case is not None and self.archive is not None
+    def _entry(self, req: P.TraceRequest) -> Any:
+        """This kiosk's sealed entry of a case or contacts request, opened."""
+        assert req.case is not None
         sealed = req.case.get(self.kid)
         if sealed is None:
             raise SignatureRefused(P.NOT_ADDRESSED)
-        identities = P.parse_case_entry(P.unseal(sealed, self._box_key, 64 * 1024), req.id)
+        return P.unseal(sealed, self._box_key, 64 * 1024)
+
+    def _case(self, req: P.TraceRequest) -> tuple[bool, list[dict]]:
+        assert self.archive is not None
+        identities = P.parse_case_entry(self._entry(req), req.id)
         pseudonyms = {self.pseudonymize(i) for i in identities}
         own = self.archive.of_visitor(pseudonyms, req.start, req.end, req.verdicts)
-        out = [_record(r, "case") for r in own]
+        around = [(parse_utc(v["time"]), v["time"], v["local"]) for v in own]
+        return True, [_record(r, "case") for r in own] + self._around(req, around, pseudonyms)
+
+    def _contacts(self, req: P.TraceRequest) -> tuple[bool, list[dict]]:
+        """The second round: visits within the margin of check-ins the case made at this venue's other doors."""
+        times = P.parse_contacts_entry(self._entry(req), req.id)
+        around = [(t, utc_text(t), None) for t in times]
+        return bool(times), self._around(req, around, set())
+
+    def _around(self, req: P.TraceRequest, case_visits: list[tuple], exclude: set[str]) -> list[dict]:
+        """Every visit whose check-in is within the margin of one of ``case_visits``, the closest one kept."""
+        assert self.archive is not None
         contacts: dict[tuple, dict] = {}
-        for visit in own:
-            at = parse_utc(visit["time"])
+        for at, utc, local in case_visits:
             for r in self.archive.between(at - req.margin, at + req.margin + _TICK, req.verdicts):
-                if r["pseudonym"] in pseudonyms:
+                if r["pseudonym"] in exclude:
                     continue
                 gap = (parse_utc(r["time"]) - at).total_seconds() / 60
                 key = (r["time"], r["pseudonym"])
                 if key not in contacts or abs(gap) < abs(contacts[key]["overlap_minutes"]):
-                    contacts[key] = {**_record(r, "contact"), "case_time": visit["time"],
-                                     "case_local": visit["local"], "overlap_minutes": round(gap, 1)}
-        out += sorted(contacts.values(), key=lambda c: c["time"])
-        return True, out
+                    contacts[key] = {**_record(r, "contact"), "case_time": utc, "overlap_minutes": round(gap, 1)}
+                    if local:
+                        contacts[key]["case_local"] = local
+        return sorted(contacts.values(), key=lambda c: c["time"])
 
     # -- refusals, audit, counters ---------------------------------------------------
 

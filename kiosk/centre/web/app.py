@@ -1,0 +1,50 @@
+"""The ASGI app: the route table's routes, the forms, the static files and the defences around them."""
+
+from __future__ import annotations
+
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from kiosk.centre.accounts import Accounts
+from kiosk.centre.audit import AuditLog
+from kiosk.centre.limiter import LoginLimiter
+from kiosk.centre.queries import Centre
+from kiosk.centre.sessions import Sessions
+from kiosk.centre.web import auth
+from kiosk.centre.web.dashboard import DATA, JSON, Dashboard
+from kiosk.centre.web.openapi import describe
+from kiosk.centre.web.routes import ENDPOINTS
+from kiosk.centre.web.security import BodyLimit, Network, SecurityHeaders
+
+MAX_BODY = 64 * 1024  # the largest form the dashboard takes (login: three short fields)
+
+
+def create_app(centre: Centre, accounts: Accounts, session_key: str | None = None, secure_cookies: bool = True,
+               limiter: LoginLimiter | None = None, refresh_seconds: float = 10.0, sessions: Sessions | None = None,
+               audit: AuditLog | None = None, trusted_proxies: list[Network] | None = None,
+               max_body: int = MAX_BODY) -> Starlette:
+    """The dashboard's ASGI app (uvicorn serves it; tests drive it in-process or through a real browser).
+
+    ``sessions``: kept in ``centre.store`` unless given (idle and absolute timeouts there).
+    ``session_key`` is accepted for older callers and not used: sessions are ids kept server-side.
+    """
+    del session_key
+    dash = Dashboard(centre, accounts, sessions or Sessions(centre.store), limiter or LoginLimiter(),
+                     audit or AuditLog(None), secure_cookies=secure_cookies, refresh_seconds=refresh_seconds,
+                     trusted_proxies=trusted_proxies)
+    login, logout, set_lang = auth.routes(dash)
+    description = describe()
+    routes = [
+        Route("/login", login, methods=["GET", "POST"]),
+        Route("/logout", logout, methods=["POST"]),
+        Route("/lang/{code}", set_lang, methods=["POST"]),
+        Route("/api/v1/openapi.json", lambda request: JSON(description), methods=["GET"]),
+        *(Route(e.path, dash.endpoint(e), methods=["GET"]) for e in ENDPOINTS),
+        Mount("/static", StaticFiles(directory=str(DATA / "static")), name="static"),
+    ]
+    app = Starlette(routes=routes, middleware=[Middleware(SecurityHeaders, hsts=secure_cookies),
+                                               Middleware(BodyLimit, max_bytes=max_body)])
+    app.state.dashboard = dash
+    return app

@@ -1,0 +1,154 @@
+"""``/api/v1/openapi.json``: the OpenAPI 3.0 description, made from the route table.
+
+Every route of :data:`~kiosk.centre.web.routes.ENDPOINTS` and :data:`~kiosk.centre.web.routes.FORMS`,
+with its parameters, its answers and, for JSON answers, their schemas below. The suite checks that
+every route the app serves is described and every described route is served
+(tests/test_centre_openapi.py), and fuzzes each from this description with schemathesis.
+"""
+
+from __future__ import annotations
+
+from kiosk import __version__
+from kiosk.centre.queries import FIGURES, INSPECTION_KINDS
+from kiosk.centre.web.routes import ENDPOINTS, FORMS
+
+_STR = {"type": "string"}
+_NSTR = {"type": "string", "nullable": True}
+_INT = {"type": "integer"}
+_NBOOL = {"type": "boolean", "nullable": True}
+_TIME = {"type": "string", "nullable": True, "description": "ISO 8601 UTC, or null"}
+
+
+def _obj(props: dict, required: list[str] | None = None, **extra) -> dict:
+    return {"type": "object", "properties": props, "required": list(props) if required is None else required, **extra}
+
+
+def _ref(name: str) -> dict:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+_ENVELOPE = {"day": {"type": "string", "description": "the city's local day"}, "generated": _STR}
+_SCOPE = _obj({"district": _NSTR, "ward": _NSTR, "venue_id": _NSTR, "districts": {"type": "array", "items": _STR}},
+              required=["district", "ward", "venue_id"])
+_DAY = _obj({"day": _STR, **{k: _INT for k in ("scans", "accepted", "rejected", "duplicates", "overrides",
+                                                "venues_with_scans")}})
+
+SCHEMAS = {
+    "Error": _obj({"error": _STR, "parameter": _STR}, required=["error"]),
+    "Figures": _obj({f: _INT for f in FIGURES}),
+    "NamedFigures": _obj({"name": _STR, **{f: _INT for f in FIGURES}}),
+    "Me": _obj({"account": _STR, "role": {"type": "string", "enum": ["city", "district", "inspector"]},
+                "districts": {"type": "array", "items": _STR}, "district": _NSTR,
+                "lang": {"type": "string", "enum": ["vi", "en"]}, "home": _STR}),
+    "Districts": _obj({"districts": {"type": "array", "items": _STR}}),
+    "Overview": _obj({**_ENVELOPE, "scope": _SCOPE, "totals": _ref("Figures"),
+                      "districts": {"type": "array", "items": _ref("NamedFigures")}}),
+    "District": _obj({**_ENVELOPE, "district": _STR, "totals": _ref("Figures"),
+                      "wards": {"type": "array", "items": _ref("NamedFigures")}}),
+    "VenueRow": _obj({"venue_id": _STR, "name": _STR, "address": _STR, "ward": _STR, "district": _STR,
+                      "registered": {"type": "boolean"}, "kiosks": _INT, "kiosks_online": _INT, "scans": _INT,
+                      "accepted": _INT, "rejected": _INT, "duplicates": _INT, "overrides": _INT,
+                      "unique_visitors": _INT, "last_scan": _TIME}),
+    "Ward": _obj({**_ENVELOPE, "district": _STR, "ward": _STR, "venues": {"type": "array", "items": _ref("VenueRow")}}),
+    "Kiosk": _obj({"site": _STR, "device": _STR, "venue_id": _STR, "venue_name": _STR, "address": _STR,
+                   "ward": _STR, "district": _STR, "online": {"type": "boolean"}, "status": _NSTR,
+                   "last_heard": _TIME, "camera_ok": _NBOOL, "camera_error": _STR, "display_ok": _NBOOL,
+                   "clock_synced": _NBOOL, "trust_stale": _NBOOL, "degraded": {"type": "array", "items": _STR},
+                   "version": _NSTR, **{k: _INT for k in ("scans", "accepted", "rejected", "duplicates", "overrides",
+                                                           "unique_visitors", "dropped_events")},
+                   "last_seq": {"type": "integer", "nullable": True}, "last_scan": _TIME}),
+    "Day": _DAY,
+    "Venue": _obj({**_ENVELOPE, "venue": _ref("VenueRow"), "kiosks": {"type": "array", "items": _ref("Kiosk")},
+                   "history": {"type": "array", "items": _ref("Day")},
+                   "hourly": {"type": "array", "items": _INT, "minItems": 24, "maxItems": 24}}),
+    "InspectionRow": _obj({"why": {"type": "string", "enum": list(INSPECTION_KINDS)}, "venue_id": _STR,
+                           "venue_name": _STR, "address": _STR, "ward": _STR, "district": _STR, "site": _NSTR,
+                           "device": _NSTR, "since": _TIME, "for_seconds": {"type": "integer", "nullable": True},
+                           "detail": _STR, "detail_vi": _STR}),
+    "Inspection": _obj({**_ENVELOPE, "scope": _SCOPE, "total": _INT,
+                        "by_kind": {"type": "object", "additionalProperties": _INT}, "offset": _INT,
+                        "rows": {"type": "array", "items": _ref("InspectionRow")}}),
+    "History": _obj({**_ENVELOPE, "scope": _SCOPE, "history": {"type": "array", "items": _ref("Day")}}),
+    "Hourly": _obj({**_ENVELOPE, "scope": _SCOPE,
+                    "hourly": {"type": "array", "items": _INT, "minItems": 24, "maxItems": 24}}),
+    "Kiosks": _obj({**_ENVELOPE, "kiosks": {"type": "array", "items": _ref("Kiosk")}}),
+    "Refused": _obj({**_ENVELOPE, "total": _INT, "by_reason": {"type": "object", "additionalProperties": _INT},
+                     "topics": {"type": "array", "items": _obj({"topic": _STR, "reason": _STR, "n": _INT,
+                                                                "last_at": _TIME})}}),
+    "ReportRow": _obj({"level": {"type": "string", "enum": ["district", "ward"]}, "district": _STR, "ward": _STR,
+                       **{f: _INT for f in FIGURES}}),
+    "Report": _obj({**_ENVELOPE, "rows": {"type": "array", "items": _ref("ReportRow")}}),
+}
+
+_MEDIA = {"page": "text/html", "csv": "text/csv", "svg": "image/svg+xml"}
+_WHY = {400: "a parameter the route cannot use (the message names it)", 401: "no session",
+        403: "outside the account's role or districts, or a form from another site",
+        404: "no such district, ward or venue in the account's districts",
+        303: "to the login page (no session) or the account's home", 413: "request body too large",
+        429: "too many failed logins for this name or address", 200: "the answer"}
+
+
+def _json_error(code: int) -> dict:
+    return {"description": _WHY[code], "content": {"application/json": {"schema": _ref("Error")}}}
+
+
+def _html(code: int) -> dict:
+    return {"description": _WHY[code], "content": {"text/html": {"schema": _STR}}}
+
+
+def _redirect() -> dict:
+    return {"description": _WHY[303], "headers": {"Location": {"schema": _STR}}}
+
+
+def describe() -> dict:
+    """The OpenAPI document (a new dict each call)."""
+    paths: dict = {}
+    for e in ENDPOINTS:
+        if e.kind == "api":
+            responses = {"200": {"description": e.summary, "content": {"application/json": {"schema": _ref(e.schema)}}},
+                         **{str(c): _json_error(c) for c in (400, 401, 403, 404)}}
+        else:
+            ok = {"schema": _STR} if e.kind != "csv" else {"schema": _STR}
+            responses = {"200": {"description": e.summary, "content": {_MEDIA[e.kind]: ok}}, "303": _redirect(),
+                         **{str(c): _html(c) for c in (400, 403, 404)}}
+        paths[e.path] = {"get": {
+            "operationId": e.name, "summary": e.summary, "tags": ["api" if e.kind == "api" else "pages"],
+            "parameters": [p.openapi() for p in e.params], "responses": responses,
+            **({"x-capability": e.need} if e.need else {}),
+        }}
+    for f in FORMS:
+        props = {k: {"type": "string", "maxLength": 1024} for k in f.fields}
+        responses = {}
+        for c in f.statuses:
+            responses[str(c)] = _redirect() if c == 303 else (_json_error(c) if c == 413 else _html(c))
+        paths[f.path] = {"post": {
+            "operationId": f.name, "summary": f.summary, "tags": ["forms"],
+            **({} if f.name == "logout" else {"security": []}),
+            "parameters": [p.openapi() for p in f.params],
+            "requestBody": {"required": True, "content": {"application/x-www-form-urlencoded": {
+                "schema": {"type": "object", "properties": props}}}},
+            "responses": responses,
+        }}
+    paths["/login"]["get"] = {
+        "operationId": "login_page", "summary": "the login form (a session: 303 to next or the account's home)",
+        "tags": ["forms"], "security": [],
+        "parameters": [{"name": "next", "in": "query", "required": False, "description": "a path of this site to "
+                        "go to after the login (anything else: the account's home)", "schema": {"type": "string"}}],
+        "responses": {"200": _html(200), "303": _redirect()},
+    }
+    paths["/api/v1/openapi.json"] = {"get": {
+        "operationId": "openapi", "summary": "this description", "tags": ["api"], "security": [],
+        "responses": {"200": {"description": "OpenAPI 3.0", "content": {"application/json": {"schema": {"type": "object"}}}}},
+    }}
+    return {
+        "openapi": "3.0.3",
+        "info": {"title": "Check-in centre", "version": __version__,
+                 "description": "The centre's dashboard and JSON API (docs/centre.md). Times are ISO 8601 UTC; "
+                                "every JSON answer has `day` (the city's local day) and `generated`. A session "
+                                "comes from POST /login (cookie centre_session)."},
+        "servers": [{"url": "/"}],
+        "paths": paths,
+        "components": {"schemas": SCHEMAS, "securitySchemes": {
+            "session": {"type": "apiKey", "in": "cookie", "name": "centre_session"}}},
+        "security": [{"session": []}],
+    }

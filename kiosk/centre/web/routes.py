@@ -1,0 +1,117 @@
+"""The route table: every page, API route, export and chart, with its parameters and what it answers.
+
+The app's routes and ``/api/v1/openapi.json`` are both made from :data:`ENDPOINTS` (and
+:data:`FORMS`, the login, logout and language forms), so the description cannot drift from what
+is served. ``kind``: ``api`` (JSON; 401 without a session), ``page`` (HTML; the login page
+without a session), ``csv`` or ``svg``. ``schema``: the name of the JSON answer's schema in
+:mod:`kiosk.centre.web.openapi`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+from kiosk.centre.access import CITY, FIGURES, INSPECTION, VENUES
+from kiosk.centre.i18n import LANGUAGES
+from kiosk.centre.queries import INSPECTION_KINDS
+from kiosk.centre.web import views
+from kiosk.centre.web.params import Param
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    path: str
+    name: str
+    kind: str
+    handler: Callable
+    summary: str
+    need: str | None = None  # the capability (kiosk.centre.access); None: any account
+    params: tuple[Param, ...] = ()
+    schema: str | None = None
+    redirects: bool = False  # may answer 303 to a logged-in account (a home page)
+
+
+DISTRICT_Q = Param("district", description="only this district (a district account: its own; an inspector: "
+                                           "one of its districts)")
+VENUE_Q = Param("venue_id", description="only this venue")
+DISTRICT_P = Param("name", where="path", description="the district's name as in the venue registry")
+WARD_P = Param("ward", where="path", description="the ward's name as in the venue registry")
+VENUE_P = Param("venue_id", where="path", description="the venue's id in the venue registry")
+KIND_Q = Param("kind", kind="enum", choices=INSPECTION_KINDS, description="only rows of this kind")
+LIMIT_Q = Param("limit", kind="integer", minimum=1, maximum=5000, default=views.PAGE_SIZE,
+                description="rows a page")
+OFFSET_Q = Param("offset", kind="integer", minimum=0, maximum=10_000_000, default=0,
+                 description="rows to skip (the next page: offset + limit)")
+DAYS_Q = Param("days", kind="integer", minimum=1, maximum=120, default=30, description="days, today included")
+CHART_P = Param("chart", where="path", kind="enum", choices=("history", "coverage", "hourly"),
+                description="which chart")
+
+ENDPOINTS: tuple[Endpoint, ...] = (
+    # -- the API --------------------------------------------------------------------------------
+    Endpoint("/api/v1/me", "me", "api", views.api_me, "the account asking: name, role, districts, language",
+             schema="Me"),
+    Endpoint("/api/v1/overview", "overview", "api", views.api_overview,
+             "today's figures of the city and one row per district (city account)", CITY, schema="Overview"),
+    Endpoint("/api/v1/districts", "districts", "api", views.api_districts, "the districts the account may see",
+             schema="Districts"),
+    Endpoint("/api/v1/districts/{name}", "district", "api", views.api_district,
+             "one district's figures and one row per ward", FIGURES, (DISTRICT_P,), schema="District"),
+    Endpoint("/api/v1/districts/{name}/wards/{ward}", "ward", "api", views.api_ward,
+             "one ward's venues with today's figures", VENUES, (DISTRICT_P, WARD_P), schema="Ward"),
+    Endpoint("/api/v1/venues/{venue_id}", "venue", "api", views.api_venue,
+             "one venue: where, today's figures, its kiosks, 30 days, today's hourly curve", VENUES, (VENUE_P,),
+             schema="Venue"),
+    Endpoint("/api/v1/inspection", "inspection", "api", views.api_inspection,
+             "the inspection list: one row per problem, paged", INSPECTION,
+             (DISTRICT_Q, KIND_Q, LIMIT_Q, OFFSET_Q), schema="Inspection"),
+    Endpoint("/api/v1/history", "history", "api", views.api_history,
+             "scans and venues with scans per day (a venue's: any account that sees the venue)", FIGURES,
+             (DISTRICT_Q, VENUE_Q, DAYS_Q), schema="History"),
+    Endpoint("/api/v1/hourly", "hourly", "api", views.api_hourly, "today's scans per local hour", FIGURES,
+             (DISTRICT_Q, VENUE_Q), schema="Hourly"),
+    Endpoint("/api/v1/kiosks", "kiosks", "api", views.api_kiosks,
+             "every kiosk: online, health flags, today's counts", VENUES, (DISTRICT_Q,), schema="Kiosks"),
+    Endpoint("/api/v1/refused", "refused", "api", views.api_refused,
+             "messages that changed nothing, per reason and topic (city account)", CITY, schema="Refused"),
+    Endpoint("/api/v1/report", "report", "api", views.api_report,
+             "the daily report: a row per district, then per ward", FIGURES, schema="Report"),
+    # -- pages, exports, charts -----------------------------------------------------------------
+    Endpoint("/", "home", "page", views.home_page, "the city overview (other accounts: their home page)",
+             redirects=True),
+    Endpoint("/district/{name}", "district_page", "page", views.district_page, "a district", FIGURES,
+             (DISTRICT_P,)),
+    Endpoint("/district/{name}/ward/{ward}", "ward_page", "page", views.ward_page, "a ward's venues", VENUES,
+             (DISTRICT_P, WARD_P)),
+    Endpoint("/venue/{venue_id}", "venue_page", "page", views.venue_page, "a venue", VENUES, (VENUE_P,)),
+    Endpoint("/inspection", "inspection_page", "page", views.inspection_page, "the inspection list", INSPECTION,
+             (DISTRICT_Q, KIND_Q, LIMIT_Q, OFFSET_Q)),
+    Endpoint("/inspection.csv", "inspection_csv", "csv", views.inspection_csv, "the whole inspection list as CSV",
+             INSPECTION, (DISTRICT_Q, KIND_Q)),
+    Endpoint("/report.csv", "report_csv", "csv", views.report_csv, "the daily report as CSV", FIGURES),
+    Endpoint("/charts/{chart}.svg", "chart", "svg", views.chart_svg, "a chart drawn on the server", FIGURES,
+             (CHART_P, DISTRICT_Q, VENUE_Q)),
+)
+
+
+@dataclass(frozen=True)
+class Form:
+    """A state-changing route (POST, CSRF token and same-origin check): described, not in ENDPOINTS."""
+
+    path: str
+    name: str
+    summary: str
+    fields: tuple[str, ...]
+    params: tuple[Param, ...] = ()
+    statuses: tuple[int, ...] = (303, 403)
+
+
+LANG_P = Param("code", where="path", kind="enum", choices=LANGUAGES, description="the dashboard's language")
+
+FORMS: tuple[Form, ...] = (
+    Form("/login", "login", "log in (form: name, password, csrf, next); answers 303 to next or the account's home",
+         ("name", "password", "csrf", "next"), statuses=(303, 400, 401, 403, 413, 429)),
+    Form("/logout", "logout", "end this session (form: csrf)", ("csrf",)),
+    Form("/lang/{code}", "lang", "switch the dashboard's language (form: csrf, next)", ("csrf", "next"), (LANG_P,),
+         statuses=(303, 400, 403)),
+)

@@ -1,0 +1,175 @@
+"""What each route answers: the data a page and its API twin share, the pages, the CSV and the charts.
+
+Every handler takes ``(dashboard, asked, **parameters)`` (parameters parsed by the route table)
+and asks :mod:`kiosk.centre.access` for the scope it may query; the page and its API twin call
+the same data function, so they cannot disagree (Datasette's habit).
+"""
+
+from __future__ import annotations
+
+from starlette.responses import RedirectResponse, Response
+
+from kiosk.centre import charts
+from kiosk.centre.access import CITY, FIGURES, INSPECTION, VENUES, districts_of, figures_scope, home, scope_of
+from kiosk.centre.i18n import words
+from kiosk.centre.queries import FIGURES as FIGURE_NAMES
+from kiosk.centre.queries import _scope_dict
+from kiosk.centre.web.exports import csv_response, csv_stream
+from kiosk.centre.web.security import SVG_CSP
+
+PAGE_SIZE = 500  # inspection rows a page (the whole city is the CSV export)
+INSPECTION_CSV = ["why", "district", "ward", "venue_id", "venue_name", "address", "site", "device", "since",
+                  "for_seconds", "detail"]
+
+
+def _quote(text: str) -> str:
+    import urllib.parse
+
+    return urllib.parse.quote(text, safe="")
+
+
+# -- data shared by pages and API ---------------------------------------------------------------
+def overview_data(dash, ask) -> dict:
+    scope_of(ask.account, CITY)
+    return dash.centre.overview()
+
+
+def district_data(dash, ask, name: str) -> dict:
+    scope = scope_of(ask.account, FIGURES, district=name)
+    d = dash.centre.district(name, scope)
+    if not d["wards"]:
+        raise LookupError(name)
+    return d
+
+
+def ward_data(dash, ask, name: str, ward: str) -> dict:
+    scope = scope_of(ask.account, VENUES, district=name, ward=ward)
+    rows = dash.centre.venues(scope)
+    if not rows:
+        raise LookupError(ward)
+    return dash.centre._envelope(district=name, ward=ward, venues=rows)
+
+
+def venue_data(dash, ask, venue_id: str) -> dict:
+    v = dash.centre.venue(venue_id, scope_of(ask.account, VENUES))
+    if v is None:
+        raise LookupError(venue_id)
+    return v
+
+
+def inspection_data(dash, ask, district=None, kind=None, limit=PAGE_SIZE, offset=0) -> dict:
+    scope = scope_of(ask.account, INSPECTION, district=district)
+    return dash.centre.inspection(scope, kinds=(kind,) if kind else (), limit=limit, offset=offset)
+
+
+# -- API ----------------------------------------------------------------------------------------
+def api_me(dash, ask) -> dict:
+    a = ask.account
+    return {"account": a.name, "role": a.role, "districts": list(a.districts), "district": a.district,
+            "lang": ask.lang, "home": home(a)}
+
+
+def api_districts(dash, ask) -> dict:
+    return {"districts": districts_of(ask.account, dash.centre.districts() if ask.account.is_city else [])}
+
+
+def api_overview(dash, ask) -> dict:
+    return overview_data(dash, ask)
+
+
+def api_district(dash, ask, name) -> dict:
+    return district_data(dash, ask, name)
+
+
+def api_ward(dash, ask, name, ward) -> dict:
+    return ward_data(dash, ask, name, ward)
+
+
+def api_venue(dash, ask, venue_id) -> dict:
+    return venue_data(dash, ask, venue_id)
+
+
+def api_inspection(dash, ask, district=None, kind=None, limit=PAGE_SIZE, offset=0) -> dict:
+    return inspection_data(dash, ask, district, kind, limit, offset)
+
+
+def api_history(dash, ask, district=None, venue_id=None, days=30) -> dict:
+    scope = figures_scope(ask.account, district=district, venue_id=venue_id)
+    return dash.centre._envelope(scope=_scope_dict(scope), history=dash.centre.history(scope, days))
+
+
+def api_hourly(dash, ask, district=None, venue_id=None) -> dict:
+    scope = figures_scope(ask.account, district=district, venue_id=venue_id)
+    return dash.centre._envelope(scope=_scope_dict(scope), hourly=dash.centre.hourly(scope))
+
+
+def api_kiosks(dash, ask, district=None) -> dict:
+    return dash.centre._envelope(kiosks=dash.centre.kiosks(scope_of(ask.account, VENUES, district=district)))
+
+
+def api_refused(dash, ask) -> dict:
+    scope_of(ask.account, CITY)  # topics name every site: the city's business
+    return dash.centre.refused()
+
+
+def api_report(dash, ask) -> dict:
+    return dash.centre._envelope(rows=dash.centre.daily_report(scope_of(ask.account, FIGURES)))
+
+
+# -- pages --------------------------------------------------------------------------------------
+def home_page(dash, ask):
+    if not ask.account.is_city:
+        return RedirectResponse(home(ask.account), status_code=303)
+    return dash.page(ask, "overview.html", data=overview_data(dash, ask), api="/api/v1/overview", chart_q="")
+
+
+def district_page(dash, ask, name):
+    return dash.page(ask, "district.html", data=district_data(dash, ask, name),
+                     api=f"/api/v1/districts/{_quote(name)}", chart_q="district=" + _quote(name))
+
+
+def ward_page(dash, ask, name, ward):
+    return dash.page(ask, "ward.html", data=ward_data(dash, ask, name, ward),
+                     api=f"/api/v1/districts/{_quote(name)}/wards/{_quote(ward)}")
+
+
+def venue_page(dash, ask, venue_id):
+    data = venue_data(dash, ask, venue_id)
+    return dash.page(ask, "venue.html", data=data, api=f"/api/v1/venues/{_quote(data['venue']['venue_id'])}")
+
+
+def inspection_page(dash, ask, district=None, kind=None, limit=PAGE_SIZE, offset=0):
+    data = inspection_data(dash, ask, district, kind, limit, offset)
+    districts = districts_of(ask.account, dash.centre.districts() if ask.account.is_city else [])
+    return dash.page(ask, "inspection.html", data=data, districts=districts, selected=district or "",
+                     kind=kind or "", page_size=limit, api="/api/v1/inspection?" + ask.request.url.query)
+
+
+def report_csv(dash, ask):
+    rows = dash.centre.daily_report(scope_of(ask.account, FIGURES))
+    return csv_response(rows, ["level", "district", "ward", *FIGURE_NAMES], f"report-{dash.centre.settings.today()}.csv")
+
+
+def inspection_csv(dash, ask, district=None, kind=None):
+    rows = dash.centre.inspection_rows(scope_of(ask.account, INSPECTION, district=district),
+                                       kinds=(kind,) if kind else ())
+    return csv_stream(rows, INSPECTION_CSV, f"inspection-{dash.centre.settings.today()}.csv")
+
+
+def chart_svg(dash, ask, chart, district=None, venue_id=None):
+    """One chart, computed only when asked for (pages embed them as <img>, fetched on their own)."""
+    scope = figures_scope(ask.account, district=district, venue_id=venue_id)
+    centre, w = dash.centre, words(ask.lang)
+    if chart == "hourly":
+        svg = charts.bars(centre.hourly(scope), [f"{h}h" for h in range(24)], w["hourly"], every=3)
+    else:
+        hist = centre.history(scope)
+        labels = [r["day"][5:] for r in hist]
+        if chart == "history":
+            svg = charts.bars([r["scans"] for r in hist], labels, w["history"], every=5)
+        else:
+            code = centre.venues_with_code(scope)
+            svg = charts.lines([(w["venues_with_scans"], [r["venues_with_scans"] for r in hist], "l1"),
+                                (w["venues_with_code"], [code] * len(hist), "l2")], labels, w["coverage"])
+    return Response(svg, media_type="image/svg+xml",
+                    headers={"Cache-Control": "no-store", "Content-Security-Policy": SVG_CSP})
