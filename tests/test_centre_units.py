@@ -7,7 +7,7 @@ systemd-analyze checks each unit file offline: ``verify`` (it loads, its ExecSta
 from __future__ import annotations
 
 import re
-import shutil
+import signal
 import subprocess
 import sys
 import threading
@@ -138,4 +138,6 @@ def test_an_ingest_worker_says_what_it_uses_when_it_starts(broker, tmp_path):
     line = next(ln for ln in lines if "kiosk centre:" in ln)
     assert (f"no dashboard (--no-web); ingesting from {broker.url}; store sqlite {db}; "
             f"registry: {len(city.kiosks)} kiosk(s) (0 revoked), {len(city.venues)} registered venue(s)") in line
-    assert proc.returncode == 0 and "Traceback" not in "".join(lines)
+    # SIGTERM may come before the worker has set its handler (the line is logged just before): then it
+    # ends by the signal itself; either way, with nothing left unexplained in its output.
+    assert proc.returncode in (0, -signal.SIGTERM) and "Traceback" not in "".join(lines)
