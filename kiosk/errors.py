@@ -34,7 +34,7 @@ class KioskOSError(KioskError, OSError):
 class SignatureRefused(KioskValueError):
     """A signed message (command, telemetry, trust bundle, trace request) that must not be believed.
 
-    ``reason`` is a stable word (see :mod:`kiosk.signing`) for logs, ``cmd-result`` and counters.
+    ``reason`` is a stable word (see :mod:`kiosk.wire.signing`) for logs, ``cmd-result`` and counters.
     """
 
     exit_code = 1

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Centre benchmark: signed ingest into PostgreSQL, one and two workers, and the dashboard's queries.
 
-1. Signature cost: kiosk.signing.verify on a telemetry message, against json.loads alone.
+1. Signature cost: kiosk.wire.signing.verify on a telemetry message, against json.loads alone.
 1b. The plausibility checks' cost (issue 19): the ingest stage in one process (Ingest.handle and
    take, batches of a worker's size), checks off against on, alternating rounds in the same run.
 2. Ingest: M signed messages (events + counts of K kiosks) queued on a real mosquitto for an
@@ -388,9 +388,9 @@ def python_inspection(centre) -> int:
 
 def bench_signature(n=5000):
     """Per message: parsing, the canonical bytes, the key ring, and Ed25519 through OpenSSL and libsodium."""
-    from kiosk import signing
+    from kiosk.wire import signing
     from kiosk.centre.registry import FleetRegistry
-    from kiosk.signing import verify
+    from kiosk.wire.signing import verify
 
     city, msgs = make_messages(n, 100)
     reg = FleetRegistry.from_json(city.registry())
@@ -417,7 +417,7 @@ def bench_signature(n=5000):
                 t, {k: v for k, v in parsed[p].items() if k != "sig"}))),
             ("key ring lookup", per(lambda t, p: reg.keys.get(parsed[p]["sig"]["kid"]))),
             ("verify before: parse + canonical + OpenSSL Ed25519", per(before)),
-            ("kiosk.signing.verify now: parse + canonical + libsodium Ed25519 (key cached)",
+            ("kiosk.wire.signing.verify now: parse + canonical + libsodium Ed25519 (key cached)",
              per(lambda t, p: verify(p, t, reg.keys)))]
     print("\n| per telemetry message | us |\n|---|---:|")
     for name, us in rows:

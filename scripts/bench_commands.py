@@ -10,7 +10,7 @@ centre key, as fast as the broker takes them; the kiosk reloads a trust list of
 ``--signers`` certificates (the issue's 900-entry list). Both phases are measured in
 the same run, so the ratio of the flood's capture-to-verdict p95 to the quiet one is
 the figure (issue 12: within 2x). Then the cost of signing and of verifying one
-telemetry message (a counts payload) with ``kiosk.signing``.
+telemetry message (a counts payload) with ``kiosk.wire.signing``.
 
     .venv/bin/python scripts/bench_commands.py            # defaults: 900 commands, 900 signers, 20 codes/s
 """
@@ -70,7 +70,7 @@ def trust_list(path: Path, n: int) -> None:
     from cryptography.hazmat.primitives.asymmetric import ec
     from cryptography.x509.oid import NameOID
 
-    from kiosk.trust import kid_of
+    from kiosk.trust.store import kid_of
 
     now = datetime.now(timezone.utc)
     entries = []
@@ -92,14 +92,14 @@ def trust_list(path: Path, n: int) -> None:
 
 
 def percentile(values: list[float], q: float) -> float:
-    from kiosk.scan.stats import percentile as p
+    from kiosk.door.decode.stats import percentile as p
 
     return p(values, q) if values else float("nan")
 
 
 def signing_costs(repeat: int) -> tuple[float, float]:
     """Microseconds to sign, and to verify, one counts message."""
-    from kiosk import signing
+    from kiosk.wire import signing
 
     key = signing.generate_key()
     ring = signing.KeyRing.of({"bench/kiosk": key.public_key()})
@@ -174,8 +174,8 @@ def main() -> int:
     from device.scanners import CodeSeen
     from gpiozero.pins.mock import MockFactory
 
-    from kiosk import signing
-    from kiosk.assembly import assemble, load_trust
+    from kiosk.wire import signing
+    from kiosk.door.assembly import assemble, load_trust
     from kiosk.commands.command import build
 
     work = Path(tempfile.mkdtemp(prefix="kiosk-bench-commands-"))
@@ -277,7 +277,7 @@ def main() -> int:
           f"answered in {b - a:.1f} s ({', '.join(f'{k} {v}' for k, v in sorted(reasons.items()))}); "
           f"trust reloads run: {reloads}")
     print()
-    print("| kiosk.signing, one counts message | µs | per second |")
+    print("| kiosk.wire.signing, one counts message | µs | per second |")
     print("|---|---:|---:|")
     print(f"| sign | {sign_us:.1f} | {1e6 / sign_us:,.0f} |")
     print(f"| verify | {verify_us:.1f} | {1e6 / verify_us:,.0f} |")

@@ -2,7 +2,7 @@
 """Decoder benchmark: codes read and milliseconds per frame, per backend and for the cascade.
 
 Sets: the shared camera photos (expected text beside each image), seeded
-phone-screen frames at 640x480 and 1280x720 (kiosk/scan/screenframes.py), and
+phone-screen frames at 640x480 and 1280x720 (kiosk/testing/screenframes.py), and
 frames without a code. Times are the decoding thread's CPU time (time.thread_time),
 which other processes on the machine do not inflate; each decoder's best of
 ``--repeat`` passes is kept. Ratios are against the best single
@@ -27,11 +27,11 @@ sys.path.insert(0, str(ROOT))
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
-from kiosk.scan.cascade import Cascade, Step, build_cascade  # noqa: E402
-from kiosk.scan.decoders import DecoderUnavailable, OpenCVDecoder, ZbarDecoder, ZxingDecoder  # noqa: E402
-from kiosk.scan.preprocess import FIXES, Preprocessor  # noqa: E402
-from kiosk.scan.screenframes import screen_frames  # noqa: E402
-from kiosk.scan.stats import percentile  # noqa: E402
+from kiosk.door.decode.cascade import Cascade, Step, build_cascade  # noqa: E402
+from kiosk.door.decode.decoders import DecoderUnavailable, OpenCVDecoder, ZbarDecoder, ZxingDecoder  # noqa: E402
+from kiosk.door.decode.preprocess import FIXES, Preprocessor  # noqa: E402
+from kiosk.testing.screenframes import screen_frames  # noqa: E402
+from kiosk.door.decode.stats import percentile  # noqa: E402
 
 
 def normalise(text: str) -> str:

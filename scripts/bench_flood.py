@@ -54,8 +54,8 @@ def main() -> int:
     from device.scanners import CodeSeen
     from gpiozero.pins.mock import MockFactory
 
-    from kiosk.assembly import assemble
-    from kiosk.demo import blank_frame, render_frame
+    from kiosk.door.assembly import assemble
+    from kiosk.testing.visitors import blank_frame, render_frame
 
     work = Path(tempfile.mkdtemp(prefix="kiosk-flood-"))
     from kiosk import config as kconfig
@@ -85,7 +85,7 @@ def main() -> int:
     rows = []
 
     def report():
-        from kiosk.scan.stats import percentile
+        from kiosk.door.decode.stats import percentile
 
         start = time.monotonic()
         last_done = 0

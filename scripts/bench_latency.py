@@ -27,10 +27,10 @@ sys.path.insert(0, str(ROOT))
 import numpy as np  # noqa: E402
 
 from device.frames import Frame, ReplaySource  # noqa: E402
-from kiosk.scan import Scanner, default_decoder  # noqa: E402
-from kiosk.scan.decoders import ZxingDecoder  # noqa: E402
-from kiosk.scan.screenframes import render, sample_payload, screen_frames  # noqa: E402
-from kiosk.scan.stats import percentile  # noqa: E402
+from kiosk.door.decode import Scanner, default_decoder  # noqa: E402
+from kiosk.door.decode.decoders import ZxingDecoder  # noqa: E402
+from kiosk.testing.screenframes import render, sample_payload, screen_frames  # noqa: E402
+from kiosk.door.decode.stats import percentile  # noqa: E402
 
 # Pi 4 (Cortex-A72, 1.5 GHz) vs one core of a recent x86 server/desktop on image decoding
 # (zxing-cpp, OpenCV filters): published single-thread benchmarks put it 4-6x slower; we use 5x.

@@ -37,7 +37,7 @@ def pc_covid(i: int) -> str:
 def write_frames(folder: Path, visitors: int) -> None:
     import cv2
 
-    from kiosk.demo import blank_frame, render_frame
+    from kiosk.testing.visitors import blank_frame, render_frame
 
     folder.mkdir(parents=True, exist_ok=True)
     n = 0

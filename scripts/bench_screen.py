@@ -48,7 +48,7 @@ def main() -> int:
 
     from kiosk.commands.screenshot import _Located, sample_checkin, sample_preview
     from kiosk.config import load
-    from kiosk.screen import KioskStatus, Screen
+    from kiosk.door.show import KioskStatus, Screen
 
     cfg = load(args.config)
     frame, corners = sample_preview()
@@ -58,7 +58,7 @@ def main() -> int:
           f"{args.repeat} draws per cell, median ms; ratio = state / baseline (fill + full-screen blit)")
     print(f"{'size':>10} {'baseline':>9} " + " ".join(f"{s:>16}" for s in STATES))
     for size in SIZES:
-        screen = Screen(cfg, size=size, headless=True)
+        screen = Screen(cfg.screen, cfg.venue, policy=cfg.policy, size=size, headless=True)
         screen.set_status(status)
         screen.set_preview(frame, [_Located("x", corners)])
         picture = pygame.Surface(size)
@@ -77,7 +77,7 @@ def main() -> int:
             cells.append(f"{ms:7.2f} ({ms / base:5.1f}x)")
         print(f"{size[0]:>4}x{size[1]:<5} {base:9.3f} " + " ".join(f"{c:>16}" for c in cells))
 
-    screen = Screen(cfg, size=(800, 480), headless=True)
+    screen = Screen(cfg.screen, cfg.venue, policy=cfg.policy, size=(800, 480), headless=True)
     n = 20000
     t = time.perf_counter()
     for i in range(n):

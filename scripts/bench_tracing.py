@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import nacl.public  # noqa: E402
 
-from kiosk import signing  # noqa: E402
+from kiosk.wire import signing  # noqa: E402
 from kiosk.authority import requests  # noqa: E402
 from kiosk.authority import f1  # noqa: E402
 from kiosk.authority.collect import Collector  # noqa: E402
@@ -36,11 +36,11 @@ from kiosk.authority.investigation import Investigation  # noqa: E402
 from kiosk.authority.store import AnswerStore  # noqa: E402
 from kiosk.authority.keys import AuthorityKeys  # noqa: E402
 from kiosk.authority.registry import RegisteredKiosk  # noqa: E402
-from kiosk.ledger import Ledger  # noqa: E402
-from kiosk.ledger.visits import VisitArchive, utc_text  # noqa: E402
-from kiosk.pseudonym import Pseudonyms  # noqa: E402
-from kiosk.tracing import protocol as P  # noqa: E402
-from kiosk.tracing.responder import TraceResponder  # noqa: E402
+from kiosk.door.record import Ledger  # noqa: E402
+from kiosk.door.record.visits import VisitArchive, utc_text  # noqa: E402
+from kiosk.trust.pseudonym import Pseudonyms  # noqa: E402
+from kiosk.wire import trace as P  # noqa: E402
+from kiosk.door.tracing.responder import TraceResponder  # noqa: E402
 
 SURNAMES = ["Nguyễn", "Trần", "Lê", "Phạm", "Hoàng", "Vũ", "Đặng", "Bùi", "Đỗ", "Hồ"]
 GIVEN = ["Văn An", "Thị Bình", "Minh Châu", "Quốc Dũng", "Thu Hà", "Đức Huy", "Ngọc Lan", "Thanh Tùng"]

@@ -28,13 +28,13 @@ from cryptography.hazmat.primitives.asymmetric import ec  # noqa: E402
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature  # noqa: E402
 
 from kiosk.issuing import dcc as issuing  # noqa: E402
-from kiosk.codes import base45, cose, dcc  # noqa: E402
+from kiosk.door.verify import base45, cose, dcc  # noqa: E402
 from kiosk.issuing.declaration import IssuerKey, issue  # noqa: E402
-from kiosk.trust import TrustStore  # noqa: E402
-from kiosk.verify import Verifier  # noqa: E402
-from kiosk import signing  # noqa: E402
+from kiosk.trust.store import TrustStore  # noqa: E402
+from kiosk.door.verify.verifier import Verifier  # noqa: E402
+from kiosk.wire import signing  # noqa: E402
 from kiosk.issuing import bundle as bundle_tools  # noqa: E402
-from kiosk.trust_bundle import TrustKeeper  # noqa: E402
+from kiosk.trust.bundle import TrustKeeper  # noqa: E402
 
 
 def rate(fn, seconds: float, rounds: int = 7) -> float:

@@ -16,9 +16,9 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
 from kiosk import config
-from kiosk.checkin import Checkin
-from kiosk.demo import DEMO_KEYS
-from kiosk.publish.connection import parse_url
+from kiosk.door.decide.checkin import Checkin
+from kiosk.testing.visitors import DEMO_KEYS
+from kiosk.wire.broker import parse_url
 
 
 def wait_for(cond, timeout=10.0, step=0.02) -> bool:
@@ -137,15 +137,15 @@ def checkin(verdict="accept", reason="ok", pseudonym="p", duplicate=False, at=No
 
 def device_keyring(cfg):
     """The KeyRing a centre would hold for this kiosk: its device public key (made on first start)."""
-    from kiosk import signing
-    from kiosk.publish.device_key import key_path, public_path
+    from kiosk.wire import signing
+    from kiosk.door.publish.device_key import key_path, public_path
 
     return signing.KeyRing.load([public_path(key_path(cfg))], owner=f"{cfg.device.site}/{cfg.device.id}")
 
 
 def verified(payload: bytes, topic: str, keys) -> dict:
     """The payload of a signed message (raises SignatureRefused when it does not verify)."""
-    from kiosk import signing
+    from kiosk.wire import signing
 
     return signing.verify(json.loads(payload), topic, keys).payload
 
@@ -164,19 +164,6 @@ def signed_dcc(family: str = "Trần", given: str = "Thị Bình", dob: str = "1
 def pc_covid(id_number: str = "001088012345", name: str = "Nguyễn Văn An") -> str:
     """An unsigned PC-Covid personal QR (format-checked only)."""
     return f"{id_number}|{name}|01/02/1988|CCCD|QID-7F3A9C21|0123456789<0912345678<1<<"
-
-
-class FakeClock:
-    """Monotonic seconds that move only when the test says so."""
-
-    def __init__(self, t: float = 1000.0):
-        self.t = t
-
-    def __call__(self) -> float:
-        return self.t
-
-    def advance(self, seconds: float) -> None:
-        self.t += seconds
 
 
 def code(text: str, source: str = "camera", at: float = 0.0):

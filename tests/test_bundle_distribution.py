@@ -14,12 +14,13 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 
 from helpers import code, kiosk_config, wait_for
-from kiosk import config, reasons, signing
+from kiosk import config
+from kiosk.wire import reasons, signing
 from kiosk.cli import main
 from kiosk.commands.command import build as build_command
 from kiosk.issuing.dcc import issue_dcc
 from kiosk.issuing.keys import IssuerKey
-from test_signed_commands import BASE, DEVICE, SITE, Centre, Running
+from test_door_remote_install import BASE, DEVICE, SITE, Centre, Running
 
 UVCI = "URN:UVCI:01:VN:WIRETEST000000000001"
 
@@ -142,7 +143,9 @@ def test_reload_trust_rereads_the_bundle_file(tmp_path, broker, dsc, authority):
 
 
 def test_bundle_topics_are_the_contracts():
-    from kiosk.issuing.bundle import TOPIC, site_topic
-    from kiosk.remote import bundle_topics
+    from kiosk.wire.topics import bundle_topic, bundle_topics
 
-    assert bundle_topics(SITE) == [TOPIC, site_topic(SITE)] and BASE.startswith("checkin/v1/")
+    # The publisher (kiosk trust publish) and the kiosk's subscriptions use the one definition: BRIEF contract 4.
+    assert bundle_topics(SITE) == [bundle_topic(), bundle_topic(SITE)] == ["checkin/v1/trust/bundle",
+                                                                          f"checkin/v1/{SITE}/trust/bundle"]
+    assert BASE.startswith("checkin/v1/")

@@ -8,7 +8,7 @@ import time
 
 from kiosk.centre.registry import FleetRegistry, RegistryError
 from kiosk.centre.store import open_store
-from kiosk.signing import generate_key, public_pem, sign_bytes
+from kiosk.wire.signing import generate_key, public_pem, sign_bytes
 from centre_helpers import centre_over, small_city
 
 import pytest
@@ -143,7 +143,7 @@ def test_status_is_only_a_hint():
 def test_registry_errors_name_the_file(tmp_path):
     p = tmp_path / "fleet.json"
     p.write_text('{"version": 1, "kiosks": [{"site": "a", "device": "b", "public_key": "junk"}]}')
-    with pytest.raises(RegistryError, match=r"fleet.json: kiosks\[1\]"):
+    with pytest.raises(RegistryError, match=r"fleet.json: kiosks\[0\]"):  # the first row, by its JSON index
         FleetRegistry.load(p)
     p.write_text("{")
     with pytest.raises(RegistryError, match="fleet.json: not JSON"):

@@ -11,7 +11,7 @@ from kiosk.centre.ingest import Ingest
 from kiosk.centre.simulate import CitySimulator
 from kiosk.centre.store import open_store
 from kiosk.centre.watch import IngestWorker
-from kiosk.signing import generate_key, sign_bytes
+from kiosk.wire.signing import generate_key, sign_bytes
 from centre_helpers import centre_over, registry_of, small_city, wait_for
 from test_centre_ingest import announce, scans
 

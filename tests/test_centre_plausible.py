@@ -18,7 +18,7 @@ from kiosk.centre.ingest import Ingest
 from kiosk.centre.plausible import Limits
 from kiosk.centre.queries import Centre, Scope, Settings
 from kiosk.centre.store import open_store
-from kiosk.signing import iso
+from kiosk.wire.signing import iso
 from centre_helpers import registry_of, small_city
 from centre_pg import pg_url, postgres_server  # noqa: F401
 
@@ -181,7 +181,7 @@ def test_what_a_kiosk_says_is_kept_without_control_characters(store):
 
 def test_without_a_valid_signature_the_reason_is_the_signatures():
     """An unsigned or forged implausible message keeps its signature's reason and marks nobody."""
-    from kiosk.signing import generate_key, sign_bytes
+    from kiosk.wire.signing import generate_key, sign_bytes
 
     city, ingest, _, _ = city_at()
     k = city.kiosks[0]

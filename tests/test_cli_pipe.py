@@ -19,10 +19,10 @@ from pathlib import Path
 
 import pytest
 
-from kiosk.checkin import Checkin
-from kiosk.codes import Holder
+from kiosk.door.decide.checkin import Checkin
+from kiosk.door.verify import Holder
 from kiosk.config import load
-from kiosk.ledger import Ledger
+from kiosk.door.record import Ledger
 
 ROOT = Path(__file__).resolve().parent.parent
 KIOSK = [sys.executable, "-m", "kiosk"]
@@ -102,7 +102,7 @@ def test_trace_collect_into_a_closed_pipe_still_writes_the_list(tmp_path):
     from kiosk.authority import keys as authority_keys
     from kiosk.authority import requests
     from kiosk.authority.store import AnswerStore, path_for
-    from kiosk.tracing import protocol as P
+    from kiosk.wire import trace as P
 
     keys = authority_keys.keygen(tmp_path / "keys")
     now = datetime.now(timezone.utc)

@@ -1,7 +1,7 @@
 """``kiosk command``: the centre's key, and signed commands over a real mosquitto.
 
-The kiosk side here is the real :class:`kiosk.command_gate.CommandGate` behind a plain paho
-client (the running kiosk's wiring is tested in tests/test_signed_commands.py).
+The kiosk side here is the real :class:`kiosk.door.remote.gate.CommandGate` behind a plain paho
+client (the running kiosk's wiring is tested in tests/test_door_remote_install.py).
 """
 
 from __future__ import annotations
@@ -11,17 +11,19 @@ import stat
 import subprocess
 import sys
 import threading
-import time
 
 import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
-from kiosk import signing
-from kiosk.command_gate import CommandGate, notice_action
+from helpers import wait_for
+from kiosk.wire.topics import Topics
+from kiosk.wire import signing
+from kiosk.door.remote.gate import CommandGate, notice_action
 
 ROOT = __import__("pathlib").Path(__file__).resolve().parent.parent
 BASE = "checkin/v1/hn-hk/kiosk-01"
+KIOSK = Topics("hn-hk", "kiosk-01")
 
 
 def kiosk_cli(*args, timeout=60):
@@ -77,7 +79,7 @@ class GateResponder:
     def __init__(self, broker, centre_public, device_key, tmp_path):
         self.notices: list[str] = []
         self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="responder")
-        self.gate = CommandGate(BASE, signing.KeyRing.of({"centre": centre_public}), ["notice"],
+        self.gate = CommandGate(KIOSK, signing.KeyRing.of({"centre": centre_public}), ["notice"],
                                 {"notice": notice_action(self.notices.append)}, device_key,
                                 lambda t, p: self.client.publish(t, p, qos=1), 300,
                                 state_file=tmp_path / "floor.json")
@@ -116,7 +118,7 @@ def test_a_signed_notice_reaches_the_gate_and_its_answer_is_printed(tmp_path, br
         assert r.returncode == 1 and "failed its signature check: unknown-key" in r.stderr
 
         # The fleet registry's row for the kiosk checks the answer; a revoked row does not.
-        from kiosk.ops import registry
+        from kiosk.wire import registry
 
         row = registry.entry_for("hn-hk", "kiosk-01", "HN-HK-000123", device_key.public_key())
         (tmp_path / "fleet.registry.json").write_text(registry.dumps([row]))
@@ -129,10 +131,7 @@ def test_a_signed_notice_reaches_the_gate_and_its_answer_is_printed(tmp_path, br
 
         r = kiosk_cli(*common, "notice", "")  # no --wait: sent, acknowledged by the broker
         assert r.returncode == 0 and r.stdout.startswith("sent notice ")
-        deadline = time.monotonic() + 10
-        while kiosk.notices[-1:] != [""] and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert kiosk.notices[-1] == ""
+        assert wait_for(lambda: kiosk.notices[-1:] == [""])
     finally:
         kiosk.close()
 

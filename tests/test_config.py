@@ -36,7 +36,7 @@ def error_of(text: str, tmp_path: Path) -> str:
 
 def preflight_error_of(text: str, tmp_path: Path) -> str:
     """What the config points at (files, keys) is the preflight's: the first error's line."""
-    from kiosk import preflight
+    from kiosk.config import preflight
 
     report = preflight.check_text(text, str(tmp_path / "kiosk.toml"), host=False)
     assert report.errors, "expected an error"

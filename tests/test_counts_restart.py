@@ -18,11 +18,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from helpers import pc_covid
-from kiosk.checkin import CheckinDesk, LedgerWindow
-from kiosk.ledger import Ledger
-from kiosk.policy import Policy
-from kiosk.trust import TrustStore
-from kiosk.verify import Verifier
+from kiosk.door.decide.checkin import CheckinDesk, LedgerWindow
+from kiosk.door.record import Ledger
+from kiosk.door.decide.policy import Policy
+from kiosk.trust.store import TrustStore
+from kiosk.door.verify.verifier import Verifier
 
 ROOT = Path(__file__).resolve().parent.parent
 WINDOW_S = 1800.0

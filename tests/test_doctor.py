@@ -161,12 +161,12 @@ def test_decode_check_reads_a_generated_code(tmp_path):
 
 
 def test_decode_check_fails_cleanly_without_a_decoder(tmp_path, monkeypatch):
-    import kiosk.scan
+    import kiosk.door.decode
 
     def broken():
         raise ImportError("no module named zxingcpp")
 
-    monkeypatch.setattr(kiosk.scan, "default_decoder", broken)
+    monkeypatch.setattr(kiosk.door.decode, "default_decoder", broken)
     cfg = write_config(tmp_path, "mqtt://127.0.0.1:1883")
     f = by_check(run_checks(cfg, only=["decode"]))["decode"]
     assert f.status == FAIL and "zxingcpp" in f.message and "libzbar0" in f.advice

@@ -10,15 +10,15 @@ import sys
 import textwrap
 from pathlib import Path
 
-from kiosk.ledger import Ledger
+from kiosk.door.record import Ledger
 
 ROOT = Path(__file__).resolve().parent.parent
 
 WRITER = textwrap.dedent("""
     import sys, uuid
     from datetime import datetime, timezone
-    from kiosk.checkin import Checkin
-    from kiosk.ledger import Ledger
+    from kiosk.door.decide.checkin import Checkin
+    from kiosk.door.record import Ledger
     led = Ledger(sys.argv[1])
     i = 0
     while True:

@@ -11,11 +11,11 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from kiosk.checkin import Checkin
+from kiosk.door.decide.checkin import Checkin
 from kiosk.cli import main
-from kiosk.codes import Holder
+from kiosk.door.verify import Holder
 from kiosk.config import load
-from kiosk.ledger import Ledger
+from kiosk.door.record import Ledger
 
 
 def write_config(tmp_path, ledger_extra=""):

@@ -16,7 +16,8 @@ import json
 
 import pytest
 
-from kiosk import cli, config, signing
+from kiosk import cli, config
+from kiosk.wire import signing
 
 ROOT = Path(__file__).resolve().parent.parent
 FLEET = ROOT / "scripts" / "fleet_config"
@@ -127,7 +128,7 @@ def test_first_boot_files_for_imager_and_cloud_init(tmp_path, fleet):
     # The bundle holds what provision needs, and nothing of the developer's machine.
     with tarfile.open(d / "kiosk/kiosk-src.tar.gz") as tar:
         names = tar.getnames()
-    assert "scripts/provision" in names and "systemd/kiosk.service" in names and "kiosk/config.py" in names
+    assert "scripts/provision" in names and "systemd/kiosk.service" in names and "kiosk/config/schema.py" in names
     assert "config/kiosk.example.toml" in names
     assert not any(".venv" in n or "__pycache__" in n or n.startswith(".git") for n in names)
 

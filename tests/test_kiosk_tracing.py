@@ -21,13 +21,13 @@ from pathlib import Path
 import pytest
 
 from helpers import device_keyring, kiosk_config, verified, wait_for
-from kiosk import signing
+from kiosk.wire import signing
 from kiosk.authority import keys as authority_keys
 from kiosk.cli import main
-from kiosk.demo import replay_frames, samples
-from kiosk.ledger.visits import utc_text
-from kiosk.tracing import protocol as P
-from kiosk.tracing.service import TraceService
+from kiosk.testing.visitors import replay_frames, samples
+from kiosk.door.record.visits import utc_text
+from kiosk.wire import trace as P
+from kiosk.door.tracing.service import TraceService
 
 from tracing_fleet import Capture, read_f1
 
@@ -51,7 +51,7 @@ class RunningKiosk:
         from device.frames import ReplaySource
         from gpiozero.pins.mock import MockFactory
 
-        from kiosk.pipeline import assemble
+        from kiosk.door.assembly import assemble
 
         self.checkins = []
         self._lock = threading.Lock()
@@ -87,7 +87,7 @@ def authority(tmp_path):
 
 def registry_for(cfg, path: Path) -> Path:
     """The fleet registry row the authority holds for this kiosk (its device key, made at first start)."""
-    from kiosk.publish.device_key import key_path, public_path
+    from kiosk.door.publish.device_key import key_path, public_path
 
     pub = public_path(key_path(cfg))
     row = {"site": cfg.device.site, "device": cfg.device.id, "venue_id": cfg.venue.id,
@@ -237,7 +237,7 @@ def test_a_kiosk_without_mqtt_has_no_tracing_and_still_checks_people_in(tmp_path
     assert errors == [], [r.getMessage() for r in errors]
     assert not any("tracing" in r.getMessage() for r in caplog.records)
     # the visits are in the visit log all the same (the venue can still export them)
-    from kiosk.ledger.visits import VisitArchive
+    from kiosk.door.record.visits import VisitArchive
 
     archive = VisitArchive(cfg.ledger_path)
     try:

@@ -7,11 +7,11 @@ import uuid
 from datetime import datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
-from kiosk.checkin import Checkin
-from kiosk.codes import Holder
-from kiosk.ledger import Ledger
-from kiosk.ledger.schema import DDL
-from kiosk.ledger.visits import VisitArchive
+from kiosk.door.decide.checkin import Checkin
+from kiosk.door.verify import Holder
+from kiosk.door.record import Ledger
+from kiosk.door.record.schema import DDL
+from kiosk.door.record.visits import VisitArchive
 
 VN = ZoneInfo("Asia/Ho_Chi_Minh")
 DCC_HOLDER = Holder(name="Trần Thị Bình", birth_date="1985-03-04", id_number=None, phone=None,

@@ -26,17 +26,17 @@ from kiosk.centre.queries import Centre, Settings
 from kiosk.centre.registry import FleetRegistry
 from kiosk.centre.store import open_store
 from kiosk.centre.watch import IngestWorker
-from kiosk.ledger import Ledger
-from kiosk.publish import open_publisher
-from kiosk.signing import generate_key, public_pem, write_private_key
-from test_publish import Collector, checkin, make_config, wait_for
+from kiosk.door.record import Ledger
+from kiosk.door.publish import open_publisher
+from kiosk.wire.signing import generate_key, public_pem, write_private_key
+from test_door_publish_mqtt import Collector, checkin, make_config, wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
 KEY = ("hn-hk", "kiosk-01")
 # The kiosk side of signed telemetry (issue 12.5) lands with the core flow; until then a kiosk's
 # unsigned messages are (rightly) refused by the centre and there is nothing end to end to check.
-PUBLISHER_SIGNS = any("kiosk.signing" in (ROOT / "kiosk/publish" / f).read_text()
-                      for f in os.listdir(ROOT / "kiosk/publish") if f.endswith(".py"))
+PUBLISHER_SIGNS = any("kiosk.wire.signing" in (ROOT / "kiosk/door/publish" / f).read_text()
+                      for f in os.listdir(ROOT / "kiosk/door/publish") if f.endswith(".py"))
 
 pytestmark = [pytest.mark.slow,
               pytest.mark.skipif(not PUBLISHER_SIGNS, reason="the kiosk's publisher does not sign telemetry yet")]
@@ -167,10 +167,10 @@ def test_broker_restart_mid_stream(tmp_path, broker, monitor):
 KIOSK = textwrap.dedent("""
     import random, sys, time, uuid
     from datetime import datetime, timezone
-    from kiosk.checkin import Checkin
+    from kiosk.door.decide.checkin import Checkin
     from kiosk.config import load
-    from kiosk.ledger import Ledger
-    from kiosk.publish import open_publisher
+    from kiosk.door.record import Ledger
+    from kiosk.door.publish import open_publisher
     cfg = load(sys.argv[1]); n = int(sys.argv[2]); rng = random.Random(int(sys.argv[3]))
     ledger = Ledger.from_config(cfg)
     pub = open_publisher(cfg, ledger)

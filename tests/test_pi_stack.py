@@ -253,7 +253,7 @@ def _version(module: str) -> str:
 # command's --help work on a base install. The exceptions exist only to make images
 # and are never imported by the kiosk itself.
 NEEDS_HEAVY_AT_IMPORT = {
-    "kiosk.scan.screenframes",  # synthetic camera frames for benchmarks and tests
+    "kiosk.testing.screenframes",  # synthetic camera frames for benchmarks and tests
 }
 
 BLOCKER = """
@@ -288,7 +288,7 @@ def _run_blocked(code: str, *args: str) -> subprocess.CompletedProcess:
 
 def test_light_modules_import_without_numpy_opencv_pygame():
     modules = _light_modules()
-    assert {"kiosk.config", "kiosk.verify", "kiosk.cli"} <= set(modules)
+    assert {"kiosk.config", "kiosk.door.verify.verifier", "kiosk.cli"} <= set(modules)
     proc = _run_blocked("""
         import importlib, sys, traceback
         failed = []
@@ -342,9 +342,9 @@ def test_dcc_verifies_without_numpy_opencv_pygame(testdata, tmp_path):
     proc = _run_blocked("""
         import base64, json, sys
         from datetime import datetime
-        from kiosk.trust import TrustStore
-        from kiosk.codes import load
-        from kiosk.verify import Verifier
+        from kiosk.trust.store import TrustStore
+        from kiosk.door.verify import load
+        from kiosk.door.verify.verifier import Verifier
         case = json.load(open(sys.argv[1]))
         trust = TrustStore.from_certificates([base64.b64decode(case["cert"])])
         at = datetime.fromisoformat(case["at"].replace("Z", "+00:00"))

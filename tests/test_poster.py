@@ -14,8 +14,8 @@ np = pytest.importorskip("numpy")
 
 from device.frames import load_gray  # noqa: E402
 from kiosk.cli import main  # noqa: E402
-from kiosk.scan import default_decoder  # noqa: E402
-from kiosk.screen.venue_qr import QUIET_ZONE  # noqa: E402
+from kiosk.door.decode import default_decoder  # noqa: E402
+from kiosk.door.show.venue_qr import QUIET_ZONE  # noqa: E402
 
 pytestmark = pytest.mark.skipif(shutil.which("pdftoppm") is None, reason="poppler-utils not installed (apt)")
 
@@ -67,7 +67,7 @@ def test_poster_decodes_back_to_the_venue_code(tmp_path, capsys, size, paper_mm)
 
 
 def test_the_code_is_big_enough_for_arms_length_and_keeps_its_quiet_zone(tmp_path):
-    from kiosk.screen.venue_qr import qr_matrix
+    from kiosk.door.show.venue_qr import qr_matrix
 
     pdf = tmp_path / "poster.pdf"
     assert main(["poster", "--config", str(write_config(tmp_path)), "--out", str(pdf)]) == 0
@@ -132,11 +132,11 @@ def test_an_unknown_paper_size_is_refused(tmp_path, capsys):
 
 
 def test_no_font_with_vietnamese_letters_is_a_clear_error(tmp_path, capsys, monkeypatch):
-    from kiosk import poster
+    from kiosk.issuing import poster
 
     poster.find_font.cache_clear()
     monkeypatch.setattr(poster, "KNOWN_FONTS", [])
-    monkeypatch.setattr(poster, "_fc_match", lambda pattern: None)
+    monkeypatch.setattr(poster, "fc_match", lambda pattern: None)
     junk = tmp_path / "junk.ttf"
     junk.write_bytes(b"not a font")
     cfg = write_config(tmp_path)

@@ -15,7 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from kiosk import cli, config, signing
+from kiosk import cli, config
+from kiosk.wire import signing
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = ROOT / "scripts" / "provision"

@@ -119,7 +119,7 @@ def test_door_screenshots(config_file, tmp_path, state, colour, size):
 
 
 def test_degraded_words_reach_the_guards_bar(config_file, tmp_path, monkeypatch):
-    from kiosk.screen.fonts import Fonts
+    from kiosk.door.show.fonts import Fonts
 
     drawn = []
     original = Fonts.render

@@ -23,11 +23,11 @@ from pathlib import Path
 import pytest
 from openpyxl import load_workbook
 
-from kiosk import signing
+from kiosk.wire import signing
 from kiosk.authority import keys as authority_keys
-from kiosk.checkin import Checkin
+from kiosk.door.decide.checkin import Checkin
 from kiosk.cli import main
-from kiosk.tracing import protocol as P
+from kiosk.wire import trace as P
 
 from tracing_fleet import (VN, Capture, FakeKiosk, Gate, Person, read_f1, serve, stored_answers, wait_until,
                            write_registry)

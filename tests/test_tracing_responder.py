@@ -9,14 +9,14 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from kiosk import signing
+from kiosk.wire import signing
 from kiosk.authority import keys as authority_keys
 from kiosk.authority import registry as registry_mod
 from kiosk.authority import requests
 from kiosk.authority.collect import Collector
 from kiosk.cli import main
-from kiosk.tracing import protocol as P
-from kiosk.tracing.responder import RefusalBudget
+from kiosk.wire import trace as P
+from kiosk.door.tracing.responder import RefusalBudget
 
 from tracing_fleet import VN, FakeKiosk, Person, write_registry
 
@@ -308,7 +308,7 @@ def test_firmware_side_never_imports_the_authority_tool():
     import subprocess
     import sys
 
-    code = ("import sys, kiosk.tracing, kiosk.tracing.service, kiosk.ledger; "
+    code = ("import sys, kiosk.door.tracing, kiosk.door.tracing.service, kiosk.door.record; "
             "print([m for m in sys.modules if m.startswith(('kiosk.authority', 'openpyxl'))])")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
@@ -316,8 +316,8 @@ def test_firmware_side_never_imports_the_authority_tool():
 
 def test_responder_from_config(tmp_path):
     from kiosk.config import load
-    from kiosk.ledger import Ledger
-    from kiosk.tracing import responder_from_config
+    from kiosk.door.record import Ledger
+    from kiosk.door.tracing import responder_from_config
 
     keys = authority_keys.keygen(tmp_path / "authority")
     device_key = signing.generate_key()

@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from kiosk import signing
+from kiosk.wire import signing
 from kiosk.authority import f1, rounds
 from kiosk.authority import keys as authority_keys
 from kiosk.authority import registry as registry_mod
@@ -20,7 +20,7 @@ from kiosk.authority.collect import KioskAnswer
 from kiosk.authority.investigation import Investigation
 from kiosk.authority.store import AnswerStore, NewAnswer, path_for
 from kiosk.cli import main
-from kiosk.tracing import protocol as P
+from kiosk.wire import trace as P
 
 from tracing_fleet import VN, FakeKiosk, Person, read_f1, write_registry
 

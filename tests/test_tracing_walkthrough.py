@@ -28,13 +28,14 @@ import uuid
 from datetime import datetime
 from pathlib import Path
 
-from kiosk import config, signing
-from kiosk.checkin import Checkin
-from kiosk.codes import Holder
-from kiosk.ledger import Ledger
-from kiosk.pseudonym import Pseudonyms
-from kiosk.tracing import responder_from_config
-from kiosk.tracing.service import TraceService
+from kiosk import config
+from kiosk.wire import signing
+from kiosk.door.decide.checkin import Checkin
+from kiosk.door.verify import Holder
+from kiosk.door.record import Ledger
+from kiosk.trust.pseudonym import Pseudonyms
+from kiosk.door.tracing import responder_from_config
+from kiosk.door.tracing.service import TraceService
 
 from secured_broker import start_secured_broker
 from tracing_fleet import VN, PahoTelemetry, read_f1

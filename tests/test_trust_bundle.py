@@ -14,16 +14,17 @@ from pathlib import Path
 
 import pytest
 
-from kiosk import reasons, signing
+from kiosk.wire import reasons, signing
+from kiosk.door.show import reason_text
 from kiosk.cli import main
-from kiosk.codes.base import CodeCheck
+from kiosk.door.verify.base import CodeCheck
 from kiosk.issuing import bundle as tools
 from kiosk.issuing.dcc import issue_dcc
 from kiosk.issuing.declaration import issue
 from kiosk.issuing.keys import IssuerKey
-from kiosk.policy import Policy
-from kiosk.trust_bundle import STATE_FILE, TrustKeeper
-from kiosk.verify import Verifier
+from kiosk.door.decide.policy import Policy
+from kiosk.trust.bundle import STATE_FILE, TrustKeeper
+from kiosk.door.verify.verifier import Verifier
 
 NOW = datetime.now(timezone.utc).replace(microsecond=0)
 AUTHORITY = signing.generate_key()
@@ -79,7 +80,7 @@ def test_round_trip_from_a_national_trust_list_export(tmp_path, capsys):
     assert Policy().decide(check, NOW) == ("accept", reasons.OK)
     assert keeper.trust_version == 7 and keeper.trust_stale is False and keeper.trust_age_hours < 1
     # An unsigned build is not a bundle for a kiosk.
-    assert keeper.load_file(tmp_path / "unsigned.json").reason == signing.UNSIGNED
+    assert keeper.load_file(tmp_path / "unsigned.json").reason == reasons.UNSIGNED
     assert keeper.version == 7
 
 
@@ -182,7 +183,7 @@ def test_stale_trust_rejects_signed_codes_only(tmp_path):
     assert keeper.stale and keeper.trust_stale and keeper.trust_age_hours > 24
     check = verifier.check(_payload())
     assert not check.valid and check.reason == reasons.TRUST_STALE
-    assert reasons.words(reasons.TRUST_STALE, "en") != reasons.TRUST_STALE  # the screen has words for it
+    assert reason_text.words(reasons.TRUST_STALE, "en") != reasons.TRUST_STALE  # the screen has words for it
     assert verifier.check(unsigned).valid  # nothing to trust in an unsigned code: format only, as before
     assert verifier.check("HC1:NCFTW2").reason == reasons.MALFORMED  # unreadable stays unreadable
     keeper.offer(_bundle(2, issued_at=datetime.fromtimestamp(now[0], timezone.utc)), "test")
@@ -345,7 +346,7 @@ def test_build_tool_errors_name_the_file(tmp_path, capsys):
 
 def test_keeper_from_config_prefers_the_bundle_and_keeps_paths_as_fallback(tmp_path):
     from kiosk import config as config_mod
-    from kiosk.trust_bundle import keeper_from_config
+    from kiosk.trust.bundle import keeper_from_config
 
     (tmp_path / "auth.pub.pem").write_bytes(signing.public_pem(AUTHORITY))
     DSC.save(tmp_path / "dsc.key.pem", tmp_path / "dsc.crt.pem")

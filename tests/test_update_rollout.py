@@ -24,13 +24,15 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
-from helpers import FakeClock, wait_for
-from kiosk import signing
-from kiosk.command_gate import CommandGate, centre_keyring, update_action
+from helpers import wait_for
 from kiosk.commands.command import build
-from kiosk.ops import provision, registry, rollout
+from kiosk.door.remote.gate import CommandGate, centre_keyring, update_action
+from kiosk.ops import provision, rollout
 from kiosk.ops import update as kupdate
-from kiosk.update_spool import REQUEST_FILE, write as write_request
+from kiosk.testing.clock import FakeClock
+from kiosk.wire import registry, signing
+from kiosk.wire.topics import Topics
+from kiosk.wire.update import REQUEST_FILE, write as write_request
 from test_update import FAKE_SYSTEMCTL, FakeClock as UpdaterClock, make_release
 
 OLD, NEW = "0.1.0", "0.2.0"
@@ -90,7 +92,7 @@ class Kiosk:
         self.commands: list[str] = []  # ids of the update commands that reached the gate
         self.updates = 0  # root updater runs finished
         self.exit_codes: list[int] = []
-        self.gate = CommandGate(self.base, centre_keyring(str(tmp / "centre.pub.pem")), ["update"],
+        self.gate = CommandGate(Topics(self.site, device), centre_keyring(str(tmp / "centre.pub.pem")), ["update"],
                                 {"update": update_action(self._queue)}, self.key, self._send, 300,
                                 state_file=self.dir / "state" / "command-floor.json",
                                 schedule=lambda fn: threading.Thread(target=fn, daemon=True).start() or True)

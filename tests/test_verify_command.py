@@ -13,7 +13,7 @@ import pytest
 
 from kiosk.issuing import dcc as issuing
 from kiosk.cli import main
-from kiosk.codes import dcc
+from kiosk.door.verify import dcc
 from kiosk.issuing.declaration import IssuerKey, issue
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -124,8 +124,8 @@ def test_garbage_trust_file_exits_2(tmp_path, capsys):
 
 
 def test_verifier_treats_a_naive_clock_as_utc(keys):
-    from kiosk.trust import TrustStore
-    from kiosk.verify import Verifier
+    from kiosk.trust.store import TrustStore
+    from kiosk.door.verify.verifier import Verifier
 
     d, hd, _ = keys
     v = Verifier(TrustStore.load([d / "hd.crt.pem"]))

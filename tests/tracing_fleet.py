@@ -13,14 +13,14 @@ from zoneinfo import ZoneInfo
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
-from kiosk import signing
-from kiosk.checkin import Checkin
-from kiosk.codes import Holder
-from kiosk.ledger import Ledger
-from kiosk.ledger.visits import VisitArchive
-from kiosk.pseudonym import Pseudonyms
-from kiosk.tracing.responder import TraceResponder
-from kiosk.tracing.service import TraceService
+from kiosk.wire import signing
+from kiosk.door.decide.checkin import Checkin
+from kiosk.door.verify import Holder
+from kiosk.door.record import Ledger
+from kiosk.door.record.visits import VisitArchive
+from kiosk.trust.pseudonym import Pseudonyms
+from kiosk.door.tracing.responder import TraceResponder
+from kiosk.door.tracing.service import TraceService
 
 VN = ZoneInfo("Asia/Ho_Chi_Minh")
 ALL_FIELDS = ("name", "birth_date", "id_number", "phone")

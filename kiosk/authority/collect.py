@@ -19,9 +19,9 @@ from typing import Any, Iterable
 
 import nacl.public
 
-from kiosk import signing
+from kiosk.wire import reasons, signing
 from kiosk.errors import SignatureRefused
-from kiosk.tracing import protocol as P
+from kiosk.wire import trace as P
 from kiosk.authority.registry import RegisteredKiosk, active
 from kiosk.authority.store import StoredAnswer
 
@@ -121,11 +121,11 @@ class Collector:
     def _open(self, topic: str, payload: bytes) -> KioskAnswer:
         where = P.parse_answer_topic(topic)
         if where is None or where[0] != self.request_id:
-            raise SignatureRefused(signing.MALFORMED, "not an answer topic of this request")
+            raise SignatureRefused(reasons.MALFORMED, "not an answer topic of this request")
         _, site, device = where
         ring = self._keys.get((site, device))
         if ring is None:
-            raise SignatureRefused(signing.UNKNOWN_KEY, f"{site}/{device} is not an active kiosk in the registry")
+            raise SignatureRefused(reasons.UNKNOWN_KEY, f"{site}/{device} is not an active kiosk in the registry")
         verified = signing.verify(payload, topic, ring, max_bytes=P.ANSWER_MAX_BYTES)
         answer = self._answer(site, device, verified.payload)
         answer.signer, answer.topic, answer.message = verified.signer.kid, topic, bytes(payload)
@@ -133,16 +133,16 @@ class Collector:
 
     def _answer(self, site: str, device: str, body: dict) -> KioskAnswer:
         if (body.get("request"), body.get("site"), body.get("device")) != (self.request_id, site, device):
-            raise SignatureRefused(signing.MALFORMED, "the answer names another request or kiosk")
+            raise SignatureRefused(reasons.MALFORMED, "the answer names another request or kiosk")
         outcome, reason = body.get("outcome"), body.get("reason")
         if outcome not in (P.ANSWERED, P.REFUSED) or not isinstance(reason, str):
-            raise SignatureRefused(signing.MALFORMED, "no outcome")
+            raise SignatureRefused(reasons.MALFORMED, "no outcome")
         answer = KioskAnswer(site, device, outcome, reason[:40], str(body.get("ts", "")), request_id=self.request_id)
         if outcome == P.ANSWERED:
             inner = P.unseal(body.get("sealed"), self.box_key)
             if (not isinstance(inner, dict) or (inner.get("request"), inner.get("site"), inner.get("device"))
                     != (self.request_id, site, device) or not isinstance(inner.get("records"), list)):
-                raise SignatureRefused(signing.MALFORMED, "the sealed answer names another request or kiosk")
+                raise SignatureRefused(reasons.MALFORMED, "the sealed answer names another request or kiosk")
             answer.venue = inner.get("venue") if isinstance(inner.get("venue"), dict) else {}
             answer.in_scope = bool(inner.get("in_scope"))
             answer.records = [r for r in inner["records"] if isinstance(r, dict)]

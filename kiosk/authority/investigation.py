@@ -13,7 +13,7 @@ import threading
 from typing import Iterable
 
 from kiosk.errors import SignatureRefused
-from kiosk.tracing import protocol as P
+from kiosk.wire import trace as P
 from kiosk.authority import rounds
 from kiosk.authority.collect import Collector, KioskAnswer, expected_kiosks
 from kiosk.authority.registry import RegisteredKiosk

@@ -21,7 +21,7 @@ from pathlib import Path
 import nacl.public
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from kiosk import signing
+from kiosk.wire import signing
 from kiosk.errors import KioskValueError
 
 SIGN, SIGN_PUB = "authority-sign.pem", "authority-sign.pub.pem"

@@ -14,12 +14,8 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from kiosk import signing
-from kiosk.errors import KioskValueError
-
-
-class RegistryError(KioskValueError):
-    """A registry file that cannot be used; the message names the file and the row."""
+from kiosk.wire import registry as fleet_registry
+from kiosk.wire.registry import RegistryError
 
 
 @dataclass(frozen=True)
@@ -39,28 +35,15 @@ class RegisteredKiosk:
 def load(path: str | os.PathLike) -> list[RegisteredKiosk]:
     """Every row of the registry (revoked ones included, marked).
 
-    The file is parsed by :mod:`kiosk.ops.registry`, the module ``kiosk fleet`` writes it
-    with, so the two can never read it differently; here each row's key is also loaded and
-    its kid checked against it, since the authority seals and verifies with those keys.
+    The file is parsed by :mod:`kiosk.wire.registry`, the module ``kiosk fleet`` writes it
+    with, so the two can never read it differently; it loads each row's key and checks its
+    kid, since the authority seals and verifies with those keys.
     """
-    from kiosk.ops import registry as fleet_registry
-
     p = Path(path)
     if not p.is_file():
         raise RegistryError(f"{p}: no such fleet registry")
-    try:
-        entries = fleet_registry.load(p)
-    except fleet_registry.RegistryError as exc:
-        raise RegistryError(str(exc)) from None
-    rows = []
-    for i, entry in enumerate(entries):
-        where = f"{p}: kiosks[{i}]"
-        key = signing.public_key_from_pem(str(entry.public_key).encode(), where)
-        kid = signing.kid_of(key)
-        if entry.kid != kid:
-            raise RegistryError(f"{where}: kid {entry.kid!r} does not match its public key ({kid})")
-        rows.append(RegisteredKiosk(entry.site, entry.device, str(entry.venue_id or ""), kid, key, entry.revoked))
-    return rows
+    return [RegisteredKiosk(e.site, e.device, e.venue_id, e.kid, e.key, e.revoked)
+            for e in fleet_registry.load(p) if e.key is not None]
 
 
 def active(rows: list[RegisteredKiosk], site: str | None = None) -> list[RegisteredKiosk]:

@@ -20,9 +20,9 @@ import uuid
 from datetime import datetime
 from typing import Iterable
 
-from kiosk import signing
+from kiosk.wire import signing
 from kiosk.errors import KioskValueError
-from kiosk.tracing import protocol as P
+from kiosk.wire import trace as P
 from kiosk.authority.keys import AuthorityKeys
 from kiosk.authority.registry import RegisteredKiosk
 
@@ -45,8 +45,8 @@ def identity_of_id_number(number: str) -> str:
 
 def identity_of_code(text: str, trust=None) -> str:
     """The identity a kiosk would compute from the case's own QR code (the same plug-ins)."""
-    from kiosk.trust import TrustStore
-    from kiosk.verify import Verifier
+    from kiosk.trust.store import TrustStore
+    from kiosk.door.verify.verifier import Verifier
 
     check = Verifier(trust or TrustStore()).check(text.strip())
     if not check.identity:

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Callable
 
 from kiosk.errors import KioskOSError
-from kiosk.tracing import protocol as P
+from kiosk.wire import trace as P
 from kiosk.authority.collect import KioskAnswer
 from kiosk.authority.investigation import Investigation
 from kiosk.authority.store import StoredRequest

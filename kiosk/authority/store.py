@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
 
-from kiosk import signing
+from kiosk.wire import signing
 from kiosk.errors import KioskOSError
 
 FILENAME = "trace-answers.sqlite3"

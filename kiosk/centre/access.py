@@ -22,7 +22,6 @@ from kiosk.centre.queries import Scope
 if TYPE_CHECKING:
     from kiosk.centre.accounts import Account
 
-ROLES = ("city", "district", "inspector")
 
 # Capabilities: what a route shows.
 CITY = "city"              # the whole city at once: the overview of every district, refused messages

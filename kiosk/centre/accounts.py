@@ -29,7 +29,6 @@ from pathlib import Path
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
-from kiosk.centre.access import ROLES
 from kiosk.centre.limiter import LoginLimiter  # noqa: F401  (its home before it had a module of its own)
 from kiosk.errors import KioskValueError
 
@@ -40,6 +39,10 @@ log = logging.getLogger(__name__)
 NAME_MAX = 64
 PASSWORD_MIN = 10
 PASSWORD_MAX = 1024
+
+
+# The roles an account may have; what each may see is kiosk.centre.access's to decide.
+ROLES = ("city", "district", "inspector")
 
 
 class AccountError(KioskValueError):

@@ -16,7 +16,7 @@ import threading
 import time
 from pathlib import Path
 
-from kiosk.signing import iso
+from kiosk.wire.signing import iso
 
 log = logging.getLogger("kiosk.centre.audit")
 

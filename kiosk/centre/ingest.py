@@ -1,7 +1,7 @@
 """Ingest: kiosk messages in, verified rows out (the first stage of the centre: ingest -> store -> statistics).
 
 Every ``counts``, ``info``, ``health`` and ``events`` message must verify with its own
-kiosk's key from the fleet registry (:func:`kiosk.signing.verify`, topic-bound), or it
+kiosk's key from the fleet registry (:func:`kiosk.wire.signing.verify`, topic-bound), or it
 changes nothing: it is counted as refused, per topic and reason. ``status`` is the
 kiosk's unsigned last will, so it is only a hint (offline / online), believed for a
 registered kiosk and never for facts such as how long it has been offline.
@@ -52,9 +52,10 @@ from datetime import datetime
 from kiosk.centre.plausible import HEALTH_FLAGS, MAX_COUNT, Implausible, Limits, health_numbers
 from kiosk.centre.registry import FleetRegistry
 from kiosk.errors import SignatureRefused
-from kiosk.signing import MALFORMED, MAX_MESSAGE_BYTES, UNKNOWN_KEY, verify_parsed
+from kiosk.wire.reasons import MALFORMED, UNKNOWN_KEY
+from kiosk.wire.signing import MAX_MESSAGE_BYTES, verify_parsed
 
-# Centre-side refusal reasons, beside kiosk.signing's (unsigned, unknown-key, bad-signature, malformed).
+# Centre-side refusal reasons, beside kiosk.wire.signing's (unsigned, unknown-key, bad-signature, malformed).
 UNKNOWN_KIOSK = "unknown-kiosk"  # site/device not in the fleet registry
 REVOKED = "revoked"  # signed with a key the registry marks revoked (a lost kiosk)
 WRONG_KIOSK = "wrong-kiosk"  # a valid signature, but by another kiosk's key

@@ -6,7 +6,7 @@ cannot disagree; tests assert on the JSON and the browser checks the page.
 Scope: a :class:`Scope` narrows any figure to a district, a ward or a venue (a
 district account's scope is always its district). Today is the venue's local day
 (the centre's ``--timezone``, the city's zone; kiosks count by their own local day).
-All times leave this module as ISO 8601 UTC strings (``kiosk.signing.iso``), or null.
+All times leave this module as ISO 8601 UTC strings (``kiosk.wire.signing.iso``), or null.
 
 The contract for whoever renders these answers (pages, API, CSV, ``kiosk monitor``): no call
 raises because of what is stored, whatever an earlier centre or a hand in the database put there
@@ -30,7 +30,7 @@ from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 from kiosk.centre.store import HOURS, IMPLAUSIBLE_LISTED_SECONDS, Store
-from kiosk.signing import iso
+from kiosk.wire.signing import iso
 
 FIGURES = ("venues_with_code", "venues_unregistered", "venues_with_kiosk", "kiosks", "kiosks_online",
            "venues_with_scans", "scans", "accepted", "rejected", "duplicates", "overrides", "unique_visitors")

@@ -14,17 +14,13 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from kiosk.errors import KioskValueError
-from kiosk.signing import KeyRing, SigningKeyError, TrustedKey, kid_of, public_key_from_pem
-
-
-class RegistryError(KioskValueError):
-    """A registry file the centre cannot use; the message names the file and the row."""
+from kiosk.wire import registry
+from kiosk.wire.registry import RegistryError
+from kiosk.wire.signing import KeyRing, TrustedKey
 
 
 @dataclass(frozen=True)
@@ -54,45 +50,25 @@ class FleetRegistry:
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "FleetRegistry":
-        p = Path(path)
-        try:
-            data = json.loads(p.read_text(encoding="utf-8"))
-        except OSError as exc:
-            raise RegistryError(f"{p}: cannot read the fleet registry ({exc.strerror})") from None
-        except ValueError as exc:
-            raise RegistryError(f"{p}: not JSON ({exc})") from None
-        return cls.from_json(data, str(p))
+        return cls.of(registry.load(path), str(path))
 
     @classmethod
     def from_json(cls, data, source: str = "fleet registry") -> "FleetRegistry":
-        if not isinstance(data, dict) or data.get("version") != 1 or not isinstance(data.get("kiosks"), list):
-            raise RegistryError(f"{source}: not a version 1 fleet registry ({{\"version\": 1, \"kiosks\": [...]}})")
+        return cls.of(registry.parse(data, source), source)
+
+    @classmethod
+    def of(cls, entries: list[registry.Entry], source: str = "") -> "FleetRegistry":
+        """The registry's rows (parsed by :mod:`kiosk.wire.registry`) by kiosk, with the key ring of active keys."""
         kiosks: dict[str, RegisteredKiosk] = {}
         keys: list[TrustedKey] = []
         revoked: set[str] = set()
-        for n, row in enumerate(data["kiosks"], 1):
-            where = f"{source}: kiosks[{n}]"
-            if not isinstance(row, dict):
-                raise RegistryError(f"{where}: not an object")
-            for name in ("site", "device", "public_key"):
-                if not isinstance(row.get(name), str) or not row[name]:
-                    raise RegistryError(f"{where}: {name} missing")
-            if "/" in row["site"] + row["device"] or "+" in row["site"] + row["device"]:
-                raise RegistryError(f"{where}: site and device must not contain / or +")
-            try:
-                key = public_key_from_pem(row["public_key"].encode(), where)
-            except SigningKeyError as exc:
-                raise RegistryError(str(exc)) from None
-            kid = kid_of(key)
-            if row.get("kid") and row["kid"] != kid:
-                raise RegistryError(f"{where}: kid {row['kid']!r} is not the public key's ({kid})")
-            k = RegisteredKiosk(row["site"], row["device"], str(row.get("venue_id") or ""), kid,
-                                bool(row.get("revoked", False)))
+        for e in entries:
+            k = RegisteredKiosk(e.site, e.device, e.venue_id, e.kid, e.revoked)
             if k.revoked:
-                revoked.add(kid)
+                revoked.add(k.kid)
                 kiosks.setdefault(k.owner, k)
                 continue
-            keys.append(TrustedKey(kid, k.owner, key))
+            keys.append(TrustedKey(k.kid, k.owner, e.key))
             kiosks[k.owner] = k  # a later row (rotated key) wins for the venue id
         # A kiosk with every key revoked stays listed (its messages are refused as "revoked").
         return cls(kiosks, KeyRing(keys), frozenset(revoked), source)

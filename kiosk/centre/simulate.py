@@ -29,8 +29,8 @@ from zoneinfo import ZoneInfo
 
 from kiosk.centre.registry import Venue, write_venues
 from kiosk.errors import KioskValueError
-from kiosk.signing import generate_key, kid_of, public_pem, sign_bytes
-from kiosk.signing import iso as utc_iso
+from kiosk.wire.signing import generate_key, kid_of, public_pem, sign_bytes
+from kiosk.wire.signing import iso as utc_iso
 
 _REJECT_REASONS = ("expired", "signature-invalid", "policy:test-too-old", "policy:status", "unknown-format")
 _FORMATS = ("eu-dcc", "health-declaration", "pc-covid", "cccd")
@@ -239,7 +239,7 @@ class CitySimulator:
 
     def __init__(self, url: str, city: City, connections: int = 8, qos: int = 1, seed: int = 1, mqtt_config=None,
                  client_prefix: str = "sim"):
-        from kiosk.publish.connection import make_client
+        from kiosk.wire.broker import make_client
 
         self.city = city
         self.rng = random.Random(seed)

@@ -3,7 +3,7 @@
 The worker's process runs paho's network loop and the ingest's parsing in Python, under one
 GIL; the checks (canonical JSON + Ed25519) can run elsewhere. :class:`VerifierPool` checks
 chunks of messages in ``processes`` fresh interpreters, each holding the fleet's public
-keys, with exactly :func:`kiosk.signing.verify` (every reason the same). Results are
+keys, with exactly :func:`kiosk.wire.signing.verify` (every reason the same). Results are
 ``(True, owner)`` or ``(False, reason)``; the ingest decides what they mean (wrong kiosk,
 revoked key) as it does for its own checks.
 """
@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from kiosk.errors import SignatureRefused
-from kiosk.signing import KeyRing, TrustedKey, verify
+from kiosk.wire.signing import KeyRing, TrustedKey, verify
 
 CHUNK = 256  # messages per task: the inter-process cost is per task, a check is ~80 us
 

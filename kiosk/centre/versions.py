@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 
 from kiosk.centre.queries import Centre, Scope
-from kiosk.signing import iso
+from kiosk.wire.signing import iso
 
 UNKNOWN = "unknown"  # the kiosk sent no signed info yet
 

@@ -41,8 +41,8 @@ from kiosk.centre.ingest import Ingest
 from kiosk.centre.plausible import Limits
 from kiosk.centre.registry import FleetRegistry
 from kiosk.centre.store import Store
-from kiosk.publish.connection import make_client
-from kiosk.publish.topics import ALL_KIOSKS
+from kiosk.wire.broker import make_client
+from kiosk.wire.topics import ALL_KIOSKS
 
 log = logging.getLogger(__name__)
 

@@ -61,7 +61,7 @@ def public_path(private: Path) -> Path:
 
 
 def keygen(out: str, force: bool) -> int:
-    from kiosk import signing
+    from kiosk.wire import signing
 
     private = Path(out)
     public = public_path(private)
@@ -79,26 +79,22 @@ def keygen(out: str, force: bool) -> int:
 
 
 def build(name: str, body, site: str, device: str, key, expires_in: float | None = None) -> tuple[str, bytes, str]:
-    """``(topic, signed message, command id)`` for one command."""
-    from kiosk import signing
-    from kiosk.publish.topics import Topics
+    """``(topic, signed message, command id)`` for one command (:func:`kiosk.wire.commands.signed`)."""
+    from kiosk.wire.commands import signed
 
-    topic = Topics(site, device).cmd(name)
-    command_id = uuid.uuid4().hex
-    payload = signing.stamp({"id": command_id, "name": name, "body": body}, ttl_s=expires_in)
-    return topic, signing.sign_bytes(payload, topic, key), command_id
+    return signed(name, body, site, device, key, expires_in)
 
 
 def kiosk_keys(args):
     """The keys the kiosk's answer must verify with (--kiosk-key, --registry), or None to leave it unchecked."""
-    from kiosk import signing
+    from kiosk.wire import signing
 
     owner = f"{args.site}/{args.device}"
     keys = []
     if args.kiosk_key:
         keys.append(signing.load_public_key(args.kiosk_key))
     if args.registry:
-        from kiosk.ops import registry
+        from kiosk.wire import registry
 
         if not Path(args.registry).exists():
             raise UsageError(f"--registry: no such file {args.registry}")
@@ -131,7 +127,7 @@ def run(args) -> int:
         except ValueError:
             raise UsageError("--json: PAYLOAD is not JSON") from None
 
-    from kiosk import signing
+    from kiosk.wire import signing
     from kiosk.commands.monitor import broker_settings
 
     settings = broker_settings(args)
@@ -147,11 +143,12 @@ def run(args) -> int:
 
 
 def _send(settings, args, topic: str, message: bytes, command_id: str, kiosk_ring) -> int:
-    from kiosk import signing
-    from kiosk.publish.connection import make_client
+    from kiosk.wire import signing
+    from kiosk.wire.broker import make_client
+    from kiosk.wire.topics import cmd_result_of
     from kiosk.secrets import SecretError
 
-    result_topic = topic.rsplit("/cmd/", 1)[0] + "/cmd-result"
+    result_topic = cmd_result_of(topic)
     connected, subscribed, answered = threading.Event(), threading.Event(), threading.Event()
     answer: dict = {}
 

@@ -29,7 +29,7 @@ def run(args) -> int:
     if args.action == "example":
         sys.stdout.write(config.example_toml())
         return 0
-    from kiosk.preflight import check_file
+    from kiosk.config.preflight import check_file
 
     report = check_file(args.file, host=not args.portable, headless=args.headless)
     if args.json:

@@ -1,6 +1,6 @@
 """``kiosk decode [--json] IMAGE...``: read QR codes from image files with the live pipeline's cascade.
 
-Each file is read as a still (:meth:`~kiosk.scan.cascade.Cascade.decode_still`): the cascade's
+Each file is read as a still (:meth:`~kiosk.door.decode.cascade.Cascade.decode_still`): the cascade's
 stages in the same order, all of them if need be, as the camera gets them over a few frames.
 
 One line per image. With ``--json``: ``{"file": ..., "codes": [text, ...], "ms": decode milliseconds}``,
@@ -40,7 +40,7 @@ def decode_file(path: str, decoder) -> dict:
 
 
 def run(args) -> int:
-    from kiosk.scan import default_decoder
+    from kiosk.door.decode import default_decoder
 
     decoder = default_decoder()
     for path in args.images:

@@ -16,7 +16,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from kiosk import config, reasons
+from kiosk import config
+from kiosk.wire import reasons
 
 
 def add_arguments(p) -> None:
@@ -36,7 +37,7 @@ def _has_display() -> bool:
 
 
 def run(args) -> int:
-    from kiosk.demo import DEMO_CONFIG, replay_frames, samples
+    from kiosk.testing.visitors import DEMO_CONFIG, replay_frames, samples
 
     cfg = config.load(args.config or DEMO_CONFIG)
     state_dir = args.state_dir or tempfile.mkdtemp(prefix="kiosk-demo-")
@@ -51,7 +52,7 @@ def run(args) -> int:
     from device.frames import ReplaySource
     from gpiozero.pins.mock import MockFactory
 
-    from kiosk.pipeline import assemble
+    from kiosk.door.assembly import assemble
 
     visitors = samples()
     expected = {s.payload: s for s in visitors}
@@ -84,7 +85,7 @@ def run(args) -> int:
     else:
         kiosk.run(until_exhausted=True)
     _print_pins(pins, cfg.signals, start)
-    from kiosk.ledger import Ledger
+    from kiosk.door.record import Ledger
 
     with_ledger = Ledger(str(cfg.ledger_path))
     counts = with_ledger.counts()

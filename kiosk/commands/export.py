@@ -55,7 +55,7 @@ def local_time(text: str, option: str, end: bool = False) -> datetime:
 
 def run(args) -> int:
     from kiosk import config
-    from kiosk.ledger import Ledger, LedgerError
+    from kiosk.door.record import Ledger, LedgerError
 
     start, end = local_time(args.start, "--from"), local_time(args.end, "--to", end=True)
     if end <= start:

@@ -35,7 +35,7 @@ def add_broker_arguments_optional(p) -> None:
 def broker_settings(args):
     """An ``[mqtt]``-like config from the command line (validated like the kiosk's own)."""
     from kiosk.config import MqttConfig
-    from kiosk.publish.connection import parse_url
+    from kiosk.wire.broker import parse_url
 
     try:
         parse_url(args.broker)

@@ -2,7 +2,7 @@
 
 The venue code exactly as the kiosk's screen shows it, with the venue's name,
 address, short instructions in Vietnamese and English and the venue id for
-manual entry (see :mod:`kiosk.poster`). For the door, for the inspection
+manual entry (see :mod:`kiosk.issuing.poster`). For the door, for the inspection
 (how the venue code is posted), and for the hours a kiosk is off.
 """
 
@@ -21,7 +21,7 @@ def add_arguments(p) -> None:
 
 def run(args) -> int:
     from kiosk.cli import UsageError
-    from kiosk.poster import PosterError, make_poster
+    from kiosk.issuing.poster import PosterError, make_poster
 
     cfg = config.load(args.config)
     if not args.out.lower().endswith(".pdf"):

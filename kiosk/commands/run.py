@@ -1,6 +1,6 @@
 """``kiosk run --config FILE``: the kiosk at the door (what systemd starts).
 
-Before any hardware is touched the config goes through :mod:`kiosk.preflight`,
+Before any hardware is touched the config goes through :mod:`kiosk.config.preflight`,
 the same checks as ``kiosk config check``: with any error the kiosk refuses to
 start with the same messages and exit code 2, so the two can never disagree.
 """
@@ -20,7 +20,7 @@ def add_arguments(p) -> None:
 
 
 def run(args) -> int:
-    from kiosk.preflight import check_file
+    from kiosk.config.preflight import check_file
 
     report = check_file(args.config, headless=args.headless)
     if not report.ok:
@@ -31,8 +31,8 @@ def run(args) -> int:
     for problem in report.warnings:
         log.warning("%s", problem)
     cfg = report.config
-    from kiosk.pipeline import assemble
-    from kiosk.watchdog import Notifier
+    from kiosk.door.assembly import assemble
+    from kiosk.door.systemd import Notifier
 
     kiosk = assemble(cfg, headless=args.headless, notifier=Notifier())
     signal.signal(signal.SIGTERM, lambda *_: kiosk.stop())

@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any, Mapping
 
-from kiosk import config, reasons
+from kiosk import config
+from kiosk.wire import reasons
 
 STATES = ("idle", "live", "accept", "reject", "duplicate", "duplicate-refused", "override", "unverified", "guard",
           "out-of-service")
@@ -38,7 +39,7 @@ class _SampleHolder:
 
 @dataclass(frozen=True)
 class _SampleCheckin:
-    """Stands in for kiosk.checkin.Checkin: the fields the screen reads."""
+    """Stands in for kiosk.door.decide.checkin.Checkin: the fields the screen reads."""
 
     verdict: str
     reason: str
@@ -113,8 +114,8 @@ class _Located:
 
 def run(args) -> int:
     from kiosk.cli import UsageError
-    from kiosk.screen import KioskStatus, Screen
-    from kiosk.screen.layout import parse_size
+    from kiosk.door.show import KioskStatus, Screen
+    from kiosk.door.show.layout import parse_size
 
     cfg = config.load(args.config)
     size_text = args.size or (cfg.screen.size if cfg.screen.size != "auto" else "800x480")
@@ -134,7 +135,8 @@ def run(args) -> int:
 
     degraded = tuple(w.strip() for w in args.degraded.split(",") if w.strip())
     ticks = [0.0]  # the screen's monotonic clock: the sample queue is replayed through it
-    screen = Screen(cfg, size=size, headless=True, clock=lambda: ticks[0])
+    screen = Screen(cfg.screen, cfg.venue, policy=cfg.policy, trust_max_age_days=cfg.trust.max_age_days, size=size,
+                    headless=True, clock=lambda: ticks[0])
     screen.set_status(KioskStatus(accepted=128, rejected=7, camera_fps=14.8, camera_ok=True,
                                   mqtt_connected=True if cfg.mqtt.enabled else None,
                                   clock_synced=not args.clock_unsynced, trust_age_days=3,

@@ -114,7 +114,7 @@ def _client_factory(args, client_id: str, broker: str):
     """The request's persistent session: MQTT 5 (the broker says when another machine takes it over)."""
     import paho.mqtt.client as mqtt
 
-    from kiosk.publish.connection import make_client
+    from kiosk.wire.broker import make_client
 
     mc = SimpleNamespace(username=args.username, password_file=args.password_file, ca_file=args.ca_file,
                          cert_file=args.cert_file, key_file=args.key_file, reconnect_min_seconds=1.0,
@@ -128,7 +128,7 @@ def _request(args) -> int:
     from kiosk.authority.session import request_bytes
     from kiosk.authority.store import AnswerStore, path_for
     from kiosk.commands.export import local_time
-    from kiosk.tracing import protocol as P
+    from kiosk.wire import trace as P
 
     start = local_time(args.start, "--from")
     end = local_time(args.end, "--to", end=True) if args.end else datetime.now(timezone.utc)
@@ -139,7 +139,7 @@ def _request(args) -> int:
     if args.case_code:
         trust = None
         if args.trust:
-            from kiosk.trust import TrustStore
+            from kiosk.trust.store import TrustStore
 
             trust = TrustStore.load(args.trust)
         for f in args.case_code:
@@ -181,7 +181,7 @@ def _publish(factory, topic: str, data: bytes, rid: str, timeout_s: float = 20.0
     """Subscribe the answers on a persistent session, then publish the request (QoS 1), then leave."""
     from kiosk.authority.session import connect_session
     from kiosk.errors import KioskOSError
-    from kiosk.tracing import protocol as P
+    from kiosk.wire import trace as P
 
     client, address = factory()
     subscribed, published = threading.Event(), threading.Event()
@@ -214,7 +214,7 @@ def _publish(factory, topic: str, data: bytes, rid: str, timeout_s: float = 20.0
 
 def _load_request(args, store):
     """The request to collect: from its file (kept in the store if new here) or by its id in the store."""
-    from kiosk.tracing import protocol as P
+    from kiosk.wire import trace as P
 
     path = Path(args.request)
     if path.is_file():
@@ -227,7 +227,7 @@ def _load_request(args, store):
         except (ValueError, KeyError, TypeError):
             raise UsageError(f"--request {args.request}: not a request file written by kiosk trace request") from None
         # A request file exists only once the broker took the request: it was published.
-        from kiosk import signing
+        from kiosk.wire import signing
 
         store.add_request(request, topic, saved.get("broker") or "", client_id, published=signing.iso())
         stored = store.request(rid)

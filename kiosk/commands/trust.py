@@ -70,8 +70,8 @@ def add_arguments(p) -> None:
 
 
 def _read(path: str) -> bytes:
-    from kiosk.trust import TrustError, read_capped
-    from kiosk.trust_bundle import MAX_BUNDLE_BYTES
+    from kiosk.trust.store import TrustError, read_capped
+    from kiosk.trust.bundle import MAX_BUNDLE_BYTES
 
     try:
         return read_capped(path, MAX_BUNDLE_BYTES, what="trust bundle")
@@ -87,10 +87,10 @@ def _write(path: str, data: bytes) -> None:
 
 
 def _verify(data: bytes, pub: str, site: str | None):
-    from kiosk import signing
-    from kiosk.trust_bundle import TrustKeeper, load_authority_key
+    from kiosk.wire import signing
+    from kiosk.trust.bundle import TrustKeeper, load_authority_key
 
-    from kiosk.trust import TrustError
+    from kiosk.trust.store import TrustError
 
     try:
         ring = load_authority_key(pub)
@@ -101,7 +101,7 @@ def _verify(data: bytes, pub: str, site: str | None):
 
 
 def run(args) -> int:
-    from kiosk import signing
+    from kiosk.wire import signing
     from kiosk.issuing import bundle as tools
 
     try:

@@ -55,11 +55,12 @@ def _stdin_payloads():
 
 def run(args) -> int:
     from kiosk import config as config_mod
-    from kiosk import signing
-    from kiosk.policy import Policy, RevocationFileError
-    from kiosk.trust import TrustError, TrustStore
-    from kiosk.trust_bundle import TrustKeeper, load_authority_key
-    from kiosk.verify import Verifier
+    from kiosk.wire import signing
+    from kiosk.door.decide.policy import Policy
+    from kiosk.trust.revoked import RevocationFileError
+    from kiosk.trust.store import TrustError, TrustStore
+    from kiosk.trust.bundle import TrustKeeper, load_authority_key
+    from kiosk.door.verify.verifier import Verifier
 
     at = parse_at(args.at) if args.at else None
     paths: list[str] = []
@@ -86,6 +87,8 @@ def run(args) -> int:
             offered = trust.load_file(bundle)
             if not offered.ok:
                 raise UsageError(f"{bundle}: trust bundle refused ({offered.reason}: {offered.detail})")
+        else:
+            trust = TrustKeeper.holding(trust)
         if cfg is not None:
             policy = Policy.from_config(cfg.policy, resolve=lambda p: cfg.resolve(p), trust=trust)
     except (TrustError, RevocationFileError, signing.SigningKeyError) as exc:

@@ -10,40 +10,12 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable
 
 log = logging.getLogger(__name__)
 
-PASS, WARN, FAIL = "pass", "warn", "fail"
+from kiosk.doctor.finding import FAIL, PASS, WARN, Check, Context, Finding
 
-
-@dataclass(frozen=True)
-class Finding:
-    """The answer of one check; ``advice`` says what to do (empty on pass)."""
-
-    check: str
-    status: str  # pass | warn | fail
-    message: str
-    advice: str = ""
-    seconds: float = 0.0
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-
-@dataclass
-class Context:
-    """What the checks share: the validated config and the options of the run."""
-
-    config: object  # kiosk.config.Config
-    config_path: Path
-    broker_timeout: float = 5.0
-    camera_timeout: float = 5.0
-
-
-Check = Callable[[Context], Finding]
 
 
 def _registry() -> dict[str, Check]:
@@ -72,7 +44,7 @@ def check_config(path: Path) -> tuple[Finding, object | None]:
     plugged in, mock pins standing in for real ones) make it a warning, all listed.
     """
     from kiosk import config as kconfig
-    from kiosk.preflight import check_file
+    from kiosk.config.preflight import check_file
 
     report = check_file(path)
     if not report.ok:

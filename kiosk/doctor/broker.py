@@ -14,7 +14,7 @@ import tempfile
 import threading
 from pathlib import Path
 
-from kiosk.doctor import FAIL, PASS, WARN, Context, Finding
+from kiosk.doctor.finding import FAIL, PASS, WARN, Context, Finding
 
 # Where scripts/provision puts broker secrets; kiosk.service loads the folder with
 # LoadCredential=mqtt:/etc/credstore/kiosk-mqtt, so file F is credential "mqtt_F".
@@ -72,8 +72,8 @@ def check_broker(ctx: Context) -> Finding:
 def _publish_status(ctx: Context) -> Finding:
     import paho.mqtt.client as mqtt
 
-    from kiosk.publish.connection import make_client
-    from kiosk.publish.topics import Topics
+    from kiosk.wire.broker import make_client
+    from kiosk.wire.topics import Topics
     from kiosk.secrets import SecretError
 
     cfg, mc = ctx.config, ctx.config.mqtt
@@ -127,7 +127,7 @@ def _publish_status(ctx: Context) -> Finding:
         if rc.is_failure:
             return Finding("broker", FAIL, f"{where} refused publishing to {topic}: {rc}",
                            f"the broker's ACL must let user {mc.username or '(anonymous)'!r} publish to "
-                           f"checkin/v1/{cfg.device.site}/{cfg.device.id}/#")
+                           f"{Topics(cfg.device.site, cfg.device.id).everything}")
         user = f" as {mc.username}" if mc.username else " (anonymous)"
         return Finding("broker", PASS, f"{where}{user}: published {topic}, QoS 1 acknowledged")
     finally:

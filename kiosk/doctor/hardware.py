@@ -1,7 +1,7 @@
 """Doctor checks of the kiosk's hardware: camera, QR decoding, GPIO, display.
 
 Each uses the same code path as ``kiosk run`` (device.frames.open_source,
-kiosk.scan.default_decoder, device.signals.open_signals, pygame), imported
+kiosk.door.decode.default_decoder, device.signals.open_signals, pygame), imported
 only here and only when the check runs.
 """
 
@@ -13,7 +13,7 @@ import time
 import uuid
 from pathlib import Path
 
-from kiosk.doctor import FAIL, PASS, WARN, Context, Finding
+from kiosk.doctor.finding import FAIL, PASS, WARN, Context, Finding
 
 CAMERA_FRAMES = 5
 # Python module -> what provides it on Raspberry Pi OS.
@@ -41,7 +41,7 @@ def check_camera(ctx: Context) -> Finding:
         from device import frames
     except Exception as exc:
         return Finding("camera", FAIL, f"frame sources unavailable: {type(exc).__name__}: {exc}",
-                       "reinstall the kiosk (scripts/update) so device/frames.py is present")
+                       "reinstall the kiosk (scripts/update) so device/frames/ is present")
     result: dict = {}
 
     def grab() -> None:
@@ -109,7 +109,7 @@ def check_decode(ctx: Context) -> Finding:
     except ImportError as exc:
         return Finding("decode", FAIL, f"cannot draw the test code: {exc}", install_hint(exc))
     try:
-        from kiosk.scan import default_decoder
+        from kiosk.door.decode import default_decoder
 
         decoder = default_decoder()
     except Exception as exc:

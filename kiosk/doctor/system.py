@@ -9,8 +9,8 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-from kiosk.clock import TIME_ERROR, clock_state
-from kiosk.doctor import FAIL, PASS, WARN, Context, Finding
+from device.clock import TIME_ERROR, clock_state
+from kiosk.doctor.finding import FAIL, PASS, WARN, Context, Finding
 
 # A clock before this is certainly wrong (a Pi has no battery clock and may boot in 1970 or at its last shutdown).
 EARLIEST_PLAUSIBLE = datetime(2025, 1, 1, tzinfo=timezone.utc)
@@ -41,7 +41,7 @@ def check_trust(ctx: Context) -> Finding:
                        "rejected as unknown-key", "put the authority's signer certificates or trust list in a folder "
                        "and list it in [trust] paths")
     try:
-        from kiosk.trust import TrustStore
+        from kiosk.trust.store import TrustStore
     except Exception as exc:
         return Finding("trust", FAIL, f"trust module unavailable: {type(exc).__name__}: {exc}", "reinstall the kiosk")
     paths = [str(ctx.config.resolve(p)) for p in trust.paths]

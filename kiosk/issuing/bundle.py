@@ -5,9 +5,9 @@ national trust-list operator has at hand: folders of PEM/DER document-signer
 certificates, a national public trust-list export (JSON entries with ``kid``,
 ``country`` and the DER certificate), EU value-set files, revocation files,
 health-declaration issuers' certificates and optionally venue-policy rules.
-It is signed with the authority's Ed25519 key by :func:`kiosk.signing.sign`,
-bound to :data:`kiosk.trust_bundle.BINDING`; kiosks check it with
-:class:`kiosk.trust_bundle.TrustKeeper`.
+It is signed with the authority's Ed25519 key by :func:`kiosk.wire.signing.sign`,
+bound to :data:`kiosk.trust.bundle.BINDING`; kiosks check it with
+:class:`kiosk.trust.bundle.TrustKeeper`.
 """
 
 from __future__ import annotations
@@ -24,21 +24,14 @@ from typing import Any, Iterable, Mapping
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from kiosk import signing
+from kiosk.wire import signing, topics
 from kiosk.errors import KioskValueError
-from kiosk.trust import (_CERT_SUFFIXES, Revocations, TrustError, _parse_certificates, certificate_validity, kid_of,
-                         key_usage_types, read_capped)
-from kiosk.trust_bundle import BINDING, SPEC, TYPE
-
-TOPIC = "checkin/v1/trust/bundle"  # BRIEF contract 4; per site: checkin/v1/{site}/trust/bundle
-
+from kiosk.trust.store import (CERT_SUFFIXES, Revocations, TrustError, certificate_validity, key_usage_types, kid_of,
+                               parse_certificates, read_capped)
+from kiosk.trust.bundle import BINDING, SPEC, TYPE, policy_problem
 
 class BundleBuildError(KioskValueError):
     """Input the bundle cannot be built from; the message names the file and entry."""
-
-
-def site_topic(site: str | None) -> str:
-    return f"checkin/v1/{site}/trust/bundle" if site else TOPIC
 
 
 def _iso(t: datetime) -> str:
@@ -67,14 +60,14 @@ def entry_of(cert: x509.Certificate, der: bytes | None = None, kid: bytes | None
 def certificates_in(path: str | Path) -> list[dict]:
     """Entries for every certificate in a PEM/DER file or a folder of them."""
     p = Path(path)
-    files = sorted(f for f in p.iterdir() if f.is_file() and f.suffix.lower() in _CERT_SUFFIXES
+    files = sorted(f for f in p.iterdir() if f.is_file() and f.suffix.lower() in CERT_SUFFIXES
                    and not f.name.lower().endswith((".key.pem", ".key"))) if p.is_dir() else [p]
     if not files:
         raise BundleBuildError(f"{p}: folder holds no certificates (.pem .crt .cer .der)")
     out = []
     for f in files:
         try:
-            for cert in _parse_certificates(f, read_capped(f)):
+            for cert in parse_certificates(f, read_capped(f)):
                 out.append(entry_of(cert))
         except TrustError as exc:
             raise BundleBuildError(str(exc)) from None
@@ -200,9 +193,7 @@ def build(*, signers: Iterable[Mapping] = (), declaration_issuers: Iterable[Mapp
     if valuesets:
         body["valuesets"] = dict(valuesets)
     if policy:
-        from kiosk.policy import bundle_policy_problem
-
-        problem = bundle_policy_problem(dict(policy))
+        problem = policy_problem(dict(policy))
         if problem:
             raise BundleBuildError(f"policy: {problem}")
         body["policy"] = dict(policy)
@@ -248,7 +239,7 @@ def publish(data: bytes, broker: str, *, site: str | None = None, username: str 
         port = url.port or (8883 if url.scheme == "mqtts" else 1883)
     except ValueError:
         raise BundleBuildError(f"--broker {broker!r}: bad port") from None
-    topic = site_topic(site)
+    topic = topics.bundle_topic(site)
     client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"trust-publish-{int(time.time())}")
     if url.scheme == "mqtts":
         client.tls_set(ca_certs=ca_file)

@@ -1,4 +1,4 @@
-"""COSE_Sign1 signing (RFC 9052), for issuers: the kiosk only verifies (:mod:`kiosk.codes.cose`)."""
+"""COSE_Sign1 signing (RFC 9052), for issuers: the kiosk only verifies (:mod:`kiosk.door.verify.cose`)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, padding
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 
-from kiosk.codes.cose import ALG, ALG_IDS, ES256, KID, PS256, TAG_SIGN1
+from kiosk.door.verify.cose import ALG, ALG_IDS, ES256, KID, PS256, TAG_SIGN1
 
 __all__ = ["ALG_IDS", "sign1"]
 

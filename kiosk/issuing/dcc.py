@@ -3,7 +3,7 @@
 ``issue_dcc`` signs an hcert payload (given, or built from a kind and the
 holder's names) with an :class:`kiosk.issuing.keys.IssuerKey`, e.g. the DEMO
 document signer in ``config/demo-keys/``. A tool: the firmware reads DCCs
-(:mod:`kiosk.codes.dcc`) and never imports this module.
+(:mod:`kiosk.door.verify.dcc`) and never imports this module.
 """
 
 from __future__ import annotations
@@ -15,9 +15,9 @@ from collections.abc import Mapping
 
 import cbor2
 
-from kiosk.codes import base45
+from kiosk.door.verify import base45
 from kiosk.issuing import cose
-from kiosk.codes.dcc import CLAIM_EXP, CLAIM_HCERT, CLAIM_IAT, CLAIM_ISS, PREFIX, name_key
+from kiosk.door.verify.dcc import CLAIM_EXP, CLAIM_HCERT, CLAIM_IAT, CLAIM_ISS, PREFIX, name_key
 from kiosk.issuing.keys import IssuerKey
 
 

@@ -1,6 +1,6 @@
 """Issuing signed health declarations (``HD1:``): the issuer's tool, outside the firmware.
 
-The format is :mod:`kiosk.codes.declaration`'s (read by kiosks); this module
+The format is :mod:`kiosk.door.verify.declaration`'s (read by kiosks); this module
 writes it with an issuer key (:mod:`kiosk.issuing.keys`).
 """
 
@@ -10,10 +10,9 @@ from datetime import datetime
 
 import cbor2
 
-from kiosk.codes import base45
+from kiosk.door.verify import base45
 from kiosk.issuing import cose
-from kiosk.codes.declaration import (ALGS, ID_PATTERN, K_DECLARED_AT, K_ID, K_STATUS, K_SUBJECT, K_VALID_UNTIL,
-                                     K_VERSION, PREFIX, STATUSES, VERSION)
+from kiosk.door.verify.declaration import (ALGS, ID_PATTERN, K_DECLARED_AT, K_ID, K_STATUS, K_SUBJECT, K_VALID_UNTIL, K_VERSION, PREFIX, STATUSES, VERSION)
 from kiosk.errors import KioskValueError
 from kiosk.issuing.keys import IssuerKey, KeyFileError
 

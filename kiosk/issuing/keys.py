@@ -1,7 +1,7 @@
 """Signing keys of issuers: health-declaration issuers, and demo/test DCC document signers.
 
 An issuer's tool, never part of the firmware (a kiosk only ever holds
-certificates, see :mod:`kiosk.trust`).
+certificates, see :mod:`kiosk.trust.store`).
 
 An :class:`IssuerKey` is a private key with its self-signed certificate. The
 certificate is what a kiosk trusts (``[trust] paths``); its kid follows the
@@ -25,7 +25,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.x509.oid import NameOID
 
 from kiosk.errors import KioskValueError
-from kiosk.trust import USAGE_OIDS, kid_of
+from kiosk.trust.store import USAGE_OIDS, kid_of
 
 ALGORITHMS = ("Ed25519", "ES256", "PS256")
 

@@ -8,7 +8,7 @@ Columns: site, device, venue_id, venue_name, venue_qr (required); venue_address,
 mqtt_url, mqtt_username, mqtt_password, hostname (optional); any ``section.key``
 column sets that kiosk.toml key (e.g. ``signals.green_led``). Empty cells take the
 defaults ([defaults] in TOML, or the options below). Each row's resulting kiosk.toml
-is checked with the kiosk's own preflight (:mod:`kiosk.preflight`); every problem
+is checked with the kiosk's own preflight (:mod:`kiosk.config.preflight`); every problem
 is reported with its row, and nothing is written while one remains.
 
 For each kiosk, OUT/SITE-DEVICE/ holds what goes onto the boot partition:
@@ -45,7 +45,8 @@ from pathlib import Path
 
 from kiosk import config as kconfig
 from kiosk.errors import KioskValueError
-from kiosk.ops import broker, provision, registry
+from kiosk.ops import broker, provision
+from kiosk.wire import registry
 
 SOURCE = provision.SOURCE
 BOOT = "/boot/firmware"
@@ -353,13 +354,13 @@ class SecretStore:
         return self.folder / f"{site}-{device}"
 
     def device_key(self, site: str, device: str):
-        from kiosk import signing
+        from kiosk.wire import signing
 
         p = self._dir(site, device) / "device-key.pem"
         return signing.load_private_key(str(p)) if p.is_file() else None
 
     def save_device_key(self, site: str, device: str, key) -> None:
-        from kiosk import signing
+        from kiosk.wire import signing
 
         self._prepare(site, device)
         signing.write_private_key(self._dir(site, device) / "device-key.pem", key)
@@ -386,7 +387,7 @@ def assign_keys(kiosks: list[Kiosk], entries: list[registry.Entry], store: Secre
     registry knows but whose key is not in the store keeps the key installed on it
     (its device file carries none).
     """
-    from kiosk import signing
+    from kiosk.wire import signing
 
     entries = list(entries)
     for k in kiosks:
@@ -526,7 +527,7 @@ def run(opts) -> int:
     revoked = {_kiosk_id(t) for t in opts.revoke}
     registry_path = Path(opts.registry) if opts.registry else fleet_path.with_name(fleet_path.stem + ".registry.json")
     store = SecretStore(Path(opts.secrets) if opts.secrets else fleet_path.with_name(fleet_path.stem + ".secrets"))
-    entries = registry.load(registry_path)
+    entries = registry.load(registry_path, missing_ok=True)
     centre_password = (_text(opts.centre_password_file, "--centre-password-file").strip()
                        if opts.centre_password_file else None)
     kiosks = [k for k in read_kiosks(opts, template, extra_creds) if (k.site, k.device) not in revoked]
@@ -539,7 +540,7 @@ def run(opts) -> int:
     if opts.bundle:
         bundle = out / "kiosk-src.tar.gz"
         make_bundle(source, bundle)
-    from kiosk import signing
+    from kiosk.wire import signing
 
     net = network_config(opts)
     for k in kiosks:

@@ -35,8 +35,8 @@ class FleetWatch:
     """
 
     def __init__(self, url: str, entries, mqtt_config=None):
-        from kiosk import signing
-        from kiosk.publish.connection import make_client
+        from kiosk.wire import signing
+        from kiosk.wire.broker import make_client
 
         keys = []
         for e in entries:
@@ -76,7 +76,7 @@ class FleetWatch:
         client.subscribe([(f"checkin/v1/+/+/{leaf}", 1) for leaf in LEAVES])
 
     def _on_message(self, client, userdata, msg) -> None:
-        from kiosk import signing
+        from kiosk.wire import signing
 
         if msg.topic.count("/") != 4:
             return
@@ -117,9 +117,9 @@ class FleetWatch:
 
     def send(self, kiosk: Kiosk, key, body: dict, expires_in: float) -> str:
         """Publish a signed ``update`` command to ``kiosk`` (QoS 1); returns the command's id."""
-        from kiosk.commands.command import build
+        from kiosk.wire.commands import UPDATE, signed
 
-        topic, message, command_id = build("update", body, kiosk[0], kiosk[1], key, expires_in)
+        topic, message, command_id = signed(UPDATE, body, kiosk[0], kiosk[1], key, expires_in)
         info = self.client.publish(topic, message, qos=1, retain=False)
         info.wait_for_publish(10)
         if not info.is_published():

@@ -11,7 +11,7 @@ What it does, each step only when needed (a second run changes nothing and says 
   3. a release venv (--system-site-packages) under /opt/kiosk/releases/, the project
      installed into it, and /opt/kiosk/venv pointing at it (``kiosk update`` switches it later);
   4. /etc/kiosk/kiosk.toml from config/kiosk.example.toml with this device's values,
-     checked with the kiosk's own preflight (:mod:`kiosk.preflight`) before anything is written;
+     checked with the kiosk's own preflight (:mod:`kiosk.config.preflight`) before anything is written;
   5. broker secrets and the kiosk's Ed25519 device key into /etc/credstore/kiosk-mqtt/
      (root only, 0600) for LoadCredential=; the device key's public half in /etc/kiosk/;
   6. journald kept in RAM (no log files on the SD card);
@@ -236,7 +236,7 @@ def validate(text: str, root: Path, staged: dict[str, bytes], where: str = CONFI
     Files named in it are looked up inside --root; the ones this run is about to write
     (``staged``) are checked from temporary copies, so --dry-run validates too.
     """
-    from kiosk.preflight import check_text
+    from kiosk.config.preflight import check_text
 
     data = tomllib.loads(text)
     with tempfile.TemporaryDirectory(prefix="kiosk-provision-") as tmp:
@@ -484,7 +484,7 @@ def step_device_key(pv: Provisioner, creds: dict) -> tuple[bool, str]:
     ``credential:mqtt_device-key``), the public key to /etc/kiosk for the fleet registry.
     Returns (changed, kid).
     """
-    from kiosk import signing
+    from kiosk.wire import signing
 
     given = creds.get("device_key")
     existing = pv.at(DEVICE_KEY)
@@ -584,7 +584,7 @@ def run(args) -> int:
     text = render_config(template, overrides)
     validate(text, root, staged_files(creds))
     if "device_key" in creds:
-        from kiosk import signing
+        from kiosk.wire import signing
 
         signing.private_key_from_pem(creds["device_key"].encode(), "the device key")  # a bad key: exit 2, nothing written
     pv = Provisioner(root, args.dry_run, live)

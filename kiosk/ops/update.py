@@ -15,7 +15,7 @@
 1 update failed or rolled back, 2 usage.
 
 ``--request FILE`` (what kiosk-update.service runs when the kiosk queued a signed ``update``
-command, see :mod:`kiosk.update_spool`): the source is the release the centre's command names,
+command, see :mod:`kiosk.wire.update`): the source is the release the centre's command names,
 fetched and checked against its signed SHA-256, and then the same steps as above.
 ``kiosk update rollout`` sends such commands to a canary share of the fleet, then the rest
 (:mod:`kiosk.ops.rollout`).
@@ -136,11 +136,7 @@ class Updater:
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from kiosk.ops import rollout
-
     p.description = __doc__.split("\n\n")[0]
-    p.add_argument("action", nargs="?", choices=["rollout"],
-                   help="rollout: from the centre, send a release to a canary share of the fleet, then the rest")
     p.add_argument("--source", default=str(SOURCE), help="the project to install (default: this checkout)")
     p.add_argument("--request", metavar="FILE", help="install the release of the centre's signed update command "
                                                      "the kiosk queued in FILE (kiosk-update.service)")
@@ -151,14 +147,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dry-run", action="store_true", help="print every action, change nothing")
     p.add_argument("--prefix", default="/opt/kiosk", help=argparse.SUPPRESS)
     p.add_argument("--systemctl", default="systemctl", help=argparse.SUPPRESS)  # tests substitute a fake
-    rollout.add_arguments(p.add_argument_group("rollout (kiosk update rollout, run at the centre)"))
 
 
 def run(args, updater: Updater | None = None) -> int:
-    if args.action == "rollout":
-        from kiosk.ops import rollout
-
-        return rollout.run(args)
     if args.request:
         return run_request(args, updater)
     return install(args, updater)
@@ -169,11 +160,11 @@ def run_request(args, updater: Updater | None = None) -> int:
     import tempfile
 
     from kiosk import config as kconfig
-    from kiosk.command_gate import ReplayFloor, centre_keyring
+    from kiosk.door.remote.gate import ReplayFloor, centre_keyring
     from kiosk.ops.release_fetch import FetchFailed, fetch, unpack
-    from kiosk.publish.topics import Topics
-    from kiosk.signing import SigningKeyError
-    from kiosk.update_spool import BadRequest, read_verified
+    from kiosk.wire.signing import SigningKeyError
+    from kiosk.wire.topics import Topics
+    from kiosk.wire.update import BadRequest, read_verified
 
     cfg = kconfig.load(args.config)
     if "update" not in cfg.mqtt.commands:
