@@ -146,3 +146,10 @@ def test_monitor_without_the_venue_registry_says_so_instead_of_misleading_figure
     assert with_venues["versions"]["totals"]["behind"] == len(city.kiosks)
     text = cli(*args, "--venues", str(ven)).stdout
     assert f"of {len(city.venues)} with a code" in text and "No venue registry" not in text
+
+
+def test_any_stored_version_orders_without_error():
+    """A version is whatever a registered kiosk signed: a huge number or control characters change nothing."""
+    odd = ["9" * 6000, "\x1b[2J1.0", "", "1.0\x00", "v" * 500]
+    assert newest(odd + ["0.2.0"]) in odd + ["0.2.0"]
+    assert sorted(odd, key=version_key)  # orders, never raises

@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import re
 
-from kiosk.centre.queries import Centre, Scope
+from decimal import Decimal
+
+from kiosk.centre.queries import FIRST_TIME, LAST_TIME, Centre, Scope
 from kiosk.wire.signing import iso
 
 UNKNOWN = "unknown"  # the kiosk sent no signed info yet
@@ -28,13 +30,13 @@ def version_key(version: str) -> tuple:
     The leading numbers compare as numbers; a version with letters after them (a pre-release
     such as ``rc1``, ``b2``, ``dev3``) comes before the same numbers without.
     """
-    parts = _PART.findall(version)
+    parts = _PART.findall(version[:200])  # a stored version is whatever a kiosk signed: bounded work
     numbers = []
     while parts and parts[0].isdigit():
-        numbers.append(int(parts.pop(0)))
+        numbers.append(int(parts.pop(0)[:18]))
     while numbers and numbers[-1] == 0:  # 1.0 == 1.0.0
         numbers.pop()
-    rest = tuple((0, int(p), "") if p.isdigit() else (1, 0, p.lower()) for p in parts)
+    rest = tuple((0, int(p[:18]), "") if p.isdigit() else (1, 0, p.lower()) for p in parts)
     return (tuple(numbers), 0 if rest else 1, rest)
 
 
@@ -49,6 +51,23 @@ def is_behind(version: str | None, target: str | None) -> bool:
     if not version or version == UNKNOWN or not target:
         return False
     return version_key(version) < version_key(target)
+
+
+def _text(v) -> str:
+    """A stored text as str, whatever type the store kept (an earlier centre's rows are not trusted)."""
+    if type(v) is str:
+        return v
+    if v is None:
+        return ""
+    return v.decode("utf-8", "replace") if isinstance(v, bytes) else str(v)
+
+
+def _when(t) -> str | None:
+    """A stored epoch time as ISO 8601 UTC, or None when it is not one an ISO string can say."""
+    if isinstance(t, bool) or not isinstance(t, (int, float, Decimal)):
+        return None
+    t = float(t)
+    return iso(t) if FIRST_TIME <= t <= LAST_TIME else None  # NaN fails both comparisons
 
 
 def _rows(centre: Centre, scope: Scope) -> list[dict]:
@@ -85,15 +104,15 @@ def fleet_versions(centre: Centre, scope: Scope = Scope(), current: str | None =
     Revoked kiosks are left out (they sign nothing the centre believes).
     """
     rows = _rows(centre, scope)
-    target = current or newest(r["version"] for r in rows)
+    target = current or newest(_text(r["version"]) for r in rows)
     kiosks = []
     for r in rows:
-        version = r["version"] or UNKNOWN
+        version = _text(r["version"]) or UNKNOWN
         kiosks.append({
-            "site": r["site"], "device": r["device"], "venue_id": r["venue_id"], "venue_name": r["venue_name"],
-            "district": r["district"], "ward": r["ward"], "version": version,
-            "behind": is_behind(version, target), "online": bool(r["online"]), "status": r["status"],
-            "info_at": None if r["info_ts"] is None else iso(float(r["info_ts"])),
+            "site": _text(r["site"]), "device": _text(r["device"]), "venue_id": _text(r["venue_id"]),
+            "venue_name": _text(r["venue_name"]), "district": _text(r["district"]), "ward": _text(r["ward"]),
+            "version": version, "behind": is_behind(version, target), "online": bool(r["online"]),
+            "status": None if r["status"] is None else _text(r["status"]), "info_at": _when(r["info_ts"]),
         })
     by_district: dict[str, list[dict]] = {}
     for k in kiosks:
