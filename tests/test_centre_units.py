@@ -141,3 +141,12 @@ def test_an_ingest_worker_says_what_it_uses_when_it_starts(broker, tmp_path):
     # SIGTERM may come before the worker has set its handler (the line is logged just before): then it
     # ends by the signal itself; either way, with nothing left unexplained in its output.
     assert proc.returncode in (0, -signal.SIGTERM) and "Traceback" not in "".join(lines)
+
+
+@needs_analyze
+def test_systemd_analyze_verify_accepts_the_kiosks_update_unit(tmp_path):
+    r = _verify(tmp_path, (ROOT / "systemd" / "kiosk-update.service").read_text(), "kiosk-update.service")
+    assert r.returncode == 0 and not r.stderr.strip(), r.stderr
+    path = parse_unit((ROOT / "systemd" / "kiosk-update.path").read_text())
+    assert path["Path"]["PathChanged"] == ["/var/lib/kiosk/update-request.json"]
+    assert path["Path"]["Unit"] == ["kiosk-update.service"]
