@@ -7,8 +7,8 @@ opencv-python (or on anything that needs it) would make pip install a second
 OpenCV, built against another numpy, over the one picamera2 uses.
 
 These tests resolve the project's requirements with pip for the Pi itself
-(CPython 3.11, manylinux aarch64, binary wheels only) against PyPI, and check
-the list. They need PyPI; when it cannot be reached they fail with pip's reason.
+(Bookworm: CPython 3.11; Trixie: CPython 3.13; manylinux aarch64, binary wheels
+only) against PyPI, and check the list. They need PyPI; when it cannot be reached they fail with pip's reason.
 """
 
 from __future__ import annotations
@@ -28,9 +28,15 @@ ROOT = Path(__file__).resolve().parent.parent
 # What the Pi takes from apt, never from pip (normalized distribution names).
 HEAVY = re.compile(r"^(numpy|opencv(-contrib)?-python(-headless)?|pygame(-ce)?|picamera2|simplejpeg|scipy)$")
 
-# Raspberry Pi OS Bookworm, 64-bit: CPython 3.11, glibc 2.36. pip does not expand
-# manylinux_2_X platforms to older ones by itself, so name each one.
-PI_PLATFORMS = ["manylinux2014_aarch64"] + [f"manylinux_2_{v}_aarch64" for v in range(17, 37)]
+# Raspberry Pi OS, 64-bit: Bookworm has CPython 3.11 and glibc 2.36, Trixie CPython 3.13 and glibc 2.41.
+# pip does not expand manylinux_2_X platforms to older ones by itself, so name each one.
+RELEASES = {"bookworm": ("3.11", 36), "trixie": ("3.13", 41)}
+
+
+def pi_platforms(glibc_minor: int) -> list[str]:
+    return ["manylinux2014_aarch64"] + [f"manylinux_2_{v}_aarch64" for v in range(17, glibc_minor + 1)]
+
+
 
 
 def _norm(name: str) -> str:
@@ -45,13 +51,14 @@ def _requirement_name(req: str) -> str:
     return _norm(re.match(r"\s*([A-Za-z0-9][A-Za-z0-9._-]*)", req).group(1))
 
 
-def resolve_for_pi(requirements: list[str], tmp_path: Path) -> dict[str, str]:
+def resolve_for_pi(requirements: list[str], tmp_path: Path, release: str = "bookworm") -> dict[str, str]:
     """Resolve ``requirements`` with pip as a Pi would; return {name: version} of everything pip would install."""
     report = tmp_path / "report.json"
+    python, glibc = RELEASES[release]
     cmd = [sys.executable, "-m", "pip", "install", "--dry-run", "--ignore-installed", "--quiet",
-           "--report", str(report), "--python-version", "3.11", "--implementation", "cp",
+           "--report", str(report), "--python-version", python, "--implementation", "cp",
            "--only-binary=:all:"]
-    for platform in PI_PLATFORMS:
+    for platform in pi_platforms(glibc):
         cmd += ["--platform", platform]
     env = dict(os.environ, PIP_DISABLE_PIP_VERSION_CHECK="1", PIP_NO_INPUT="1")
     try:
@@ -63,7 +70,8 @@ def resolve_for_pi(requirements: list[str], tmp_path: Path) -> dict[str, str]:
         lines = [ln for ln in (proc.stderr or proc.stdout).strip().splitlines() if "is ignored" not in ln]
         tail = "\n".join(lines[-15:])
         pytest.fail(
-            "pip could not resolve the project's requirements for a Pi (CPython 3.11, aarch64, wheels only).\n"
+            f"pip could not resolve the project's requirements for a Pi ({release}: CPython {python}, aarch64, "
+            "wheels only).\n"
             "Either PyPI is unreachable (network) or a requirement has no aarch64 wheel, which the Pi "
             f"would have to compile:\n{tail}",
             pytrace=False,
@@ -82,9 +90,10 @@ def test_desktop_extra_names_the_heavy_libraries():
     assert {"numpy", "opencv-python-headless", "pygame"} <= desktop
 
 
-def test_pi_install_pulls_nothing_heavy_from_pip(tmp_path):
+@pytest.mark.parametrize("release", sorted(RELEASES))
+def test_pi_install_pulls_nothing_heavy_from_pip(tmp_path, release):
     base = _project()["dependencies"]
-    resolved = resolve_for_pi(base, tmp_path)
+    resolved = resolve_for_pi(base, tmp_path, release)
     # The resolution really covered the base requirements ...
     assert {_requirement_name(r) for r in base} <= set(resolved), resolved
     # ... and nothing in it, direct or transitive, is one of apt's libraries.

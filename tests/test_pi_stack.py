@@ -1,8 +1,10 @@
-"""The kiosk's code against the Raspberry Pi OS Bookworm stack.
+"""The kiosk's code against the Raspberry Pi OS stacks: Bookworm (Debian 12) and Trixie (Debian 13).
 
 The suite runs twice (scripts/test): on the development stack (numpy 2, OpenCV 5,
 pygame 2.6) and in .venv-pi, pinned to Bookworm's versions (numpy 1.24, OpenCV 4.6,
-pygame 2.1.3). The tests here make that second run worth something:
+pygame 2.1.3); then a focused pass (this file, decode, verify, screen, packaging) runs
+in .venv-trixie, pinned to Trixie's (Python 3.13, numpy 2.2, OpenCV 4.10, pygame 2.6).
+The tests here make those runs worth something:
 
 - every ``cv2.X``, ``numpy.X`` and ``pygame.X`` the code names must exist in the
   installed library, unless the use is guarded (``hasattr``/``getattr`` test, or a
@@ -35,6 +37,14 @@ BOOKWORM = {
     "numpy": "1.24.2",
     "opencv-python-headless": "4.6.0.66",  # python3-opencv 4.6.0
     "pygame": "2.1.3",                     # python3-pygame 2.1.2 has no Python 3.11 wheel
+    "pyzbar": "0.1.9",
+}
+# Raspberry Pi OS Trixie's apt versions (python3 3.13.5, python3-numpy 1:2.2.4, python3-opencv 4.10.0,
+# python3-pygame 2.6.1; no python3-pyzbar: pip's 0.1.9 over libzbar0t64), and their PyPI stand-ins.
+TRIXIE = {
+    "numpy": "2.2.4",
+    "opencv-python-headless": "4.10.0.84",  # python3-opencv 4.10.0
+    "pygame": "2.6.1",
     "pyzbar": "0.1.9",
 }
 
@@ -349,9 +359,9 @@ def test_dcc_verifies_without_numpy_opencv_pygame(testdata, tmp_path):
 
 # --- the pinned environment ------------------------------------------------------------
 
-def _pins() -> dict[str, str]:
+def _pins(name: str = "pi-stack-requirements.txt") -> dict[str, str]:
     pins = {}
-    for line in (ROOT / "scripts" / "pi-stack-requirements.txt").read_text(encoding="utf-8").splitlines():
+    for line in (ROOT / "scripts" / name).read_text(encoding="utf-8").splitlines():
         line = line.split("#", 1)[0].strip()
         if line:
             name, _, version = line.partition("==")
@@ -359,8 +369,9 @@ def _pins() -> dict[str, str]:
     return pins
 
 
-def test_pin_file_holds_bookworms_versions():
+def test_pin_files_hold_bookworms_and_trixies_versions():
     assert _pins() == BOOKWORM
+    assert _pins("pi-stack-trixie-requirements.txt") == TRIXIE
 
 
 IN_PI_VENV = Path(sys.prefix).name == ".venv-pi"
@@ -377,3 +388,22 @@ def test_pinned_environment_holds_bookworms_versions():
 
     assert cv2.__version__.startswith("4.6.") and numpy.__version__ == "1.24.2"
     assert pygame.version.ver.startswith("2.1.")
+
+
+IN_TRIXIE_VENV = Path(sys.prefix).name == ".venv-trixie"
+
+
+@pytest.mark.skipif(not IN_TRIXIE_VENV, reason="only in the pinned environment .venv-trixie (scripts/test's third pass)")
+def test_pinned_environment_holds_trixies_versions():
+    installed = {name: importlib.metadata.version(name) for name in TRIXIE}
+    assert installed == TRIXIE
+    # scripts/test makes .venv-trixie with a Python 3.13 when it finds one (pyenv's here); without one it says
+    # so and sets KIOSK_TRIXIE_HOST_PYTHON, and the pins run on the host's Python instead.
+    if not os.environ.get("KIOSK_TRIXIE_HOST_PYTHON"):
+        assert sys.version_info[:2] == (3, 13), "Raspberry Pi OS Trixie runs Python 3.13"
+    import cv2
+    import numpy
+    import pygame
+
+    assert cv2.__version__.startswith("4.10.") and numpy.__version__.startswith("2.2.")
+    assert pygame.version.ver.startswith("2.6.")

@@ -116,6 +116,11 @@ def test_fresh_tree_becomes_a_kiosk(tree, password_file, provision):
     wants = tree / "etc/systemd/system/multi-user.target.wants/kiosk.service"
     assert wants.is_symlink() and str(wants.readlink()) == "/etc/systemd/system/kiosk.service"
     assert "Storage=volatile" in (tree / "etc/systemd/journald.conf.d/kiosk.conf").read_text()
+    # The root updater for the centre's signed update command, its path unit enabled.
+    for name in ("kiosk-update.service", "kiosk-update.path"):
+        assert (tree / "etc/systemd/system" / name).read_bytes() == (ROOT / "systemd" / name).read_bytes()
+    path_wants = tree / "etc/systemd/system/multi-user.target.wants/kiosk-update.path"
+    assert str(path_wants.readlink()) == "/etc/systemd/system/kiosk-update.path"
     # What a tree cannot do is still shown.
     for skipped in ("apt-get install", "python3-picamera2", "useradd --system", "--system-site-packages", "systemctl daemon-reload"):
         assert skipped in r.stdout, skipped
@@ -278,3 +283,23 @@ def test_the_script_is_the_same_command(tree):
     r = subprocess.run([sys.executable, str(SCRIPT), "--root", str(tree), "--site", "s"], capture_output=True, text=True,
                        timeout=60)
     assert r.returncode == 2 and "[venue] id" in r.stderr and "Traceback" not in r.stderr
+
+
+@pytest.mark.parametrize("codename, zbar, absent", [
+    ("bookworm", {"libzbar0", "python3-pyzbar"}, {"libzbar0t64"}),
+    ("trixie", {"libzbar0t64"}, {"libzbar0", "python3-pyzbar"}),  # 64-bit time_t rename; pyzbar from pip
+    ("forky", {"libzbar0t64"}, {"libzbar0", "python3-pyzbar"}),   # newer than trixie: trixie's names
+])
+def test_apt_packages_follow_the_release(tree, password_file, provision, codename, zbar, absent):
+    from kiosk.ops.provision import apt_packages, os_codename
+
+    (tree / "etc").mkdir()
+    (tree / "etc/os-release").write_text(f'PRETTY_NAME="Debian GNU/Linux"\nVERSION_CODENAME={codename}\n')
+    assert os_codename(tree) == codename
+    packages = set(apt_packages(codename))
+    assert zbar <= packages and not packages & absent
+    assert {"python3-opencv", "python3-numpy", "python3-pygame", "python3-picamera2"} <= packages
+    r = provision(tree, *DEVICE_ARGS, "--mqtt-password-file", str(password_file), "--dry-run")
+    line = next(ln for ln in r.stdout.splitlines() if "apt-get install" in ln)
+    assert all(p in line.split() for p in zbar) and not any(p in line.split() for p in absent)
+    assert f"(for {codename})" in line

@@ -104,6 +104,7 @@ class SimKiosk:
     visitors: set = field(default_factory=set)
     last_scan: str | None = None
     shows_qr: str = ""  # what its screen shows (the registry's code unless told otherwise)
+    version: str = "sim"  # the software version its info reports
 
     def __post_init__(self):
         if self.key is None:
@@ -158,7 +159,7 @@ class SimKiosk:
 
     def info(self, ts: float) -> dict:
         v = self.venue
-        return {"version": "sim", "venue_id": v.venue_id, "venue_name": v.name,
+        return {"version": self.version, "venue_id": v.venue_id, "venue_name": v.name,
                 "venue_qr_sha256": self.shows_qr or v.venue_qr_sha256, "hardware": "simulator", "config_sha256": "",
                 "address": v.address, "province": v.province, "district": v.district, "ward": v.ward,
                 "province_code": v.province_code, "district_code": v.district_code, "ward_code": v.ward_code,

@@ -142,6 +142,11 @@ def _serve(args) -> int:
         retention = Retention(store, centre.settings, keep_days=args.keep_days)
         retention.start()
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    from kiosk.centre.startup import announce
+
+    announce(store, listen=None if args.no_web else args.listen, broker=None if args.no_ingest else args.broker,
+             share_group=args.share_group)
+
     from kiosk.centre.health import Health
     from kiosk.centre.metrics import CentreMetrics, MetricsListener
 

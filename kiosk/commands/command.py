@@ -79,14 +79,10 @@ def keygen(out: str, force: bool) -> int:
 
 
 def build(name: str, body, site: str, device: str, key, expires_in: float | None = None) -> tuple[str, bytes, str]:
-    """``(topic, signed message, command id)`` for one command."""
-    from kiosk.wire import signing
-    from kiosk.wire.topics import Topics
+    """``(topic, signed message, command id)`` for one command (:func:`kiosk.wire.commands.signed`)."""
+    from kiosk.wire.commands import signed
 
-    topic = Topics(site, device).cmd(name)
-    command_id = uuid.uuid4().hex
-    payload = signing.stamp({"id": command_id, "name": name, "body": body}, ttl_s=expires_in)
-    return topic, signing.sign_bytes(payload, topic, key), command_id
+    return signed(name, body, site, device, key, expires_in)
 
 
 def kiosk_keys(args):

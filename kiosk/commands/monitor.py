@@ -90,6 +90,8 @@ def add_arguments(p) -> None:
     p.add_argument("--settle", type=float, default=1.0, help="--once: seconds without a message before printing (default 1)")
     p.add_argument("--timeout", type=float, default=5.0, help="--once: give up when the broker cannot be reached in this many seconds")
     p.add_argument("--refresh", type=float, default=2.0, help="live table refresh period in seconds (default 2)")
+    p.add_argument("--current-version", default=None, metavar="VERSION",
+                   help="kiosks on an older version are listed as behind (default: behind the newest version seen)")
 
 
 def open_centre(args, once: bool = False):
@@ -166,12 +168,12 @@ def run(args) -> int:
                 print(f"kiosk monitor: cannot reach the broker at {args.broker}", file=sys.stderr)
                 return 1
             worker.flush()
-            rep = report(centre, scope)
+            rep = report(centre, scope, current_version=args.current_version)
             print(json.dumps(rep, ensure_ascii=False, indent=2) if args.json else table(rep, time.time()))
             return 0
         while True:
             worker.flush()
-            rep = report(centre, scope)
+            rep = report(centre, scope, current_version=args.current_version)
             if args.json:
                 print(json.dumps(rep, ensure_ascii=False), flush=True)
             else:

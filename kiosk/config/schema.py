@@ -208,7 +208,7 @@ class MqttConfig:
     counts_min_interval_seconds: float = _f(2.0, help="Publish counts on change at most this often.", min=0.0)
     health_interval_seconds: float = _f(60.0, help="Republish health (camera, frame rates, latency) at least this "
                                                    "often; a camera or clock change goes out at once.", min=1.0)
-    commands: list[str] = _f([], help="Inbound commands accepted on .../cmd/{name}: reload-trust, notice.", items=wire_commands.NAMES)
+    commands: list[str] = _f([], help="Inbound commands accepted on .../cmd/{name}: reload-trust, notice, update (a release for the root updater, kiosk-update.path).", items=wire_commands.NAMES)
     centre_key: str = _f("", help="The centre's Ed25519 public key (PEM): commands must be signed with it; empty = every command refused.", path="file")
     command_max_age_seconds: float = _f(300.0, help="Signed commands older than this are refused as stale.", min=5.0)
     ha_discovery: bool = _f(False, help="Publish Home Assistant MQTT discovery for this kiosk.")

@@ -44,13 +44,33 @@ from kiosk.errors import KioskOSError, KioskValueError
 # package has no systemd/ or config/ beside it, so --source must then be given.
 SOURCE = Path(__file__).resolve().parent.parent.parent
 
-# What Raspberry Pi OS provides through apt (matching scripts/pi-stack-requirements.txt);
+# What Raspberry Pi OS provides through apt (matching scripts/pi-stack-requirements*.txt);
 # the venv sees them through --system-site-packages.
-APT_PACKAGES = [
+APT_BASE = [
     "python3-venv", "python3-pip", "python3-picamera2", "python3-opencv", "python3-numpy",
-    "python3-pygame", "python3-pyzbar", "python3-lgpio", "python3-evdev", "libzbar0",
+    "python3-pygame", "python3-lgpio", "python3-evdev",
     "fonts-dejavu-core", "systemd-timesyncd", "python3-cryptography", "mosquitto-clients",
 ]
+# ZBar by release: trixie renamed the library for the 64-bit time_t transition (libzbar0t64; asking for
+# libzbar0 there fails the whole apt-get install) and has no python3-pyzbar (pip installs pyzbar, a base
+# dependency). A release not named here is taken to be newer than trixie.
+ZBAR_PACKAGES = {"bookworm": ("libzbar0", "python3-pyzbar"), "trixie": ("libzbar0t64",)}
+RELEASES = tuple(ZBAR_PACKAGES)
+
+
+def apt_packages(codename: str) -> list[str]:
+    """The apt packages a kiosk on Raspberry Pi OS (Debian) ``codename`` needs."""
+    return APT_BASE + list(ZBAR_PACKAGES.get(codename, ZBAR_PACKAGES["trixie"]))
+
+
+def os_codename(root: Path = Path("/")) -> str:
+    """VERSION_CODENAME of the system in ``root`` (/etc/os-release); '' when it does not say."""
+    try:
+        text = (root / "etc/os-release").read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return ""
+    m = re.search(r'^VERSION_CODENAME="?([a-z]+)"?$', text, re.M)
+    return m.group(1) if m else ""
 # From Raspberry Pi's own apt repository: absent on plain Debian (a USB webcam and mock
 # GPIO still work there), so skipped with a warning instead of failing the run.
 PI_ONLY_PACKAGES = {"python3-picamera2", "python3-lgpio"}
@@ -61,6 +81,9 @@ CONFIG = "/etc/kiosk/kiosk.toml"
 CREDSTORE = "/etc/credstore/kiosk-mqtt"  # LoadCredential=mqtt:/etc/credstore/kiosk-mqtt
 UNIT = "/etc/systemd/system/kiosk.service"
 WANTS = "/etc/systemd/system/multi-user.target.wants/kiosk.service"
+# The root updater for the centre's signed update command (kiosk update --request), started by its path unit.
+UPDATE_UNITS = ("kiosk-update.service", "kiosk-update.path")
+UPDATE_WANTS = "/etc/systemd/system/multi-user.target.wants/kiosk-update.path"
 JOURNALD = "/etc/systemd/journald.conf.d/kiosk.conf"
 JOURNALD_CONF = b"""# Installed by kiosk provision: keep logs in RAM so the SD card sees no log writes.
 [Journal]
@@ -330,10 +353,13 @@ def _query(cmd: list[str]) -> str | None:
 
 
 def step_packages(pv: Provisioner) -> None:
+    codename = os_codename(pv.at("/"))
+    packages = apt_packages(codename)
     if not pv.live:
-        pv.skip("apt-get install -y --no-install-recommends " + " ".join(APT_PACKAGES))
+        pv.skip(f"apt-get install -y --no-install-recommends {' '.join(packages)}"
+                f"  (for {codename or 'an unnamed release: trixie names'})")
         return
-    missing = [p for p in APT_PACKAGES
+    missing = [p for p in packages
                if "install ok installed" not in (_query(["dpkg-query", "-W", "-f=${Status}", p]) or "")]
     if not missing:
         pv.ok("apt packages installed")
@@ -484,6 +510,21 @@ def step_journald(pv: Provisioner) -> None:
         pv.run(["systemctl", "restart", "systemd-journald.service"], "apply the journal settings")
 
 
+def step_update_units(pv: Provisioner, source: Path) -> None:
+    """kiosk-update.path and .service, the path unit enabled and started (not the kiosk: nothing to restart)."""
+    changed = False
+    for name in UPDATE_UNITS:
+        changed |= pv.file(f"/etc/systemd/system/{name}", (source / "systemd" / name).read_bytes(), 0o644)
+    if changed and pv.live:
+        pv.run(["systemctl", "daemon-reload"], "reload systemd")
+    if pv.at(UPDATE_WANTS).is_symlink() or pv.at(UPDATE_WANTS).exists():
+        pv.ok("kiosk-update.path enabled")
+    elif pv.live:
+        pv.run(["systemctl", "enable", "--now", "kiosk-update.path"], "watch for the centre's update command")
+    else:
+        pv.symlink(UPDATE_WANTS, "/etc/systemd/system/kiosk-update.path")
+
+
 def step_unit(pv: Provisioner, source: Path) -> bool:
     changed = pv.file(UNIT, (source / "systemd" / "kiosk.service").read_bytes(), 0o644)
     if changed:
@@ -558,6 +599,7 @@ def run(args) -> int:
         restart |= step_device_key(pv, creds)[0]
         step_journald(pv)
         restart |= step_unit(pv, source)
+        step_update_units(pv, source)
         if restart and not args.no_start:
             pv.run(["systemctl", "restart", "kiosk.service"], "start the kiosk with the new settings")
     except (StepFailed, OSError) as exc:

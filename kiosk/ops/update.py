@@ -13,6 +13,12 @@
 ``--dry-run`` prints what it would do and changes nothing; it never claims the kiosk is ready
 (nothing was installed or restarted). Exit codes: 0 updated (or already current, or a dry run),
 1 update failed or rolled back, 2 usage.
+
+``--request FILE`` (what kiosk-update.service runs when the kiosk queued a signed ``update``
+command, see :mod:`kiosk.wire.update`): the source is the release the centre's command names,
+fetched and checked against its signed SHA-256, and then the same steps as above.
+``kiosk update rollout`` sends such commands to a canary share of the fleet, then the rest
+(:mod:`kiosk.ops.rollout`).
 """
 
 from __future__ import annotations
@@ -132,6 +138,8 @@ class Updater:
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.description = __doc__.split("\n\n")[0]
     p.add_argument("--source", default=str(SOURCE), help="the project to install (default: this checkout)")
+    p.add_argument("--request", metavar="FILE", help="install the release of the centre's signed update command "
+                                                     "the kiosk queued in FILE (kiosk-update.service)")
     p.add_argument("--config", default="/etc/kiosk/kiosk.toml", help="config the new release must accept")
     p.add_argument("--ready-timeout", type=float, default=120, help="seconds to wait for READY (default 120)")
     p.add_argument("--settle", type=float, default=45, help="seconds the new release must then stay up (default 45, > WatchdogSec)")
@@ -142,6 +150,63 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args, updater: Updater | None = None) -> int:
+    if args.request:
+        return run_request(args, updater)
+    return install(args, updater)
+
+
+def run_request(args, updater: Updater | None = None) -> int:
+    """The centre's signed update, queued by the kiosk: check it again, fetch and check the release, install it."""
+    import tempfile
+
+    from kiosk import config as kconfig
+    from kiosk.door.remote.gate import ReplayFloor, centre_keyring
+    from kiosk.ops.release_fetch import FetchFailed, fetch, unpack
+    from kiosk.wire.signing import SigningKeyError
+    from kiosk.wire.topics import Topics
+    from kiosk.wire.update import BadRequest, read_verified
+
+    cfg = kconfig.load(args.config)
+    if "update" not in cfg.mqtt.commands:
+        print(f"update: {args.config} does not enable the update command ([mqtt] commands); ignoring {args.request}",
+              file=sys.stderr)
+        return 1
+    try:
+        ring = centre_keyring(cfg.mqtt.centre_key and str(cfg.resolve(cfg.mqtt.centre_key)))
+        request = read_verified(args.request, ring, Topics(cfg.device.site, cfg.device.id).cmd("update"))
+    except (BadRequest, SigningKeyError) as exc:
+        print(f"update: refused {args.request}: {exc}", file=sys.stderr)
+        return 1
+    prefix = Path(args.prefix)
+    # Like the kiosk's own replay floor, but root's: the kiosk user cannot move it back.
+    floor = ReplayFloor(prefix / "update-floor.json")
+    if floor.refuses(request.issued_at):
+        print(f"update: command {request.command_id} was acted on before; nothing to do")
+        return 0
+    release = request.release
+    print(f"update: the centre's command {request.command_id} asks for {release.version} from {release.url}")
+    if args.dry_run:
+        print("update: dry run: nothing was fetched, installed, switched or restarted")
+        return 0
+    floor.advance(request.issued_at)  # before acting: a request that fails is not retried by the path unit
+    prefix.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=".update-", dir=prefix) as tmp:
+        try:
+            source = unpack(fetch(release.url, release.sha256, Path(tmp) / "release.tar.gz"), Path(tmp) / "src")
+        except FetchFailed as exc:
+            print(f"update: {exc}\nupdate: the running kiosk was not touched", file=sys.stderr)
+            return 1
+        found = provision.project_version(source)
+        if found != release.version:
+            print(f"update: the release is version {found}, not the {release.version} the command names; "
+                  "the running kiosk was not touched", file=sys.stderr)
+            return 1
+        args.source = str(source)
+        return install(args, updater)
+
+
+def install(args, updater: Updater | None = None) -> int:
+    """The safe update from ``args.source``: new release venv, config check, switch, wait for READY, roll back."""
     source = Path(args.source).resolve()
     if not (source / "pyproject.toml").is_file() or not (source / "kiosk" / "__init__.py").is_file():
         raise UpdateError(f"{source} is not the kiosk project (no pyproject.toml and kiosk/)")

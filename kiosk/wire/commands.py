@@ -9,7 +9,8 @@ from __future__ import annotations
 
 RELOAD_TRUST = "reload-trust"
 NOTICE = "notice"
-NAMES = (RELOAD_TRUST, NOTICE)  # the commands a kiosk knows
+UPDATE = "update"  # a release for the root updater (kiosk.wire.update, kiosk-update.path)
+NAMES = (RELOAD_TRUST, NOTICE, UPDATE)  # the commands a kiosk knows
 
 # The answer's status.
 OK = "ok"
@@ -30,3 +31,17 @@ RELOADED = "reloaded"
 COALESCED = "coalesced"
 SHOWN = "shown"
 CLEARED = "cleared"
+QUEUED = "queued"  # update: handed to the root updater
+
+
+def signed(name: str, body, site: str, device: str, key, expires_in: float | None = None) -> tuple[str, bytes, str]:
+    """``(topic, signed message, command id)`` of one command to one kiosk, signed with the centre's ``key``."""
+    import uuid
+
+    from kiosk.wire import signing
+    from kiosk.wire.topics import Topics
+
+    topic = Topics(site, device).cmd(name)
+    command_id = uuid.uuid4().hex
+    payload = signing.stamp({"id": command_id, "name": name, "body": body}, ttl_s=expires_in)
+    return topic, signing.sign_bytes(payload, topic, key), command_id

@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping
 
 from kiosk.wire import commands, reasons, signing
-from kiosk.wire.commands import (BAD_BODY, CLEARED, COALESCED, FAILED, NAME_MISMATCH, NOT_ENABLED, OK, REFUSED,
+from kiosk.wire.commands import (BAD_BODY, CLEARED, COALESCED, FAILED, NAME_MISMATCH, NOT_ENABLED, OK, QUEUED, REFUSED,
                                  RELOAD_FAILED, RELOADED, SHOWN, STATE_UNWRITABLE, UNKNOWN_COMMAND, WRONG_TOPIC)
 from kiosk.wire.reasons import TOO_LARGE
 from kiosk.wire.topics import Topics
@@ -90,6 +90,8 @@ class Command:
     name: str
     body: Any
     issued_at: float  # epoch seconds of ``iat``
+    topic: str = ""
+    signed: bytes = b""  # the message as the centre signed it: ``update`` hands it on to be checked again
 
 
 @dataclass(frozen=True)
@@ -327,7 +329,8 @@ class CommandGate:
         issued = signing.parse_iso(body["iat"]).timestamp()
         if self.floor.refuses(issued):  # acted on before a restart, or older than that
             raise CommandRefused(reasons.REPLAYED, "issued before the newest command acted on")
-        return Command(id=body["id"], name=name, body=body.get("body"), issued_at=issued)
+        return Command(id=body["id"], name=name, body=body.get("body"), issued_at=issued, topic=topic,
+                       signed=payload)
 
     def _check_or_refuse(self, topic: str, payload: bytes) -> Command | Outcome:
         try:
@@ -405,6 +408,23 @@ def reload_action(coalescer: Coalescer, folded: Callable[[], None] | None = None
         if folded is not None and coalescer.pending:
             folded()
         return outcome
+
+    return run
+
+
+def update_action(queue: Callable[[Command], None]) -> Callable[[Command], tuple[str, str]]:
+    """``update``: the body names a release (version, url, sha256); ``queue(command)`` hands the signed command
+    to the root updater, which checks the signature again before it installs anything (kiosk.wire.update)."""
+    from kiosk.wire.update import BadRequest, release_of
+
+    def run(command: Command) -> tuple[str, str]:
+        try:
+            release_of(command.body)
+        except BadRequest as exc:
+            raise CommandRefused(BAD_BODY, str(exc)) from None
+        queue(command)
+        log.info("update to %r queued for the root updater", command.body.get("version"))
+        return OK, QUEUED
 
     return run
 

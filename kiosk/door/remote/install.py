@@ -30,9 +30,10 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from kiosk.config import Config
 from kiosk.door.publish.base import Telemetry
 from kiosk.door.remote.gate import (RELOAD_MIN_INTERVAL_S, CommandGate, Coalescer, centre_keyring, notice_action,
-                                    reload_action)
+                                    reload_action, update_action)
 from kiosk.trust.bundle import MAX_BUNDLE_BYTES, TrustKeeper
 from kiosk.trust.store import TrustStore
+from kiosk.wire import update as update_request
 from kiosk.wire.topics import Topics, bundle_topics
 
 log = logging.getLogger(__name__)
@@ -176,8 +177,11 @@ def install(cfg: Config, publisher: Telemetry, keeper: TrustKeeper, device_key: 
         log.warning("[mqtt] commands are enabled but [mqtt] centre_key is empty: every command will be refused")
     coalescer = Coalescer(reload or (lambda: reload_trust(keeper, cfg)), interval_s=reload_interval_s)
     timer = ReloadTimer(coalescer, post)
+    spool = cfg.resolve(cfg.device.state_dir) / update_request.REQUEST_FILE
     gate = CommandGate(topics, ring, cfg.mqtt.commands,
-                       {"notice": notice_action(set_notice), "reload-trust": reload_action(coalescer, timer.arm)},
+                       {"notice": notice_action(set_notice), "reload-trust": reload_action(coalescer, timer.arm),
+                        "update": update_action(lambda command: update_request.write(spool, command.topic,
+                                                                                     command.signed))},
                        device_key, lambda topic, payload: publisher.send(topic, payload),
                        cfg.mqtt.command_max_age_seconds, state_file=cfg.resolve(cfg.device.state_dir) / FLOOR_FILE,
                        clock=clock, schedule=lambda fn: post(fn, "centre commands"))
