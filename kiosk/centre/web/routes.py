@@ -45,6 +45,8 @@ LIMIT_Q = Param("limit", kind="integer", minimum=1, maximum=5000, default=views.
 OFFSET_Q = Param("offset", kind="integer", minimum=0, maximum=10_000_000, default=0,
                  description="rows to skip (the next page: offset + limit)")
 DAYS_Q = Param("days", kind="integer", minimum=1, maximum=120, default=30, description="days, today included")
+CURRENT_Q = Param("current", max_length=64, description="the version kiosks should run; older ones are behind "
+                                                      "(default: the newest version a kiosk in the scope runs)")
 CHART_P = Param("chart", where="path", kind="enum", choices=("history", "coverage", "hourly"),
                 description="which chart")
 
@@ -73,6 +75,9 @@ ENDPOINTS: tuple[Endpoint, ...] = (
              (DISTRICT_Q, VENUE_Q), schema="Hourly"),
     Endpoint("/api/v1/kiosks", "kiosks", "api", views.api_kiosks,
              "every kiosk: online, health flags, today's counts", VENUES, (DISTRICT_Q,), schema="Kiosks"),
+    Endpoint("/api/v1/versions", "versions", "api", views.api_versions,
+             "the fleet's software: versions for the account's scope and per district, every kiosk, those behind",
+             VENUES, (DISTRICT_Q, CURRENT_Q), schema="Versions"),
     Endpoint("/api/v1/refused", "refused", "api", views.api_refused,
              "messages that changed nothing, per reason and topic (city account)", CITY, schema="Refused"),
     Endpoint("/api/v1/report", "report", "api", views.api_report,
@@ -85,6 +90,9 @@ ENDPOINTS: tuple[Endpoint, ...] = (
     Endpoint("/district/{name}/ward/{ward}", "ward_page", "page", views.ward_page, "a ward's venues", VENUES,
              (DISTRICT_P, WARD_P)),
     Endpoint("/venue/{venue_id}", "venue_page", "page", views.venue_page, "a venue", VENUES, (VENUE_P,)),
+    Endpoint("/versions", "versions_page", "page", views.versions_page,
+             "which version each kiosk runs, per district, and which kiosks are behind", VENUES,
+             (DISTRICT_Q, CURRENT_Q)),
     Endpoint("/inspection", "inspection_page", "page", views.inspection_page, "the inspection list", INSPECTION,
              (DISTRICT_Q, KIND_Q, LIMIT_Q, OFFSET_Q)),
     Endpoint("/inspection.csv", "inspection_csv", "csv", views.inspection_csv, "the whole inspection list as CSV",
