@@ -60,6 +60,9 @@ def test_the_dashboard_serves_and_the_workers_only_ingest():
     assert "--no-web" in worker and "--share-group" in worker
     # One client id per instance: each worker's broker session (and its queued messages) survives its restart.
     assert "--client-id kiosk-centre-ingest-%i" in worker
+    # Each process its own metrics listener, as Prometheus scrapes them (docs/operations.md, "Metrics").
+    assert "--metrics-listen ${CENTRE_METRICS_HOST}:9464" in web
+    assert "--metrics-listen ${CENTRE_METRICS_HOST}:947%i" in worker
 
 
 @needs_analyze
