@@ -101,6 +101,8 @@ def test_no_password_ever_reaches_the_start_up_line():
 
 
 def test_the_start_up_line_counts_the_registry(tmp_path):
+    from kiosk.centre.migrations import LATEST
+
     city = small_city(venues=10, share=0.5)
     from centre_helpers import registry_of
 
@@ -110,7 +112,9 @@ def test_the_start_up_line_counts_the_registry(tmp_path):
     line = startup_line(store, listen="127.0.0.1:8080", broker="mqtt://127.0.0.1:1883")
     assert line == (f"kiosk centre: dashboard on http://127.0.0.1:8080; ingesting from mqtt://127.0.0.1:1883; "
                     f"store sqlite :memory:; registry: {len(city.kiosks)} kiosk(s) (0 revoked), "
-                    f"{len(city.venues)} registered venue(s)")
+                    f"{len(city.venues)} registered venue(s); schema version {LATEST}; no metrics listener")
+    assert startup_line(store, listen=None, broker="mqtt://127.0.0.1:1883", metrics="10.0.0.5:9471").endswith(
+        "; metrics and probes on http://10.0.0.5:9471/metrics")
     store.close()
 
 

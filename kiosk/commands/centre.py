@@ -142,11 +142,6 @@ def _serve(args) -> int:
         retention = Retention(store, centre.settings, keep_days=args.keep_days)
         retention.start()
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    from kiosk.centre.startup import announce
-
-    announce(store, listen=None if args.no_web else args.listen, broker=None if args.no_ingest else args.broker,
-             share_group=args.share_group)
-
     from kiosk.centre.health import Health
     from kiosk.centre.metrics import CentreMetrics, MetricsListener
 
@@ -164,8 +159,10 @@ def _serve(args) -> int:
             except OSError as exc:
                 raise UsageError(f"--metrics-listen {args.metrics_listen}: {exc.strerror}") from None
             listener.start()
-            logging.getLogger("kiosk.centre").info("metrics and health probes on http://%s:%d/metrics",
-                                                   metrics_at[0], listener.port)
+        from kiosk.centre.startup import announce
+
+        announce(store, listen=None if args.no_web else args.listen, broker=None if args.no_ingest else args.broker,
+                 share_group=args.share_group, metrics=args.metrics_listen or None)
         if args.no_web:
             stop = threading.Event()
             signal.signal(signal.SIGTERM, lambda *_: stop.set())
