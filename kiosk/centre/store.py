@@ -233,10 +233,6 @@ class Store:
                      ", ".join(map(str, applied)), migrations.LATEST)
         return applied
 
-    def is_empty(self) -> bool:
-        """Whether no table of the store holds a row (a restore overwrites only an empty store unless forced)."""
-        return not any(self.query(f"SELECT 1 AS one FROM {t} LIMIT 1") for t in TABLES)
-
     def refresh_scan_days(self) -> None:
         """Recompute every venue's last day with a scan from the history of its (not revoked) kiosks."""
         self.execute("""
