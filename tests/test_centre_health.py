@@ -97,8 +97,9 @@ def test_readiness_fails_while_the_broker_or_the_store_is_stopped(broker, own_po
         sim.connect()
         sim.announce()
         sim.finish()
-        assert wait_for(lambda: stored() >= before + len(city.kiosks), 30, 0.1), (stored(), before)
-        assert store.query("SELECT COUNT(*) AS n FROM kiosk_info")[0]["n"] == len(city.kiosks)
+        assert wait_for(lambda: store.query("SELECT COUNT(*) AS n FROM kiosk_info")[0]["n"] == len(city.kiosks),
+                        30, 0.1)
+        assert stored() >= before + len(city.kiosks)
     finally:
         if sim is not None:
             sim.close()
