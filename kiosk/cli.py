@@ -97,7 +97,13 @@ def _main(argv: list[str] | None) -> int:
     if chosen in COMMANDS:
         module = importlib.import_module(COMMANDS[chosen][0])
         module.add_arguments(subs[chosen])
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    # A command whose words may also follow its options (``kiosk centre restore --db URL FILE``): argparse
+    # gives its positional list only the words before the first option.
+    if extra and getattr(module, "TRAILING_WORDS", False) and not any(e.startswith("-") for e in extra):
+        args.words = [*args.words, *extra]
+    elif extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     if module is None:
         parser.print_help()
         return 2

@@ -10,9 +10,14 @@
    shared subscription, each worker its own process writing one PostgreSQL in batches.
 3. Queries on a city of V venues (a share with kiosks) with D days of history: the district page
    and its API (HTTP through uvicorn) p95, and the whole city's inspection list.
+4. The metrics' cost (issue 23): one worker draining the same queue with its metrics listener scraped
+   (``/metrics`` and ``/readyz`` every second: fifteen times Prometheus's usual rate) against the same
+   worker without metrics, in alternating rounds of the same run; and the dashboard's read of the fleet's
+   state per district (what a scrape of a dashboard process costs the store) at K kiosks.
 
 Usage: .venv/bin/python scripts/bench_centre.py [--venues 200000] [--kiosk-share 0.2] [--days 30]
        [--messages 200000] [--kiosks 20000] [--skip-checks] [--skip-ingest] [--skip-queries]
+       [--skip-metrics] [--metrics-rounds 3] [--only-metrics]
 Needs Debian's postgresql and mosquitto (started here in a temporary directory, free ports).
 """
 
@@ -130,8 +135,11 @@ def baseline_proc(port, client_id, topic, expect, out):
 
 
 def worker_proc(port, client_id, group, db, registry_json, expect, verify, out, coalesce=True, batch_max=20_000,
-                verify_processes=0, checks=True):
-    """One centre ingest worker (its own process, the product's settings): verify, batch, write PostgreSQL."""
+                verify_processes=0, checks=True, metrics_every=0.0):
+    """One centre ingest worker (its own process, the product's settings): verify, batch, write PostgreSQL.
+
+    ``metrics_every``: the worker's metrics listener runs and a thread of this process scrapes ``/metrics``
+    and asks ``/readyz`` this often (seconds), as Prometheus and a load balancer would."""
     from kiosk.centre.plausible import Limits
     from kiosk.centre.registry import FleetRegistry
     from kiosk.centre.store import open_store
@@ -151,6 +159,29 @@ def worker_proc(port, client_id, group, db, registry_json, expect, verify, out, 
         return handle(topic, payload, now)
 
     w.ingest.handle = timed
+    scrapes = [0]
+    if metrics_every:
+        import threading
+        import urllib.request
+
+        from kiosk.centre.health import Health
+        from kiosk.centre.metrics import CentreMetrics, MetricsListener
+
+        health = Health(store, w)
+        listener = MetricsListener(CentreMetrics(worker=w, health=health, role="ingest"), health, "127.0.0.1", 0)
+        listener.start()
+        done = threading.Event()
+
+        def scraper():
+            while not done.wait(metrics_every):
+                for path in ("/metrics", "/readyz"):
+                    try:
+                        with urllib.request.urlopen(f"http://127.0.0.1:{listener.port}{path}", timeout=10) as r:
+                            r.read()
+                    except OSError:  # a 503 before the broker is connected: asked all the same
+                        pass
+                scrapes[0] += 1
+        threading.Thread(target=scraper, daemon=True).start()
     w.start()
     while w.ingest.stats.messages < expect:
         time.sleep(0.005)
@@ -159,9 +190,12 @@ def worker_proc(port, client_id, group, db, registry_json, expect, verify, out, 
     w.stop()  # the last batch is written before the clock stops
     end = time.perf_counter()
     st = w.ingest.stats
+    if metrics_every:
+        done.set()
+        listener.stop()
     out.put({"n": st.messages, "seconds": end - first[0], "rss_mb": _rss(), "refused": st.refused,
              "superseded": st.superseded, "written": w.written, "cpu_s": cpu,
-             "process_cpu_s": round(time.process_time(), 2)})
+             "process_cpu_s": round(time.process_time(), 2), "scrapes": scrapes[0]})
     store.close()
 
 
@@ -300,6 +334,80 @@ def bench_ingest(args, pg, tmp):
         print(f"\ntwo workers / one worker (both verifying): {two / one:.2f}x")
         print(f"one worker, plausibility checks on / off: {one / off:.3f} (cost {1 - one / off:+.1%}; separate "
               f"drains, so the machine's noise is in it: see the in-process table for the checks alone)")
+    finally:
+        proc.terminate()
+        proc.wait()
+
+
+def bench_metrics(args, pg, tmp):
+    """One worker with its metrics scraped every second against one without, alternating, same messages."""
+    from kiosk.centre.registry import FleetRegistry
+    from kiosk.centre.store import open_store
+
+    proc, port = start_broker(tmp)
+    BROKER_PID[0] = proc.pid
+    try:
+        print(f"metrics: signing {args.messages} telemetry messages of {args.kiosks} kiosks ...", flush=True)
+        city, msgs = make_messages(args.messages, args.kiosks)
+        reg = json.dumps(city.registry())
+        topic = "checkin/v1/+/+/#"
+        rates: dict[str, list[float]] = {"without metrics": [], "with metrics, scraped every second": []}
+        cpu: dict[str, list[float]] = {name: [] for name in rates}  # the worker process's CPU µs a message
+        db = None
+        for r in range(args.metrics_rounds):
+            for name, every in (("without metrics", 0.0), ("with metrics, scraped every second", 1.0))[::1 if r % 2
+                                                                                                         else -1]:
+                db = pg.new_database()
+                s = open_store(db)
+                s.load_fleet(FleetRegistry.from_json(json.loads(reg)))
+                s.close()
+                cid = f"m{r}-{int(every)}"
+                prepare_session(port, cid, topic)
+                res, _ = drain(port, msgs, [(worker_proc, (port, cid, "", db, reg, len(msgs), True))], len(msgs),
+                               {"batch_max": args.batch_max, "metrics_every": every})
+                rate = len(msgs) / res[0]["seconds"]
+                rates[name].append(rate)
+                cpu[name].append(res[0]["process_cpu_s"] / len(msgs) * 1e6)
+                print(f"  round {r + 1}, {name}: {rate:,.0f} msg/s ({res[0]['seconds']:.1f} s, "
+                      f"{res[0]['scrapes']} scrapes, process CPU {res[0]['process_cpu_s']} s)", flush=True)
+        off = statistics.median(rates["without metrics"])
+        on = statistics.median(rates["with metrics, scraped every second"])
+        print(f"\n| one worker -> PostgreSQL, {len(msgs):,} messages, {args.metrics_rounds} rounds each, alternating "
+              f"| median msg/s | rounds msg/s | median process CPU µs/msg |")
+        print("|---|---:|---|---:|")
+        for name, xs in rates.items():
+            print(f"| {name} | {statistics.median(xs):,.0f} | {', '.join(f'{x:,.0f}' for x in xs)} "
+                  f"| {statistics.median(cpu[name]):.0f} |")
+        cpu_on = statistics.median(cpu["with metrics, scraped every second"])
+        cpu_off = statistics.median(cpu["without metrics"])
+        print(f"\nwith metrics / without: rate {on / off:.3f} (cost {1 - on / off:+.1%}); CPU a message "
+              f"{cpu_on / cpu_off:.3f} ({cpu_on / cpu_off - 1:+.1%})")
+        # What a scrape of a dashboard process costs the store: the fleet's state per district, at K kiosks.
+        from kiosk.centre.metrics import FleetGauges
+        from kiosk.centre.queries import Centre
+
+        store = open_store(db)
+        gauges = FleetGauges(Centre(store), cache_seconds=0.0)
+        times = []
+        for _ in range(7):
+            gauges.rows()
+            times.append(gauges.last_read_seconds * 1000)
+        print(f"fleet state per district at {args.kiosks:,} kiosks (a dashboard scrape, at most once per 5 s): "
+              f"median {statistics.median(times):.1f} ms, max {max(times):.1f} ms")
+        # What one scrape costs a worker's process, in CPU: rendering its metrics, and a readiness probe (a new
+        # connection, a row written and rolled back).
+        from kiosk.centre.metrics import CentreMetrics
+        from kiosk.centre.watch import IngestWorker
+
+        w = IngestWorker(f"mqtt://127.0.0.1:{port}", store, FleetRegistry.from_json(json.loads(reg)))
+        metrics = CentreMetrics(worker=w, role="ingest")
+        for name, fn in (("render /metrics", metrics.render), ("readiness probe", lambda: store.probe(2.0))):
+            fn()
+            started, n = time.process_time(), 50
+            for _ in range(n):
+                fn()
+            print(f"{name}: {(time.process_time() - started) / n * 1000:.2f} ms of CPU each (mean of {n})")
+        store.close()
     finally:
         proc.terminate()
         proc.wait()
@@ -540,6 +648,9 @@ def main() -> int:
     ap.add_argument("--skip-ingest", action="store_true")
     ap.add_argument("--skip-checks", action="store_true", help="skip the plausibility checks' in-process table")
     ap.add_argument("--skip-queries", action="store_true")
+    ap.add_argument("--skip-metrics", action="store_true", help="skip the metrics' cost (section 4)")
+    ap.add_argument("--metrics-rounds", type=int, default=3, help="section 4: rounds of each (alternating)")
+    ap.add_argument("--only-metrics", action="store_true", help="run section 4 alone")
     args = ap.parse_args()
     from centre_pg import PostgresServer
 
@@ -547,6 +658,9 @@ def main() -> int:
     pg = PostgresServer()
     tmp = Path(tempfile.mkdtemp(prefix="bench-centre-"))
     try:
+        if args.only_metrics:
+            bench_metrics(args, pg, tmp)
+            return 0
         bench_signature()
         if not args.skip_checks:
             bench_checks(args)
@@ -554,6 +668,8 @@ def main() -> int:
             bench_ingest(args, pg, tmp)
         if not args.skip_queries:
             bench_queries(args, pg)
+        if not args.skip_metrics:
+            bench_metrics(args, pg, tmp)
     finally:
         pg.stop()
     return 0

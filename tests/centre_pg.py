@@ -33,7 +33,10 @@ def _free_port() -> int:
 
 
 class PostgresServer:
-    def __init__(self):
+    """``password_auth``: TCP connections must give a password (SCRAM), as a city's server asks; the unix
+    socket stays trusted for the test's own set-up (:meth:`add_role`)."""
+
+    def __init__(self, password_auth: bool = False):
         self.dir = tempfile.mkdtemp(prefix="centre-pg-")
         self.port = _free_port()
         self.as_user: list[str] = []
@@ -45,14 +48,16 @@ class PostgresServer:
             os.chown(self.dir, pw.pw_uid, pw.pw_gid)
             self.as_user = ["runuser", "-u", user, "--"]
         data = os.path.join(self.dir, "data")
-        subprocess.run([*self.as_user, _bin("initdb"), "-D", data, "-U", "postgres", "--auth=trust", "-E", "UTF8",
+        auth = ["--auth-local=trust", "--auth-host=scram-sha-256"] if password_auth else ["--auth=trust"]
+        subprocess.run([*self.as_user, _bin("initdb"), "-D", data, "-U", "postgres", *auth, "-E", "UTF8",
                         "--no-sync", "-N"], check=True, capture_output=True)
-        self.proc = subprocess.Popen(
-            [*self.as_user, _bin("postgres"), "-D", data, "-p", str(self.port), "-k", self.dir,
-             "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off", "-c", "synchronous_commit=off",
-             "-c", "full_page_writes=off", "-c", "max_connections=60", "-c", "shared_buffers=64MB"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self._command = [*self.as_user, _bin("postgres"), "-D", data, "-p", str(self.port), "-k", self.dir,
+                         "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off", "-c", "synchronous_commit=off",
+                         "-c", "full_page_writes=off", "-c", "max_connections=60", "-c", "shared_buffers=64MB"]
+        self.proc = subprocess.Popen(self._command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         self.url = f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
+        if password_auth:  # the set-up's own connections go through the socket
+            self.url = f"postgresql://postgres@/postgres?host={self.dir}&port={self.port}"
         self._wait()
 
     def _wait(self) -> None:
@@ -68,13 +73,50 @@ class PostgresServer:
                     raise RuntimeError("the test PostgreSQL did not start")
                 time.sleep(0.1)
 
-    def new_database(self) -> str:
+    def new_database(self, owner: str = "") -> str:
+        """A fresh database's URL (as the set-up connects)."""
+        return self.database_url(self.create_database(owner))
+
+    def create_database(self, owner: str = "") -> str:
+        """A fresh database (owned by ``owner``, else by postgres); its name."""
         import psycopg
 
         name = "t_" + uuid.uuid4().hex[:12]
         with psycopg.connect(self.url, autocommit=True) as c:
-            c.execute(f"CREATE DATABASE {name}")
-        return self.url.rsplit("/", 1)[0] + "/" + name
+            c.execute(f"CREATE DATABASE {name}" + (f" OWNER {owner}" if owner else ""))
+        return name
+
+    def database_url(self, name: str, user: str = "postgres", password: str = "") -> str:
+        """A URL of database ``name``: over TCP (with ``password`` when given), else as the set-up connects."""
+        if password or "?" not in self.url:
+            from urllib.parse import quote
+
+            who = f"{user}:{quote(password, safe='')}" if password else user
+            return f"postgresql://{who}@127.0.0.1:{self.port}/{name}"
+        return f"postgresql://{user}@/{name}?host={self.dir}&port={self.port}"
+
+    def add_role(self, name: str, password: str) -> None:
+        """A login role with a password (for the TCP connections of a ``password_auth`` server)."""
+        import psycopg
+        from psycopg import sql
+
+        with psycopg.connect(self.url, autocommit=True) as c:
+            c.execute(sql.SQL("CREATE ROLE {} LOGIN PASSWORD {}").format(sql.Identifier(name), sql.Literal(password)))
+
+    def halt(self) -> None:
+        """Stop the server at once, keeping its data (:meth:`resume` starts it again on the same port).
+
+        PostgreSQL's fast shutdown (SIGINT to the postmaster, not through runuser): open sessions are ended, as
+        when a database server is stopped under a running centre."""
+        import signal
+
+        with open(os.path.join(self.dir, "data", "postmaster.pid")) as f:
+            os.kill(int(f.readline()), signal.SIGINT)
+        self.proc.wait(30)
+
+    def resume(self) -> None:
+        self.proc = subprocess.Popen(self._command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self._wait()
 
     def stop(self) -> None:
         self.proc.terminate()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import time
 from pathlib import Path
 
 import pytest
@@ -192,6 +193,43 @@ def test_log_in_switch_language_and_log_out_through_the_forms_under_the_csp(brow
         browser.get(server.url + "/login")
         browser.find_element(By.ID, "lang-vi").click()  # the language form works before a login too
         assert wait_for(lambda: page_lang(browser) == "vi", 10)
+        assert csp_violations(browser) == []
+    finally:
+        browser.set_window_size(1280, 1000)
+
+
+@pytest.mark.parametrize("size", [(1280, 800), (390, 844)], ids=["desktop", "phone"])
+def test_the_fleets_software_page_names_the_kiosks_behind(browser, site, size):
+    """The kiosks that are well report 1.2.0 in their signed info, two of them 1.1.0, the others are still on
+    the simulator's version: the city's page lists every kiosk behind 1.2.0, live-refreshed, without sideways
+    scrolling of the page on a phone."""
+    from selenium.webdriver.common.by import By
+
+    from kiosk.centre.ingest import Ingest
+    from centre_helpers import registry_of
+
+    server, city, districts, centre = site
+    ingest = Ingest(registry_of(city))
+    well = [k for k in city.kiosks if not k.condition]
+    for i, k in enumerate(well):
+        ingest.handle(k.topic("info"), k.signed("info", {**k.info(time.time()), "version": "1.1.0" if i < 2 else
+                                                         "1.2.0"}))
+    centre.store.write(ingest.take())
+    behind = {f"{k.site}/{k.device}" for k in well[:2] + [k for k in city.kiosks if k.condition]}
+    browser.set_window_size(*size)
+    try:
+        csp_violations(browser)
+        login(browser, server.url, "city")
+        browser.find_element(By.ID, "nav-versions").click()
+        assert wait_for(lambda: "/versions" in browser.current_url, 10)
+        assert browser.find_element(By.ID, "versions-target").text == "1.2.0"
+        assert browser.find_element(By.ID, "versions-behind").text == str(len(behind))
+        rows = {r.get_attribute("data-kiosk") for r in
+                browser.find_elements(By.CSS_SELECTOR, "#versions-behind-table tbody tr")}
+        assert rows == behind
+        assert wait_for(lambda: browser.find_element(By.TAG_NAME, "body").get_attribute("data-refreshed"), 10)
+        assert browser.execute_script("return document.documentElement.scrollWidth <= window.innerWidth")
+        shot(browser, f"centre-versions-{'phone' if size[0] < 500 else 'desktop'}.png")
         assert csp_violations(browser) == []
     finally:
         browser.set_window_size(1280, 1000)

@@ -232,21 +232,6 @@ def test_no_scans_today_follows_each_venues_last_day_with_a_scan(store):
     assert centre.overview()["totals"]["venues_with_scans"] == 0
 
 
-def test_a_store_made_before_the_last_scan_day_gains_it(store):
-    city = small_city(venues=10, share=1.0)
-    centre, _ = centre_over(store, city, grace_hour=0)
-    k = city.kiosks[0]
-    store.write(_day_row(k, city.local_now().date().isoformat(), 5, 1))
-    store.execute("ALTER TABLE venues DROP COLUMN last_scan_day")  # as the store of an earlier release
-    again = open_store(store.url)
-    try:
-        assert again.has_column("venues", "last_scan_day")
-        moved = type(centre)(again, centre.settings)
-        assert _listed_without_scans(moved) == {v.venue_id for v in city.venues} - {k.venue.venue_id}
-    finally:
-        again.close()
-
-
 def test_retention_prunes_history_older_than_kept_on_its_own(store, tmp_path):
     from kiosk.centre.retention import Retention
 

@@ -60,6 +60,9 @@ def test_the_dashboard_serves_and_the_workers_only_ingest():
     assert "--no-web" in worker and "--share-group" in worker
     # One client id per instance: each worker's broker session (and its queued messages) survives its restart.
     assert "--client-id kiosk-centre-ingest-%i" in worker
+    # Each process its own metrics listener, as Prometheus scrapes them (docs/operations.md, "Metrics").
+    assert "--metrics-listen ${CENTRE_METRICS_HOST}:9464" in web
+    assert "--metrics-listen ${CENTRE_METRICS_HOST}:947%i" in worker
 
 
 @needs_analyze
@@ -98,6 +101,8 @@ def test_no_password_ever_reaches_the_start_up_line():
 
 
 def test_the_start_up_line_counts_the_registry(tmp_path):
+    from kiosk.centre.migrations import LATEST
+
     city = small_city(venues=10, share=0.5)
     from centre_helpers import registry_of
 
@@ -107,7 +112,9 @@ def test_the_start_up_line_counts_the_registry(tmp_path):
     line = startup_line(store, listen="127.0.0.1:8080", broker="mqtt://127.0.0.1:1883")
     assert line == (f"kiosk centre: dashboard on http://127.0.0.1:8080; ingesting from mqtt://127.0.0.1:1883; "
                     f"store sqlite :memory:; registry: {len(city.kiosks)} kiosk(s) (0 revoked), "
-                    f"{len(city.venues)} registered venue(s)")
+                    f"{len(city.venues)} registered venue(s); schema version {LATEST}; no metrics listener")
+    assert startup_line(store, listen=None, broker="mqtt://127.0.0.1:1883", metrics="10.0.0.5:9471").endswith(
+        "; metrics and probes on http://10.0.0.5:9471/metrics")
     store.close()
 
 

@@ -61,6 +61,17 @@ WORDS = {
     "unknown-venue": ("Địa điểm chưa đăng ký", "Unknown venue"),
     "implausible": ("Số liệu bất thường", "Implausible figures"),
     "no-scans-today": ("Không có lượt quét hôm nay", "No scans today"),
+    "software": ("Phần mềm máy quét", "Kiosk software"),
+    "version": ("Phiên bản", "Version"),
+    "versions": ("Các phiên bản", "Versions"),
+    "behind": ("Chưa cập nhật", "Behind"),
+    "kiosks_behind": ("Máy chưa cập nhật", "Kiosks behind"),
+    "current_version": ("Phiên bản cần chạy", "Version to run"),
+    "current_default": ("mặc định: phiên bản mới nhất đang chạy", "default: the newest any kiosk runs"),
+    "unknown_version": ("Chưa rõ (chưa gửi thông tin có chữ ký)", "Unknown (no signed info yet)"),
+    "up_to_date": ("Mọi máy đều chạy phiên bản này hoặc mới hơn", "Every kiosk runs this version or a newer one"),
+    "first_shown": ("Hiển thị {n} máy đầu tiên; tất cả có trong API", "The first {n} are shown; the API has them all"),
+    "reported_at": ("Báo lúc", "Reported at"),
 }
 
 

@@ -52,7 +52,7 @@ from datetime import datetime
 from kiosk.centre.plausible import HEALTH_FLAGS, MAX_COUNT, Implausible, Limits, health_numbers
 from kiosk.centre.registry import FleetRegistry
 from kiosk.errors import SignatureRefused
-from kiosk.wire.reasons import MALFORMED, UNKNOWN_KEY
+from kiosk.wire.reasons import MALFORMED, REFUSALS, UNKNOWN_KEY
 from kiosk.wire.signing import MAX_MESSAGE_BYTES, verify_parsed
 
 # Centre-side refusal reasons, beside kiosk.wire.signing's (unsigned, unknown-key, bad-signature, malformed).
@@ -62,6 +62,9 @@ WRONG_KIOSK = "wrong-kiosk"  # a valid signature, but by another kiosk's key
 NOT_KIOSK_TOPIC = "not-a-kiosk-topic"
 IMPLAUSIBLE = "implausible"  # the kiosk's own valid signature on a claim no real kiosk could make
 SIGNED_LEAVES = ("counts", "info", "health", "events")
+# The labels refusals are counted under in the metrics: a bounded set whatever a sender puts in a topic.
+REFUSAL_REASONS = frozenset((*REFUSALS, UNKNOWN_KIOSK, REVOKED, WRONG_KIOSK, NOT_KIOSK_TOPIC, IMPLAUSIBLE))
+TOPIC_KINDS = frozenset((*SIGNED_LEAVES, "status"))
 MAX_REFUSED_TOPICS = 10_000  # distinct (topic, reason) counters kept in memory between flushes
 MAX_SEQ = MAX_COUNT  # JSON's safe integers
 REFUSAL_LOG_SECONDS = 60.0  # a refusal is logged at most once per kiosk and reason in this long
@@ -140,6 +143,7 @@ class Batch:
     refused: dict = field(default_factory=dict)  # (topic, reason) -> [n, last_at]
     implausible: dict = field(default_factory=dict)  # (site, device) -> [first_at, last_at, n, what] (centre's clock)
     messages: int = 0
+    applied: int = 0  # of ``messages``, verified and applied (set when the batch is taken)
 
     def __len__(self) -> int:
         return (len(self.info) + len(self.status) + len(self.health) + len(self.seen) + len(self.daily)
@@ -154,6 +158,18 @@ class IngestStats:
     ignored: int = 0  # a leaf the centre does not read (cmd-result, ...) or not a kiosk topic
     superseded: int = 0  # coalescing: not verified, a verified newer message of its kiosk made it moot
     implausible: int = 0  # refused as implausible (also in ``refused``)
+    # (topic kind, reason) -> refused messages, for the metrics: both from bounded sets (refusal_labels)
+    refusals: dict = field(default_factory=dict)
+    taken: int = 0  # ``applied`` when the last batch was taken (Batch.applied is the difference)
+
+
+def refusal_labels(topic: str, reason: str) -> tuple[str, str]:
+    """(topic kind, reason) of a refusal as the metrics count it: ``counts``, ``info``, ``health``, ``events``,
+    ``status`` or ``other``; a known reason or ``other``. Never the topic itself: a sender choosing its topics
+    must not choose how many series the centre keeps."""
+    parts = topic.split("/", 4)
+    kind = parts[4] if len(parts) == 5 and parts[0] == "checkin" and parts[4] in TOPIC_KINDS else "other"
+    return kind, reason if reason in REFUSAL_REASONS else "other"
 
 
 class RefusalLog:
@@ -238,11 +254,15 @@ class Ingest:
         if self._pending:
             self._resolve()
         b, self.batch = self.batch, Batch()
+        b.applied, self.stats.taken = self.stats.applied - self.stats.taken, self.stats.applied
         return b
 
     def refuse(self, topic: str, reason: str, now: float, what: str = "") -> bool:
         """Count ``topic``'s message as refused for ``reason`` (and log it, rate-limited); False."""
-        self.stats.refused += 1
+        stats = self.stats
+        stats.refused += 1
+        labels = refusal_labels(topic, reason)
+        stats.refusals[labels] = stats.refusals.get(labels, 0) + 1
         self.log.note(topic, reason, now, what)
         key = (topic, reason)
         refused = self.batch.refused

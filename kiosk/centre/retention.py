@@ -26,6 +26,7 @@ class Retention:
         self.keep_days = max(MIN_KEEP_DAYS, keep_days)
         self.every_seconds = every_seconds
         self.passes = 0
+        self.failures = 0  # passes the store refused (the metrics' store_errors{operation="prune"})
         self.done = threading.Condition()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="centre-retention", daemon=True)
@@ -49,5 +50,6 @@ class Retention:
             try:
                 self.prune_now()
             except Exception:  # a database restart: try again next time, the history only grows meanwhile
+                self.failures += 1
                 log.exception("centre: pruning old history failed")
             self._stop.wait(self.every_seconds)

@@ -14,6 +14,7 @@ session up, so in every dashboard process that shares the store:
 * a login always makes a new id (the old one, if any, is deleted): no session fixation.
 
 ``seen`` is written at most once a minute per session (``touch_seconds``), not at every request.
+The table is the store's (migration 3, :mod:`kiosk.centre.migrations`).
 """
 
 from __future__ import annotations
@@ -24,12 +25,6 @@ import threading
 import time
 from dataclasses import dataclass
 
-DDL = (
-    "CREATE TABLE IF NOT EXISTS web_sessions (id_hash TEXT PRIMARY KEY, account TEXT NOT NULL, "
-    "stamp TEXT NOT NULL, csrf TEXT NOT NULL, created DOUBLE PRECISION NOT NULL, seen DOUBLE PRECISION NOT NULL)",
-    "CREATE INDEX IF NOT EXISTS web_sessions_account ON web_sessions (account)",
-    "CREATE INDEX IF NOT EXISTS web_sessions_seen ON web_sessions (seen)",
-)
 TOKEN_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
 
 
@@ -49,15 +44,9 @@ def _hash(token: str) -> str:
 
 def end_account_sessions(store, account: str) -> int:
     """Delete every session of ``account`` (``kiosk centre user passwd|disable|remove --db``)."""
-    create(store)
     n = store.query("SELECT COUNT(*) AS n FROM web_sessions WHERE account = ?", [account])[0]["n"]
     store.execute("DELETE FROM web_sessions WHERE account = ?", [account])
     return int(n)
-
-
-def create(store) -> None:
-    for ddl in DDL:
-        store.execute(ddl)
 
 
 class Sessions:
@@ -68,7 +57,6 @@ class Sessions:
         self.clock = clock
         self._pruned = 0.0
         self._lock = threading.Lock()
-        create(store)
 
     def start(self, account: str, stamp: str, replacing: str | None = None) -> tuple[str, Session]:
         """A new session for ``account``: (the id for the cookie, the session). ``replacing``: the id of

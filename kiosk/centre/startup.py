@@ -27,16 +27,22 @@ def safe_url(url: str) -> str:
     return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
 
 
-def startup_line(store, *, listen: str | None, broker: str | None, share_group: str = "") -> str:
-    """One line: the dashboard's address (or none), the store, the broker (or none), the fleet it knows."""
+def startup_line(store, *, listen: str | None, broker: str | None, share_group: str = "",
+                 metrics: str | None = None) -> str:
+    """One line: the dashboard's address (or none), the store, the broker (or none), the fleet it knows, the
+    store's schema version and the metrics listener (``metrics``: its HOST:PORT, or none)."""
+    from kiosk.centre.migrations import version_of
+
     (counts,) = store.query("SELECT COUNT(*) AS kiosks, COALESCE(SUM(revoked), 0) AS revoked FROM fleet")
     venues = store.registry_summary()["venues"]
     kiosks, revoked = int(counts["kiosks"] or 0), int(counts["revoked"] or 0)
     web = f"dashboard on http://{listen}" if listen else "no dashboard (--no-web)"
     ingest = (f"ingesting from {safe_url(broker)}" + (f" (shared subscription group {share_group})" if share_group else "")
               if broker else "no ingest (--no-ingest)")
+    probes = f"metrics and probes on http://{metrics}/metrics" if metrics else "no metrics listener"
     return (f"kiosk centre: {web}; {ingest}; store {getattr(store, 'dialect', '?')} {safe_url(str(store.url))}; "
-            f"registry: {kiosks - revoked} kiosk(s) ({revoked} revoked), {int(venues or 0)} registered venue(s)")
+            f"registry: {kiosks - revoked} kiosk(s) ({revoked} revoked), {int(venues or 0)} registered venue(s); "
+            f"schema version {version_of(store)}; {probes}")
 
 
 def announce(store, **where) -> str:

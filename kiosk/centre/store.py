@@ -21,6 +21,9 @@ district or ward, so it counts only under "not registered" (issue 19.2).
 
 from __future__ import annotations
 
+import contextlib
+import logging
+import os
 import sqlite3
 import threading
 import time
@@ -29,11 +32,13 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Iterable, Sequence
 
+from kiosk.centre import migrations
 from kiosk.centre.ingest import Batch
 from kiosk.centre.registry import VENUE_COLUMNS, FleetRegistry, Venue
 from kiosk.errors import KioskValueError
 
 HOURS = [f"h{h:02d}" for h in range(24)]
+log = logging.getLogger(__name__)
 
 TABLES = {
     "fleet": ("site TEXT NOT NULL", "device TEXT NOT NULL", "venue_id TEXT NOT NULL", "kid TEXT NOT NULL",
@@ -78,22 +83,8 @@ CLEAR_UNREGISTERED_PLACES = ("UPDATE venues SET " + ", ".join(f"{c} = ''" for c 
 # Columns the store keeps itself, never written from a batch's or the registry's rows (so not in
 # ``columns()``): ``venues.last_scan_day`` is the latest local day on which any of the venue's kiosks
 # counted a scan (NULL: never), so "no scans today" is one indexed comparison, not an anti-join of the
-# whole city's venues against today's history. Added to older stores by ``create()``.
+# whole city's venues against today's history.
 DERIVED = {"venues": ("last_scan_day TEXT",)}
-INDEXES = (
-    "CREATE INDEX IF NOT EXISTS daily_day_venue ON daily (day, venue_id)",
-    "CREATE INDEX IF NOT EXISTS venues_district_ward ON venues (district, ward)",
-    "CREATE INDEX IF NOT EXISTS fleet_venue ON fleet (venue_id)",
-    # The inspection list's order within a ward, over registered venues: its first page is an index range
-    # scan stopped by LIMIT.
-    "CREATE INDEX IF NOT EXISTS venues_inspection ON venues (district, ward, name, venue_id) WHERE registered = 1",
-    # The few kiosks with a problem, found without joining every kiosk's state (queries._inspection_sql).
-    "CREATE INDEX IF NOT EXISTS venues_unregistered ON venues (venue_id) WHERE registered = 0",
-    "CREATE INDEX IF NOT EXISTS status_offline ON kiosk_status (site, device) WHERE status = 'offline'",
-    "CREATE INDEX IF NOT EXISTS seen_last_ts ON kiosk_seen (last_ts)",
-    "CREATE INDEX IF NOT EXISTS health_problem ON kiosk_health (site, device) "
-    "WHERE camera_ok = 0 OR display_ok = 0 OR clock_synced = 0 OR trust_stale = 1",
-)
 # A batch's scans move venues.last_scan_day forward (never back: a late message of an older day).
 ADVANCE_SCAN_DAY = ("UPDATE venues SET last_scan_day = ? WHERE venue_id = ? "
                     "AND (last_scan_day IS NULL OR last_scan_day < ?)")
@@ -156,6 +147,10 @@ WRITE_ORDER = ("kiosk_info", "venues", "kiosk_status", "kiosk_health", "kiosk_se
                "kiosk_implausible")
 
 
+# The PostgreSQL advisory lock the schema's migrations (and a restore) hold.
+MIGRATION_LOCK = 727001
+
+
 class StoreError(KioskValueError):
     """A store URL or file the centre cannot open."""
 
@@ -215,22 +210,28 @@ class Store:
     def close(self) -> None:
         raise NotImplementedError
 
-    # -- common ------------------------------------------------------------------------
-    def has_column(self, table: str, column: str) -> bool:
+    def exclusive(self):
+        """A context manager: one transaction holding the lock that keeps other processes from migrating
+        the schema at the same time; it yields an executor (``execute``, ``query``, ``dialect``)."""
         raise NotImplementedError
 
-    def create(self) -> None:
-        added = False
-        for table, cols in TABLES.items():
-            self.execute(f"CREATE TABLE IF NOT EXISTS {table} ({', '.join(cols + DERIVED.get(table, ()))})")
-            for col in DERIVED.get(table, ()):
-                if not self.has_column(table, col.split()[0]):  # a store made before the column existed
-                    self.execute(f"ALTER TABLE {table} ADD COLUMN {col}")
-                    added = True
-        for ddl in INDEXES:
-            self.execute(ddl)
-        if added:
-            self.refresh_scan_days()
+    def probe(self, timeout: float = 2.0) -> None:
+        """Write a row and roll it back, on a connection of its own, within ``timeout`` seconds (the
+        readiness probe); raises when the store cannot be reached or written."""
+        raise NotImplementedError
+
+    # -- common ------------------------------------------------------------------------
+    def migrate(self) -> list[int]:
+        """Bring the schema to :data:`kiosk.centre.migrations.LATEST`; the migrations applied (see there)."""
+        try:
+            applied = migrations.upgrade(self)
+        except migrations.SchemaError as exc:
+            self.close()
+            raise StoreError(str(exc)) from exc.__cause__
+        if applied:
+            log.info("centre store: schema migrations %s applied (now version %d)",
+                     ", ".join(map(str, applied)), migrations.LATEST)
+        return applied
 
     def refresh_scan_days(self) -> None:
         """Recompute every venue's last day with a scan from the history of its (not revoked) kiosks."""
@@ -297,7 +298,7 @@ class SQLiteStore(Store):
 
     dialect = "sqlite"
 
-    def __init__(self, path: str | Path = ":memory:"):
+    def __init__(self, path: str | Path = ":memory:", migrate: bool = True):
         self.url = self.path = str(path)
         try:
             if self.path != ":memory:":
@@ -308,14 +309,50 @@ class SQLiteStore(Store):
         except (sqlite3.Error, OSError) as exc:
             raise StoreError(f"cannot open {self.path}: {exc}") from None
         self._lock = threading.RLock()
-        self.create()
+        if migrate:
+            self.migrate()
+        self._inode = _inode(self.path)
 
     def execute(self, sql, params=()):
         with self._lock:
             self._db.execute(sql, params)
 
-    def has_column(self, table, column):
-        return any(r["name"] == column for r in self.query(f"PRAGMA table_info({table})"))
+    @contextlib.contextmanager
+    def exclusive(self):
+        # BEGIN IMMEDIATE takes SQLite's write lock at once: another process opening the store waits
+        # here (up to the busy timeout), then finds the schema migrated.
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+
+    def probe(self, timeout=2.0):
+        if self.path == ":memory:":
+            with self._lock:
+                self._probe(self._db)
+            return
+        # The file this process opened must still be the file at its path: one deleted or replaced under
+        # a running centre takes writes nobody will read.
+        if _inode(self.path) != self._inode:
+            raise StoreError(f"{self.path} is no longer the file this centre opened")
+        db = sqlite3.connect(f"file:{_uri_path(self.path)}?mode=rw", uri=True, isolation_level=None,
+                             timeout=timeout)
+        try:
+            self._probe(db)
+        finally:
+            db.close()
+
+    @staticmethod
+    def _probe(db) -> None:
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            db.execute("INSERT INTO readiness_probe (at) VALUES (?)", (time.time(),))
+        finally:
+            db.execute("ROLLBACK")
 
     def query(self, sql, params=()):
         with self._lock:
@@ -372,7 +409,7 @@ class PostgresStore(Store):
 
     dialect = "postgres"
 
-    def __init__(self, url: str):
+    def __init__(self, url: str, migrate: bool = True):
         import psycopg
 
         self.url = url
@@ -384,9 +421,8 @@ class PostgresStore(Store):
             self._conn()
         except psycopg.Error as exc:
             raise StoreError(f"cannot connect to PostgreSQL: {str(exc).splitlines()[0]}") from None
-        with self._conn().transaction():
-            self._conn().execute("SELECT pg_advisory_xact_lock(727001)")  # workers starting together
-            self.create()
+        if migrate:
+            self.migrate()
 
     def _conn(self):
         c = getattr(self._local, "conn", None)
@@ -401,9 +437,22 @@ class PostgresStore(Store):
                 self._all.append(c)
         return c
 
-    def has_column(self, table, column):
-        return bool(self.query("SELECT 1 FROM information_schema.columns WHERE table_schema = current_schema() "
-                               "AND table_name = ? AND column_name = ?", [table, column]))
+    @contextlib.contextmanager
+    def exclusive(self):
+        conn = self._conn()
+        with conn.transaction():
+            # Workers starting together: one migrates, the others wait here and then find nothing to do.
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK,))
+            yield self
+
+    def probe(self, timeout=2.0):
+        conn = self._psycopg.connect(self.url, connect_timeout=max(1, round(timeout)))
+        try:
+            with conn.transaction(force_rollback=True):
+                conn.execute(f"SET LOCAL statement_timeout = {int(timeout * 1000)}")
+                conn.execute("INSERT INTO readiness_probe (at) VALUES (%s)", (time.time(),))
+        finally:
+            conn.close()
 
     @staticmethod
     def _sql(sql: str) -> str:
@@ -413,7 +462,14 @@ class PostgresStore(Store):
         self._conn().execute(self._sql(sql), params)
 
     def query(self, sql, params=()):
-        cur = self._conn().execute(self._sql(sql), params)
+        try:
+            cur = self._conn().execute(self._sql(sql), params)
+        except self._psycopg.OperationalError:
+            # This thread's connection died while idle (the server restarted since its last use): a read is
+            # asked again on a new one, so a dashboard answers at once when the database is back.
+            if not self._local.conn.closed:
+                raise
+            cur = self._conn().execute(self._sql(sql), params)
         names = [d.name for d in cur.description]
         return [dict(zip(names, (_plain(v) if isinstance(v, Decimal) else v for v in r))) for r in cur.fetchall()]
 
@@ -494,21 +550,42 @@ class PostgresStore(Store):
             self._all.clear()
 
 
+def _inode(path: str) -> tuple | None:
+    """(device, inode) of a store file; None in memory or when it is gone."""
+    if path == ":memory:":
+        return None
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_dev, st.st_ino)
+
+
+def _uri_path(path: str) -> str:
+    from urllib.parse import quote
+
+    return quote(os.path.abspath(path))
+
+
 def _plain(v: Decimal) -> int | None:
     """A NUMERIC from PostgreSQL (a SUM of BIGINTs) as an int; None for NaN and infinities."""
     return int(v) if v.is_finite() else None
 
 
-def open_store(url: str | Path = "") -> Store:
-    """``postgresql://...`` -> PostgreSQL; a path, ``sqlite:///path`` or empty (memory) -> SQLite."""
+def open_store(url: str | Path = "", migrate: bool = True) -> Store:
+    """``postgresql://...`` -> PostgreSQL; a path, ``sqlite:///path`` or empty (memory) -> SQLite.
+
+    The store is brought to this centre's schema (:mod:`kiosk.centre.migrations`) unless ``migrate``
+    is False (``kiosk centre schema``, which only looks).
+    """
     url = str(url or ":memory:")
     if url.startswith(("postgresql://", "postgres://")):
-        return PostgresStore(url)
+        return PostgresStore(url, migrate)
     if url.startswith("sqlite:///"):
         url = url[len("sqlite:///"):] or ":memory:"
     elif "://" in url:
         raise StoreError(f"--db {url!r}: use a file path, sqlite:///path or postgresql://...")
-    return SQLiteStore(url)
+    return SQLiteStore(url, migrate)
 
 
 def now() -> float:

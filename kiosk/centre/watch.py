@@ -81,6 +81,18 @@ class IngestWorker:
         self.connected = threading.Event()
         self.last_message_at = 0.0
         self.written = 0
+        # What the metrics read (kiosk.centre.metrics); plain numbers, each written by one thread.
+        self.received = 0  # messages paho handed over (paho's thread)
+        self.stored = 0  # verified messages in batches committed to the store
+        self.batches_written = 0
+        self.store_errors = 0  # failed write attempts (each retried, up to WRITE_ATTEMPTS)
+        self.batches_dropped = 0  # given up after WRITE_ATTEMPTS
+        self.messages_dropped = 0  # verified messages in those batches
+        self.write_observer = None  # called with each committed batch's write time in seconds (a histogram)
+        # Arrival times (monotonic) of the oldest message of the batch being filled and of each batch handed
+        # to the writer and not yet written: the age of the oldest message not yet in the store.
+        self._batch_since: float | None = None
+        self._unwritten: deque = deque()
         self.client_id = client_id or f"kiosk-centre-{uuid.uuid4().hex[:12]}"
         self.client, self.address = make_client(self.client_id, url, mqtt_config, protocol=mqtt.MQTTv5)
         if mqtt_config is None:  # paho's default backoff grows to 2 minutes: too long for the centre
@@ -141,8 +153,9 @@ class IngestWorker:
 
     def _on_message(self, client, userdata, message) -> None:
         inbox = self._inbox
-        inbox.append((message.topic, message.payload))
-        self.last_message_at = time.monotonic()
+        self.last_message_at = now = time.monotonic()
+        inbox.append((message.topic, message.payload, now))
+        self.received += 1
         n = len(inbox)
         if n == WAKE_CHUNK:  # fewer wait for the deadline: each wake-up is a GIL hand-off paho pays for
             self._arrived.set()
@@ -157,8 +170,10 @@ class IngestWorker:
         inbox, handle = self._inbox, self.ingest.handle
         while inbox and self.ingest.batch.messages < self.batch_max:
             now = time.time()
+            if self._batch_since is None:
+                self._batch_since = inbox[0][2]
             for _ in range(min(len(inbox), 1000)):
-                topic, payload = inbox.popleft()
+                topic, payload, _ = inbox.popleft()
                 handle(topic, payload, now)
             with self._room:
                 self._room.notify()
@@ -180,9 +195,11 @@ class IngestWorker:
                 batch = None
             if batch is not None:
                 deadline = time.monotonic() + self.flush_seconds
+                since, self._batch_since = self._batch_since, None
                 if batch.messages or len(batch):
                     with self._written:
                         self._handed += 1
+                    self._unwritten.append(time.monotonic() if since is None else since)
                     self._batches.put(batch)
             if stopping and not self._inbox:
                 return
@@ -195,21 +212,57 @@ class IngestWorker:
                     self._write(batch)
                     break
                 except Exception:  # a locked or full disk, a database restart: keep watching
+                    self.store_errors += 1
                     if attempt == WRITE_ATTEMPTS:
+                        self.batches_dropped += 1
+                        self.messages_dropped += batch.applied
                         log.exception("centre: writing a batch of %d messages failed; dropped", batch.messages)
                     else:
                         log.warning("centre: writing the batch failed (attempt %d); trying again", attempt,
                                     exc_info=True)
                         time.sleep(0.2 * attempt)
+            if self._unwritten:
+                self._unwritten.popleft()
             with self._written:
                 self._done += 1
                 self._written.notify_all()
 
     def _write(self, batch) -> int:
         with self._write_lock:
+            started = time.perf_counter()
             n = self.store.write(batch)
+            seconds = time.perf_counter() - started
         self.written += batch.messages
+        self.stored += batch.applied
+        self.batches_written += 1
+        if self.write_observer is not None:
+            self.write_observer(seconds)
         return n
+
+    def alive(self) -> bool:
+        """False once the ingest stage or the writer thread of a started worker has ended (or it was stopped)."""
+        started = self._stage.ident is not None
+        return not started or (self._stage.is_alive() and self._writer.is_alive() and not self._stop.is_set())
+
+    def inbox_depth(self) -> int:
+        """Messages received and not yet taken in by the ingest stage."""
+        return len(self._inbox)
+
+    def oldest_waiting_seconds(self) -> float:
+        """How long the oldest message received and not yet written to the store has waited (0: none)."""
+        times = []
+        try:
+            times.append(self._inbox[0][2])
+        except IndexError:  # empty, or emptied by the stage meanwhile
+            pass
+        since = self._batch_since
+        if since is not None:
+            times.append(since)
+        try:
+            times.append(self._unwritten[0])
+        except IndexError:
+            pass
+        return max(0.0, time.monotonic() - min(times)) if times else 0.0
 
     def flush(self) -> int:
         """Write everything received so far, now; returns how many rows this call wrote."""
@@ -218,7 +271,9 @@ class IngestWorker:
                 self._take_in()
                 if self._inbox:  # more than a batch is waiting
                     self._write(self.ingest.take())
+                    self._batch_since = None
             batch = self.ingest.take()
+            self._batch_since = None
         with self._written:
             handed = self._handed
         n = self._write(batch)

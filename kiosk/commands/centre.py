@@ -3,6 +3,9 @@
     kiosk centre --broker URL --registry fleet.json --db URL --listen HOST:PORT [--venues CSV] --accounts FILE
     kiosk centre user add NAME [--role city|district|inspector] [--district D ...] --accounts FILE
     kiosk centre user list|passwd NAME|disable NAME|enable NAME|remove NAME --accounts FILE [--db URL]
+    kiosk centre backup --db URL --out FILE
+    kiosk centre restore --db URL FILE [--force]
+    kiosk centre schema --db URL [--upgrade]
 
 ``--no-ingest`` serves the dashboard only (a dashboard process reading a PostgreSQL that
 ingest workers write); ``--no-web`` is an ingest worker only (``--share-group`` to split).
@@ -25,7 +28,11 @@ def add_arguments(p) -> None:
     from kiosk.commands.monitor import add_centre_arguments
 
     p.add_argument("words", nargs="*", help="'user add|list|passwd|disable|enable|remove [NAME]' manages accounts; "
+                                            "'backup', 'restore FILE', 'schema' (see docs/operations.md); "
                                             "nothing: run the centre")
+    p.add_argument("--out", default="", metavar="FILE", help="backup: the file to write (never overwritten)")
+    p.add_argument("--force", action="store_true", help="restore: replace a store that holds figures")
+    p.add_argument("--upgrade", action="store_true", help="schema: apply the migrations the store lacks")
     p.add_argument("--accounts", default="", help="accounts file (JSON, argon2 hashes)")
     p.add_argument("--role", choices=("city", "district", "inspector"), default=None,
                    help="user add: city (sees everything), district (one district's official), inspector (one or "
@@ -56,8 +63,20 @@ def add_arguments(p) -> None:
     p.add_argument("--no-ingest", action="store_true", help="serve the dashboard only (another worker ingests)")
     p.add_argument("--no-web", action="store_true", help="ingest only (a worker of a shared subscription)")
     p.add_argument("--refresh", type=float, default=10.0, help="pages refresh their figures every N s (default 10)")
+    p.add_argument("--metrics-listen", default="", metavar="HOST:PORT",
+                   help="serve /metrics, /healthz and /readyz here, without a session, for Prometheus and a load "
+                        "balancer on a private network (default: none; /metrics is then only on the dashboard, "
+                        "for a city account, and the probes on the dashboard's --listen)")
     group = p.add_argument_group("ingest")
     add_centre_arguments(group, required=False)
+
+
+TRAILING_WORDS = True  # kiosk centre restore --db URL FILE: FILE after the options
+def _host_port(option: str, value: str) -> tuple[str, int]:
+    host, _, port = value.rpartition(":")
+    if not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise UsageError(f"{option} {value!r}: use HOST:PORT")
+    return host.strip("[]"), int(port)
 
 
 USER_ACTIONS = ("add", "list", "passwd", "disable", "enable", "remove")
@@ -68,8 +87,13 @@ def run(args) -> int:
         from kiosk.commands import centre_users
 
         return centre_users.run(args)
+    if args.words[:1] in (["backup"], ["restore"], ["schema"]):
+        from kiosk.commands import centre_store
+
+        return centre_store.run(args)
     if args.words:
-        raise UsageError(f"unknown centre action {' '.join(args.words)!r} (try: user {'|'.join(USER_ACTIONS)})")
+        raise UsageError(f"unknown centre action {' '.join(args.words)!r} (try: user {'|'.join(USER_ACTIONS)}, "
+                         "backup, restore FILE, schema)")
     return _serve(args)
 
 
@@ -84,9 +108,8 @@ def _serve(args) -> int:
     from kiosk.centre.sessions import Sessions
     from kiosk.centre.web.security import parse_networks
 
-    host, _, port = args.listen.rpartition(":")
-    if not host or not port.isdigit():
-        raise UsageError(f"--listen {args.listen!r}: use HOST:PORT")
+    host, port = _host_port("--listen", args.listen)
+    metrics_at = _host_port("--metrics-listen", args.metrics_listen) if args.metrics_listen else None
     if not args.no_web and not args.accounts:
         raise UsageError("--accounts FILE is required (make one with: kiosk centre user add NAME --accounts FILE)")
     try:
@@ -119,11 +142,27 @@ def _serve(args) -> int:
         retention = Retention(store, centre.settings, keep_days=args.keep_days)
         retention.start()
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    from kiosk.centre.startup import announce
+    from kiosk.centre.health import Health
+    from kiosk.centre.metrics import CentreMetrics, MetricsListener
 
-    announce(store, listen=None if args.no_web else args.listen, broker=None if args.no_ingest else args.broker,
-             share_group=args.share_group)
+    health = Health(store, worker)
+    role = "ingest" if args.no_web else "dashboard" if args.no_ingest else "ingest+dashboard"
+    # The fleet's state is read from the store by dashboard processes only: N ingest workers on one store
+    # would each report the same kiosks.
+    metrics = CentreMetrics(worker=worker, centre=None if args.no_web else centre, health=health, role=role,
+                            retention=retention)
+    listener = None
     try:
+        if metrics_at is not None:
+            try:
+                listener = MetricsListener(metrics, health, *metrics_at)
+            except OSError as exc:
+                raise UsageError(f"--metrics-listen {args.metrics_listen}: {exc.strerror}") from None
+            listener.start()
+        from kiosk.centre.startup import announce
+
+        announce(store, listen=None if args.no_web else args.listen, broker=None if args.no_ingest else args.broker,
+                 share_group=args.share_group, metrics=args.metrics_listen or None)
         if args.no_web:
             stop = threading.Event()
             signal.signal(signal.SIGTERM, lambda *_: stop.set())
@@ -138,13 +177,15 @@ def _serve(args) -> int:
                             max_seconds=args.session_hours * 3600)
         audit = AuditLog(args.audit_log or default_path(args.accounts))
         app = create_app(centre, accounts, secure_cookies=not args.insecure_cookies, refresh_seconds=args.refresh,
-                         sessions=sessions, audit=audit, trusted_proxies=trusted)
+                         sessions=sessions, audit=audit, trusted_proxies=trusted, health=health, metrics=metrics)
         # proxy_headers=False: the client's address is the socket's peer unless --trusted-proxy says
         # otherwise (kiosk.centre.web.security.client_address); uvicorn's own default believes any local peer.
-        uvicorn.run(app, host=host, port=int(port), log_level="warning", access_log=False, proxy_headers=False,
+        uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False, proxy_headers=False,
                     server_header=False)
         return 0
     finally:
+        if listener is not None:
+            listener.stop()
         if retention is not None:
             retention.stop()
         if worker is not None:

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
+from starlette.responses import Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from kiosk.centre.accounts import Accounts
 from kiosk.centre.audit import AuditLog
+from kiosk.centre.health import Health
 from kiosk.centre.limiter import LoginLimiter
 from kiosk.centre.queries import Centre
 from kiosk.centre.sessions import Sessions
@@ -24,23 +26,38 @@ MAX_BODY = 64 * 1024  # the largest form the dashboard takes (login: three short
 def create_app(centre: Centre, accounts: Accounts, session_key: str | None = None, secure_cookies: bool = True,
                limiter: LoginLimiter | None = None, refresh_seconds: float = 10.0, sessions: Sessions | None = None,
                audit: AuditLog | None = None, trusted_proxies: list[Network] | None = None,
-               max_body: int = MAX_BODY) -> Starlette:
+               max_body: int = MAX_BODY, health: Health | None = None, metrics=None) -> Starlette:
     """The dashboard's ASGI app (uvicorn serves it; tests drive it in-process or through a real browser).
 
     ``sessions``: kept in ``centre.store`` unless given (idle and absolute timeouts there).
     ``session_key`` is accepted for older callers and not used: sessions are ids kept server-side.
+    ``health``: the probes ``/healthz`` and ``/readyz`` answer (default: the store's alone, no ingest);
+    ``metrics``: what ``/metrics`` shows a city account (default: the fleet's state from the store).
     """
     del session_key
+    health = health or Health(centre.store)
+    if metrics is None:
+        from kiosk.centre.metrics import CentreMetrics
+
+        metrics = CentreMetrics(centre=centre, health=health, role="dashboard")
     dash = Dashboard(centre, accounts, sessions or Sessions(centre.store), limiter or LoginLimiter(),
                      audit or AuditLog(None), secure_cookies=secure_cookies, refresh_seconds=refresh_seconds,
-                     trusted_proxies=trusted_proxies)
+                     trusted_proxies=trusted_proxies, metrics=metrics)
     login, logout, set_lang = auth.routes(dash)
     description = describe()
+
+    def probe(request):  # no session: a load balancer asks; it learns one word per check (kiosk.centre.health)
+        status, body = health.answer(request.url.path)
+        return Response(body, status_code=status, media_type="application/json",
+                        headers={"Cache-Control": "no-store"})
+
     routes = [
         Route("/login", login, methods=["GET", "POST"]),
         Route("/logout", logout, methods=["POST"]),
         Route("/lang/{code}", set_lang, methods=["POST"]),
         Route("/api/v1/openapi.json", lambda request: JSON(description), methods=["GET"]),
+        Route("/healthz", probe, methods=["GET"]),
+        Route("/readyz", probe, methods=["GET"]),
         *(Route(e.path, dash.endpoint(e), methods=["GET"]) for e in ENDPOINTS),
         Mount("/static", StaticFiles(directory=str(DATA / "static")), name="static"),
     ]

@@ -91,8 +91,9 @@ class Asked:
 class Dashboard:
     def __init__(self, centre: Centre, accounts: Accounts, sessions: Sessions, limiter: LoginLimiter,
                  audit: AuditLog, secure_cookies: bool = True, refresh_seconds: float = 10.0,
-                 trusted_proxies: list[Network] | None = None):
+                 trusted_proxies: list[Network] | None = None, metrics=None):
         self.centre, self.accounts, self.sessions, self.limiter, self.audit = centre, accounts, sessions, limiter, audit
+        self.metrics = metrics  # kiosk.centre.metrics.CentreMetrics: /metrics for a city account
         self.secure_cookies = secure_cookies
         self.refresh_seconds = refresh_seconds
         self.trusted = list(trusted_proxies or [])
@@ -142,7 +143,7 @@ class Dashboard:
         return self.page(ask, "error.html", status=status, message=message)
 
     def refuse(self, ask: Asked, kind: str, status: int, message: str, **extra) -> Response:
-        if kind == "api":
+        if kind in ("api", "metrics"):
             return json_error(status, message, **extra)
         return self.error_page(ask, status, message)
 
@@ -161,7 +162,7 @@ class Dashboard:
 
     def _run(self, spec, ask: Asked) -> Response:
         if ask.account is None:
-            if spec.kind == "api":
+            if spec.kind in ("api", "metrics"):  # machines' answers: 401, never the login page
                 return json_error(401, "login required")
             return self.login_redirect(ask)
         try:
@@ -174,7 +175,7 @@ class Dashboard:
         except BadParameter as exc:
             return self.refuse(ask, spec.kind, 400, exc.message, parameter=exc.name)
         except Forbidden:
-            return self.refuse(ask, spec.kind, 403, "not your district" if spec.kind == "api" else "403")
+            return self.refuse(ask, spec.kind, 403, "not your district" if spec.kind in ("api", "metrics") else "403")
         except LookupError:
             return self.refuse(ask, spec.kind, 404, "not found")
         if isinstance(result, Response):

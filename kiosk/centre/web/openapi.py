@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from kiosk import __version__
 from kiosk.centre.queries import FIGURES, INSPECTION_KINDS
-from kiosk.centre.web.routes import ENDPOINTS, FORMS
+from kiosk.centre.web.routes import ENDPOINTS, FORMS, PROBES
 
 _STR = {"type": "string"}
 _NSTR = {"type": "string", "nullable": True}
@@ -75,12 +75,24 @@ SCHEMAS = {
     "Refused": _obj({**_ENVELOPE, "total": _INT, "by_reason": {"type": "object", "additionalProperties": _INT},
                      "topics": {"type": "array", "items": _obj({"topic": _STR, "reason": _STR, "n": _INT,
                                                                 "last_at": _TIME})}}),
+    "VersionTally": _obj({"kiosks": _INT, "behind": _INT, "unknown": _INT,
+                          "versions": {"type": "object", "additionalProperties": _INT,
+                                       "description": "kiosks per version, newest first; 'unknown': no signed info"}}),
+    "VersionKiosk": _obj({"site": _STR, "device": _STR, "venue_id": _STR, "venue_name": _STR, "district": _STR,
+                          "ward": _STR, "version": _STR, "behind": {"type": "boolean"}, "online": {"type": "boolean"},
+                          "status": _NSTR, "info_at": _TIME}),
+    "Versions": _obj({**_ENVELOPE, "scope": _SCOPE, "current": _NSTR, "current_given": {"type": "boolean"},
+                      "newest_seen": _NSTR, "totals": _ref("VersionTally"),
+                      "districts": {"type": "array", "items": {"allOf": [_ref("VersionTally"),
+                                                                         _obj({"name": _STR})]}},
+                      "behind": {"type": "array", "items": _ref("VersionKiosk")},
+                      "kiosks": {"type": "array", "items": _ref("VersionKiosk")}}),
     "ReportRow": _obj({"level": {"type": "string", "enum": ["district", "ward"]}, "district": _STR, "ward": _STR,
                        **{f: _INT for f in FIGURES}}),
     "Report": _obj({**_ENVELOPE, "rows": {"type": "array", "items": _ref("ReportRow")}}),
 }
 
-_MEDIA = {"page": "text/html", "csv": "text/csv", "svg": "image/svg+xml"}
+_MEDIA = {"page": "text/html", "csv": "text/csv", "svg": "image/svg+xml", "metrics": "text/plain"}
 _WHY = {400: "a parameter the route cannot use (the message names it)", 401: "no session",
         403: "outside the account's role or districts, or a form from another site",
         404: "no such district, ward or venue in the account's districts",
@@ -107,12 +119,15 @@ def describe() -> dict:
         if e.kind == "api":
             responses = {"200": {"description": e.summary, "content": {"application/json": {"schema": _ref(e.schema)}}},
                          **{str(c): _json_error(c) for c in (400, 401, 403, 404)}}
+        elif e.kind == "metrics":
+            responses = {"200": {"description": e.summary, "content": {"text/plain": {"schema": _STR}}},
+                         **{str(c): _json_error(c) for c in (401, 403)}}
         else:
             ok = {"schema": _STR} if e.kind != "csv" else {"schema": _STR}
             responses = {"200": {"description": e.summary, "content": {_MEDIA[e.kind]: ok}}, "303": _redirect(),
                          **{str(c): _html(c) for c in (400, 403, 404)}}
         paths[e.path] = {"get": {
-            "operationId": e.name, "summary": e.summary, "tags": ["api" if e.kind == "api" else "pages"],
+            "operationId": e.name, "summary": e.summary, "tags": ["api" if e.kind == "api" else "operations" if e.kind == "metrics" else "pages"],
             "parameters": [p.openapi() for p in e.params], "responses": responses,
             **({"x-capability": e.need} if e.need else {}),
         }}
@@ -136,6 +151,15 @@ def describe() -> dict:
                         "go to after the login (anything else: the account's home)", "schema": {"type": "string"}}],
         "responses": {"200": _html(200), "303": _redirect()},
     }
+    probe = {"type": "object", "additionalProperties": {"type": "string", "enum": ["ok", "down"]},
+             "properties": {"status": {"type": "string", "enum": ["alive", "stopped", "ready", "not ready"]}},
+             "required": ["status"]}
+    for p in PROBES:
+        paths[p.path] = {"get": {
+            "operationId": p.name, "summary": p.summary, "tags": ["operations"], "security": [],
+            "responses": {str(c): {"description": p.summary, "content": {"application/json": {"schema": probe}}}
+                          for c in (200, 503)},
+        }}
     paths["/api/v1/openapi.json"] = {"get": {
         "operationId": "openapi", "summary": "this description", "tags": ["api"], "security": [],
         "responses": {"200": {"description": "OpenAPI 3.0", "content": {"application/json": {"schema": {"type": "object"}}}}},

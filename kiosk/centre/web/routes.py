@@ -3,7 +3,8 @@
 The app's routes and ``/api/v1/openapi.json`` are both made from :data:`ENDPOINTS` (and
 :data:`FORMS`, the login, logout and language forms), so the description cannot drift from what
 is served. ``kind``: ``api`` (JSON; 401 without a session), ``page`` (HTML; the login page
-without a session), ``csv`` or ``svg``. ``schema``: the name of the JSON answer's schema in
+without a session), ``csv``, ``svg`` or ``metrics`` (text; 401 without a session). :data:`PROBES`,
+the health probes, are answered without a session. ``schema``: the name of the JSON answer's schema in
 :mod:`kiosk.centre.web.openapi`.
 """
 
@@ -44,6 +45,8 @@ LIMIT_Q = Param("limit", kind="integer", minimum=1, maximum=5000, default=views.
 OFFSET_Q = Param("offset", kind="integer", minimum=0, maximum=10_000_000, default=0,
                  description="rows to skip (the next page: offset + limit)")
 DAYS_Q = Param("days", kind="integer", minimum=1, maximum=120, default=30, description="days, today included")
+CURRENT_Q = Param("current", max_length=64, description="the version kiosks should run; older ones are behind "
+                                                      "(default: the newest version a kiosk in the scope runs)")
 CHART_P = Param("chart", where="path", kind="enum", choices=("history", "coverage", "hourly"),
                 description="which chart")
 
@@ -72,6 +75,9 @@ ENDPOINTS: tuple[Endpoint, ...] = (
              (DISTRICT_Q, VENUE_Q), schema="Hourly"),
     Endpoint("/api/v1/kiosks", "kiosks", "api", views.api_kiosks,
              "every kiosk: online, health flags, today's counts", VENUES, (DISTRICT_Q,), schema="Kiosks"),
+    Endpoint("/api/v1/versions", "versions", "api", views.api_versions,
+             "the fleet's software: versions for the account's scope and per district, every kiosk, those behind",
+             VENUES, (DISTRICT_Q, CURRENT_Q), schema="Versions"),
     Endpoint("/api/v1/refused", "refused", "api", views.api_refused,
              "messages that changed nothing, per reason and topic (city account)", CITY, schema="Refused"),
     Endpoint("/api/v1/report", "report", "api", views.api_report,
@@ -84,6 +90,9 @@ ENDPOINTS: tuple[Endpoint, ...] = (
     Endpoint("/district/{name}/ward/{ward}", "ward_page", "page", views.ward_page, "a ward's venues", VENUES,
              (DISTRICT_P, WARD_P)),
     Endpoint("/venue/{venue_id}", "venue_page", "page", views.venue_page, "a venue", VENUES, (VENUE_P,)),
+    Endpoint("/versions", "versions_page", "page", views.versions_page,
+             "which version each kiosk runs, per district, and which kiosks are behind", VENUES,
+             (DISTRICT_Q, CURRENT_Q)),
     Endpoint("/inspection", "inspection_page", "page", views.inspection_page, "the inspection list", INSPECTION,
              (DISTRICT_Q, KIND_Q, LIMIT_Q, OFFSET_Q)),
     Endpoint("/inspection.csv", "inspection_csv", "csv", views.inspection_csv, "the whole inspection list as CSV",
@@ -91,6 +100,26 @@ ENDPOINTS: tuple[Endpoint, ...] = (
     Endpoint("/report.csv", "report_csv", "csv", views.report_csv, "the daily report as CSV", FIGURES),
     Endpoint("/charts/{chart}.svg", "chart", "svg", views.chart_svg, "a chart drawn on the server", FIGURES,
              (CHART_P, DISTRICT_Q, VENUE_Q)),
+    # -- operations -----------------------------------------------------------------------------
+    Endpoint("/metrics", "metrics", "metrics", views.metrics_text,
+             "this process's metrics in the Prometheus text format (city account; Prometheus itself scrapes "
+             "--metrics-listen, which needs no session)", CITY),
+)
+
+
+@dataclass(frozen=True)
+class Probe:
+    """A health probe: answered without a session, one word per check (kiosk.centre.health)."""
+
+    path: str
+    name: str
+    summary: str
+
+
+PROBES: tuple[Probe, ...] = (
+    Probe("/healthz", "healthz", "the process is alive (200 alive, 503 stopped)"),
+    Probe("/readyz", "readyz", "ready: the broker connected (a process that ingests) and the store reachable and "
+                               "writable (200 ready, 503 not ready, with ok or down per check)"),
 )
 
 

@@ -14,6 +14,7 @@ from kiosk.centre.access import CITY, FIGURES, INSPECTION, VENUES, districts_of,
 from kiosk.centre.i18n import words
 from kiosk.centre.queries import FIGURES as FIGURE_NAMES
 from kiosk.centre.queries import _scope_dict
+from kiosk.centre.versions import UNKNOWN, fleet_versions
 from kiosk.centre.web.exports import csv_response, csv_stream
 from kiosk.centre.web.security import SVG_CSP
 
@@ -62,6 +63,11 @@ def inspection_data(dash, ask, district=None, kind=None, limit=PAGE_SIZE, offset
     return dash.centre.inspection(scope, kinds=(kind,) if kind else (), limit=limit, offset=offset)
 
 
+def versions_data(dash, ask, district=None, current=None) -> dict:
+    """The fleet's software in the account's scope: versions for it and per district, the kiosks behind."""
+    return fleet_versions(dash.centre, scope_of(ask.account, VENUES, district=district), current=current)
+
+
 # -- API ----------------------------------------------------------------------------------------
 def api_me(dash, ask) -> dict:
     a = ask.account
@@ -107,6 +113,10 @@ def api_kiosks(dash, ask, district=None) -> dict:
     return dash.centre._envelope(kiosks=dash.centre.kiosks(scope_of(ask.account, VENUES, district=district)))
 
 
+def api_versions(dash, ask, district=None, current=None) -> dict:
+    return versions_data(dash, ask, district, current)
+
+
 def api_refused(dash, ask) -> dict:
     scope_of(ask.account, CITY)  # topics name every site: the city's business
     return dash.centre.refused()
@@ -143,6 +153,24 @@ def inspection_page(dash, ask, district=None, kind=None, limit=PAGE_SIZE, offset
     districts = districts_of(ask.account, dash.centre.districts() if ask.account.is_city else [])
     return dash.page(ask, "inspection.html", data=data, districts=districts, selected=district or "",
                      kind=kind or "", page_size=limit, api="/api/v1/inspection?" + ask.request.url.query)
+
+
+VERSIONS_SHOWN = 500  # kiosks behind listed on the page (all of them: the API twin)
+
+
+def versions_page(dash, ask, district=None, current=None):
+    data = versions_data(dash, ask, district, current)
+    districts = districts_of(ask.account, dash.centre.districts() if ask.account.is_city else [])
+    return dash.page(ask, "versions.html", data=data, districts=districts, selected=district or "",
+                     current=current or "", unknown=UNKNOWN, shown=VERSIONS_SHOWN,
+                     api="/api/v1/versions?" + ask.request.url.query)
+
+
+def metrics_text(dash, ask):
+    """The centre's metrics, as Prometheus reads them (a city account: the whole city's kiosks and refusals)."""
+    scope_of(ask.account, CITY)
+    body, content_type = dash.metrics.render(ask.request.headers.get("accept"))
+    return Response(body, media_type=content_type, headers={"Cache-Control": "no-store"})
 
 
 def report_csv(dash, ask):
