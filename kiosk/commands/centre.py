@@ -161,11 +161,14 @@ def _serve(args) -> int:
             listener.start()
         from kiosk.centre.startup import announce
 
+        stop = threading.Event()
+        if args.no_web:
+            # Before the start-up line: a supervisor that reads the line and stops the worker at once
+            # gets a clean exit, not death by the default SIGTERM.
+            signal.signal(signal.SIGTERM, lambda *_: stop.set())
         announce(store, listen=None if args.no_web else args.listen, broker=None if args.no_ingest else args.broker,
                  share_group=args.share_group, metrics=args.metrics_listen or None)
         if args.no_web:
-            stop = threading.Event()
-            signal.signal(signal.SIGTERM, lambda *_: stop.set())
             try:
                 stop.wait()
             except KeyboardInterrupt:
