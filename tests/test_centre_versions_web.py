@@ -2,7 +2,7 @@
 
 A small signed city whose kiosks report different versions in their signed ``info`` (one never sent one, one
 reports a version with markup in it): the API counts the versions for the city and per district and lists the
-kiosks behind, for the version named or else the newest seen; each account sees only its districts; the page
+kiosks behind, for the version named or else the newest that two kiosks run; each account sees only its districts; the page
 shows the same in Vietnamese and English, escaped.
 """
 

@@ -19,7 +19,7 @@ from centre_helpers import announce_city, centre_over, small_city, write_city
 from kiosk.centre.report import report, table
 from kiosk.centre.simulate import CitySimulator
 from kiosk.centre.store import open_store
-from kiosk.centre.versions import UNKNOWN, fleet_versions, is_behind, newest, version_key
+from kiosk.centre.versions import UNKNOWN, fleet_versions, is_behind, newest, newest_run_by_quorum, version_key
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -32,6 +32,26 @@ def test_versions_order_as_people_read_them():
     assert newest([UNKNOWN]) is None
     assert is_behind("0.9.2", "0.10.0") and not is_behind("0.10.0", "0.10.0")
     assert not is_behind(UNKNOWN, "0.10.0") and not is_behind("0.1.0", None)
+
+
+def test_one_kiosk_claiming_a_newer_version_does_not_make_the_fleet_behind():
+    # A version is what a kiosk signs: a stolen kiosk's "99.0" is one claim, not the fleet's target.
+    assert newest_run_by_quorum(["0.2.0", "0.2.0", "0.1.0", "99.0", UNKNOWN]) == "0.2.0"
+    assert newest_run_by_quorum(["0.3.0", "0.3.0", "0.2.0"]) == "0.3.0"  # a canary of two sets it
+    assert newest_run_by_quorum(["0.3.0"]) == "0.3.0" and newest_run_by_quorum([UNKNOWN]) is None
+    store = open_store()
+    city, centre = _city_on_versions(store)
+    thief, silent = city.kiosks[0], city.kiosks[-1]
+    thief.version = "99.0"
+    city.kiosks.remove(silent)
+    _, ingest = centre_over(store, city)
+    announce_city(ingest, city, time.time() + 1)
+    store.write(ingest.take())
+    v = fleet_versions(centre)
+    assert v["newest_seen"] == "99.0" and v["current"] == "0.2.0"
+    old = {(k.site, k.device) for k in city.kiosks if k.version == "0.1.0"}
+    assert {(k["site"], k["device"]) for k in v["behind"]} == old and old
+    store.close()
 
 
 def _city_on_versions(store):
@@ -128,7 +148,7 @@ def test_monitor_without_the_venue_registry_says_so_instead_of_misleading_figure
     assert f"{len(city.kiosks)}/{len(city.kiosks)} kiosks online" in out.stdout
     # The software line against the newest version seen: the one kiosk on 0.9.2 is behind.
     first = city.kiosks[0]
-    assert f"Software: 0.10.0 on {len(city.kiosks) - 1}, 0.9.2 on 1; 1 behind 0.10.0 (newest seen)" in out.stdout
+    assert f"Software: 0.10.0 on {len(city.kiosks) - 1}, 0.9.2 on 1; 1 behind 0.10.0 (newest on 2+ kiosks)" in out.stdout
     assert f"behind: {first.site}/{first.device} runs 0.9.2" in out.stdout
 
     rep = json.loads(cli(*args, "--json").stdout)

@@ -113,7 +113,7 @@ def software_lines(v: dict, max_rows: int = 20) -> list[str]:
     def spread(versions: dict) -> str:
         return ", ".join(f"{_fit(ver, 24)} on {n}" for ver, n in versions.items())
 
-    against = (f"{_fit(v['current'], 24)} ({'given' if v['current_given'] else 'newest seen'})"
+    against = (f"{_fit(v['current'], 24)} ({'given' if v['current_given'] else 'newest on 2+ kiosks'})"
                if v["current"] else "-")
     lines = [f"Software: {spread(t['versions'])}; {t['behind']} behind {against}"]
     for d in v["districts"]:

@@ -3,7 +3,9 @@
 A kiosk's version comes from its own signed ``info`` (docs/mqtt.md), as the ingest stored it
 in ``kiosk_info``; a kiosk that never sent one is ``unknown``, never counted as behind or up
 to date. "Behind" means older than the version the caller names (``current``, e.g. the release
-being rolled out), or else than the newest version any kiosk in the scope runs.
+being rolled out), or else than the newest version at least :data:`QUORUM` kiosks in the scope
+run: a version is only what a kiosk signs, and one stolen kiosk claiming "99.0" must not make the
+whole fleet look behind (a scope with a single known kiosk takes that kiosk's version).
 
 Read from the store the way :mod:`kiosk.centre.queries` is, so a dashboard route is one line::
 
@@ -20,6 +22,7 @@ from kiosk.centre.queries import FIRST_TIME, LAST_TIME, Centre, Scope
 from kiosk.wire.signing import iso
 
 UNKNOWN = "unknown"  # the kiosk sent no signed info yet
+QUORUM = 2  # kiosks that must run a version before it is the one the others are behind
 
 _PART = re.compile(r"\d+|[A-Za-z]+")
 
@@ -44,6 +47,16 @@ def newest(versions) -> str | None:
     """The newest of ``versions`` (None when there is none)."""
     found = [v for v in versions if v and v != UNKNOWN]
     return max(found, key=version_key) if found else None
+
+
+def newest_run_by_quorum(versions, quorum: int = QUORUM) -> str | None:
+    """The newest version at least ``quorum`` of ``versions`` are (all of them, when fewer are known)."""
+    counts: dict[str, int] = {}
+    for v in versions:
+        if v and v != UNKNOWN:
+            counts[v] = counts.get(v, 0) + 1
+    need = min(quorum, sum(counts.values()))
+    return newest(v for v, n in counts.items() if n >= need) if counts else None
 
 
 def is_behind(version: str | None, target: str | None) -> bool:
@@ -100,11 +113,12 @@ def _tally(kiosks: list[dict]) -> dict:
 def fleet_versions(centre: Centre, scope: Scope = Scope(), current: str | None = None) -> dict:
     """Versions for the city (or ``scope``), per district, and every kiosk with whether it is behind.
 
-    ``current``: the version kiosks should run; by default the newest one seen in ``scope``.
+    ``current``: the version kiosks should run; by default the newest one :data:`QUORUM` kiosks in
+    ``scope`` run (``newest_seen`` is the newest any kiosk claims).
     Revoked kiosks are left out (they sign nothing the centre believes).
     """
     rows = _rows(centre, scope)
-    target = current or newest(_text(r["version"]) for r in rows)
+    target = current or newest_run_by_quorum(_text(r["version"]) for r in rows)
     kiosks = []
     for r in rows:
         version = _text(r["version"]) or UNKNOWN
