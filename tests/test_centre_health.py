@@ -27,6 +27,7 @@ from kiosk.centre.web import create_app
 from centre_helpers import registry_of, small_city, wait_for
 from centre_pg import PostgresServer
 from test_centre_metrics import parse, value
+from test_centre_web_security import login
 
 
 def get(port: int, path: str) -> tuple[int, dict, dict]:
@@ -81,15 +82,24 @@ def test_readiness_fails_while_the_broker_or_the_store_is_stopped(broker, own_po
         broker.start()
         assert wait_for(lambda: ready()["status"] == "ready", 30, 0.1), ready()
 
+        assert login(app, "city", "a password for the city").status_code == 303
+        assert app.get("/api/v1/overview").status_code == 200
         own_postgres.halt()
         assert wait_for(lambda: ready() == {"status": "not ready", "broker": "ok", "store": "down"}, 20, 0.1)
         r = app.get("/readyz")
         assert r.status_code == 503 and r.json() == {"status": "not ready", "broker": "ok", "store": "down"}
+        # The dashboard says the store is down, in a sentence, on the API and the pages: never a 500.
+        r = app.get("/api/v1/overview")
+        assert r.status_code == 503 and "store cannot be reached" in r.json()["error"]
+        r = app.get("/", follow_redirects=False)
+        assert r.status_code == 503 and "store cannot be reached" in r.text and "Traceback" not in r.text
         assert app.get("/healthz").json() == {"status": "alive"}
         scraped = parse(get_text(port, "/metrics"))
         assert value(scraped, "kiosk_centre_store_errors_total", operation="probe") >= 1
         own_postgres.resume()
         assert wait_for(lambda: ready() == {"status": "ready", "broker": "ok", "store": "ok"}, 20, 0.1)
+        # The same session answers again at once: reads and the session's own writes reconnect.
+        assert app.get("/api/v1/overview").status_code == 200
 
         # Back in service: what kiosks send now is stored.
         before = stored()

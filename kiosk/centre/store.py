@@ -458,18 +458,26 @@ class PostgresStore(Store):
     def _sql(sql: str) -> str:
         return sql.replace("?", "%s")
 
+    def _once_more(self, sql, params):
+        """Run one autocommit statement; again on a new connection if this thread's one died while idle.
+
+        A connection found closed when the statement failed was dead before it was sent (the server
+        restarted since its last use), so nothing ran and asking again is safe: a dashboard answers at
+        once when the database is back, reads and its session writes alike.
+        """
+        try:
+            return self._conn().execute(self._sql(sql), params)
+        except self._psycopg.OperationalError:
+            conn = getattr(self._local, "conn", None)
+            if conn is None or not conn.closed:  # no connection could be made, or the statement itself failed
+                raise
+            return self._conn().execute(self._sql(sql), params)
+
     def execute(self, sql, params=()):
-        self._conn().execute(self._sql(sql), params)
+        self._once_more(sql, params)
 
     def query(self, sql, params=()):
-        try:
-            cur = self._conn().execute(self._sql(sql), params)
-        except self._psycopg.OperationalError:
-            # This thread's connection died while idle (the server restarted since its last use): a read is
-            # asked again on a new one, so a dashboard answers at once when the database is back.
-            if not self._local.conn.closed:
-                raise
-            cur = self._conn().execute(self._sql(sql), params)
+        cur = self._once_more(sql, params)
         names = [d.name for d in cur.description]
         return [dict(zip(names, (_plain(v) if isinstance(v, Decimal) else v for v in r))) for r in cur.fetchall()]
 

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import logging
+import sqlite3
+import time
+
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.responses import Response
@@ -21,6 +25,42 @@ from kiosk.centre.web.routes import ENDPOINTS
 from kiosk.centre.web.security import BodyLimit, Network, SecurityHeaders
 
 MAX_BODY = 64 * 1024  # the largest form the dashboard takes (login: three short fields)
+STORE_DOWN = "the centre's store cannot be reached just now; try again in a minute"
+
+log = logging.getLogger(__name__)
+
+
+def _store_errors() -> tuple[type[Exception], ...]:
+    """The exceptions a store that is down or unreachable raises (psycopg's only where it is installed)."""
+    errors: list[type[Exception]] = [sqlite3.OperationalError]
+    try:
+        import psycopg
+    except ImportError:
+        pass
+    else:
+        errors.append(psycopg.OperationalError)
+    return tuple(errors)
+
+
+class StoreDown:
+    """A store that cannot be reached answers 503 with a sentence (pages and API alike), never a 500.
+
+    Logged at most once a minute: a dashboard polled by many browsers during an outage must not flood
+    the log. The connection is asked again on the next request (kiosk.centre.store reconnects).
+    """
+
+    def __init__(self):
+        self.logged_at = float("-inf")
+
+    def __call__(self, request, exc):
+        now = time.monotonic()
+        if now - self.logged_at >= 60:
+            self.logged_at = now
+            log.warning("store unreachable: %s", type(exc).__name__)
+        if request.url.path.startswith("/api/"):
+            return JSON({"error": STORE_DOWN}, status_code=503, headers={"Retry-After": "30", "Cache-Control": "no-store"})
+        return Response(STORE_DOWN, status_code=503, media_type="text/plain; charset=utf-8",
+                        headers={"Retry-After": "30", "Cache-Control": "no-store"})
 
 
 def create_app(centre: Centre, accounts: Accounts, session_key: str | None = None, secure_cookies: bool = True,
@@ -61,7 +101,9 @@ def create_app(centre: Centre, accounts: Accounts, session_key: str | None = Non
         *(Route(e.path, dash.endpoint(e), methods=["GET"]) for e in ENDPOINTS),
         Mount("/static", StaticFiles(directory=str(DATA / "static")), name="static"),
     ]
+    store_down = StoreDown()
     app = Starlette(routes=routes, middleware=[Middleware(SecurityHeaders, hsts=secure_cookies),
-                                               Middleware(BodyLimit, max_bytes=max_body)])
+                                               Middleware(BodyLimit, max_bytes=max_body)],
+                    exception_handlers={e: store_down for e in _store_errors()})
     app.state.dashboard = dash
     return app
