@@ -46,8 +46,9 @@ def main() -> int:
 
     import pygame
 
-    from kiosk.commands.screenshot import _Located, sample_checkin, sample_preview
+    from kiosk.commands.screenshot import sample_checkin, sample_preview
     from kiosk.config import load
+    from kiosk.door.decode import Decoded
     from kiosk.door.show import KioskStatus, Screen
 
     cfg = load(args.config)
@@ -60,7 +61,7 @@ def main() -> int:
     for size in SIZES:
         screen = Screen(cfg.screen, cfg.venue, policy=cfg.policy, size=size, headless=True)
         screen.set_status(status)
-        screen.set_preview(frame, [_Located("x", corners)])
+        screen.set_preview(frame, [Decoded("x", corners)])
         picture = pygame.Surface(size)
         picture.fill((90, 90, 90))
 
@@ -81,7 +82,7 @@ def main() -> int:
     n = 20000
     t = time.perf_counter()
     for i in range(n):
-        screen.set_preview(frame, [_Located("x", corners)])
+        screen.set_preview(frame, [Decoded("x", corners)])
     preview_us = (time.perf_counter() - t) / n * 1e6
     t = time.perf_counter()
     for i in range(n):
