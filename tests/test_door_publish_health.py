@@ -6,9 +6,8 @@ import json
 import math
 import time
 from datetime import datetime, timezone
-
-from kiosk.door.record import Ledger
-from kiosk.door.publish import NullTelemetry, open_publisher
+from kiosk.door.assembly import open_ledger, open_publisher
+from kiosk.door.publish import NullTelemetry
 from kiosk.door.publish.payloads import health_payload
 from helpers import Collector, checkin, make_config, wait_for
 from test_door_publish_payloads import validator
@@ -29,7 +28,7 @@ def healths(sub: Collector) -> list[dict]:
 
 def test_health_is_retained_on_connect_with_outbox_and_rounded_figures(tmp_path, broker):
     cfg = make_config(tmp_path, broker.url)
-    with Ledger.from_config(cfg) as ledger:
+    with open_ledger(cfg) as ledger:
         for i in range(3):  # recorded while the kiosk was not yet connected: waiting in the outbox
             ledger.record(checkin(pseudonym=str(i)))
         pub = open_publisher(cfg, ledger)
@@ -56,7 +55,7 @@ def test_health_is_retained_on_connect_with_outbox_and_rounded_figures(tmp_path,
 
 def test_health_republished_after_the_broker_comes_back(tmp_path, broker):
     cfg = make_config(tmp_path, broker.url)
-    with Ledger.from_config(cfg) as ledger:
+    with open_ledger(cfg) as ledger:
         pub = open_publisher(cfg, ledger)
         pub.set_health(health())
         pub.start()
@@ -77,7 +76,7 @@ def test_health_republished_after_the_broker_comes_back(tmp_path, broker):
 def test_camera_flip_is_published_at_once_and_figures_are_rate_limited(tmp_path, broker):
     cfg = make_config(tmp_path, broker.url)  # counts_interval_seconds and health_interval_seconds: 60 s
     assert cfg.mqtt.counts_interval_seconds == 60 and cfg.mqtt.health_interval_seconds == 60
-    with Ledger.from_config(cfg) as ledger:
+    with open_ledger(cfg) as ledger:
         sub = Collector(broker.url, "checkin/v1/+/+/health")
         pub = open_publisher(cfg, ledger)
         pub.set_health(health())
@@ -106,7 +105,7 @@ def test_camera_flip_is_published_at_once_and_figures_are_rate_limited(tmp_path,
 
 def test_health_republished_every_interval_with_fresh_figures(tmp_path, broker):
     cfg = make_config(tmp_path, broker.url, health_interval_seconds=1.0)
-    with Ledger.from_config(cfg) as ledger:
+    with open_ledger(cfg) as ledger:
         sub = Collector(broker.url, "checkin/v1/+/+/health")
         pub = open_publisher(cfg, ledger)
         pub.set_health(health(uptime_s=10))
@@ -139,7 +138,7 @@ def test_health_payload_keeps_only_documented_machine_figures():
 
 def test_null_telemetry_ignores_health(tmp_path):
     cfg = make_config(tmp_path, "mqtt://localhost:1", "enabled=false\n")
-    with Ledger.from_config(cfg) as ledger:
+    with open_ledger(cfg) as ledger:
         t = open_publisher(cfg, ledger)
         assert isinstance(t, NullTelemetry)
         t.set_health(health(camera_ok=False))  # no broker, no error, nothing kept
@@ -149,7 +148,7 @@ def test_null_telemetry_ignores_health(tmp_path):
 
 def test_home_assistant_sees_the_camera_problem(tmp_path, broker):
     cfg = make_config(tmp_path, broker.url, "ha_discovery=true\n")
-    with Ledger.from_config(cfg) as ledger:
+    with open_ledger(cfg) as ledger:
         sub = Collector(broker.url, "homeassistant/#")
         pub = open_publisher(cfg, ledger)
         pub.start()

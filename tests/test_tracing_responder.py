@@ -17,6 +17,7 @@ from kiosk.authority.collect import Collector
 from kiosk.cli import main
 from kiosk.wire import trace as P
 from kiosk.door.tracing.responder import RefusalBudget
+from kiosk.door.assembly import open_ledger
 
 from tracing_fleet import VN, FakeKiosk, Person, write_registry
 
@@ -316,7 +317,6 @@ def test_firmware_side_never_imports_the_authority_tool():
 
 def test_responder_from_config(tmp_path):
     from kiosk.config import load
-    from kiosk.door.record import Ledger
     from kiosk.door.tracing import responder_from_config
 
     keys = authority_keys.keygen(tmp_path / "authority")
@@ -329,7 +329,7 @@ def test_responder_from_config(tmp_path):
         '[ledger]\nvisit_log=true\nvisit_log_fields=["name", "phone"]\n'
         f'[tracing]\nauthority_key="{tmp_path}/authority/{authority_keys.SIGN_PUB}"\n')
     cfg = load(cfg_path)
-    Ledger.from_config(cfg).close()
+    open_ledger(cfg).close()
     responder = responder_from_config(cfg)
     try:
         assert responder.topics == (P.FLEET_TOPIC, "checkin/v1/hn-hk/trace/request")

@@ -346,16 +346,16 @@ def test_build_tool_errors_name_the_file(tmp_path, capsys):
 
 def test_keeper_from_config_prefers_the_bundle_and_keeps_paths_as_fallback(tmp_path):
     from kiosk import config as config_mod
-    from kiosk.trust.bundle import keeper_from_config
+    from kiosk.door.assembly import load_trust
 
     (tmp_path / "auth.pub.pem").write_bytes(signing.public_pem(AUTHORITY))
     DSC.save(tmp_path / "dsc.key.pem", tmp_path / "dsc.crt.pem")
     (tmp_path / "k.toml").write_text(_config_text(tmp_path, bundle=""))
-    keeper = keeper_from_config(config_mod.load(tmp_path / "k.toml"))
+    keeper = load_trust(config_mod.load(tmp_path / "k.toml"))
     assert keeper.version is None and Verifier(keeper).check(_payload()).valid  # the plain file
     (tmp_path / "b.json").write_bytes(_bundle(8, signers=[]))
     (tmp_path / "k.toml").write_text(_config_text(tmp_path, bundle="b.json"))
-    keeper = keeper_from_config(config_mod.load(tmp_path / "k.toml"))
+    keeper = load_trust(config_mod.load(tmp_path / "k.toml"))
     assert keeper.version == 8 and Verifier(keeper).check(_payload()).reason == reasons.UNKNOWN_KEY
     assert (tmp_path / "state" / STATE_FILE).exists()
 
