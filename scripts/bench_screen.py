@@ -48,11 +48,13 @@ def main() -> int:
 
     from kiosk.commands.screenshot import sample_checkin, sample_preview
     from kiosk.config import load
+    from device.frames import Frame
     from kiosk.door.decode import Decoded
     from kiosk.door.show import KioskStatus, Screen
 
     cfg = load(args.config)
-    frame, corners = sample_preview()
+    image, corners = sample_preview()
+    frame = Frame(image, captured_at=0.0, index=0)
     status = KioskStatus(accepted=128, rejected=7, camera_fps=14.8, mqtt_connected=True, clock_synced=True,
                          trust_age_days=3)
     print(f"pygame {pygame.version.ver} (SDL {'.'.join(map(str, pygame.get_sdl_version()))}), "

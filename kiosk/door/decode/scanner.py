@@ -46,7 +46,7 @@ class Scanner:
         self.on_frame = on_frame
         self.backoff_min_s, self.backoff_max_s = backoff_min_s, backoff_max_s
         self.stall_seconds = stall_seconds
-        self._rearm = Rearm(rearm_seconds, gone_frames, gone_seconds, realtime=getattr(source, "realtime", True))
+        self._rearm = Rearm(rearm_seconds, gone_frames, gone_seconds, realtime=source.realtime)
         self._cond = threading.Condition()
         self._slot: Frame | None = None
         self._stop = threading.Event()
@@ -108,7 +108,7 @@ class Scanner:
         """Frame rates, latency and camera health right now."""
         now = time.monotonic()
         ok, error = self._camera_ok, self._camera_error
-        if ok and self._threads and not self._capture_done and getattr(self.source, "realtime", True):
+        if ok and self._threads and not self._capture_done and self.source.realtime:
             started = self._last_frame_at or self._started_at
             if now - started > self.stall_seconds:
                 ok, error = False, f"no frames for {now - started:.0f} s"
@@ -244,4 +244,4 @@ def _close_quietly(source: FrameSource) -> None:
     try:
         source.close()
     except Exception as exc:
-        log.debug("closing %s failed: %s", getattr(source, "name", "source"), exc)
+        log.debug("closing %s failed: %s", source.name, exc)

@@ -481,7 +481,7 @@ class EuDcc:
             return CodeCheck.reject(self.name, r.reason, r.detail, signed=True)
         return CodeCheck(format=self.name, valid=r.valid, reason=r.reason if not r.valid else reasons.OK,
                          signed=True, identity=identity(r.dcc), holder=holder(r.dcc),
-                         facts=facts(r, getattr(ctx.trust, "valuesets", None)),
+                         facts=facts(r, ctx.trust.valuesets),
                          detail=r.detail if not r.valid else f"{r.cert_type} certificate, signer kid {r.signer.kid.hex()}")
 
 
