@@ -106,7 +106,7 @@ def test_none_source_waits_until_closed():
     result = []
     t = threading.Thread(target=lambda: result.append(src.read()))
     t.start()
-    time.sleep(0.05)
+    t.join(0.05)  # returns early only if read() did not block: the failure this looks for
     assert t.is_alive()
     src.interrupt()
     t.join(1)
