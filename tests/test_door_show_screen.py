@@ -579,13 +579,13 @@ def test_clock_sync_helper_is_cached(monkeypatch):
     calls = []
     monkeypatch.setattr(clocksync, "_cached", None)
     monkeypatch.setattr(clocksync, "read_clock_synced", lambda: calls.append(1) or True)
-    t = [0.0]
-    assert clocksync.clock_synced(_now=lambda: t[0]) is True
-    t[0] = 10
-    clocksync.clock_synced(_now=lambda: t[0])
+    t = FakeClock(0.0)
+    assert clocksync.clock_synced(_now=t) is True
+    t.advance(10)
+    clocksync.clock_synced(_now=t)
     assert len(calls) == 1
-    t[0] = 31
-    clocksync.clock_synced(_now=lambda: t[0])
+    t.advance(21)
+    clocksync.clock_synced(_now=t)
     assert len(calls) == 2
 
 
