@@ -3,10 +3,11 @@
 Every pattern runs in the background (a :class:`ThreadPlayer` thread per
 device, as gpiozero's own ``blink()`` does), so a call returns at once and never
 holds up the pipeline. A new pattern cancels the one in progress on its device,
-and the other verdict LED is switched off. The player is the one seam through
-which pins are written: tests pass one that moves on a clock they control
-(kiosk.testing.signals.ClockedPlayer), so a pattern's timing is exact, not a race. The door relay is the exception: a reject never
-cuts short the pulse that is letting the previous visitor through.
+and the other verdict LED is switched off. The door relay is the exception: a
+reject never cuts short the pulse that is letting the previous visitor through.
+The player is the one seam through which pins are written: tests pass one that
+moves on a clock they control (kiosk.testing.signals.ClockedPlayer), so a
+pattern's timing is exact, not a race.
 
 Patterns (``beep`` = ``[signals] beep_seconds``, ``led`` = ``led_seconds``):
 

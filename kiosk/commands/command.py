@@ -67,13 +67,6 @@ def keygen(out: str, force: bool) -> int:
     return 0
 
 
-def build(name: str, body, site: str, device: str, key, expires_in: float | None = None) -> tuple[str, bytes, str]:
-    """``(topic, signed message, command id)`` for one command (:func:`kiosk.wire.commands.signed`)."""
-    from kiosk.wire.commands import signed
-
-    return signed(name, body, site, device, key, expires_in)
-
-
 def run(args) -> int:
     if args.name == "keygen":
         if not args.out:
@@ -106,7 +99,9 @@ def run(args) -> int:
         kiosk_ring = answer_keys(args.site, args.device, args.kiosk_key, args.registry)
     except (signing.SigningKeyError, AnswerKeysError) as exc:
         raise UsageError(str(exc)) from None
-    topic, message, command_id = build(args.name, body, args.site, args.device, key, args.expires_in)
+    from kiosk.wire.commands import signed
+
+    topic, message, command_id = signed(args.name, body, args.site, args.device, key, args.expires_in)
     if len(message) > 4096:
         raise UsageError("the signed command is larger than 4096 bytes: the kiosk would refuse it")
     return _send(settings, args, topic, message, command_id, kiosk_ring)

@@ -295,7 +295,7 @@ def _import(args) -> int:
     finally:
         theirs.close()
         ours.close()
+    not_believed = f"; not believed: {taken.not_believed}" if taken.not_believed else ""
     print(f"kiosk trace import: {plural(taken.requests_new, 'new request')}, {plural(taken.answers_new, 'new answer')} "
-          f"of {taken.answers_seen} in {args.store}" + (f"; not believed: {taken.not_believed}" if taken.not_believed else "")
-          + "; run kiosk trace collect again to rebuild the F1 list")
+          f"of {taken.answers_seen} in {args.store}{not_believed}; run kiosk trace collect again to rebuild the F1 list")
     return 1 if taken.not_believed else 0

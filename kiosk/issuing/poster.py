@@ -98,7 +98,8 @@ def _wrapped(canvas, text: str, font: str, size: float, width: float) -> list[st
     return simpleSplit(text, font, size, width)
 
 
-def make_poster(venue: VenueConfig, out_path: str, paper: str = "A4", font: str = "", today: date | None = None) -> PosterFacts:
+def make_poster(venue: VenueConfig, out_path: str, paper: str = "A4", font: str = "",
+                today: date | None = None) -> PosterFacts:
     """Write the poster of ``venue`` (the ``[venue]`` section) to ``out_path`` as a one-page PDF."""
     if paper not in PAPER_MM:
         raise PosterError(f"paper size must be one of {', '.join(PAPER_MM)}, got {paper!r}")

@@ -30,7 +30,8 @@ def public_path(private: Path) -> Path:
 
 
 def make_centre_key(private: Path, public: Path) -> str:
-    """Write a new command key (``private`` mode 0600, ``public`` beside it); its kid. OSError when a file cannot be written."""
+    """Write a new command key (``private`` mode 0600, ``public`` beside it); its kid.
+    OSError when a file cannot be written."""
     key = signing.generate_key()
     signing.write_private_key(private, key)
     signing.write_public_key(public, key)

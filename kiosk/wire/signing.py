@@ -218,7 +218,8 @@ def canonical(obj: Any) -> bytes:
 
 
 def signed_bytes(topic: str, body: Mapping[str, Any]) -> bytes:
-    """The bytes a signature over ``body`` on ``topic`` covers (the topic is bound in, so a message cannot be replayed elsewhere)."""
+    """The bytes a signature over ``body`` on ``topic`` covers (the topic is bound in: a message
+    cannot be replayed on another topic)."""
     return canonical({"topic": topic, "payload": body})
 
 
