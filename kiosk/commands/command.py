@@ -92,6 +92,7 @@ def run(args) -> int:
     from kiosk.commands.monitor import broker_settings
     from kiosk.ops.command import AnswerKeysError, answer_keys
     from kiosk.wire import signing
+    from kiosk.wire.commands import signed
 
     settings = broker_settings(args)
     try:
@@ -99,8 +100,6 @@ def run(args) -> int:
         kiosk_ring = answer_keys(args.site, args.device, args.kiosk_key, args.registry)
     except (signing.SigningKeyError, AnswerKeysError) as exc:
         raise UsageError(str(exc)) from None
-    from kiosk.wire.commands import signed
-
     topic, message, command_id = signed(args.name, body, args.site, args.device, key, args.expires_in)
     if len(message) > 4096:
         raise UsageError("the signed command is larger than 4096 bytes: the kiosk would refuse it")
