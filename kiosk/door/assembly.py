@@ -79,10 +79,12 @@ def open_ledger(cfg: Config) -> Ledger:
                        venue_id=cfg.venue.id, device_id=cfg.device.id)
 
 
-def open_publisher(cfg: Config, ledger, info: dict | None = None, device_key: DeviceKey | None = None) -> Telemetry:
+def open_publisher(cfg: Config, ledger, info: dict | None = None, device_key: DeviceKey | None = None,
+                   clock: Callable[[], float] = time.monotonic) -> Telemetry:
     """The telemetry the config asks for (not started): MQTT, or the null one when ``[mqtt] enabled = false``.
 
     ``device_key`` signs every message; None loads it from ``[device] key_file`` (made on first start).
+    ``clock`` times the publisher's intervals.
     """
     if not cfg.mqtt.enabled:
         return NullTelemetry(ledger)
@@ -91,7 +93,7 @@ def open_publisher(cfg: Config, ledger, info: dict | None = None, device_key: De
 
     key = device_key or load_device_key(cfg)
     return MqttPublisher(cfg.mqtt, cfg.device, cfg.venue, ledger, {"config_sha256": config_hash(cfg), **(info or {})},
-                         base_dir=cfg.base_dir, device_key=key)
+                         base_dir=cfg.base_dir, device_key=key, clock=clock)
 
 
 def build_desk(policy: PolicyConfig, trust: TrustKeeper, pseudonyms: Pseudonyms,
