@@ -290,3 +290,20 @@ def test_a_bad_authority_key_is_refused_and_the_first_run_stays(tmp_path, fleet,
     assert {p: p.read_bytes() for p in (tmp_path / "out").rglob("*") if p.is_file()} == made
     private = (tmp_path / "authority-keys" / "authority-sign.pem").read_bytes()
     assert not any(private.strip() in data for data in made.values())
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--tracer-user", "centre"], "--tracer-user 'centre' is the centre's user"),
+    (["--tracer-user", "a:b"], "--tracer-user 'a:b': a broker user name"),
+    (["--tracer-user", "hcm-q1-gate-01"], "broker user 'hcm-q1-gate-01' is the tracer's"),
+])
+def test_the_tracer_gets_a_broker_user_of_its_own(tmp_path, fleet, args, message):
+    r = fleet(tmp_path, "fleet.csv", CSV, *args)
+    assert r.returncode == 2 and message in r.stderr and not (tmp_path / "out").exists()
+    r = fleet(tmp_path, "fleet.csv", CSV)
+    assert r.returncode == 0
+    assert "\nuser tracer\ntopic write checkin/v1/trace/request\n" in (tmp_path / "out/broker/acl").read_text()
+    password = (tmp_path / "out/broker/tracer-password").read_text()
+    assert stat.S_IMODE((tmp_path / "out/broker/tracer-password").stat().st_mode) == 0o600
+    assert fleet(tmp_path, "fleet.csv", CSV).returncode == 0  # kept between runs, like the centre's
+    assert (tmp_path / "out/broker/tracer-password").read_text() == password

@@ -530,6 +530,9 @@ def read_kiosks(opts, template: str, extra_creds: dict) -> list[Kiosk]:
         problems.append(f"{opts.fleet}: broker user {opts.centre_user!r} is the centre's (--centre-user)")
     if opts.tracer_user in users:
         problems.append(f"{opts.fleet}: broker user {opts.tracer_user!r} is the tracer's (--tracer-user)")
+    for option, name in (("--centre-user", opts.centre_user), ("--tracer-user", opts.tracer_user)):
+        if not name or ":" in name or "\n" in name:  # a line of mosquitto's password file
+            problems.append(f"{option} {name!r}: a broker user name is not empty and has no ':' or line break")
     if opts.tracer_user == opts.centre_user:
         problems.append(f"--tracer-user {opts.tracer_user!r} is the centre's user: the tracer gets its own, "
                         "limited to trace topics")
