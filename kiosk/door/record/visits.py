@@ -4,14 +4,15 @@ The visit log is off by default. When a venue turns it on (``[ledger]
 visit_log``), each check-in adds one visit record in the same transaction as
 the check-in itself: UTC and local time, venue id, device id, the visitor's
 pseudonym, the verdict, and only the personal fields the config allows
-(``visit_log_fields``: name, birth_date, id_number, phone, subject_id). A field that is not
-allowed is never written, not even briefly. Names are stored as the code gives
-them: ``Holder.name`` in the format's display order (Vietnamese family name
-first), plus the family and given names where the format keeps them apart
-(EU DCC). ``subject_id`` is a signed health declaration's subject (the issuer's own
-reference for the person, pseudonymous) with the issuer's key id beside it: the one way
-a tracer can reach someone who checked in with a declaration, by asking its issuer. Records older than the retention (21 days by default) are purged
-once a day.
+(``visit_log_fields``: name, birth_date, id_number, phone, subject_id). A field
+that is not allowed is never written, not even briefly. Names are stored as the
+code gives them: ``Holder.name`` in the format's display order (Vietnamese family
+name first), plus the family and given names where the format keeps them apart
+(EU DCC). ``subject_id`` is a signed health declaration's subject (the issuer's
+own reference for the person, pseudonymous) with the issuer's key id beside it:
+the one way a tracer can reach someone who checked in with a declaration, by
+asking its issuer. Records older than the retention (21 days by default) are
+purged once a day.
 
 The trace audit (``trace_audit``) keeps every trace request the kiosk answered
 or refused, with the reason and how many visit records it disclosed; it holds
