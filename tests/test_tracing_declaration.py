@@ -77,7 +77,8 @@ def test_a_declaration_contact_carries_its_subject_and_issuer_into_the_f1_list(t
     assert contact["role"] == "contact" and contact["format"] == "health-declaration"
     assert (contact["subject_id"], contact["subject_issuer"]) == ("subj-7f3a9c21", issuer.kid.hex())
     assert contact["missing"] == ("no name, phone, ID number, birth date: a health declaration code carries none; "
-                                  "reach them through the declaration's issuer (declaration subject and issuer columns)")
+                                  "reach them through the declaration's issuer "
+                                  "(declaration subject and issuer columns)")
 
 
 def test_the_subject_is_not_kept_unless_the_venue_allows_it(tmp_path, issuer):

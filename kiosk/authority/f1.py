@@ -35,8 +35,8 @@ PERSONAL = ("name", "phone", "id_number", "birth_date")
 SUBJECT = ("subject_id", "subject_issuer")
 DECLARATION = "health-declaration"
 COLUMNS = ("role", "name", "phone", "id_number", "birth_date", *SUBJECT, "missing", "venue_id", "venue", "address",
-           "district", "ward", "visit_time", "case_visit_time", "together", "minutes_apart", "verdict", "format", "kiosks",
-           "pseudonym")
+           "district", "ward", "visit_time", "case_visit_time", "together", "minutes_apart", "verdict", "format",
+           "kiosks", "pseudonym")
 ROLE_ORDER = {"case": 0, "contact": 1, "visit": 2}
 FIELD_WORDS = {"name": "name", "phone": "phone", "id_number": "ID number", "birth_date": "birth date",
                "subject_id": "declaration subject"}

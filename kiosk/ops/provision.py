@@ -589,8 +589,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--mqtt-key-file", help="TLS client key (copied to the credential store)")
     p.add_argument("--mqtt-cert-file", help="TLS client certificate")
     p.add_argument("--mqtt-ca-file", help="CA certificate of the broker")
-    p.add_argument("--authority-key-file", help="the health authority's public signing key (authority-sign.pub.pem): "
-                                                "installed as /etc/kiosk/authority-sign.pub.pem, [tracing] authority_key")
+    p.add_argument("--authority-key-file",
+                   help="the health authority's public signing key (authority-sign.pub.pem): "
+                        "installed as /etc/kiosk/authority-sign.pub.pem, [tracing] authority_key")
     p.add_argument("--device-key-file", help="this kiosk's Ed25519 private key (PEM); default: the one already "
                                              "installed, else a new one")
     p.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE", help="any other kiosk.toml key, TOML value (repeatable)")
