@@ -17,13 +17,25 @@ from paho.mqtt.enums import CallbackAPIVersion
 from conftest import Broker, free_port
 
 
-def start_secured_broker(folder: Path, password_file: Path, acl_file: Path) -> Broker:
-    """mosquitto on a free port with logins required, the given password file and ACL."""
+def start_secured_broker(folder: Path, password_file: Path, acl_file: Path, generated: Path | None = None) -> Broker:
+    """mosquitto on a free port with logins required, the given password file and ACL.
+
+    ``generated``: the ``kiosk.conf`` that `kiosk fleet` wrote, used as it is (its password file and
+    ACL paths pointed at the given files), so the broker runs with every setting it makes.
+    """
+    from kiosk.ops.fleet import ACL_FILE, PASSWORD_FILE
+
     port = free_port()
     conf = folder / "mosquitto-secured.conf"
-    conf.write_text(f"listener {port} 127.0.0.1\nper_listener_settings false\nallow_anonymous false\n"
-                    f"password_file {password_file}\nacl_file {acl_file}\n"
-                    f"user {getpass.getuser()}\n", encoding="utf-8")
+    if generated is not None:
+        settings = generated.read_text(encoding="utf-8")
+        assert PASSWORD_FILE in settings and ACL_FILE in settings
+        settings = settings.replace(PASSWORD_FILE, str(password_file)).replace(ACL_FILE, str(acl_file))
+    else:
+        settings = (f"per_listener_settings false\nallow_anonymous false\n"
+                    f"password_file {password_file}\nacl_file {acl_file}\n")
+    # per_listener_settings must come before the listener; the generated file sets it first.
+    conf.write_text(f"{settings}\nlistener {port} 127.0.0.1\nuser {getpass.getuser()}\n", encoding="utf-8")
     broker = Broker(port=port, conf=conf)
     broker.start()
     return broker

@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parent.parent
 UNITS = {name: ROOT / "systemd" / name for name in ("kiosk-centre.service", "kiosk-centre-ingest@.service")}
 # The exposure systemd-analyze gives each unit (docs/operations.md): a change that weakens one fails here.
 MAX_EXPOSURE = {"kiosk-centre.service": 1.5, "kiosk-centre-ingest@.service": 1.5, "kiosk.service": 2.0,
-                "kiosk-update.service": 6.0}
+                "kiosk-update.service": 6.0, "kiosk-firstboot.service": 3.0}
 
 
 @pytest.fixture(params=sorted(UNITS))

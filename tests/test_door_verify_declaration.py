@@ -53,7 +53,9 @@ def test_round_trip_with_facts_and_pseudonymous_identity(key):
     assert check.facts["status"] == "green" and check.facts["declaration_id"] == "D-0001"
     assert check.facts["valid_until"] == (NOW + timedelta(hours=23)).isoformat()
     assert check.identity == f"hd:{key.kid.hex()}:subj-7f3a9c21"
-    assert check.holder is None  # a declaration names nobody
+    # a declaration names nobody: the holder is only the issuer's subject id and the issuer's key id
+    assert check.holder.name is None and check.holder.id_number is None and check.holder.phone is None
+    assert (check.holder.subject_id, check.holder.subject_issuer) == ("subj-7f3a9c21", key.kid.hex())
 
 
 @pytest.mark.parametrize("alg", ["Ed25519", "ES256"])

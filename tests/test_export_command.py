@@ -109,3 +109,20 @@ def test_export_never_hands_a_spreadsheet_a_formula(tmp_path, capsys):
     assert main(["export", "--config", str(path), "--from", str(day), "--to", str(day)]) == 0
     (row,) = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
     assert row["name"] == '\'=HYPERLINK("http://evil.example","x")' and row["phone"] == "'+84912345678"
+
+
+def test_export_gives_a_declarations_subject_with_its_issuer_only_when_kept(tmp_path, capsys):
+    path = write_config(tmp_path, 'visit_log=true\nvisit_log_fields=["subject_id"]\n')
+    now = datetime.now(timezone.utc)
+    declared = Checkin(id=uuid.uuid4().hex, at=now, verdict="accept", reason="ok", format="health-declaration",
+                       valid=True, signed=True, pseudonym="cd" * 32,
+                       holder=Holder(subject_id="subj-42", subject_issuer="0a" * 8), captured_at=0.0, source="camera")
+    with open_ledger(load(path)) as led:
+        led.record(declared)
+        led.record(visit(now + timedelta(seconds=1)))
+    day = now.astimezone().date()
+    assert main(["export", "--config", str(path), "--from", str(day), "--to", str(day + timedelta(days=1))]) == 0
+    rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    assert [(r["format"], r["subject_id"], r["subject_issuer"]) for r in rows] == [
+        ("health-declaration", "subj-42", "0a" * 8), ("cccd", "", "")]
+    assert "name" not in rows[0] and "Nguyễn" not in str(rows)

@@ -235,3 +235,75 @@ def test_the_script_is_the_same_command(tmp_path):
     r = subprocess.run([sys.executable, str(FLEET), str(src), "--out", str(tmp_path / "out")], capture_output=True,
                        text=True, timeout=60)
     assert r.returncode == 2 and "may only hold" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_the_authority_key_reaches_every_card_and_later_runs_keep_it(tmp_path, fleet):
+    from kiosk.authority import keys as authority_keys
+
+    keys = authority_keys.keygen(tmp_path / "authority-keys")
+    public = tmp_path / "authority-keys" / "authority-sign.pub.pem"
+    r = fleet(tmp_path, "fleet.csv", CSV, "--authority-key", str(public))
+    assert r.returncode == 0, r.stderr
+    kid = signing.kid_of(keys.sign.public_key())
+    assert f"authority key {kid} in every device file" in r.stdout
+    card = tmp_path / "out/hcm-q1-gate-01/kiosk/device.toml"
+    pem = tomllib.loads(card.read_text(encoding="utf-8"))["credentials"]["authority_key"]
+    assert signing.kid_of(signing.public_key_from_pem(pem.encode())) == kid
+    # A second run without the option (a kiosk added, say) still puts the key on every card.
+    r = fleet(tmp_path, "fleet.csv", CSV)
+    assert r.returncode == 0 and f"authority key {kid} (kept in" in r.stdout
+    assert tomllib.loads(card.read_text(encoding="utf-8"))["credentials"]["authority_key"] == pem
+    # The card provisions a kiosk whose [tracing] authority_key is that key, and the config checks out.
+    root = tmp_path / "sd"
+    root.mkdir()
+    assert cli.main(["provision", "--root", str(root), "--device-file", str(card)]) == 0
+    cfg = config.load(root / "etc/kiosk/kiosk.toml")
+    assert cfg.tracing.authority_key == "/etc/kiosk/authority-sign.pub.pem"
+    installed = signing.load_public_key(root / "etc/kiosk/authority-sign.pub.pem")
+    assert signing.kid_of(installed) == kid
+    assert stat.S_IMODE((root / "etc/kiosk/authority-sign.pub.pem").stat().st_mode) == 0o644
+    # A new authority key replaces the old one, and the run says which kiosks still trust the old.
+    newer = authority_keys.keygen(tmp_path / "newer-keys")
+    r = fleet(tmp_path, "fleet.csv", CSV, "--authority-key", str(tmp_path / "newer-keys" / "authority-sign.pub.pem"))
+    assert r.returncode == 0 and f"replaces {kid}" in r.stdout
+    pem = tomllib.loads(card.read_text(encoding="utf-8"))["credentials"]["authority_key"]
+    assert signing.kid_of(signing.public_key_from_pem(pem.encode())) == signing.kid_of(newer.sign.public_key())
+
+
+@pytest.mark.parametrize("name, content, message", [
+    ("authority-sign.pem", None, "is a private key: give the public half"),
+    ("junk.pem", "not a key", "not a PEM public key"),
+    ("missing.pem", False, "--authority-key: cannot read"),
+])
+def test_a_bad_authority_key_is_refused_and_the_first_run_stays(tmp_path, fleet, name, content, message):
+    from kiosk.authority import keys as authority_keys
+
+    authority_keys.keygen(tmp_path / "authority-keys")
+    assert fleet(tmp_path, "fleet.csv", CSV, "--authority-key",
+                 str(tmp_path / "authority-keys" / "authority-sign.pub.pem")).returncode == 0
+    made = {p: p.read_bytes() for p in (tmp_path / "out").rglob("*") if p.is_file()}
+    bad = tmp_path / "authority-keys" / name
+    if content:
+        bad.write_text(content)
+    r = fleet(tmp_path, "fleet.csv", CSV, "--authority-key", str(bad))
+    assert r.returncode == 2 and message in r.stderr and "Traceback" not in r.stderr
+    assert {p: p.read_bytes() for p in (tmp_path / "out").rglob("*") if p.is_file()} == made
+    private = (tmp_path / "authority-keys" / "authority-sign.pem").read_bytes()
+    assert not any(private.strip() in data for data in made.values())
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--tracer-user", "centre"], "--tracer-user 'centre' is the centre's user"),
+    (["--tracer-user", "a:b"], "--tracer-user 'a:b': a broker user name"),
+    (["--tracer-user", "hcm-q1-gate-01"], "broker user 'hcm-q1-gate-01' is the tracer's"),
+])
+def test_the_tracer_gets_a_broker_user_of_its_own(tmp_path, fleet, args, message):
+    r = fleet(tmp_path, "fleet.csv", CSV, *args)
+    assert r.returncode == 2 and message in r.stderr and not (tmp_path / "out").exists()
+    r = fleet(tmp_path, "fleet.csv", CSV)
+    assert r.returncode == 0
+    assert "\nuser tracer\ntopic write checkin/v1/trace/request\n" in (tmp_path / "out/broker/acl").read_text()
+    password = (tmp_path / "out/broker/tracer-password").read_text()
+    assert stat.S_IMODE((tmp_path / "out/broker/tracer-password").stat().st_mode) == 0o600
+    assert fleet(tmp_path, "fleet.csv", CSV).returncode == 0  # kept between runs, like the centre's
+    assert (tmp_path / "out/broker/tracer-password").read_text() == password

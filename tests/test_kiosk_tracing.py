@@ -31,7 +31,7 @@ from kiosk.door.tracing.service import TraceService
 
 from tracing_fleet import Capture, read_f1
 
-FIELDS = ("name", "birth_date", "id_number", "phone")
+FIELDS = ("name", "birth_date", "id_number", "phone", "subject_id")
 HEALTH = "checkin/v1/test-site/kiosk-t1/health"
 DEADLINE = 30.0
 
@@ -120,7 +120,7 @@ def personal_strings(checkins) -> set[str]:
         h = c.holder
         if h is None:
             continue
-        for value in (h.name, h.family_name, h.given_name, h.id_number, h.phone, h.birth_date):
+        for value in (h.name, h.family_name, h.given_name, h.id_number, h.phone, h.birth_date, h.subject_id):
             if value and len(value) >= 4:
                 out.add(value)
     return {s for s in out if s}
@@ -166,11 +166,18 @@ def test_the_kiosk_answers_a_signed_place_request_with_exactly_its_check_ins(tmp
         assert sorted(r["name"] for r in rows) == sorted({(c.holder.name if c.holder else "") or "" for c in accepted})
         assert {r["venue_id"] for r in rows} == {cfg.venue.id}
         # the kiosk told the authority which fields it keeps: a row without a name says why
-        why = {"health-declaration": "no name, phone, ID number, birth date: a health declaration code carries none",
+        why = {"health-declaration": "no name, phone, ID number, birth date: a health declaration code carries none; "
+                                     "reach them through the declaration's issuer (declaration subject and issuer "
+                                     "columns)",
                "eu-dcc": "no phone, ID number: an EU DCC code carries none", "pc-covid": "", "cccd": "no phone: a CCCD "
                "chip-card code carries none"}
         assert {r["format"] for r in rows} >= {"health-declaration", "eu-dcc"}
         assert all(r["missing"] == why[r["format"]] for r in rows), [(r["format"], r["missing"]) for r in rows]
+        # the declaration's subject and issuer, as the kiosk read them from the signed code
+        subjects = {(c.holder.subject_id, c.holder.subject_issuer) for c in accepted
+                    if c.format == "health-declaration"}
+        assert {(r["subject_id"], r["subject_issuer"]) for r in rows if r["format"] == "health-declaration"} == subjects
+        assert all(r["subject_id"] == "" for r in rows if r["format"] != "health-declaration")
 
         # the raw answer: signed by this kiosk, bound to its topic, sealed to the authority; exactly the check-ins
         topic = P.answer_topic(rid, cfg.device.site, cfg.device.id)

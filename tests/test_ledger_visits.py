@@ -70,6 +70,27 @@ def test_a_version_1_ledger_is_upgraded_and_keeps_its_visits(tmp_path):
     assert version >= 3
 
 
+def test_a_version_3_ledger_gains_the_declaration_subject_and_keeps_its_visits(tmp_path):
+    from kiosk.door.record import schema
+
+    path = tmp_path / "v3.db"
+    db = sqlite3.connect(path)
+    for number, step in enumerate(schema.STEPS[:3], 1):
+        db.executescript(f"{step}\nPRAGMA user_version = {number};")
+    db.execute("INSERT INTO visits (seq, at, pseudonym, verdict, reason, format, phone) VALUES "
+               "(1000, '2099-01-01T00:00:00.000Z', 'p', 'accept', 'ok', 'pc-covid', '0912')")
+    db.commit()
+    db.close()
+    subject = Holder(subject_id="s-9", subject_issuer="0a" * 8)
+    with Ledger(path, visit_log=True, visit_log_fields=["subject_id"], tz=VN) as led:
+        led.record(checkin(datetime(2099, 1, 1, 0, 1, tzinfo=timezone.utc), subject))
+        old, new = led.visits(datetime(2098, 12, 31, tzinfo=timezone.utc), datetime(2099, 1, 2, tzinfo=timezone.utc))
+    assert (old["phone"], old["subject_id"]) == ("0912", None)
+    assert (new["subject_id"], new["subject_issuer"], new["phone"]) == ("s-9", "0a" * 8, None)
+    (version,) = sqlite3.connect(path).execute("PRAGMA user_version").fetchone()
+    assert version == schema.VERSION
+
+
 def test_retention_purges_visits_but_not_the_trace_audit(tmp_path):
     now = datetime.now(timezone.utc)
     with Ledger(tmp_path / "l.db", visit_log=True, retention_days=21, tz=VN) as led:

@@ -303,3 +303,26 @@ def test_apt_packages_follow_the_release(tree, password_file, provision, codenam
     line = next(ln for ln in r.stdout.splitlines() if "apt-get install" in ln)
     assert all(p in line.split() for p in zbar) and not any(p in line.split() for p in absent)
     assert f"(for {codename})" in line
+
+
+def test_the_authority_key_by_hand_is_installed_and_its_private_half_refused(tree, tmp_path, password_file, provision):
+    """`kiosk provision --authority-key-file`: the public key becomes [tracing] authority_key; the signing key never
+    reaches a kiosk."""
+    authority = signing.generate_key()
+    public, private = tmp_path / "authority-sign.pub.pem", tmp_path / "authority-sign.pem"
+    signing.write_public_key(public, authority)
+    signing.write_private_key(private, authority)
+    other = tmp_path / "other"
+    other.mkdir()
+    r = provision(other, *DEVICE_ARGS, "--mqtt-password-file", str(password_file), "--authority-key-file", str(private))
+    assert r.returncode == 2 and "is a private key" in r.stderr and "Traceback" not in r.stderr
+    assert list(other.iterdir()) == []
+    r = provision(tree, *DEVICE_ARGS, "--mqtt-password-file", str(password_file), "--authority-key-file", str(public))
+    assert r.returncode == 0, r.stderr
+    cfg = config.load(tree / "etc/kiosk/kiosk.toml")
+    assert cfg.tracing.authority_key == "/etc/kiosk/authority-sign.pub.pem"
+    installed = tree / "etc/kiosk/authority-sign.pub.pem"
+    assert installed.read_bytes() == public.read_bytes() and mode(installed) == 0o644
+    # a second run with the same key changes nothing
+    r = provision(tree, *DEVICE_ARGS, "--mqtt-password-file", str(password_file), "--authority-key-file", str(public))
+    assert r.returncode == 0 and "nothing to change" in r.stdout

@@ -131,3 +131,26 @@ def test_first_boot_unit_verifies_and_runs_once(tmp_path):
     unit = parse_unit(text)
     assert one(unit, "Type") == "oneshot"
     assert unit["Unit"]["ConditionPathExists"] == ["/boot/firmware/kiosk/device.toml"]
+
+
+def test_first_boot_sandbox_leaves_writable_exactly_what_provisioning_writes():
+    """The hardened first-boot unit (issue 23 loose end): root, but a write outside ReadWritePaths fails on the Pi,
+    so every place kiosk-firstboot and kiosk provision write must be inside them, and nothing else is."""
+    from kiosk.ops import fleet, provision
+
+    svc = parse_unit((ROOT / "systemd" / "kiosk-firstboot.service").read_text())["Service"]
+    assert svc["ProtectSystem"] == ["strict"] and svc["ProtectHome"] == ["yes"]
+    writable = [p.lstrip("-") for line in svc["ReadWritePaths"] for p in line.split()]
+    written = [provision.PREFIX, provision.CONFIG, provision.CREDSTORE, provision.UNIT, provision.JOURNALD,
+               provision.AUTHORITY_KEY, fleet.BOOT + "/kiosk/device.toml", "/usr/local/sbin/kiosk-firstboot",
+               "/var/lib/dpkg", "/var/cache/apt", "/usr/lib/python3"]  # apt and dpkg install under /usr and /var
+    for path in written:
+        assert any(path == w or path.startswith(w.rstrip("/") + "/") for w in writable), path
+    assert set(writable) == {"/usr", "/etc", "/var", "/opt", "/boot/firmware"}  # not /home, /root, /srv, /boot
+    for key in ("NoNewPrivileges", "PrivateTmp", "PrivateDevices", "ProtectKernelTunables", "ProtectKernelModules",
+                "ProtectControlGroups", "ProtectClock", "RestrictNamespaces", "LockPersonality"):
+        assert svc[key] == ["yes"], key
+    caps = set(svc["CapabilityBoundingSet"][0].split())
+    assert not caps & {"CAP_SYS_ADMIN", "CAP_SYS_MODULE", "CAP_NET_ADMIN", "CAP_SYS_PTRACE", "CAP_SYS_TIME",
+                       "CAP_SYS_BOOT", "CAP_MKNOD", "CAP_SYS_RAWIO", "CAP_BPF"}
+    assert svc["RestrictAddressFamilies"] == ["AF_UNIX AF_INET AF_INET6 AF_NETLINK"]

@@ -13,7 +13,7 @@ The commands are taken from the markdown (the fenced blocks after a
   ``kiosk.toml``.
 
 The broker is mosquitto with the password file and ACL ``kiosk fleet`` wrote: each
-kiosk logs in as its own user, the desk as ``centre``. The kiosks' visits are made
+kiosk logs in as its own user, the desk as ``tracer``. The kiosks' visits are made
 in the doc's window; the case shows its CCCD QR code, photographed as case-qr.png.
 """
 
@@ -89,6 +89,7 @@ class Kiosk:
 
         overrides, self.creds = provision.load_device_file(fleet_out / f"{self.site}-{self.device}" / "kiosk" /
                                                            "device.toml")
+        assert "authority_key" in self.creds  # kiosk fleet --authority-key put it on the card
         provision.point_at_credentials(overrides, self.creds)
         overrides["device"]["state_dir"] = str(self.root / "var/lib/kiosk")
         overrides.setdefault("mqtt", {})["url"] = broker_url
@@ -167,7 +168,7 @@ def test_the_walkthrough_works_as_written(tmp_path):
                 outputs.append(run(block, desk, env_file))
                 if broker is None and (desk / "fleet-out" / "broker" / "acl").exists():
                     out = desk / "fleet-out" / "broker"
-                    broker = start_secured_broker(tmp_path, out / "passwd", out / "acl")
+                    broker = start_secured_broker(tmp_path, out / "passwd", out / "acl", generated=out / "kiosk.conf")
         # the F1 list: the case, the contact at its own door, and the one at the other door of the same venue
         rows = read_f1(desk / "f1-case-001.csv")
         assert [(r["role"], r["name"], r["kiosks"], r["together"]) for r in rows] == [

@@ -8,7 +8,10 @@ closest check-in kept), or per minute of arrival for a place request. The
 
 Each row carries what the kiosks kept to reach the person, or says what is
 missing and why (the kiosk does not keep that field, or the visitor's code
-carries none). Times are in the tracer's time zone, to the minute.
+carries none). Someone who checked in with a signed health declaration carries
+no name, phone or ID: where the kiosk keeps ``subject_id`` the row has the
+declaration's subject and its issuer's key id, and the tracer reaches the person
+through that issuer. Times are in the tracer's time zone, to the minute.
 
 Files are replaced atomically (a temporary file renamed over the old one) and
 never by a list with fewer rows: a list from a store that lacks answers another
@@ -27,11 +30,16 @@ from pathlib import Path
 from typing import Iterable
 
 PERSONAL = ("name", "phone", "id_number", "birth_date")
-COLUMNS = ("role", "name", "phone", "id_number", "birth_date", "missing", "venue_id", "venue", "address", "district",
-           "ward", "visit_time", "case_visit_time", "together", "minutes_apart", "verdict", "format", "kiosks",
-           "pseudonym")
+# A health declaration's subject (the issuer's reference for the person) and the issuer's key id:
+# asked of the issuer, they reach someone whose code carried no name, phone or ID.
+SUBJECT = ("subject_id", "subject_issuer")
+DECLARATION = "health-declaration"
+COLUMNS = ("role", "name", "phone", "id_number", "birth_date", *SUBJECT, "missing", "venue_id", "venue", "address",
+           "district", "ward", "visit_time", "case_visit_time", "together", "minutes_apart", "verdict", "format",
+           "kiosks", "pseudonym")
 ROLE_ORDER = {"case": 0, "contact": 1, "visit": 2}
-FIELD_WORDS = {"name": "name", "phone": "phone", "id_number": "ID number", "birth_date": "birth date"}
+FIELD_WORDS = {"name": "name", "phone": "phone", "id_number": "ID number", "birth_date": "birth date",
+               "subject_id": "declaration subject"}
 FORMAT_WORDS = {"cccd": "a CCCD chip-card", "pc-covid": "a PC-Covid", "health-declaration": "a health declaration",
                 "eu-dcc": "an EU DCC", "unknown": "an unrecognised"}
 
@@ -39,6 +47,7 @@ FORMAT_WORDS = {"cccd": "a CCCD chip-card", "pc-covid": "a PC-Covid", "health-de
 def headers(zone: str) -> list[str]:
     """Column headers; the times name the tracer's time zone."""
     names = {"role": "role (case / contact / visit)", "id_number": "ID number", "birth_date": "birth date",
+             "subject_id": "declaration subject (ask its issuer)", "subject_issuer": "declaration issuer (key id)",
              "missing": "missing details (why)", "venue_id": "venue id", "visit_time": f"time of visit ({zone})",
              "case_visit_time": f"case's visit ({zone})", "together": "check-ins (contact's and case's)",
              "minutes_apart": "minutes apart", "pseudonym": "kiosk pseudonym (links visits at one kiosk)"}
@@ -52,6 +61,8 @@ def person_key(record: dict, kiosk: str) -> tuple:
     parts = tuple((record.get(k) or "").casefold() for k in ("name", "birth_date", "phone"))
     if any(parts):
         return ("person", *parts)
+    if record.get("subject_id"):  # one issuer's subject is one person, whichever kiosk saw them
+        return ("subject", record.get("subject_issuer") or "", record["subject_id"])
     return ("pseudonym", kiosk, record.get("pseudonym", ""))  # only linkable within one kiosk
 
 
@@ -79,7 +90,7 @@ def merge(answers: Iterable, exclude: set[tuple[str, str]] = frozenset()) -> lis
             else:
                 key = (role, who, venue_id, str(r.get("time", ""))[:16])
             minutes = r.get("overlap_minutes")
-            row = {"role": role, **{f: r.get(f) or "" for f in PERSONAL}, "venue_id": venue_id,
+            row = {"role": role, **{f: r.get(f) or "" for f in (*PERSONAL, *SUBJECT)}, "venue_id": venue_id,
                    "venue": venue.get("name", ""), "address": venue.get("address", ""),
                    "district": venue.get("district", ""), "ward": venue.get("ward", ""),
                    "time": str(r.get("time", "")), "case_time": str(r.get("case_time") or ""),
@@ -95,7 +106,7 @@ def merge(answers: Iterable, exclude: set[tuple[str, str]] = frozenset()) -> lis
                     old["minutes"] is None or abs(row["minutes"]) < abs(old["minutes"])):
                 for k in ("time", "minutes", "verdict", "format"):
                     old[k] = row[k]
-            for f in PERSONAL:  # another kiosk may keep what this one does not
+            for f in (*PERSONAL, *SUBJECT):  # another kiosk may keep what this one does not
                 old[f] = old[f] or row[f]
             old["kiosks"] |= row["kiosks"]
             old["pseudonyms"] |= row["pseudonyms"]
@@ -106,12 +117,19 @@ def merge(answers: Iterable, exclude: set[tuple[str, str]] = frozenset()) -> lis
 def row_key(row: dict) -> tuple:
     """What makes a row itself, to tell new rows from known ones between two builds."""
     return (row["role"], row["venue_id"], row["case_time"] if row["role"] == "contact" else row["time"][:16],
-            row["id_number"] or row["name"] or min(row["pseudonyms"]))
+            row["id_number"] or row["name"] or row["subject_id"] or min(row["pseudonyms"]))
 
 
 def missing_note(row: dict) -> str:
-    """Which of name, phone, ID number and birth date the row lacks, and why; "" when it has them all."""
+    """Which of name, phone, ID number and birth date the row lacks, and why; "" when it has them all.
+
+    A health declaration's row also says when its subject is missing, and, when the subject is
+    there, that the issuer is the way to the person.
+    """
+    declaration = any(fmt == DECLARATION for _, _, fmt in row["sources"])
     missing = [f for f in PERSONAL if not row[f]]
+    if declaration and not row["subject_id"]:
+        missing.append("subject_id")
     if not missing:
         return ""
     why: dict[str, list[str]] = {}
@@ -124,11 +142,16 @@ def missing_note(row: dict) -> str:
                 reasons.append(f"{kiosk} keeps only pseudonyms (visit_log_fields = [])")
             elif f not in kept:
                 reasons.append(f"{kiosk} does not keep {{them}} (visit_log_fields = {', '.join(kept)})")
+            elif f == "subject_id":  # every declaration has a subject: the field was allowed after this visit
+                reasons.append(f"{kiosk} did not keep {{them}} at this visit (allowed since)")
             else:
                 reasons.append(f"{FORMAT_WORDS.get(fmt, f'a {fmt}' if fmt else 'an unrecognised')} code carries none")
         why.setdefault("; ".join(dict.fromkeys(reasons)), []).append(FIELD_WORDS[f])
-    return "; ".join(f"no {', '.join(fs)}: {reason.format(them='them' if len(fs) > 1 else 'it')}"
+    note = "; ".join(f"no {', '.join(fs)}: {reason.format(them='them' if len(fs) > 1 else 'it')}"
                      for reason, fs in why.items())
+    if declaration and row["subject_id"]:
+        note += "; reach them through the declaration's issuer (declaration subject and issuer columns)"
+    return note
 
 
 def _local(utc: str, zone: tzinfo) -> datetime | None:
@@ -159,7 +182,7 @@ def table(rows: list[dict], zone: tzinfo) -> list[dict]:
         visit = _local(r["time"], zone)
         case = _local(r["case_time"], zone) if r["case_time"] else None
         text, minutes = together(r["time"], r["case_time"], zone) if r["role"] == "contact" else ("", "")
-        out.append({"role": r["role"], **{f: r[f] for f in PERSONAL}, "missing": missing_note(r),
+        out.append({"role": r["role"], **{f: r[f] for f in (*PERSONAL, *SUBJECT)}, "missing": missing_note(r),
                     "venue_id": r["venue_id"], "venue": r["venue"], "address": r["address"],
                     "district": r["district"], "ward": r["ward"],
                     "visit_time": f"{visit:%Y-%m-%d %H:%M}" if visit else r["time"],

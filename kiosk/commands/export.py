@@ -6,7 +6,8 @@ date; ``--from`` is included and ``--to`` excluded, except that a bare date in
 
 Columns: local time with its offset, UTC time, venue id, device id, pseudonym,
 verdict, reason, format, then only the personal fields the config allows
-(``[ledger] visit_log_fields``; the family and given names go with ``name``).
+(``[ledger] visit_log_fields``; the family and given names go with ``name``, the
+declaration issuer's key id with ``subject_id``).
 The venue and device columns let the exports of several kiosks be merged.
 Exit 1 with a plain message when the visit log is off or the ledger does not
 exist; the file is created readable by its owner only. A text cell that a
@@ -28,7 +29,7 @@ from kiosk.cli import UsageError
 
 BASE_COLUMNS = ("local_time", "utc_time", "venue_id", "device_id", "pseudonym", "verdict", "reason", "format")
 FIELD_COLUMNS = {"name": ("name", "family_name", "given_name"), "birth_date": ("birth_date",),
-                 "id_number": ("id_number",), "phone": ("phone",)}
+                 "id_number": ("id_number",), "phone": ("phone",), "subject_id": ("subject_id", "subject_issuer")}
 
 
 def add_arguments(p) -> None:

@@ -23,7 +23,7 @@ from typing import Any
 from kiosk.errors import KioskValueError
 from kiosk.wire import commands as wire_commands
 
-VISIT_LOG_FIELDS = ("name", "birth_date", "id_number", "phone")  # what [ledger] visit_log_fields may name
+VISIT_LOG_FIELDS = ("name", "birth_date", "id_number", "phone", "subject_id")  # what [ledger] visit_log_fields may name
 CONFIG_MAX_BYTES = 1024 * 1024
 ERROR, WARNING = "error", "warning"
 
@@ -187,7 +187,9 @@ class LedgerConfig:
     pseudonym_key_file: str = _f("", help="Secret key for pseudonyms (keyed hash of identities); empty = created in state_dir on first start.", path="file")
     outbox_max: int = _f(100000, help="Most unsent event messages kept while offline; the oldest are dropped first (counted).", min=100)
     visit_log: bool = _f(False, help="Keep a visit log for contact tracing (off by default).")
-    visit_log_fields: list[str] = _f([], help="Personal fields the visit log may keep: name, birth_date, id_number, phone.", items=VISIT_LOG_FIELDS)
+    visit_log_fields: list[str] = _f([], help="Personal fields the visit log may keep: name, birth_date, id_number, "
+                                     "phone, subject_id (a signed health declaration's subject and issuer, so a "
+                                     "tracer can reach the person through the issuer).", items=VISIT_LOG_FIELDS)
     retention_days: int = _f(21, help="Visit log entries older than this are purged.", min=1, max=365)
 
 

@@ -18,10 +18,12 @@ For each kiosk, OUT/SITE-DEVICE/ holds what goes onto the boot partition:
   firstrun.sh + cmdline.txt.append   Raspberry Pi Imager-style first boot (Bookworm images)
   user-data, meta-data [, network-config]   cloud-init (images that use cloud-init)
 and for the district:
-  OUT/broker/passwd, acl, kiosk.conf   mosquitto: a user per kiosk and the centre, topics per user
+  OUT/broker/passwd, acl, kiosk.conf   mosquitto: a user per kiosk, the centre and the tracer, topics per user
   the registry (--registry, default FLEET.registry.json): each kiosk's public key (for the centre)
 Each kiosk's private key and generated broker password are kept in --secrets (default
-FLEET.secrets/, 0700) so the next run gives the same kiosk the same key; --rotate makes
+FLEET.secrets/, 0700) so the next run gives the same kiosk the same key; so is the health
+authority's public key (--authority-key, every kiosk's ``[tracing] authority_key``), so a later
+run without the option still puts it on every card; --rotate makes
 a new key (the old row is revoked), --revoke marks a lost kiosk's keys revoked and
 removes its broker user. See docs/provisioning.md. Exit codes: 0 done, 2 a problem in
 the fleet file or options.
@@ -64,6 +66,7 @@ HOSTNAME = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
 # Directories and files never put into the bundle.
 BUNDLE_SKIP = {".git", ".venv", "__pycache__", ".pytest_cache", "checkin_kiosk.egg-info", "build", "dist", ".hypothesis"}
 PASSWORD_FILE, ACL_FILE = "/etc/mosquitto/kiosk/passwd", "/etc/mosquitto/kiosk/acl"
+AUTHORITY_KEY_FILE = "authority-sign.pub.pem"  # in --secrets: the key later runs keep putting on the cards
 
 
 class FleetError(KioskValueError):
@@ -373,6 +376,16 @@ class SecretStore:
         self._prepare(site, device)
         write(self._dir(site, device) / "mqtt-password", password + "\n", 0o600)
 
+    def authority_key(self) -> str | None:
+        """The health authority's public key (PEM) an earlier run was given, or None."""
+        p = self.folder / AUTHORITY_KEY_FILE
+        return p.read_text(encoding="utf-8") if p.is_file() else None
+
+    def save_authority_key(self, pem: str) -> None:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.folder.chmod(0o700)
+        write(self.folder / AUTHORITY_KEY_FILE, pem, 0o644)  # public: readable, but in the fleet's own folder
+
     def _prepare(self, site: str, device: str) -> None:
         for d in (self.folder, self._dir(site, device)):
             d.mkdir(parents=True, exist_ok=True)
@@ -449,10 +462,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="a lost kiosk: revoke its keys, drop its broker user, write no card for it (repeatable)")
     p.add_argument("--centre-user", default="centre", help="the centre's broker user (default centre)")
     p.add_argument("--centre-password-file", help="the centre's broker password (default: generated into OUT/broker/centre-password)")
+    p.add_argument("--tracer-user", default="tracer",
+                   help="the health authority's broker user: trace requests and answers only (default tracer)")
+    p.add_argument("--tracer-password-file",
+                   help="the tracer's broker password (default: generated into OUT/broker/tracer-password)")
     p.add_argument("--template", help="config template (default: SOURCE/config/kiosk.example.toml)")
     p.add_argument("--bundle", action="store_true", help="also pack this checkout as kiosk/kiosk-src.tar.gz into every device folder")
     p.add_argument("--mqtt-url", help="default broker URL for rows without mqtt_url")
     p.add_argument("--mqtt-ca-file", help="CA certificate of the broker, put into every device file")
+    p.add_argument("--authority-key", metavar="FILE",
+                   help="the health authority's public signing key (authority-sign.pub.pem from `kiosk trace keygen`): "
+                        "every kiosk's [tracing] authority_key; kept in --secrets, so later runs keep it")
     p.add_argument("--ssh-key", help="public key file allowed to log in over SSH")
     p.add_argument("--admin-user", help="administrator account to create (Bookworm has no default user)")
     p.add_argument("--admin-password-hash", help="its password hash (`openssl passwd -6`); none = key login only")
@@ -508,9 +528,44 @@ def read_kiosks(opts, template: str, extra_creds: dict) -> list[Kiosk]:
         problems.append(f"{opts.fleet}: broker user {name!r} is given to more than one kiosk")
     if opts.centre_user in users:
         problems.append(f"{opts.fleet}: broker user {opts.centre_user!r} is the centre's (--centre-user)")
+    if opts.tracer_user in users:
+        problems.append(f"{opts.fleet}: broker user {opts.tracer_user!r} is the tracer's (--tracer-user)")
+    for option, name in (("--centre-user", opts.centre_user), ("--tracer-user", opts.tracer_user)):
+        if not name or ":" in name or "\n" in name:  # a line of mosquitto's password file
+            problems.append(f"{option} {name!r}: a broker user name is not empty and has no ':' or line break")
+    if opts.tracer_user == opts.centre_user:
+        problems.append(f"--tracer-user {opts.tracer_user!r} is the centre's user: the tracer gets its own, "
+                        "limited to trace topics")
     if problems:
         raise FleetError("\n".join(problems))
     return kiosks
+
+
+def authority_key(opts, store: SecretStore) -> tuple[str | None, str]:
+    """(the authority's public key PEM for every card or None, a line saying where it came from).
+
+    ``--authority-key`` is checked (an Ed25519 public key, never the private signing key); without
+    it, the key an earlier run kept is used, so adding a kiosk later never drops tracing from a card.
+    """
+    from kiosk.wire import signing
+
+    kept = store.authority_key()
+    if not opts.authority_key:
+        if kept is None:
+            return None, ""
+        kid = signing.kid_of(signing.public_key_from_pem(kept.encode(), str(store.folder / AUTHORITY_KEY_FILE)))
+        return kept, f"authority key {kid} (kept in {store.folder}) in every device file"
+    try:
+        pem = provision.authority_public_pem(_text(opts.authority_key, "--authority-key"),
+                                             f"--authority-key {opts.authority_key}")
+    except provision.ProvisionError as exc:
+        raise FleetError(str(exc)) from None
+    kid = signing.kid_of(signing.public_key_from_pem(pem.encode()))
+    if kept is not None and kept != pem:
+        old = signing.kid_of(signing.public_key_from_pem(kept.encode()))
+        return pem, (f"authority key {kid} replaces {old} in every device file: kiosks provisioned before trust "
+                     f"{old} until their new device file is installed")
+    return pem, f"authority key {kid} in every device file"
 
 
 def run(opts) -> int:
@@ -527,13 +582,22 @@ def run(opts) -> int:
     revoked = {_kiosk_id(t) for t in opts.revoke}
     registry_path = Path(opts.registry) if opts.registry else fleet_path.with_name(fleet_path.stem + ".registry.json")
     store = SecretStore(Path(opts.secrets) if opts.secrets else fleet_path.with_name(fleet_path.stem + ".secrets"))
+    authority, authority_note = authority_key(opts, store)
+    if authority is not None:
+        extra_creds["authority_key"] = authority  # every row is checked with the key file it will name
     entries = registry.load(registry_path, missing_ok=True)
     centre_password = (_text(opts.centre_password_file, "--centre-password-file").strip()
                        if opts.centre_password_file else None)
+    tracer_password = (_text(opts.tracer_password_file, "--tracer-password-file").strip()
+                       if opts.tracer_password_file else None)
     kiosks = [k for k in read_kiosks(opts, template, extra_creds) if (k.site, k.device) not in revoked]
     # Everything is checked: from here on, files are written.
     notes = revoke(entries, revoked)
     entries = assign_keys(kiosks, entries, store, rotate)
+    if authority is not None:
+        if store.authority_key() != authority:
+            store.save_authority_key(authority)
+        notes.append(authority_note)
     out = Path(opts.out)
     out.mkdir(parents=True, exist_ok=True)
     bundle = None
@@ -560,8 +624,10 @@ def run(opts) -> int:
         if net:
             write(folder / "network-config", net, 0o600)
         print(f"{folder}: {k.hostname} ({k.overrides['venue']['name']}){'; ' + '; '.join(k.notes) if k.notes else ''}")
-    centre_password = centre_password or _centre_password(out)
-    users = [broker.BrokerUser(opts.centre_user, centre_password)]
+    centre_password = centre_password or _generated_password(out, "centre-password")
+    tracer_password = tracer_password or _generated_password(out, "tracer-password")
+    users = [broker.BrokerUser(opts.centre_user, centre_password),
+             broker.BrokerUser(opts.tracer_user, tracer_password, role="tracer")]
     users += [broker.BrokerUser(k.username, k.password, k.site, k.device) for k in kiosks]
     write(out / "broker" / "passwd", broker.password_file(users), 0o600)
     write(out / "broker" / "acl", broker.acl_file(users), 0o644)
@@ -574,9 +640,9 @@ def run(opts) -> int:
     return 0
 
 
-def _centre_password(out: Path) -> str:
-    """The centre's generated broker password, kept in OUT/broker/centre-password (0600) between runs."""
-    p = out / "broker" / "centre-password"
+def _generated_password(out: Path, name: str) -> str:
+    """A generated broker password (the centre's, the tracer's), kept in OUT/broker/NAME (0600) between runs."""
+    p = out / "broker" / name
     if p.is_file():
         return p.read_text(encoding="utf-8").strip()
     password = _random.token_urlsafe(24)

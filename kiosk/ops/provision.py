@@ -13,7 +13,8 @@ What it does, each step only when needed (a second run changes nothing and says 
   4. /etc/kiosk/kiosk.toml from config/kiosk.example.toml with this device's values,
      checked with the kiosk's own preflight (:mod:`kiosk.config.preflight`) before anything is written;
   5. broker secrets and the kiosk's Ed25519 device key into /etc/credstore/kiosk-mqtt/
-     (root only, 0600) for LoadCredential=; the device key's public half in /etc/kiosk/;
+     (root only, 0600) for LoadCredential=; the device key's public half in /etc/kiosk/, and
+     the health authority's public key there too when given ([tracing] authority_key);
   6. journald kept in RAM (no log files on the SD card);
   7. kiosk.service installed, enabled, and (re)started when something changed.
 
@@ -94,7 +95,10 @@ RuntimeMaxUse=32M
 DEVICE_KEY = f"{CREDSTORE}/device-key"
 DEVICE_KEY_REF = "credential:mqtt_device-key"  # LoadCredential=mqtt:... names file F "mqtt_F"
 DEVICE_PUBLIC_KEY = "/etc/kiosk/device-key.pub.pem"
-CREDENTIAL_KEYS = {"mqtt_password", "mqtt_client_key", "mqtt_client_cert", "mqtt_ca", "device_key"}
+# The health authority's public signing key ([tracing] authority_key): public, but carried in the device
+# file's [credentials] like the broker's CA, because the card holds no other file the config can name.
+AUTHORITY_KEY = "/etc/kiosk/authority-sign.pub.pem"
+CREDENTIAL_KEYS = {"mqtt_password", "mqtt_client_key", "mqtt_client_cert", "mqtt_ca", "device_key", "authority_key"}
 
 
 class ProvisionError(KioskValueError):
@@ -129,7 +133,8 @@ def load_device_file(path: Path) -> tuple[dict, dict]:
 
     The file has the shape of kiosk.toml (any section and key, e.g. [signals] pins) plus
     an optional [credentials] table: mqtt_password, mqtt_client_key, mqtt_client_cert,
-    mqtt_ca (PEM text), device_key (the kiosk's Ed25519 private key, PEM), as written by ``kiosk fleet``.
+    mqtt_ca (PEM text), device_key (the kiosk's Ed25519 private key, PEM), authority_key (the health
+    authority's Ed25519 public key, PEM: becomes ``[tracing] authority_key``), as written by ``kiosk fleet``.
     """
     from kiosk.secrets import FileRefused, read_capped
 
@@ -177,7 +182,8 @@ def gather(args) -> tuple[dict, dict]:
             value = m.group(3)  # a bare word is taken as a string
         overrides.setdefault(m.group(1), {})[m.group(2)] = value
     for name, opt in (("mqtt_password", args.mqtt_password_file), ("mqtt_client_key", args.mqtt_key_file),
-                      ("mqtt_client_cert", args.mqtt_cert_file), ("mqtt_ca", args.mqtt_ca_file)):
+                      ("mqtt_client_cert", args.mqtt_cert_file), ("mqtt_ca", args.mqtt_ca_file),
+                      ("authority_key", args.authority_key_file)):
         if opt:
             creds[name] = _read_option_file(opt)
     if "mqtt_password" in creds:
@@ -217,6 +223,9 @@ def point_at_credentials(overrides: dict[str, dict], creds: dict) -> dict[str, d
         mqtt["ca_file"] = "/etc/kiosk/mqtt-ca.crt"
     if not mqtt:
         del overrides["mqtt"]
+    if "authority_key" in creds:
+        creds["authority_key"] = authority_public_pem(creds["authority_key"], "the health authority's key")
+        overrides.setdefault("tracing", {})["authority_key"] = AUTHORITY_KEY
     if overrides.get("device", {}).get("key_file", DEVICE_KEY_REF) != DEVICE_KEY_REF:
         raise ProvisionError("[device] key_file is set by provisioning (the device key becomes a credential of "
                              "kiosk.service); give the key as [credentials] device_key instead")
@@ -224,10 +233,32 @@ def point_at_credentials(overrides: dict[str, dict], creds: dict) -> dict[str, d
     return overrides
 
 
+def authority_public_pem(text: str, what: str) -> str:
+    """The health authority's Ed25519 public key as PEM, or ProvisionError saying why not.
+
+    Its private signing key is refused outright: it signs every trace request, and a card
+    is readable by anyone who holds it.
+    """
+    from kiosk.wire import signing
+
+    if "PRIVATE KEY" in text:
+        raise ProvisionError(f"{what} is a private key: give the public half (authority-sign.pub.pem from "
+                             "`kiosk trace keygen`), never the signing key itself")
+    try:
+        key = signing.public_key_from_pem(text.encode("utf-8"), what)
+    except signing.SigningKeyError as exc:
+        raise ProvisionError(f"{exc} (expected authority-sign.pub.pem from `kiosk trace keygen`)") from None
+    return signing.public_pem(key).decode("ascii")
+
+
+# What provisioning writes beside kiosk.toml from [credentials], all public (0644).
+PUBLIC_FILES = (("mqtt_ca", "/etc/kiosk/mqtt-ca.crt"), ("mqtt_client_cert", "/etc/kiosk/mqtt-client.crt"),
+                ("authority_key", AUTHORITY_KEY))
+
+
 def staged_files(creds: dict) -> dict[str, bytes]:
     """The files provisioning writes beside kiosk.toml that the config names (for validating it first)."""
-    return {path: creds[key].encode() for key, path in (("mqtt_ca", "/etc/kiosk/mqtt-ca.crt"),
-                                                       ("mqtt_client_cert", "/etc/kiosk/mqtt-client.crt")) if key in creds}
+    return {path: creds[key].encode() for key, path in PUBLIC_FILES if key in creds}
 
 
 def validate(text: str, root: Path, staged: dict[str, bytes], where: str = CONFIG) -> None:
@@ -458,7 +489,7 @@ def step_docs(pv: Provisioner, source: Path) -> None:
 def step_config(pv: Provisioner, text: str, creds: dict) -> bool:
     changed = False
     pv.directory("/etc/kiosk", 0o755)
-    for key, path in (("mqtt_ca", "/etc/kiosk/mqtt-ca.crt"), ("mqtt_client_cert", "/etc/kiosk/mqtt-client.crt")):
+    for key, path in PUBLIC_FILES:
         if key in creds:
             changed |= pv.file(path, creds[key].encode(), 0o644)
     # root:kiosk 0640: the kiosk reads it, other local users do not see the venue's broker user.
@@ -558,6 +589,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--mqtt-key-file", help="TLS client key (copied to the credential store)")
     p.add_argument("--mqtt-cert-file", help="TLS client certificate")
     p.add_argument("--mqtt-ca-file", help="CA certificate of the broker")
+    p.add_argument("--authority-key-file",
+                   help="the health authority's public signing key (authority-sign.pub.pem): "
+                        "installed as /etc/kiosk/authority-sign.pub.pem, [tracing] authority_key")
     p.add_argument("--device-key-file", help="this kiosk's Ed25519 private key (PEM); default: the one already "
                                              "installed, else a new one")
     p.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE", help="any other kiosk.toml key, TOML value (repeatable)")

@@ -136,6 +136,16 @@ def kiosk_acl(site: str, device: str) -> list[tuple[str, str]]:
             ("write", f"{PREFIX}/trace/+/{site}/{device}")]
 
 
+def tracer_acl() -> list[tuple[str, str]]:
+    """(access, topic) pairs the health authority's tracing desk may use: publish trace requests (the
+    fleet's and any site's) and read the answers, nothing else: no counts, health or events, no commands,
+    no bundles. A site or device id is never ``trace`` (``RESERVED_IDS``), so the answers' filter
+    reaches no kiosk's own topics."""
+    return [("write", FLEET_TRACE_REQUEST),
+            ("write", site_trace_request("+")),
+            ("read", f"{PREFIX}/trace/+/+/+")]
+
+
 def centre_acl() -> list[tuple[str, str]]:
     """(access, topic) pairs the centre may use: read everything, write commands, bundles, trace requests."""
     return [("read", f"{PREFIX}/#"),

@@ -79,6 +79,7 @@ STEPS: list[str] = [
     STEP_1,
     STEP_2,
     visits.SCHEMA_STEP,  # 3: visit-record columns and the trace audit
+    visits.SCHEMA_STEP_SUBJECT,  # 4: a health declaration's subject and issuer (visit_log_fields: subject_id)
 ]
 VERSION = len(STEPS)
 DDL = STEP_1  # the first schema, as older tools knew it

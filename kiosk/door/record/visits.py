@@ -4,12 +4,15 @@ The visit log is off by default. When a venue turns it on (``[ledger]
 visit_log``), each check-in adds one visit record in the same transaction as
 the check-in itself: UTC and local time, venue id, device id, the visitor's
 pseudonym, the verdict, and only the personal fields the config allows
-(``visit_log_fields``: name, birth_date, id_number, phone). A field that is not
-allowed is never written, not even briefly. Names are stored as the code gives
-them: ``Holder.name`` in the format's display order (Vietnamese family name
-first), plus the family and given names where the format keeps them apart
-(EU DCC). Records older than the retention (21 days by default) are purged
-once a day.
+(``visit_log_fields``: name, birth_date, id_number, phone, subject_id). A field
+that is not allowed is never written, not even briefly. Names are stored as the
+code gives them: ``Holder.name`` in the format's display order (Vietnamese family
+name first), plus the family and given names where the format keeps them apart
+(EU DCC). ``subject_id`` is a signed health declaration's subject (the issuer's
+own reference for the person, pseudonymous) with the issuer's key id beside it:
+the one way a tracer can reach someone who checked in with a declaration, by
+asking its issuer. Records older than the retention (21 days by default) are
+purged once a day.
 
 The trace audit (``trace_audit``) keeps every trace request the kiosk answered
 or refused, with the reason and how many visit records it disclosed; it holds
@@ -36,7 +39,7 @@ from kiosk.errors import KioskOSError
 if TYPE_CHECKING:
     from kiosk.door.verify.base import Holder
 
-VISIT_FIELDS = ("name", "birth_date", "id_number", "phone")
+VISIT_FIELDS = ("name", "birth_date", "id_number", "phone", "subject_id")
 AUDIT_KEEP_DAYS = 366  # the record of disclosures outlives the data disclosed
 AUDIT_MAX_REFUSED = 50_000  # refusals can be provoked by anyone on the broker: bounded
 
@@ -66,11 +69,17 @@ CREATE TABLE IF NOT EXISTS trace_audit (
 CREATE INDEX IF NOT EXISTS trace_audit_request ON trace_audit(request_id);
 """
 
+# Ledger schema step 4: a health declaration's subject and its issuer's key id (``subject_id``).
+SCHEMA_STEP_SUBJECT = """
+ALTER TABLE visits ADD COLUMN subject_id TEXT;
+ALTER TABLE visits ADD COLUMN subject_issuer TEXT;
+"""
+
 # What a visit record holds, in the order of the CSV export and of a trace answer.
 COLUMNS = ("time", "local", "venue_id", "device_id", "pseudonym", "verdict", "reason", "format",
-           "name", "family_name", "given_name", "birth_date", "id_number", "phone")
+           "name", "family_name", "given_name", "birth_date", "id_number", "phone", "subject_id", "subject_issuer")
 _SELECT = ("SELECT at, local, venue_id, device_id, pseudonym, verdict, reason, format,"
-           " name, family_name, given_name, birth_date, id_number, phone FROM visits")
+           " name, family_name, given_name, birth_date, id_number, phone, subject_id, subject_issuer FROM visits")
 
 
 def utc_text(t: datetime) -> str:
@@ -104,12 +113,15 @@ class VisitLog:
         # The name's parts are the name: kept only where the name is.
         family = holder.family_name if holder is not None and keep["name"] is not None else None
         given = holder.given_name if holder is not None and keep["name"] is not None else None
+        # A subject id means something only with its issuer (ids are the issuer's own): kept together.
+        issuer = holder.subject_issuer if holder is not None and keep["subject_id"] is not None else None
         db.execute(
             "INSERT INTO visits (seq, at, local, venue_id, device_id, pseudonym, verdict, reason, format,"
-            " name, family_name, given_name, birth_date, id_number, phone) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            " name, family_name, given_name, birth_date, id_number, phone, subject_id, subject_issuer)"
+            " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
             (seq, utc_text(at), local.isoformat(timespec="milliseconds"), self.venue_id, self.device_id, pseudonym,
              verdict, reason, format, keep["name"], family, given, keep["birth_date"], keep["id_number"],
-             keep["phone"]))
+             keep["phone"], keep["subject_id"], issuer))
 
     def purge(self, db: sqlite3.Connection, now: datetime) -> int:
         """Inside the caller's transaction: drop visit records past retention and old audit rows; returns visits dropped."""

@@ -29,6 +29,10 @@ class Holder:
     phone: str | None = None  # where the code carries one (PC-Covid)
     family_name: str | None = None  # where the format keeps the parts apart (EU DCC fn, gn)
     given_name: str | None = None
+    # A signed health declaration names nobody: its issuer's reference for the person (pseudonymous,
+    # unique per issuer) and that issuer's key id are all a tracer can follow back, through the issuer.
+    subject_id: str | None = None
+    subject_issuer: str | None = None  # hex key id of the declaration's issuer
 
 
 @dataclass(frozen=True)

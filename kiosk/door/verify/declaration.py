@@ -25,7 +25,7 @@ from typing import Any, Mapping
 
 from kiosk.wire import reasons
 from kiosk.door.verify import base45, cose
-from kiosk.door.verify.base import CodeCheck, VerifyContext
+from kiosk.door.verify.base import CodeCheck, Holder, VerifyContext
 from kiosk.trust.store import signer_validity_problem
 
 PREFIX = "HD1:"
@@ -130,7 +130,10 @@ class HealthDeclaration:
             "revocation": {"declaration": declaration_hash, **({"signer": signer.sha256} if signer.sha256 else {})},
         }
         identity = f"hd:{signer.kid.hex()}:{fields['subject_id']}"
-        common = dict(signed=True, identity=identity, holder=None, facts=facts)
+        # No name, phone or ID: only the issuer's subject id, which the visit log keeps when the venue
+        # allows ``subject_id`` (the issuer, asked by the authority, can reach the person).
+        holder = Holder(subject_id=fields["subject_id"], subject_issuer=signer.kid.hex())
+        common = dict(signed=True, identity=identity, holder=holder, facts=facts)
         skew = ctx.clock_skew_seconds
         if (fields["declared_at"] - ctx.now).total_seconds() > skew:
             return CodeCheck.reject(self.name, reasons.NOT_YET_VALID,
