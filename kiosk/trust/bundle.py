@@ -323,7 +323,7 @@ class TrustKeeper:
             return True
         return self._store.expires_at is not None and self._now() > self._store.expires_at
 
-    # Health telemetry reads these names (getattr, see BRIEF contract 7).
+    # The same figures under the names the health telemetry gives them (docs/mqtt.md).
     trust_version = version
     trust_age_hours = age_hours
     trust_stale = stale
