@@ -1,10 +1,13 @@
 """Signals: the verdict LEDs, the buzzer, the door relay, the guard's button and the status LED.
 
-Every pattern runs in gpiozero's background blink threads, so a call returns
-at once and never holds up the pipeline. A new pattern cancels the one in
-progress: each device's ``blink()`` stops its previous thread, and the other
-verdict LED is switched off. The door relay is the exception: a reject never
-cuts short the pulse that is letting the previous visitor through.
+Every pattern runs in the background (a :class:`ThreadPlayer` thread per
+device, as gpiozero's own ``blink()`` does), so a call returns at once and never
+holds up the pipeline. A new pattern cancels the one in progress on its device,
+and the other verdict LED is switched off. The door relay is the exception: a
+reject never cuts short the pulse that is letting the previous visitor through.
+The player is the one seam through which pins are written: tests pass one that
+moves on a clock they control (kiosk.testing.signals.ClockedPlayer), so a
+pattern's timing is exact, not a race.
 
 Patterns (``beep`` = ``[signals] beep_seconds``, ``led`` = ``led_seconds``):
 
@@ -39,7 +42,8 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import Any, Callable
+from itertools import repeat
+from typing import Any, Callable, Iterable, Iterator, Protocol
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +51,90 @@ HEARTBEAT = (0.08, 1.92)  # on, off seconds: a short flash every 2 s
 UNHEALTHY = (0.25, 0.25)  # fast, even blinking: look at the screen
 DUPLICATE_BLINK = 0.25  # green LED on/off period half for a duplicate
 LONG_BEEP_FACTOR = 4
+
+
+# A pattern: (value, seconds) steps, each value held for its seconds before the next.
+Steps = Iterable[tuple[bool, float]]
+
+
+def blink_steps(on_time: float, off_time: float, n: int | None) -> Iterator[tuple[bool, float]]:
+    """On for ``on_time``, off for ``off_time``, ``n`` times (for ever when None): gpiozero's ``blink``."""
+    for _ in repeat(None) if n is None else range(n):
+        yield True, on_time
+        yield False, off_time
+
+
+class Output(Protocol):
+    """What a player drives: gpiozero's LED, Buzzer and DigitalOutputDevice."""
+
+    @property
+    def value(self) -> Any: ...
+
+    def on(self) -> None: ...
+
+    def off(self) -> None: ...
+
+
+class Player(Protocol):
+    """Writes the outputs: plays a pattern on one in the background, or sets it steadily."""
+
+    def play(self, device: Output, steps: Steps) -> None:
+        """Cancel the pattern in progress on ``device`` and play ``steps`` on it."""
+
+    def set(self, device: Output, value: bool) -> None:
+        """Cancel the pattern in progress on ``device`` and hold it at ``value``."""
+
+    def close(self) -> None:
+        """Cancel every pattern in progress (the outputs keep their state)."""
+
+
+def _write(device: Output, value: bool) -> None:
+    device.on() if value else device.off()
+
+
+class ThreadPlayer:
+    """Each device's pattern in a thread of its own, waiting on an event so a cancel ends it at once."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._running: dict[int, tuple[threading.Thread, threading.Event]] = {}
+
+    def play(self, device: Output, steps: Steps) -> None:
+        self._cancel(device)
+        stopping = threading.Event()
+        thread = threading.Thread(target=self._run, args=(device, steps, stopping), name="signals-pattern", daemon=True)
+        with self._lock:  # started under the lock, so a cancel never joins a thread not yet started
+            self._running[id(device)] = (thread, stopping)
+            thread.start()
+
+    def set(self, device: Output, value: bool) -> None:
+        self._cancel(device)
+        _write(device, value)
+
+    def close(self) -> None:
+        with self._lock:
+            devices = list(self._running)
+        for key in devices:
+            self._cancel_key(key)
+
+    @staticmethod
+    def _run(device: Output, steps: Steps, stopping: threading.Event) -> None:
+        for value, seconds in steps:
+            _write(device, value)
+            if stopping.wait(seconds):
+                return
+
+    def _cancel(self, device: Output) -> None:
+        self._cancel_key(id(device))
+
+    def _cancel_key(self, key: int) -> None:
+        with self._lock:
+            entry = self._running.pop(key, None)
+        if entry is not None:
+            thread, stopping = entry
+            stopping.set()
+            if thread is not threading.current_thread():
+                thread.join()
 
 
 class SignalsError(RuntimeError):
@@ -106,11 +194,14 @@ class Signals:
 
     ``on_override`` is called (from gpiozero's thread) when the guard presses
     the override button; the pipeline sets it, records the override and then
-    calls :meth:`override` for the feedback.
+    calls :meth:`override` for the feedback. ``player`` writes the outputs
+    (a :class:`ThreadPlayer` unless a test passes its own).
     """
 
     def __init__(self, *, green=None, red=None, buzzer=None, relay=None, button=None, status=None,
-                 led_seconds: float = 2.0, beep_seconds: float = 0.12, relay_seconds: float = 1.0):
+                 led_seconds: float = 2.0, beep_seconds: float = 0.12, relay_seconds: float = 1.0,
+                 player: Player | None = None):
+        self._player: Player = player if player is not None else ThreadPlayer()
         self.green, self.red, self.buzzer, self.relay = green, red, buzzer, relay
         self.button, self.status = button, status
         self.led_seconds, self.beep_seconds, self.relay_seconds = led_seconds, beep_seconds, relay_seconds
@@ -157,14 +248,14 @@ class Signals:
             if self._closed or not self._in_service:
                 return
             if dark is not None:
-                dark.off()  # cancels the other LED's pattern in progress
+                self._player.set(dark, False)  # cancels the other LED's pattern in progress
             if lit is not None:
-                lit.blink(on_time=led[0], off_time=led[1], n=led[2])
+                self._player.play(lit, blink_steps(*led))
             if self.buzzer is not None:
-                self.buzzer.blink(on_time=beep[0], off_time=beep[1], n=beep[2])
+                self._player.play(self.buzzer, blink_steps(*beep))
             # A reject never cuts a door pulse short: the previous visitor may still be walking through.
             if self.relay is not None and door:
-                self.relay.blink(on_time=self.relay_seconds, off_time=0, n=1)
+                self._player.play(self.relay, blink_steps(self.relay_seconds, 0, 1))
 
     # -- health --------------------------------------------------------------
     def set_health(self, ok: bool) -> None:
@@ -178,7 +269,7 @@ class Signals:
             self._healthy = ok
             if self.status is not None:
                 on, off = HEARTBEAT if ok and self._in_service else UNHEALTHY
-                self.status.blink(on_time=on, off_time=off)
+                self._player.play(self.status, blink_steps(on, off, None))
 
     @property
     def healthy(self) -> bool:
@@ -193,12 +284,12 @@ class Signals:
             self._in_service = ok
             for dev in (self.green, self.buzzer):
                 if dev is not None:
-                    dev.off()
+                    self._player.set(dev, False)
             if self.red is not None:
-                self.red.on() if not ok else self.red.off()
+                self._player.set(self.red, not ok)
             if self.status is not None:
                 on, off = HEARTBEAT if ok and self._healthy else UNHEALTHY
-                self.status.blink(on_time=on, off_time=off)
+                self._player.play(self.status, blink_steps(on, off, None))
 
     @property
     def in_service(self) -> bool:
@@ -222,6 +313,7 @@ class Signals:
             if self._closed:
                 return
             self._closed = True
+        self._player.close()
         for dev in (self.button, self.green, self.red, self.buzzer, self.relay, self.status):
             if dev is not None:
                 try:
@@ -236,16 +328,17 @@ class Signals:
         self.close()
 
 
-def open_signals(config: Any, pin_factory=None) -> Signals:
+def open_signals(config: Any, pin_factory=None, player: Player | None = None) -> Signals:
     """Build :class:`Signals` from a ``[signals]``-like config (unset pins are left out).
 
     ``pin_factory`` replaces the configured one (tests and the demo pass a
-    ``MockFactory``).
+    ``MockFactory``); ``player`` the thread player (tests pass a clocked one).
     """
     from gpiozero import LED, Button, Buzzer, DigitalOutputDevice
 
     pins = {name: getattr(config, name, None) for name in ("green_led", "red_led", "buzzer", "relay", "button", "status_led")}
-    timing = dict(led_seconds=config.led_seconds, beep_seconds=config.beep_seconds, relay_seconds=config.relay_seconds)
+    timing = dict(led_seconds=config.led_seconds, beep_seconds=config.beep_seconds, relay_seconds=config.relay_seconds,
+                  player=player)
     if all(p is None for p in pins.values()):
         log.info("no signal pins configured: verdicts are shown on screen only")
         return Signals(**timing)

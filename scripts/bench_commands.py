@@ -176,7 +176,7 @@ def main() -> int:
 
     from kiosk.wire import signing
     from kiosk.door.assembly import assemble, load_trust
-    from kiosk.commands.command import build
+    from kiosk.wire.commands import signed as signed_command
 
     work = Path(tempfile.mkdtemp(prefix="kiosk-bench-commands-"))
     broker, port = start_broker(work)
@@ -216,7 +216,7 @@ def main() -> int:
 
         flood_file = work / "flood.json"
         flood_file.write_text(json.dumps([(t, m.decode()) for t, m, _ in (
-            build("reload-trust", "", "bench", "commands", centre) for _ in range(args.commands))]))
+            signed_command("reload-trust", "", "bench", "commands", centre) for _ in range(args.commands))]))
         centre_proc = subprocess.Popen([sys.executable, __file__, "--centre-process", str(port), str(flood_file),
                                         str(args.commands)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
         assert centre_proc.stdout.readline().strip() == "ready"

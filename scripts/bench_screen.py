@@ -46,12 +46,15 @@ def main() -> int:
 
     import pygame
 
-    from kiosk.commands.screenshot import _Located, sample_checkin, sample_preview
+    from kiosk.commands.screenshot import sample_checkin, sample_preview
     from kiosk.config import load
+    from device.frames import Frame
+    from kiosk.door.decode import Decoded
     from kiosk.door.show import KioskStatus, Screen
 
     cfg = load(args.config)
-    frame, corners = sample_preview()
+    image, corners = sample_preview()
+    frame = Frame(image, captured_at=0.0, index=0)
     status = KioskStatus(accepted=128, rejected=7, camera_fps=14.8, mqtt_connected=True, clock_synced=True,
                          trust_age_days=3)
     print(f"pygame {pygame.version.ver} (SDL {'.'.join(map(str, pygame.get_sdl_version()))}), "
@@ -60,7 +63,7 @@ def main() -> int:
     for size in SIZES:
         screen = Screen(cfg.screen, cfg.venue, policy=cfg.policy, size=size, headless=True)
         screen.set_status(status)
-        screen.set_preview(frame, [_Located("x", corners)])
+        screen.set_preview(frame, [Decoded("x", corners)])
         picture = pygame.Surface(size)
         picture.fill((90, 90, 90))
 
@@ -81,7 +84,7 @@ def main() -> int:
     n = 20000
     t = time.perf_counter()
     for i in range(n):
-        screen.set_preview(frame, [_Located("x", corners)])
+        screen.set_preview(frame, [Decoded("x", corners)])
     preview_us = (time.perf_counter() - t) / n * 1e6
     t = time.perf_counter()
     for i in range(n):

@@ -131,7 +131,7 @@ def main() -> int:
     raw = base45.decode(b45)
     inflated = dcc.inflate(raw)
     claims = cose.loads(msg.payload)
-    data = dcc._jsonable(claims[-260][1])
+    data = dcc.jsonable(claims[-260][1])
     validator = dcc.schema_validator()
     parts = [
         ("  part: Base45 decode", lambda: base45.decode(b45)),

@@ -7,19 +7,11 @@ import time
 from datetime import timedelta
 from pathlib import Path
 
+from helpers import wait_for  # noqa: F401  (the one poll of the tests; the centre's tests import it from here)
 from kiosk.centre.ingest import Ingest
 from kiosk.centre.queries import Centre, Settings
 from kiosk.centre.registry import FleetRegistry
 from kiosk.centre.simulate import City
-
-
-def wait_for(cond, timeout: float = 10.0, step: float = 0.02) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if cond():
-            return True
-        time.sleep(step)
-    return cond()
 
 
 def small_city(venues: int = 12, share: float = 0.5, **kw) -> City:

@@ -140,7 +140,7 @@ def device_keyring(cfg):
     from kiosk.wire import signing
     from kiosk.door.publish.device_key import key_path, public_path
 
-    return signing.KeyRing.load([public_path(key_path(cfg))], owner=f"{cfg.device.site}/{cfg.device.id}")
+    return signing.KeyRing.load([public_path(key_path(cfg.device, cfg.resolve))], owner=f"{cfg.device.site}/{cfg.device.id}")
 
 
 def verified(payload: bytes, topic: str, keys) -> dict:

@@ -17,7 +17,7 @@ from helpers import code, kiosk_config, wait_for
 from kiosk import config
 from kiosk.wire import reasons, signing
 from kiosk.cli import main
-from kiosk.commands.command import build as build_command
+from kiosk.wire.commands import signed as signed_command
 from kiosk.issuing.dcc import issue_dcc
 from kiosk.issuing.keys import IssuerKey
 from test_door_remote_install import BASE, DEVICE, SITE, Centre, Running
@@ -133,7 +133,7 @@ def test_reload_trust_rereads_the_bundle_file(tmp_path, broker, dsc, authority):
         keeper = k.kiosk.stages.trust
         assert keeper.version == 1 and verdict(k, dcc(dsc)) == ("accept", reasons.OK)
         configured.write_bytes(bundle(tmp_path, authority, 2, "--revoke-uvci", UVCI).read_bytes())
-        topic, message, _ = build_command("reload-trust", "", SITE, DEVICE, centre_key)
+        topic, message, _ = signed_command("reload-trust", "", SITE, DEVICE, centre_key)
         c.publish(topic, message)
         assert c.wait(1)[0]["reason"] == "reloaded" and keeper.version == 2
         assert verdict(k, dcc(dsc)) == ("reject", reasons.REVOKED)

@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 from starlette.testclient import TestClient
 
+from helpers import wait_for
 from kiosk.centre import backup as backup_module
 from kiosk.centre import migrations
 from kiosk.centre.accounts import Accounts
@@ -245,7 +246,7 @@ def test_a_sqlite_backup_taken_while_the_centre_writes_is_a_consistent_snapshot(
     t = threading.Thread(target=writer)
     t.start()
     try:
-        assert _wait(lambda: written[0] > 20)
+        assert wait_for(lambda: written[0] > 20, timeout=30.0)
         for i in range(5):
             out = tmp_path / f"b{i}.backup"
             backup_module.backup(url, out)
@@ -260,13 +261,6 @@ def test_a_sqlite_backup_taken_while_the_centre_writes_is_a_consistent_snapshot(
         stop.set()
         t.join()
         store.close()
-
-
-def _wait(cond, timeout=30.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and not cond():
-        time.sleep(0.01)
-    return cond()
 
 
 def test_a_backup_of_the_last_release_restores_and_is_upgraded(new_store, tmp_path, capsys):

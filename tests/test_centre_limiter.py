@@ -5,14 +5,7 @@ from __future__ import annotations
 
 
 from kiosk.centre.limiter import LoginLimiter
-
-
-class Clock:
-    def __init__(self):
-        self.t = 1000.0
-
-    def __call__(self):
-        return self.t
+from kiosk.testing.clock import FakeClock
 
 
 def _rss() -> int:
@@ -24,7 +17,7 @@ def _rss() -> int:
 
 
 def test_a_flood_of_new_names_neither_unlocks_a_name_nor_grows_memory():
-    clock = Clock()
+    clock = FakeClock()
     lim = LoginLimiter(failures=5, window=300, clock=clock)
     for _ in range(5):
         lim.failed("city", "203.0.113.1", known=True)
@@ -44,7 +37,7 @@ def test_a_flood_of_new_names_neither_unlocks_a_name_nor_grows_memory():
 
 
 def test_invented_names_lock_like_real_ones_so_a_lock_tells_nothing():
-    clock = Clock()
+    clock = FakeClock()
     lim = LoginLimiter(failures=3, window=300, clock=clock)
     for _ in range(3):
         lim.failed("nobody", "192.0.2.1", known=False)
@@ -53,7 +46,7 @@ def test_invented_names_lock_like_real_ones_so_a_lock_tells_nothing():
 
 
 def test_per_address_limit_is_ten_times_the_names():
-    clock = Clock()
+    clock = FakeClock()
     lim = LoginLimiter(failures=5, window=300, clock=clock)
     assert lim.address_failures == 50
     for i in range(49):
@@ -66,7 +59,7 @@ def test_per_address_limit_is_ten_times_the_names():
 
 
 def test_a_locked_address_survives_eviction():
-    clock = Clock()
+    clock = FakeClock()
     lim = LoginLimiter(failures=50, window=300, address_failures=3, max_addresses=100, clock=clock)
     for _ in range(3):
         lim.failed("x", "192.0.2.66", known=False)
@@ -78,7 +71,7 @@ def test_a_locked_address_survives_eviction():
 
 
 def test_failures_age_out_of_the_window_and_success_resets_the_name():
-    clock = Clock()
+    clock = FakeClock()
     lim = LoginLimiter(failures=3, window=60, clock=clock)
     lim.failed("d0", "a", known=True)
     lim.failed("d0", "a", known=True)

@@ -18,6 +18,7 @@ from kiosk.centre.ingest import Ingest
 from kiosk.centre.plausible import Limits
 from kiosk.centre.queries import Centre, Scope, Settings
 from kiosk.centre.store import open_store
+from kiosk.testing.clock import FakeClock
 from kiosk.wire.signing import iso
 from centre_helpers import registry_of, small_city
 from centre_pg import pg_url, postgres_server  # noqa: F401
@@ -38,19 +39,11 @@ def store(request, tmp_path):
     s.close()
 
 
-class Clock:
-    def __init__(self, t: float):
-        self.t = t
-
-    def __call__(self) -> float:
-        return self.t
-
-
 def city_at(store=None, venues=4):
     city = small_city(venues=venues, share=1.0)
     registry = registry_of(city)
     centre = None
-    clock = Clock(NOW)
+    clock = FakeClock(NOW)
     if store is not None:
         store.load_fleet(registry)
         store.import_venues(city.venues)

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from kiosk.centre.accounts import Accounts, LoginLimiter
+from kiosk.centre.accounts import Accounts
+from kiosk.centre.limiter import LoginLimiter
 from kiosk.centre.queries import Centre, Settings
 from kiosk.centre.store import open_store
 from kiosk.centre.web import create_app

@@ -24,20 +24,13 @@ from kiosk.centre.queries import Centre, Settings
 from kiosk.centre.registry import Venue
 from kiosk.centre.sessions import Sessions
 from kiosk.centre.store import open_store
+from kiosk.testing.clock import FakeClock
 from kiosk.centre.web import create_app
 from kiosk.centre.web.exports import safe_cell
 from kiosk.centre.web.security import client_address, parse_networks, safe_path
 from centre_helpers import LiveServer, seeded_city
 
 PASSWORD = "correct horse battery"
-
-
-class Clock:
-    def __init__(self, t: float = 1_800_000_000.0):
-        self.t = t
-
-    def __call__(self) -> float:
-        return self.t
 
 
 @pytest.fixture(scope="module")
@@ -67,7 +60,7 @@ def site(city, accounts_file, tmp_path):
     store, c, districts, _ = city
     path = tmp_path / "accounts.json"
     shutil.copy(accounts_file, path)
-    clock = Clock()
+    clock = FakeClock(1_800_000_000.0)
     store.execute("DELETE FROM web_sessions") if _has_sessions(store) else None
     audit = AuditLog(tmp_path / "audit.jsonl")
 

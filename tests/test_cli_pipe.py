@@ -22,7 +22,7 @@ import pytest
 from kiosk.door.decide.checkin import Checkin
 from kiosk.door.verify import Holder
 from kiosk.config import load
-from kiosk.door.record import Ledger
+from kiosk.door.assembly import open_ledger
 
 ROOT = Path(__file__).resolve().parent.parent
 KIOSK = [sys.executable, "-m", "kiosk"]
@@ -42,7 +42,7 @@ def kiosk_with_visits(tmp_path) -> Path:
                     '[venue]\nid="V"\nname="N"\nqr_content="q"\n'
                     '[ledger]\nvisit_log=true\nvisit_log_fields=["name", "phone", "id_number", "birth_date"]\n')
     start = datetime.now(timezone.utc) - timedelta(hours=5)
-    with Ledger.from_config(load(path)) as ledger:
+    with open_ledger(load(path)) as ledger:
         for i in range(3000):
             ledger.record(Checkin(id=uuid.uuid4().hex, at=start + timedelta(seconds=5 * i), verdict="accept",
                                   reason="ok", format="cccd", valid=True, signed=False, pseudonym=f"{i:064x}",

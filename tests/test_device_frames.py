@@ -9,6 +9,7 @@ import time
 import numpy as np
 import pytest
 
+from helpers import wait_for
 from device.frames import (CameraError, Frame, FolderSource, NullSource, OpenCVSource, Picamera2Source, ReplaySource,
                            open_source)
 
@@ -105,7 +106,7 @@ def test_none_source_waits_until_closed():
     result = []
     t = threading.Thread(target=lambda: result.append(src.read()))
     t.start()
-    time.sleep(0.05)
+    t.join(0.05)  # returns early only if read() did not block: the failure this looks for
     assert t.is_alive()
     src.interrupt()
     t.join(1)
@@ -269,10 +270,8 @@ def test_picamera2_in_the_scanner_reports_codes(fake_camera):
     seen = []
     scanner = Scanner(Picamera2Source(camera_class=CodeCamera), default_decoder(), seen.append)
     scanner.start()
-    deadline = time.monotonic() + 3
-    while not seen and time.monotonic() < deadline:
-        time.sleep(0.02)
-    time.sleep(0.2)
+    wait_for(lambda: seen, timeout=3)
+    time.sleep(0.2)  # frames go on coming: the same code in view is not scanned twice (a real-time window)
     scanner.stop()
     assert [c.text for c in seen] == ["HC1:PI"]  # one visitor, one scan
 
@@ -304,10 +303,7 @@ def test_picamera2_that_stops_delivering_is_a_camera_error_and_is_reopened(fake_
     source = Picamera2Source(camera_class=HangsOnce, frame_timeout_s=0.1)
     scanner = Scanner(source, NoCodes(), lambda c: None, backoff_min_s=0.05)
     scanner.start()
-    deadline = time.monotonic() + 3
-    while len(fake_camera.instances) < 2 and time.monotonic() < deadline:
-        time.sleep(0.02)
-    time.sleep(0.2)
+    wait_for(lambda: len(fake_camera.instances) >= 2 and scanner.stats().frames_captured > 5, timeout=3)
     s = scanner.stats()
     scanner.stop()
     assert len(fake_camera.instances) == 2 and fake_camera.instances[0].closed

@@ -14,6 +14,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from helpers import wait_for
 from device.scanners import KEYMAP, CodeSeen, HidScanner, KeyDecoder, SerialScanner
 
 HC1 = "HC1:6BFOXN%TS3DH0YOJ58S S-W5HDC *M0II5XHC9B5G2+$N IOP-IA%NFQGRJPC%OQHIZC4.OI1RM8ZA.A5:S9MKN4NN3F85QNCY0O%0VZ001HOC9JU0D0HT0HB2PL/IB*09B9LW4T*8+DCMH0LDK2%K:XFE70*LP$V25$0Q:J:4MO1P0%0L0HD+9E/HY+4J6TH48S%4K.GJ2PT3QY:GQ3TE2I+-CPHN6D7LLK*2HG%89UV-0LZ 2ZJJ524-LH/CJTK96L6SR9MU9DHGZ%P WUQRENS431T1XCNCF+47AY0-IFO0500TGPN8F5G.41Q2E4T8ALW.INSV$ 07UV5SR+BNQHNML7 /KD3TU 4V*CAT3ZGLQMI/XI%ZJNSBBXK2:UG%UJMI:TU+MMPZ5$/PMX19UE4-0HLUQJI5+A8:D*L6PFJ:K9G0V1:KAIBG/PR7*H.8B.L0-GI0SWQSB5X00BF:AS$A5GDM9"
@@ -63,9 +64,7 @@ def pty_scanner(tmp_path):
     q: queue.Queue = queue.Queue()
     scanner = SerialScanner(port.link, q.put, baud=9600, backoff_min_s=0.05, backoff_max_s=0.2)
     scanner.start()
-    deadline = time.monotonic() + 3
-    while not scanner.connected and time.monotonic() < deadline:
-        time.sleep(0.01)
+    wait_for(lambda: scanner.connected, timeout=3)
     yield port, scanner, q
     scanner.stop()
     try:
@@ -111,14 +110,10 @@ def test_serial_scanner_reconnects_after_unplug(pty_scanner):
     port.write(b"first\r\n")
     assert [c.text for c in collect(3, q, 1)] == ["first"]
     port.unplug()
-    deadline = time.monotonic() + 3
-    while scanner.connected and time.monotonic() < deadline:
-        time.sleep(0.01)
+    wait_for(lambda: not scanner.connected, timeout=3)
     assert not scanner.connected and scanner.error
     port.plug()
-    deadline = time.monotonic() + 3
-    while not scanner.connected and time.monotonic() < deadline:
-        time.sleep(0.01)
+    wait_for(lambda: scanner.connected, timeout=3)
     port.write(b"second\r\n")
     assert [c.text for c in collect(3, q, 1)] == ["second"]
 
@@ -127,7 +122,7 @@ def test_serial_port_absent_at_start_is_retried_without_crashing(tmp_path):
     q: queue.Queue = queue.Queue()
     scanner = SerialScanner(str(tmp_path / "ttyACM9"), q.put, backoff_min_s=0.05)
     scanner.start()
-    time.sleep(0.2)
+    wait_for(lambda: "ttyACM9" in scanner.error, timeout=3)
     assert not scanner.connected and "ttyACM9" in scanner.error
     t = time.monotonic()
     scanner.stop()
@@ -229,9 +224,7 @@ def hid():
     q: queue.Queue = queue.Queue()
     scanner = HidScanner("/dev/input/by-id/usb-scanner-event-kbd", q.put, open_device=devices, backoff_min_s=0.05)
     scanner.start()
-    deadline = time.monotonic() + 3
-    while not devices.opened and time.monotonic() < deadline:
-        time.sleep(0.01)
+    wait_for(lambda: devices.opened, timeout=3)
     yield devices, scanner, q
     scanner.stop()
 
@@ -251,9 +244,7 @@ def test_hid_scanner_reconnects_after_unplug(hid):
     devices, scanner, q = hid
     devices.fail = 2  # still gone for the next two tries
     devices.opened[0].unplug()
-    deadline = time.monotonic() + 3
-    while len(devices.opened) < 2 and time.monotonic() < deadline:
-        time.sleep(0.01)
+    wait_for(lambda: len(devices.opened) >= 2, timeout=3)
     assert len(devices.opened) == 2 and devices.opened[0].closed
     devices.opened[1].push(typed("HC1:AGAIN"))
     assert [c.text for c in collect(3, q, 1)] == ["HC1:AGAIN"]

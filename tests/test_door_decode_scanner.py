@@ -151,18 +151,27 @@ class FlakyCamera(FrameSource):
 
 def test_an_absent_camera_is_retried_with_backoff_and_reported_meanwhile():
     cam = FlakyCamera(absent=3)
-    scanner = Scanner(cam, TagDecoder(), lambda c: None, backoff_min_s=0.05, backoff_max_s=1.0)
+    asked: list[float] = []  # the backoff the scanner waits before each reopening
+    passes = threading.Semaphore(0)  # the test lets each wait pass when it has looked
+
+    def pause(seconds: float) -> None:
+        asked.append(seconds)
+        passes.acquire()
+
+    scanner = Scanner(cam, TagDecoder(), lambda c: None, backoff_min_s=0.05, backoff_max_s=0.15, pause=pause)
     scanner.start()
-    seen = []  # the figures as they were when the condition held (the camera comes back on its own)
-    assert wait_for(lambda: seen.append(scanner.stats()) or "no camera" in seen[-1].camera_error, 3)
-    down = seen[-1]
+    assert wait_for(lambda: len(asked) == 1)  # the first open failed: the scanner waits
+    down = scanner.stats()
+    assert not down.camera_ok and "no camera" in down.camera_error and len(cam.open_times) == 1
+    for _ in range(3):
+        passes.release()
+    seen = []  # the figures as they were when the condition held
     assert wait_for(lambda: seen.append(scanner.stats()) or seen[-1].camera_ok, 3)
     up = seen[-1]
     scanner.stop()
-    assert not down.camera_ok and "no camera" in down.camera_error
     assert up.camera_ok and up.camera_error == ""
-    gaps = np.diff(cam.open_times[:4])
-    assert gaps[1] > gaps[0] * 1.5 and gaps[2] > gaps[1] * 1.5  # exponential backoff
+    assert asked == [0.05, 0.1, 0.15]  # exponential backoff, capped at backoff_max_s
+    assert len(cam.open_times) == 4
     assert not cam.is_open  # closed on stop
 
 

@@ -258,14 +258,14 @@ def test_with_mqtt_disabled_the_outbox_does_not_grow(make):
 def test_a_notice_is_one_clean_line_and_capped(make, caplog, tmp_path):
     """A signed notice goes through the command gate on the control thread (kiosk.door.remote.install)."""
     from kiosk.wire import signing
-    from kiosk.commands.command import build
+    from kiosk.wire.commands import signed as signed_command
 
     centre = signing.generate_key()
     signing.write_public_key(tmp_path / "centre.pub.pem", centre)
     k, _, _ = make(extra=f'enabled = false\ncommands = ["notice"]\ncentre_key = "{tmp_path / "centre.pub.pem"}"')
     caplog.set_level(logging.INFO)
-    topic, message, _ = build("notice", "Kiểm tra\nlúc 14:00\x00\x1b[31m\u202e" + "x" * 500, "test-site", "kiosk-t1",
-                              centre)
+    topic, message, _ = signed_command("notice", "Kiểm tra\nlúc 14:00\x00\x1b[31m\u202e" + "x" * 500, "test-site",
+                                       "kiosk-t1", centre)
     k.remote.gate.offer(topic, message)
     assert k.control.run_pending() == 1
     assert k.notice.startswith("Kiểm tra lúc 14:00") and len(k.notice) == 200

@@ -196,7 +196,7 @@ def test_centre_can_post_a_notice_and_reload_the_trust_list(tmp_path, broker):
     import paho.mqtt.publish as publish
 
     from kiosk.wire import signing
-    from kiosk.commands.command import build
+    from kiosk.wire.commands import signed as signed_command
 
     centre = signing.generate_key()
     signing.write_public_key(tmp_path / "centre.pub.pem", centre)
@@ -215,7 +215,7 @@ def test_centre_can_post_a_notice_and_reload_the_trust_list(tmp_path, broker):
         pub = k.stages.publisher
         wait_for(lambda: pub.subscribed(k.remote.gate.topic_filter))
         for name, body in (("notice", "Kiểm tra lúc 14:00"), ("reload-trust", "")):
-            topic, message, _ = build(name, body, "test-site", "kiosk-t1", centre)
+            topic, message, _ = signed_command(name, body, "test-site", "kiosk-t1", centre)
             publish.single(topic, message, hostname="127.0.0.1", port=broker.port, qos=1)
 
     sender = threading.Thread(target=send_when_subscribed)

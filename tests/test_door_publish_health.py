@@ -6,10 +6,10 @@ import json
 import math
 import time
 from datetime import datetime, timezone
-
-from kiosk.door.record import Ledger
-from kiosk.door.publish import NullTelemetry, open_publisher
+from kiosk.door.assembly import open_ledger, open_publisher
+from kiosk.door.publish import NullTelemetry
 from kiosk.door.publish.payloads import health_payload
+from kiosk.testing.clock import FakeClock
 from helpers import Collector, checkin, make_config, wait_for
 from test_door_publish_payloads import validator
 
@@ -29,7 +29,7 @@ def healths(sub: Collector) -> list[dict]:
 
 def test_health_is_retained_on_connect_with_outbox_and_rounded_figures(tmp_path, broker):
     cfg = make_config(tmp_path, broker.url)
-    with Ledger.from_config(cfg) as ledger:
+    with open_ledger(cfg) as ledger:
         for i in range(3):  # recorded while the kiosk was not yet connected: waiting in the outbox
             ledger.record(checkin(pseudonym=str(i)))
         pub = open_publisher(cfg, ledger)
@@ -56,7 +56,7 @@ def test_health_is_retained_on_connect_with_outbox_and_rounded_figures(tmp_path,
 
 def test_health_republished_after_the_broker_comes_back(tmp_path, broker):
     cfg = make_config(tmp_path, broker.url)
-    with Ledger.from_config(cfg) as ledger:
+    with open_ledger(cfg) as ledger:
         pub = open_publisher(cfg, ledger)
         pub.set_health(health())
         pub.start()
@@ -77,25 +77,27 @@ def test_health_republished_after_the_broker_comes_back(tmp_path, broker):
 def test_camera_flip_is_published_at_once_and_figures_are_rate_limited(tmp_path, broker):
     cfg = make_config(tmp_path, broker.url)  # counts_interval_seconds and health_interval_seconds: 60 s
     assert cfg.mqtt.counts_interval_seconds == 60 and cfg.mqtt.health_interval_seconds == 60
-    with Ledger.from_config(cfg) as ledger:
+    assert cfg.mqtt.counts_min_interval_seconds == 0.1
+    clock = FakeClock()  # the publisher's intervals move only when the test says so
+    with open_ledger(cfg) as ledger:
         sub = Collector(broker.url, "checkin/v1/+/+/health")
-        pub = open_publisher(cfg, ledger)
+        pub = open_publisher(cfg, ledger, clock=clock)
         pub.set_health(health())
         pub.start()
         try:
             assert wait_for(lambda: len(sub.of("/health")) == 1)
             for fps in (29.0, 28.0, 27.0):  # the pipeline reports every second: figures alone wait for the interval
+                clock.advance(1.0)
                 pub.set_health(health(capture_fps=fps))
-                time.sleep(0.1)
-            time.sleep(0.3)
-            assert len(sub.of("/health")) == 1
-            t0 = time.monotonic()
+                pub.wake()  # as new outbox rows would: the publisher looks, and finds nothing due
             pub.set_health(health(camera_ok=False, capture_fps=0.0, decode_fps=0.0))  # camera unplugged
-            assert wait_for(lambda: len(sub.of("/health")) == 2, timeout=5)
-            assert time.monotonic() - t0 < 2.0  # well under the 60 s interval
+            # at once: 3 s into a 60 s interval, with no more time given
+            assert wait_for(lambda: any(h["camera_ok"] is False for h in healths(sub)), timeout=5)
+            assert len(sub.of("/health")) == 2  # the figures alone never went out: the flip came second
             down = healths(sub)[-1]
             assert down["camera_ok"] is False and down["camera_error"] == "camera disappeared: /dev/video0"
             assert down["capture_fps"] == 0.0
+            clock.advance(0.125)  # past counts_min_interval_seconds: flips too go out at most this often
             pub.set_health(health(clock_synced=False))  # camera back, clock lost: both flips go out
             assert wait_for(lambda: len(sub.of("/health")) == 3, timeout=2)
             assert (healths(sub)[-1]["camera_ok"], healths(sub)[-1]["clock_synced"]) == (True, False)
@@ -106,19 +108,32 @@ def test_camera_flip_is_published_at_once_and_figures_are_rate_limited(tmp_path,
 
 def test_health_republished_every_interval_with_fresh_figures(tmp_path, broker):
     cfg = make_config(tmp_path, broker.url, health_interval_seconds=1.0)
-    with Ledger.from_config(cfg) as ledger:
+    clock = FakeClock()  # the publisher's intervals move only when the test says so
+    with open_ledger(cfg) as ledger:
         sub = Collector(broker.url, "checkin/v1/+/+/health")
-        pub = open_publisher(cfg, ledger)
+        pub = open_publisher(cfg, ledger, clock=clock)
         pub.set_health(health(uptime_s=10))
         pub.start()
         try:
             assert wait_for(lambda: len(sub.of("/health")) == 1)
             pub.set_health(health(uptime_s=11, capture_fps=15.04))
+            clock.advance(1.0)  # the interval
+            pub.wake()
             assert wait_for(lambda: len(sub.of("/health")) >= 2, timeout=3)
             last = healths(sub)[-1]
             assert (last["uptime_s"], last["capture_fps"]) == (11, 15.0)
-            time.sleep(1.5)
-            assert 3 <= len(sub.of("/health")) <= 4  # about one a second, not one per set_health or per wake
+            for up in range(12, 17):  # five reports and five wakes within the next second: one message, at its end
+                pub.set_health(health(uptime_s=up))
+                pub.wake()
+                clock.advance(0.125)  # binary fractions: the second adds up exactly
+            clock.advance(0.375)
+            pub.wake()
+            assert wait_for(lambda: len(sub.of("/health")) >= 3, timeout=3)
+            clock.advance(0.125)  # past counts_min_interval_seconds
+            pub.set_health(health(uptime_s=17, camera_ok=False))  # a flip: out at once, after whatever was due
+            assert wait_for(lambda: any(h["camera_ok"] is False for h in healths(sub)), timeout=3)
+            # about one a second, not one per set_health or per wake
+            assert [h["uptime_s"] for h in healths(sub)] == [10, 11, 16, 17]
         finally:
             pub.stop()
             sub.close()
@@ -139,7 +154,7 @@ def test_health_payload_keeps_only_documented_machine_figures():
 
 def test_null_telemetry_ignores_health(tmp_path):
     cfg = make_config(tmp_path, "mqtt://localhost:1", "enabled=false\n")
-    with Ledger.from_config(cfg) as ledger:
+    with open_ledger(cfg) as ledger:
         t = open_publisher(cfg, ledger)
         assert isinstance(t, NullTelemetry)
         t.set_health(health(camera_ok=False))  # no broker, no error, nothing kept
@@ -149,7 +164,7 @@ def test_null_telemetry_ignores_health(tmp_path):
 
 def test_home_assistant_sees_the_camera_problem(tmp_path, broker):
     cfg = make_config(tmp_path, broker.url, "ha_discovery=true\n")
-    with Ledger.from_config(cfg) as ledger:
+    with open_ledger(cfg) as ledger:
         sub = Collector(broker.url, "homeassistant/#")
         pub = open_publisher(cfg, ledger)
         pub.start()

@@ -11,9 +11,10 @@ import pytest
 
 from helpers import Collector, checkin, device_keyring, make_config, verified, wait_for  # noqa: F401 (re-exported)
 from kiosk.config import parse
-from kiosk.door.record import Ledger
-from kiosk.door.publish import NullTelemetry, open_publisher
+from kiosk.door.assembly import open_ledger, open_publisher
+from kiosk.door.publish import NullTelemetry
 from kiosk.wire.broker import make_client, parse_url
+from kiosk.testing.clock import FakeClock
 
 
 @pytest.fixture
@@ -21,7 +22,7 @@ def kiosk(tmp_path, broker):
     """(config, ledger, make_publisher): publishers made here are stopped after the test."""
     made = []
     cfg = make_config(tmp_path, broker.url)
-    ledger = Ledger.from_config(cfg)
+    ledger = open_ledger(cfg)
 
     def make(cfg=cfg):
         p = open_publisher(cfg, ledger)
@@ -102,20 +103,23 @@ def test_retained_state_republished_on_every_connect(kiosk, broker):
 
 def test_counts_on_change_are_rate_limited(tmp_path, broker):
     cfg = make_config(tmp_path, broker.url, counts_min_interval_seconds=1.0)
-    with Ledger.from_config(cfg) as ledger:
+    clock = FakeClock()  # the publisher's intervals move only when the test says so
+    with open_ledger(cfg) as ledger:
         sub = Collector(broker.url, "checkin/v1/+/+/counts")
-        pub = open_publisher(cfg, ledger)
+        pub = open_publisher(cfg, ledger, clock=clock)
         pub.start()
         try:
             assert wait_for(lambda: len(sub.of("/counts")) == 1)  # on connect
-            t0 = time.monotonic()
-            for _ in range(40):
+            t0 = clock()
+            for _ in range(40):  # a check-in every 1/16 s for 2.5 s
                 ledger.record(checkin())
                 pub.wake()
-                time.sleep(0.02)
+                clock.advance(0.0625)
+            clock.advance(1.0)  # the last change's turn
+            pub.wake()
             assert wait_for(lambda: json.loads(sub.of("/counts")[-1])["accepted"] == 40, timeout=5)
-            elapsed = time.monotonic() - t0
-            assert len(sub.of("/counts")) - 1 <= elapsed / 1.0 + 2  # not one per check-in
+            elapsed = clock() - t0
+            assert len(sub.of("/counts")) - 1 <= elapsed / 1.0  # not one per check-in: one a second at most
         finally:
             pub.stop()
             sub.close()
@@ -123,7 +127,7 @@ def test_counts_on_change_are_rate_limited(tmp_path, broker):
 
 def test_events_can_be_switched_off(tmp_path, broker):
     cfg = make_config(tmp_path, broker.url, "events=false\n")
-    with Ledger.from_config(cfg) as ledger:
+    with open_ledger(cfg) as ledger:
         sub = Collector(broker.url)
         pub = open_publisher(cfg, ledger)
         pub.start()
@@ -143,7 +147,7 @@ def test_subscribed_handlers_get_their_messages_across_reconnects(tmp_path, brok
     cfg = make_config(tmp_path, broker.url)
     got = []
     base = "checkin/v1/hn-hk/kiosk-01/cmd/"
-    with Ledger.from_config(cfg) as ledger:
+    with open_ledger(cfg) as ledger:
         pub = open_publisher(cfg, ledger)
         pub.subscribe(base + "notice", lambda topic, payload: got.append((topic, payload)))
         pub.start()
@@ -203,10 +207,10 @@ def test_device_key_made_once_at_first_start_and_kept(tmp_path):
     from kiosk.door.publish.device_key import key_path, load_or_create, public_path
 
     cfg = make_config(tmp_path, "mqtt://127.0.0.1:9")
-    first = load_or_create(cfg)
-    path = Path(key_path(cfg))
+    first = load_or_create(cfg.device, cfg.resolve)
+    path = Path(key_path(cfg.device, cfg.resolve))
     assert path.stat().st_mode & 0o777 == 0o600 and public_path(path).is_file()
-    assert load_or_create(cfg).kid == first.kid  # the second start loads the same key
+    assert load_or_create(cfg.device, cfg.resolve).kid == first.kid  # the second start loads the same key
 
 
 def test_send_publishes_a_reply_at_once(kiosk, broker):
@@ -224,7 +228,7 @@ def test_send_publishes_a_reply_at_once(kiosk, broker):
 
 def test_home_assistant_discovery(tmp_path, broker):
     cfg = make_config(tmp_path, broker.url, "ha_discovery=true\n")
-    with Ledger.from_config(cfg) as ledger:
+    with open_ledger(cfg) as ledger:
         sub = Collector(broker.url, "homeassistant/#")
         pub = open_publisher(cfg, ledger)
         pub.start()
@@ -248,7 +252,7 @@ def test_password_from_credential_never_logged(tmp_path, broker, monkeypatch, ca
     (creds / "mqtt-password").write_text("pa55-w0rd-never-logged\n")
     monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(creds))
     cfg = make_config(tmp_path, broker.url, 'username="kiosk-01"\npassword_file="credential:mqtt-password"\n')
-    with Ledger.from_config(cfg) as ledger:
+    with open_ledger(cfg) as ledger:
         pub = open_publisher(cfg, ledger)
         assert pub._client._password == b"pa55-w0rd-never-logged"
         pub._client.enable_logger(logging.getLogger("paho"))  # even paho's debug log must not show it
@@ -279,7 +283,7 @@ def test_bad_broker_urls(url):
 
 def test_null_telemetry_discards_outbox(tmp_path):
     cfg = make_config(tmp_path, "mqtt://localhost:1", "enabled=false\n")
-    with Ledger.from_config(cfg) as ledger:
+    with open_ledger(cfg) as ledger:
         ledger.record(checkin())
         t = open_publisher(cfg, ledger)
         assert isinstance(t, NullTelemetry) and not t.connected
@@ -293,7 +297,7 @@ def test_full_outbox_while_offline_reports_the_loss(tmp_path, broker):
     base = make_config(tmp_path, broker.url)
     cfg = parse(Path(base.source_path).read_text() + "[ledger]\noutbox_max=100\n", base.source_path)
     broker.stop()
-    with Ledger.from_config(cfg) as ledger:
+    with open_ledger(cfg) as ledger:
         pub = open_publisher(cfg, ledger)
         pub.start()
         try:

@@ -7,9 +7,7 @@ from pathlib import Path
 
 import pytest
 from jsonschema import Draft202012Validator
-
-from kiosk.door.record import Ledger
-from kiosk.door.publish import open_publisher
+from kiosk.door.assembly import open_ledger, open_publisher
 from helpers import Collector, checkin, make_config, wait_for
 
 SCHEMAS = Path(__file__).resolve().parent.parent / "docs" / "schemas"
@@ -24,7 +22,7 @@ def validator(name: str) -> Draft202012Validator:
 def test_every_published_payload_matches_its_schema(tmp_path, broker):
     cfg = make_config(tmp_path, broker.url)
     sub = Collector(broker.url, "checkin/#")
-    with Ledger.from_config(cfg) as ledger:
+    with open_ledger(cfg) as ledger:
         pub = open_publisher(cfg, ledger)
         pub.start()
         try:

@@ -7,6 +7,7 @@ import getpass
 import ipaddress
 import logging
 import shutil
+import socket
 import subprocess
 import time
 
@@ -17,8 +18,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from conftest import free_port
-from kiosk.door.record import Ledger
-from kiosk.door.publish import open_publisher
+from kiosk.door.assembly import open_ledger, open_publisher
 from test_door_publish_mqtt import checkin, make_config, wait_for
 
 
@@ -32,6 +32,14 @@ def _cert(subject: str, issuer_key, issuer_name, key, ca=False, server=False):
     if server:
         b = b.add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False)
     return b.sign(issuer_key, hashes.SHA256())
+
+
+def _listening(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+            return True
+    except OSError:
+        return False
 
 
 def _write(path, cert=None, key=None):
@@ -61,8 +69,8 @@ def tls_broker(tmp_path):
                     f"allow_anonymous false\nuser {getpass.getuser()}\n")
     proc = subprocess.Popen([shutil.which("mosquitto") or "/usr/sbin/mosquitto", "-c", str(conf)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    time.sleep(0.3)
-    assert proc.poll() is None, "mosquitto with TLS did not start"
+    assert wait_for(lambda: proc.poll() is not None or _listening(port)) and proc.poll() is None, \
+        "mosquitto with TLS did not start"
     yield f"mqtts://127.0.0.1:{port}", tmp_path
     proc.terminate()
     proc.wait(5)
@@ -74,7 +82,7 @@ def test_client_certificate_key_from_credential(tls_broker, monkeypatch, caplog)
     monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(certs))
     cfg = make_config(certs, url, f'ca_file="{certs}/ca.pem"\ncert_file="{certs}/client.pem"\n'
                                   'key_file="credential:client.key"\n')
-    with Ledger.from_config(cfg) as ledger:
+    with open_ledger(cfg) as ledger:
         pub = open_publisher(cfg, ledger)
         pub.start()
         try:
@@ -93,7 +101,7 @@ def test_untrusted_broker_is_refused(tls_broker, tmp_path):
     _write(tmp_path / "other-ca.pem", _cert("someone else", other_key, None, other_key, ca=True))
     cfg = make_config(tmp_path, url, f'ca_file="{tmp_path}/other-ca.pem"\ncert_file="{certs}/client.pem"\n'
                                      f'key_file="{certs}/client.key"\n')
-    with Ledger.from_config(cfg) as ledger:
+    with open_ledger(cfg) as ledger:
         pub = open_publisher(cfg, ledger)
         pub.start()
         try:

@@ -311,14 +311,14 @@ def test_a_full_control_queue_is_retried_by_the_next_message(keys, tmp_path):
 def test_commands_and_answers_match_their_documented_schemas(keys, tmp_path):
     from jsonschema import Draft202012Validator
 
-    from kiosk.commands.command import build
+    from kiosk.wire.commands import signed as signed_command
 
     def validator(name):
         schema = json.loads((ROOT / "docs" / "schemas" / f"{name}.schema.json").read_text())
         Draft202012Validator.check_schema(schema)
         return Draft202012Validator(schema, format_checker=Draft202012Validator.FORMAT_CHECKER)
 
-    topic, msg, _ = build("notice", "Kiểm tra lúc 14:00", "hn-hk", "kiosk-01", keys["centre"], expires_in=60)
+    topic, msg, _ = signed_command("notice", "Kiểm tra lúc 14:00", "hn-hk", "kiosk-01", keys["centre"], expires_in=60)
     validator("command").validate(json.loads(msg))
     now = __import__("time").time()
     k = Kiosk(keys, tmp_path, clock=FakeClock(now))

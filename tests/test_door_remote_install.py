@@ -19,7 +19,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from helpers import Collector, code, device_keyring, kiosk_config, pc_covid, verified, wait_for
 from kiosk.wire import signing
 from kiosk.door.remote.gate import RELOAD_MIN_INTERVAL_S
-from kiosk.commands.command import build
+from kiosk.wire.commands import signed as signed_command
 
 SITE, DEVICE = "test-site", "kiosk-t1"
 BASE = f"checkin/v1/{SITE}/{DEVICE}"
@@ -92,7 +92,7 @@ def test_an_anonymous_notice_is_refused_and_reported(tmp_path, broker, centre):
                   **signing.stamp({})}  # the right shape, but nobody's signature
         c.publish(f"{BASE}/cmd/notice", json.dumps(forged).encode())
         stranger = signing.generate_key()
-        topic, message, _ = build("notice", "Door broken", SITE, DEVICE, stranger)
+        topic, message, _ = signed_command("notice", "Door broken", SITE, DEVICE, stranger)
         c.publish(topic, message)
         c.publish(f"{BASE}/cmd/open-door", b"{}")
         results = c.wait(4)
@@ -104,7 +104,8 @@ def test_an_anonymous_notice_is_refused_and_reported(tmp_path, broker, centre):
         ]
         assert k.kiosk.notice == "" and k.kiosk.supervisor.status().notice == ""
 
-        topic, message, command_id = build("notice", "Kiểm tra lúc 14:00\nINFO forged line", SITE, DEVICE, centre)
+        topic, message, command_id = signed_command("notice", "Kiểm tra lúc 14:00\nINFO forged line", SITE, DEVICE,
+                                                    centre)
         c.publish(topic, message)
         assert c.wait(5)[-1] == {"id": command_id, "name": "notice", "result": "ok", "reason": "shown",
                                  "ts": c.results()[-1]["ts"]}
@@ -118,10 +119,10 @@ def test_a_replayed_signed_command_is_refused_also_after_a_restart(tmp_path, bro
     k = Running(tmp_path, broker)
     c = Centre(broker, k.cfg)
     try:
-        topic, message, command_id = build("notice", "Kiểm tra lúc 14:00", SITE, DEVICE, centre)
+        topic, message, command_id = signed_command("notice", "Kiểm tra lúc 14:00", SITE, DEVICE, centre)
         c.publish(topic, message)
         assert c.wait(1)[0]["reason"] == "shown"
-        clear_topic, clear, _ = build("notice", "", SITE, DEVICE, centre)
+        clear_topic, clear, _ = signed_command("notice", "", SITE, DEVICE, centre)
         c.publish(clear_topic, clear)
         assert c.wait(2)[1]["reason"] == "cleared"
         c.publish(topic, message)  # captured on the wire, sent again
@@ -132,7 +133,7 @@ def test_a_replayed_signed_command_is_refused_also_after_a_restart(tmp_path, bro
         k = Running(tmp_path, broker)  # a new process' worth of memory: only the state dir remains
         c.publish(topic, message)
         assert c.wait(4)[3]["reason"] == "replayed" and k.kiosk.notice == ""
-        topic, message, _ = build("notice", "Mời vào", SITE, DEVICE, centre)
+        topic, message, _ = signed_command("notice", "Mời vào", SITE, DEVICE, centre)
         c.publish(topic, message)
         assert c.wait(5)[4]["reason"] == "shown" and k.kiosk.notice == "Mời vào"
     finally:
@@ -146,7 +147,7 @@ def test_a_flood_of_signed_reloads_is_coalesced_every_command_answered_and_the_d
     k = Running(tmp_path, broker, checkins=checkins)
     c = Centre(broker, k.cfg)
     try:
-        flood = [build("reload-trust", "", SITE, DEVICE, centre) for _ in range(900)]
+        flood = [signed_command("reload-trust", "", SITE, DEVICE, centre) for _ in range(900)]
         started = time.monotonic()
         visitors = threading.Thread(target=lambda: [
             k.kiosk.code_seen(code(pc_covid(f"0010880{i:05d}"), at=time.monotonic())) for i in range(50)])
@@ -179,7 +180,7 @@ def test_commands_not_enabled_are_refused(tmp_path, broker, centre):
     k = Running(tmp_path, broker, commands='["notice"]')
     c = Centre(broker, k.cfg)
     try:
-        topic, message, command_id = build("reload-trust", "", SITE, DEVICE, centre)
+        topic, message, command_id = signed_command("reload-trust", "", SITE, DEVICE, centre)
         c.publish(topic, message)
         assert c.wait(1)[0] == {**c.results()[0], "id": command_id, "result": "refused", "reason": "not-enabled"}
         assert k.kiosk.remote.reloads.runs == 0

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import Any, Mapping
 
 import pytest
 
@@ -59,6 +60,10 @@ class Visit:
     reason: str
     holder: Holder | None = Holder("Nguyễn Văn An")
     duplicate: bool = False
+    signed: bool = True
+    facts: Mapping[str, Any] = field(default_factory=dict)
+    id: str = ""
+    at: datetime | None = None  # none: the screen's own clock
 
 
 # The screen fonts to check layouts with: Noto Sans where fonts-noto-core is installed, DejaVu Sans
@@ -356,7 +361,7 @@ def test_live_preview_of_a_colour_frame_keeps_its_colours():
     screen = make_screen()
     bgr = np.zeros((240, 320, 3), np.uint8)
     bgr[:, :, 2] = 200  # red in OpenCV's BGR order
-    screen.set_preview(bgr, [Located("x", ((10, 10), (50, 10), (50, 50), (10, 50)))])
+    screen.set_preview(Frame(bgr), [Located("x", ((10, 10), (50, 10), (50, 50), (10, 50)))])
     img = pixels(screen.render("live"))
     lay = screen._current_layout()
     centre = img[lay.body[3] // 2, lay.width // 2]
@@ -409,7 +414,7 @@ def test_grey_preview_without_palette_support_keeps_its_grey_levels(monkeypatch)
     assert all((img[:, :, c] == grey).all() for c in range(3))
     # and the live screen draws with it
     screen = make_screen()
-    screen.set_preview(np.full((48, 64), 200, np.uint8), [Located("x", ((1, 1), (9, 1), (9, 9), (1, 9)))])
+    screen.set_preview(Frame(np.full((48, 64), 200, np.uint8)), [Located("x", ((1, 1), (9, 1), (9, 9), (1, 9)))])
     shown = pixels(screen.render("live"))
     lay = screen._current_layout()
     assert tuple(shown[lay.body[3] // 2, lay.width // 2]) == (200, 200, 200)
@@ -417,7 +422,7 @@ def test_grey_preview_without_palette_support_keeps_its_grey_levels(monkeypatch)
 
 def test_a_verdict_wins_over_the_live_preview():
     screen = make_screen()
-    screen.set_preview(np.zeros((48, 64), np.uint8), [Located("x", ((1, 1), (9, 1), (9, 9), (1, 9)))])
+    screen.set_preview(Frame(np.zeros((48, 64), np.uint8)), [Located("x", ((1, 1), (9, 1), (9, 9), (1, 9)))])
     screen.show_checkin(Visit("reject", reasons.EXPIRED))
     assert screen.state() == "verdict"
 
@@ -447,7 +452,7 @@ def test_tick_draws_at_most_fps_and_only_on_change(monkeypatch):
 
 def test_setters_are_cheap_and_thread_safe():
     screen = make_screen()
-    frame = np.zeros((480, 640, 3), np.uint8)
+    frame = Frame(np.zeros((480, 640, 3), np.uint8))
     located = [Located("x", ((100, 100), (200, 100), (200, 200), (100, 200)))]
     start = time.perf_counter()
     for i in range(2000):
@@ -574,13 +579,13 @@ def test_clock_sync_helper_is_cached(monkeypatch):
     calls = []
     monkeypatch.setattr(clocksync, "_cached", None)
     monkeypatch.setattr(clocksync, "read_clock_synced", lambda: calls.append(1) or True)
-    t = [0.0]
-    assert clocksync.clock_synced(_now=lambda: t[0]) is True
-    t[0] = 10
-    clocksync.clock_synced(_now=lambda: t[0])
+    t = FakeClock(0.0)
+    assert clocksync.clock_synced(_now=t) is True
+    t.advance(10)
+    clocksync.clock_synced(_now=t)
     assert len(calls) == 1
-    t[0] = 31
-    clocksync.clock_synced(_now=lambda: t[0])
+    t.advance(21)
+    clocksync.clock_synced(_now=t)
     assert len(calls) == 2
 
 

@@ -36,6 +36,7 @@ class Visit:
     signed: bool = True
     facts: Mapping[str, Any] = field(default_factory=dict)
     id: str = "c1"
+    at: datetime | None = None  # none: the screen's own clock
 
 
 # -- next steps ---------------------------------------------------------------------------------------

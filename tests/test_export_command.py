@@ -15,7 +15,7 @@ from kiosk.door.decide.checkin import Checkin
 from kiosk.cli import main
 from kiosk.door.verify import Holder
 from kiosk.config import load
-from kiosk.door.record import Ledger
+from kiosk.door.assembly import open_ledger
 
 
 def write_config(tmp_path, ledger_extra=""):
@@ -35,7 +35,7 @@ def visit(at, name="Nguyễn Văn A", phone=None):
 def test_export_writes_allowed_fields_only(tmp_path, capsys):
     path = write_config(tmp_path, 'visit_log=true\nvisit_log_fields=["name"]\n')
     now = datetime.now(timezone.utc)
-    with Ledger.from_config(load(path)) as led:
+    with open_ledger(load(path)) as led:
         led.record(visit(now - timedelta(days=2), "Trần Thị B"))
         led.record(visit(now))
     out = tmp_path / "visits.csv"
@@ -61,7 +61,7 @@ def test_export_time_window_is_local_and_times_carry_their_offset(tmp_path, caps
     try:
         path = write_config(tmp_path, 'visit_log=true\nvisit_log_fields=["name", "phone"]\n')
         base = datetime.now(timezone.utc).replace(hour=1, minute=0, second=0, microsecond=0)  # 08:00 in Hanoi
-        with Ledger.from_config(load(path)) as led:
+        with open_ledger(load(path)) as led:
             for minutes, name in ((-1, "Trước"), (0, "Đúng giờ"), (59, "Trong"), (60, "Sau")):
                 led.record(visit(base + timedelta(minutes=minutes), name, phone="0912345678"))
         local_day = base.astimezone().date()
@@ -103,7 +103,7 @@ def test_export_never_hands_a_spreadsheet_a_formula(tmp_path, capsys):
     """PC-Covid codes are unsigned: a printed code can carry a 'name' that a spreadsheet would run."""
     path = write_config(tmp_path, 'visit_log=true\nvisit_log_fields=["name", "phone"]\n')
     now = datetime.now(timezone.utc)
-    with Ledger.from_config(load(path)) as led:
+    with open_ledger(load(path)) as led:
         led.record(visit(now, '=HYPERLINK("http://evil.example","x")', phone="+84912345678"))
     day = now.astimezone().date()
     assert main(["export", "--config", str(path), "--from", str(day), "--to", str(day)]) == 0
@@ -117,7 +117,7 @@ def test_export_gives_a_declarations_subject_with_its_issuer_only_when_kept(tmp_
     declared = Checkin(id=uuid.uuid4().hex, at=now, verdict="accept", reason="ok", format="health-declaration",
                        valid=True, signed=True, pseudonym="cd" * 32,
                        holder=Holder(subject_id="subj-42", subject_issuer="0a" * 8), captured_at=0.0, source="camera")
-    with Ledger.from_config(load(path)) as led:
+    with open_ledger(load(path)) as led:
         led.record(declared)
         led.record(visit(now + timedelta(seconds=1)))
     day = now.astimezone().date()

@@ -96,13 +96,14 @@ def test_the_house_keeps_its_import_contracts():
     result = _lint_imports(ROOT)
     assert result.returncode == 0, result.stdout + result.stderr
     for contract in ("wings are layered", "door's stages", "firmware", "hardware layer", "centre speaks the wire",
-                     "tools are independent", "No import circle"):
+                     "centre's own flow", "tools are independent", "No import circle"):
         assert contract in result.stdout
     assert "BROKEN" not in result.stdout
 
 
 def test_a_broken_rule_is_caught(tmp_path):
-    """The contracts bite: the door importing the centre, or the wire importing the door, breaks them."""
+    """The contracts bite: the door importing the centre, the wire importing the door, or the centre's
+    store reaching up to its statistics, breaks them."""
     for item in ("kiosk", "device", "pyproject.toml"):
         src = ROOT / item
         (shutil.copytree(src, tmp_path / item, ignore=shutil.ignore_patterns("__pycache__", "data"))
@@ -111,11 +112,14 @@ def test_a_broken_rule_is_caught(tmp_path):
     flow.write_text(flow.read_text() + "\n\ndef _peek():\n    from kiosk.centre import queries  # noqa\n")
     topics = tmp_path / "kiosk/wire/topics.py"
     topics.write_text(topics.read_text() + "\n\ndef _peek():\n    from kiosk.door import flow  # noqa\n")
+    store = tmp_path / "kiosk/centre/store.py"
+    store.write_text(store.read_text() + "\n\ndef _peek():\n    from kiosk.centre import queries  # noqa\n")
     result = _lint_imports(tmp_path)
     assert result.returncode != 0
     broken = result.stdout.split("Broken contracts", 1)[1]
     assert "kiosk.door.flow -> kiosk.centre.queries" in broken
     assert "kiosk.wire.topics -> kiosk.door.flow" in broken
+    assert "kiosk.centre.store -> kiosk.centre.queries" in broken
 
 
 def test_the_issuing_code_and_the_dcc_reader_are_no_circle():
@@ -164,3 +168,69 @@ def test_no_module_circle_and_no_arrow_against_the_flow():
     assert layout_report.circles(graph) == []
     assert layout_report.back_arrows(graph) == []
     assert layout_report.forbidden(graph, layout_report.door_modules(graph)) == []
+
+
+def _module_of(dotted: str) -> str | None:
+    """``dotted`` when it names a module or package of the house, else None."""
+    base = ROOT / dotted.replace(".", "/")
+    return dotted if base.is_dir() or base.with_suffix(".py").is_file() else None
+
+
+def _private_reaches(path: Path, package: str | None) -> list[str]:
+    """Where ``path`` reaches a private name of a house module outside ``package``: imported
+    (``from kiosk.x import _y``) or read off the module (``from kiosk import x; x._y``)."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    shown = path.relative_to(ROOT) if path.is_relative_to(ROOT) else path.name
+    bound: dict[str, str] = {}  # a local name -> the house module it stands for
+    reaches = []
+
+    def foreign(module: str) -> bool:  # a private name is private to the package that holds its module
+        owner = module if (ROOT / module.replace(".", "/")).is_dir() else module.rsplit(".", 1)[0]
+        return package is None or not (package == owner or package.startswith(owner + "."))
+
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                if alias.name.split(".")[0] in ("kiosk", "device"):
+                    local = alias.asname or alias.name.split(".")[0]
+                    bound[local] = alias.name if alias.asname else local
+        elif isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] in ("kiosk", "device"):
+            for alias in node.names:
+                if alias.name.startswith("_") and not alias.name.startswith("__") and foreign(node.module):
+                    reaches.append(f"{shown}:{node.lineno}: from {node.module} import {alias.name}")
+                sub = _module_of(f"{node.module}.{alias.name}")
+                if sub:
+                    bound[alias.asname or alias.name] = sub
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Attribute) and node.attr.startswith("_") and not node.attr.startswith("__"):
+            chain, value = [], node.value
+            while isinstance(value, ast.Attribute):
+                chain.insert(0, value.attr)
+                value = value.value
+            if isinstance(value, ast.Name) and value.id in bound:
+                owner = _module_of(".".join([bound[value.id], *chain]))
+                if owner and foreign(owner):
+                    reaches.append(f"{shown}:{node.lineno}: {owner}.{node.attr}")
+    return reaches
+
+
+def test_no_tool_reaches_a_private_name_of_the_house():
+    """The scripts and the kiosk's own modules use the public names of each other's modules, whether
+    imported or read off the module (issue 22: bench_centre read ``signing._unb64``)."""
+    reaches = []
+    for path in sorted((ROOT / "scripts").glob("*.py")):
+        reaches += _private_reaches(path, None)
+    for name in _modules():
+        path = ROOT / (name.replace(".", "/") + ("/__init__.py" if (ROOT / name.replace(".", "/")).is_dir() else ".py"))
+        reaches += _private_reaches(path, name.rsplit(".", 1)[0])
+    assert reaches == []
+
+
+def test_a_reach_into_a_private_name_is_caught(tmp_path):
+    tool = tmp_path / "tool.py"
+    tool.write_text("from kiosk.wire import signing\nimport kiosk.door.verify.dcc as dcc\n"
+                    "from kiosk.commands.screenshot import _Located\n"
+                    "signing._unb64('x')\ndcc._jsonable({})\nsigning.unb64('x')\n")
+    found = _private_reaches(tool, None)
+    assert [f.split(": ", 1)[1] for f in found] == ["from kiosk.commands.screenshot import _Located",
+                                                    "kiosk.wire.signing._unb64", "kiosk.door.verify.dcc._jsonable"]

@@ -89,7 +89,7 @@ def registry_for(cfg, path: Path) -> Path:
     """The fleet registry row the authority holds for this kiosk (its device key, made at first start)."""
     from kiosk.door.publish.device_key import key_path, public_path
 
-    pub = public_path(key_path(cfg))
+    pub = public_path(key_path(cfg.device, cfg.resolve))
     row = {"site": cfg.device.site, "device": cfg.device.id, "venue_id": cfg.venue.id,
            "kid": signing.kid_of(signing.load_public_key(pub)), "public_key": pub.read_text(), "revoked": False}
     path.write_text(json.dumps({"version": 1, "kiosks": [row]}))

@@ -27,7 +27,7 @@ from kiosk.centre.registry import FleetRegistry
 from kiosk.centre.store import open_store
 from kiosk.centre.watch import IngestWorker
 from kiosk.door.record import Ledger
-from kiosk.door.publish import open_publisher
+from kiosk.door.assembly import open_ledger, open_publisher
 from kiosk.wire.signing import generate_key, public_pem, write_private_key
 from test_door_publish_mqtt import Collector, checkin, make_config, wait_for
 
@@ -130,7 +130,7 @@ def status_of(monitor) -> str | None:
 def test_broker_restart_mid_stream(tmp_path, broker, monitor):
     cfg = make_config(tmp_path, broker.url)
     rng = random.Random(6)
-    with Ledger.from_config(cfg) as ledger:
+    with open_ledger(cfg) as ledger:
         pub = open_publisher(cfg, ledger)
         pub.start()
         stop = threading.Event()
@@ -170,9 +170,9 @@ KIOSK = textwrap.dedent("""
     from kiosk.door.decide.checkin import Checkin
     from kiosk.config import load
     from kiosk.door.record import Ledger
-    from kiosk.door.publish import open_publisher
+    from kiosk.door.assembly import open_ledger, open_publisher
     cfg = load(sys.argv[1]); n = int(sys.argv[2]); rng = random.Random(int(sys.argv[3]))
-    ledger = Ledger.from_config(cfg)
+    ledger = open_ledger(cfg)
     pub = open_publisher(cfg, ledger)
     pub.start()
     for i in range(n):
@@ -223,7 +223,7 @@ def test_kiosk_killed_mid_stream_and_restarted(tmp_path, broker, monitor):
 def test_network_cut_then_outbox_drains_in_order(tmp_path, broker, monitor):
     cfg = make_config(tmp_path, broker.url)
     events = Collector(broker.url, "checkin/v1/+/+/events", persistent=True)
-    with Ledger.from_config(cfg) as ledger:
+    with open_ledger(cfg) as ledger:
         pub = open_publisher(cfg, ledger)
         pub.start()
         assert wait_for(lambda: pub.connected)

@@ -17,6 +17,8 @@ from kiosk.authority.collect import Collector
 from kiosk.cli import main
 from kiosk.wire import trace as P
 from kiosk.door.tracing.responder import RefusalBudget
+from kiosk.door.assembly import open_ledger
+from kiosk.testing.clock import FakeClock
 
 from tracing_fleet import VN, FakeKiosk, Person, write_registry
 
@@ -187,13 +189,13 @@ def test_other_topics_are_ignored_and_site_topic_is_answered(world):
 
 
 def test_refusals_of_junk_are_rate_limited_but_all_audited(world, tmp_path):
-    clock = [0.0]
-    responder = world["kiosk"].responder(world["ring"], budget=RefusalBudget(burst=3, every_s=10, clock=lambda: clock[0]))
+    clock = FakeClock(0.0)
+    responder = world["kiosk"].responder(world["ring"], budget=RefusalBudget(burst=3, every_s=10, clock=clock))
     try:
         junk = [json.dumps({"id": f"{i:032x}", "v": 1}).encode() for i in range(10)]
         sent = sum(len(responder.handle(P.FLEET_TOPIC, j)) for j in junk)
         assert sent == 3
-        clock[0] = 10.0
+        clock.advance(10.0)
         assert len(responder.handle(P.FLEET_TOPIC, junk[0])) == 1
         assert responder.stats()["replies_suppressed"] == 7
         assert len(responder.archive.audit_log()) == 11
@@ -316,7 +318,6 @@ def test_firmware_side_never_imports_the_authority_tool():
 
 def test_responder_from_config(tmp_path):
     from kiosk.config import load
-    from kiosk.door.record import Ledger
     from kiosk.door.tracing import responder_from_config
 
     keys = authority_keys.keygen(tmp_path / "authority")
@@ -329,7 +330,7 @@ def test_responder_from_config(tmp_path):
         '[ledger]\nvisit_log=true\nvisit_log_fields=["name", "phone"]\n'
         f'[tracing]\nauthority_key="{tmp_path}/authority/{authority_keys.SIGN_PUB}"\n')
     cfg = load(cfg_path)
-    Ledger.from_config(cfg).close()
+    open_ledger(cfg).close()
     responder = responder_from_config(cfg)
     try:
         assert responder.topics == (P.FLEET_TOPIC, "checkin/v1/hn-hk/trace/request")

@@ -32,10 +32,9 @@ from kiosk import config
 from kiosk.wire import signing
 from kiosk.door.decide.checkin import Checkin
 from kiosk.door.verify import Holder
-from kiosk.door.record import Ledger
-from kiosk.trust.pseudonym import Pseudonyms
 from kiosk.door.tracing import responder_from_config
 from kiosk.door.tracing.service import TraceService
+from kiosk.door.assembly import open_ledger, open_pseudonyms
 
 from secured_broker import start_secured_broker
 from tracing_fleet import VN, PahoTelemetry, read_f1
@@ -103,8 +102,8 @@ class Kiosk:
         """What `systemctl restart kiosk` does for tracing, with the visits of the day already in the ledger."""
         cfg = config.load(self.root / "etc/kiosk/kiosk.toml")
         assert cfg.ledger.visit_log and cfg.tracing.authority_key == str(self.root / "etc/kiosk/authority-sign.pub.pem")
-        pseudonyms = Pseudonyms.from_config(cfg)
-        with Ledger.from_config(cfg) as ledger:
+        pseudonyms = open_pseudonyms(cfg)
+        with open_ledger(cfg) as ledger:
             for holder, when in VISITS[self.device]:
                 ledger.record(Checkin(id=uuid.uuid4().hex, at=when, verdict="accept", reason="ok", format="cccd",
                                       valid=True, signed=False, pseudonym=pseudonyms.of(f"vn-id:{holder.id_number}"),

@@ -23,6 +23,7 @@ from kiosk.issuing.dcc import issue_dcc
 from kiosk.issuing.declaration import issue
 from kiosk.issuing.keys import IssuerKey
 from kiosk.door.decide.policy import Policy
+from kiosk.testing.clock import FakeClock
 from kiosk.trust.bundle import STATE_FILE, TrustKeeper
 from kiosk.door.verify.verifier import Verifier
 
@@ -173,20 +174,20 @@ def test_the_last_good_bundle_survives_a_restart(tmp_path):
 
 
 def test_stale_trust_rejects_signed_codes_only(tmp_path):
-    now = [NOW.timestamp()]
-    keeper = _keeper(max_age_hours=24, clock=lambda: now[0])
+    now = FakeClock(NOW.timestamp())
+    keeper = _keeper(max_age_hours=24, clock=now)
     keeper.offer(_bundle(1), "test")
     verifier = Verifier(keeper)
     unsigned = "001088012345|Nguyễn Văn An|01/02/1988|CCCD|QID-7F3A9C21|0123456789<0912345678<1<<"
     assert verifier.check(_payload()).valid and not keeper.stale
-    now[0] += 25 * 3600
+    now.advance(25 * 3600)
     assert keeper.stale and keeper.trust_stale and keeper.trust_age_hours > 24
     check = verifier.check(_payload())
     assert not check.valid and check.reason == reasons.TRUST_STALE
     assert reason_text.words(reasons.TRUST_STALE, "en") != reasons.TRUST_STALE  # the screen has words for it
     assert verifier.check(unsigned).valid  # nothing to trust in an unsigned code: format only, as before
     assert verifier.check("HC1:NCFTW2").reason == reasons.MALFORMED  # unreadable stays unreadable
-    keeper.offer(_bundle(2, issued_at=datetime.fromtimestamp(now[0], timezone.utc)), "test")
+    keeper.offer(_bundle(2, issued_at=now.utc()), "test")
     assert not keeper.stale and verifier.check(_payload()).valid
 
 
@@ -346,16 +347,16 @@ def test_build_tool_errors_name_the_file(tmp_path, capsys):
 
 def test_keeper_from_config_prefers_the_bundle_and_keeps_paths_as_fallback(tmp_path):
     from kiosk import config as config_mod
-    from kiosk.trust.bundle import keeper_from_config
+    from kiosk.door.assembly import load_trust
 
     (tmp_path / "auth.pub.pem").write_bytes(signing.public_pem(AUTHORITY))
     DSC.save(tmp_path / "dsc.key.pem", tmp_path / "dsc.crt.pem")
     (tmp_path / "k.toml").write_text(_config_text(tmp_path, bundle=""))
-    keeper = keeper_from_config(config_mod.load(tmp_path / "k.toml"))
+    keeper = load_trust(config_mod.load(tmp_path / "k.toml"))
     assert keeper.version is None and Verifier(keeper).check(_payload()).valid  # the plain file
     (tmp_path / "b.json").write_bytes(_bundle(8, signers=[]))
     (tmp_path / "k.toml").write_text(_config_text(tmp_path, bundle="b.json"))
-    keeper = keeper_from_config(config_mod.load(tmp_path / "k.toml"))
+    keeper = load_trust(config_mod.load(tmp_path / "k.toml"))
     assert keeper.version == 8 and Verifier(keeper).check(_payload()).reason == reasons.UNKNOWN_KEY
     assert (tmp_path / "state" / STATE_FILE).exists()
 

@@ -11,6 +11,7 @@ import pytest
 from kiosk.config import parse
 from kiosk.trust.pseudonym import Pseudonyms, load_or_create_key
 from kiosk.secrets import SecretError
+from kiosk.door.assembly import open_pseudonyms
 
 
 def config(tmp_path, extra=""):
@@ -19,10 +20,10 @@ def config(tmp_path, extra=""):
 
 
 def test_key_created_private_on_first_start_and_reused(tmp_path):
-    first = Pseudonyms.from_config(config(tmp_path))
+    first = open_pseudonyms(config(tmp_path))
     key_file = tmp_path / "state" / "pseudonym.key"
     assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
-    again = Pseudonyms.from_config(config(tmp_path))
+    again = open_pseudonyms(config(tmp_path))
     assert first.of("001099012345") == again.of("001099012345")
 
 
@@ -36,25 +37,25 @@ def test_pseudonym_is_hmac_sha256_of_the_identity(tmp_path):
 
 
 def test_two_devices_give_different_pseudonyms(tmp_path):
-    a = Pseudonyms.from_config(config(tmp_path / "a"))
-    b = Pseudonyms.from_config(config(tmp_path / "b"))
+    a = open_pseudonyms(config(tmp_path / "a"))
+    b = open_pseudonyms(config(tmp_path / "b"))
     assert a.of("001099012345") != b.of("001099012345")
 
 
 def test_configured_key_file_and_credential(tmp_path, monkeypatch):
     (tmp_path / "k.hex").write_text("00" * 31 + "01\n")
-    p = Pseudonyms.from_config(config(tmp_path, '[ledger]\npseudonym_key_file="k.hex"\n'))
+    p = open_pseudonyms(config(tmp_path, '[ledger]\npseudonym_key_file="k.hex"\n'))
     assert p.of("x") == Pseudonyms(bytes(31) + b"\x01").of("x")
     creds = tmp_path / "creds"
     creds.mkdir()
     (creds / "pseudonym-key").write_bytes(b"raw key bytes, not hex, long enough")
     monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(creds))
-    q = Pseudonyms.from_config(config(tmp_path, '[ledger]\npseudonym_key_file="credential:pseudonym-key"\n'))
+    q = open_pseudonyms(config(tmp_path, '[ledger]\npseudonym_key_file="credential:pseudonym-key"\n'))
     assert q.of("x") == Pseudonyms(b"raw key bytes, not hex, long enough").of("x")
 
 
 def test_configured_key_file_created_when_missing(tmp_path):
-    Pseudonyms.from_config(config(tmp_path, '[ledger]\npseudonym_key_file="keys/device.key"\n'))
+    open_pseudonyms(config(tmp_path, '[ledger]\npseudonym_key_file="keys/device.key"\n'))
     assert stat.S_IMODE((tmp_path / "keys" / "device.key").stat().st_mode) == 0o600
 
 

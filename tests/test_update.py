@@ -18,6 +18,7 @@ import pytest
 
 from kiosk import cli
 from kiosk.ops import update as kupdate
+from kiosk.testing.clock import FakeClock
 
 ROOT = Path(__file__).resolve().parent.parent
 UPDATE = ROOT / "scripts" / "update"
@@ -64,19 +65,6 @@ def prefix(tmp_path) -> Path:
     return p
 
 
-class FakeClock:
-    """time.monotonic and time.sleep for the updater: sleeping advances the clock at once."""
-
-    def __init__(self):
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.now += seconds
-
-
 class Result:
     def __init__(self, returncode: int, out: str, err: str):
         self.returncode, self.stdout, self.stderr = returncode, out, err
@@ -89,7 +77,7 @@ def update(capsys):
         kupdate.add_arguments(parser)
         opts = parser.parse_args(["--prefix", str(prefix), "--systemctl", str(prefix.parent / "systemctl"),
                                   "--ready-timeout", "3", "--settle", "1", *args])
-        clock = FakeClock()
+        clock = FakeClock(0.0)  # time.monotonic and time.sleep for the updater: sleeping advances it at once
         updater = kupdate.Updater(Path(opts.prefix), opts.systemctl.split(), opts.dry_run, sleep=clock.sleep, clock=clock)
         rc = kupdate.run(opts, updater=updater)
         out = capsys.readouterr()

@@ -25,7 +25,7 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
 from helpers import wait_for
-from kiosk.commands.command import build
+from kiosk.wire.commands import signed as signed_command
 from kiosk.door.remote.gate import CommandGate, centre_keyring, update_action
 from kiosk.ops import provision, rollout
 from kiosk.ops import update as kupdate
@@ -260,30 +260,30 @@ def test_the_root_updater_believes_only_what_the_centre_signed(tmp_path, broker,
 
         topic = f"{k.base}/cmd/update"
         # The kiosk user rewrites the spooled request to point at another archive: the signature breaks.
-        _, signed, _ = build("update", rel.body(), k.site, k.device, centre_key)
+        _, signed, _ = signed_command("update", rel.body(), k.site, k.device, centre_key)
         forged = json.loads(signed)
         forged["body"]["url"] = "file:///tmp/evil.tar.gz"
         write_request(k.spool, topic, json.dumps(forged).encode())
         rc, out = run()
         assert rc == 1 and "the centre's signature does not hold: bad-signature" in out.err
         # Signed by someone else.
-        _, other, _ = build("update", rel.body(), k.site, k.device, signing.generate_key())
+        _, other, _ = signed_command("update", rel.body(), k.site, k.device, signing.generate_key())
         write_request(k.spool, topic, other)
         assert run()[0] == 1
         # Signed for another kiosk's topic.
-        _, theirs, _ = build("update", rel.body(), k.site, "kiosk-y", centre_key)
+        _, theirs, _ = signed_command("update", rel.body(), k.site, "kiosk-y", centre_key)
         write_request(k.spool, f"checkin/v1/{k.site}/kiosk-y/cmd/update", theirs)
         rc, out = run()
         assert rc == 1 and "not this kiosk's" in out.err
         # Signed, but the archive at the URL is not the one whose digest the centre signed.
         wrong = {**rel.body(), "sha256": hashlib.sha256(b"another archive").hexdigest()}
-        _, signed_wrong, _ = build("update", wrong, k.site, k.device, centre_key)
+        _, signed_wrong, _ = signed_command("update", wrong, k.site, k.device, centre_key)
         write_request(k.spool, topic, signed_wrong)
         rc, out = run()
         assert rc == 1 and "is not the" in out.err and "the running kiosk was not touched" in out.err
         assert k.runs == OLD and not (k.prefix / "systemctl.log").exists()
         # The real thing installs; the same request again (the path unit may fire twice) does nothing more.
-        _, good, _ = build("update", rel.body(), k.site, k.device, centre_key)
+        _, good, _ = signed_command("update", rel.body(), k.site, k.device, centre_key)
         write_request(k.spool, topic, good)
         rc, out = run()
         assert rc == 0 and k.runs == NEW, out.err
@@ -301,7 +301,7 @@ def test_a_bad_release_in_the_command_body_is_refused_by_the_gate(tmp_path, brok
     try:
         for body, why in (({**rel.body(), "sha256": "abc"}, "sha256"), ({**rel.body(), "url": "ftp://x"}, "url"),
                           ("0.2.0", "object")):
-            topic, signed, _ = build("update", body, k.site, k.device, centre_key)
+            topic, signed, _ = signed_command("update", body, k.site, k.device, centre_key)
             outcome = k.gate.handle(topic, signed)
             assert (outcome.result, outcome.reason) == ("refused", "bad-body"), why
         assert k.commands == [] and not k.spool.exists()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,6 +12,7 @@ from zoneinfo import ZoneInfo
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
+from helpers import wait_for
 from kiosk.wire import signing
 from kiosk.door.decide.checkin import Checkin
 from kiosk.door.verify import Holder
@@ -27,12 +27,8 @@ ALL_FIELDS = ("name", "birth_date", "id_number", "phone")
 
 
 def wait_until(predicate, timeout=20.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.02)
-    raise AssertionError(f"timed out waiting for {what}")
+    if not wait_for(predicate, timeout=timeout):
+        raise AssertionError(f"timed out waiting for {what}")
 
 
 @dataclass(frozen=True)

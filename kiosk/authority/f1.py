@@ -76,7 +76,7 @@ def merge(answers: Iterable, exclude: set[tuple[str, str]] = frozenset()) -> lis
     for a in answers:
         kiosk = f"{a.site}/{a.device}"
         venue = a.venue or {}
-        fields = getattr(a, "fields", None)
+        fields = a.fields
         for r in a.records:
             role = r.get("role", "visit")
             if role == "contact" and (kiosk, r.get("pseudonym")) in exclude:

@@ -69,7 +69,7 @@ def collect(inv: Investigation, client_factory, wait_s: float, settle_s: float =
         return ev
 
     def on_connect(client, userdata, flags, reason_code, properties=None):
-        if getattr(reason_code, "is_failure", False):
+        if reason_code.is_failure:  # paho's VERSION2 callbacks: always a ReasonCode
             result.error = f"the broker refused the connection: {reason_code}"
             changed.set()
             return
@@ -87,7 +87,7 @@ def collect(inv: Investigation, client_factory, wait_s: float, settle_s: float =
 
     def on_disconnect(client, userdata, flags, reason_code, properties=None):
         connected.clear()
-        if getattr(reason_code, "value", None) == SESSION_TAKEN_OVER:
+        if reason_code.value == SESSION_TAKEN_OVER:
             result.taken_over = True
             changed.set()
 
@@ -250,3 +250,34 @@ def connect_session(client, address) -> None:
     props = Properties(PacketTypes.CONNECT)
     props.SessionExpiryInterval = SESSION_EXPIRY_S
     client.connect_async(address.host, address.port, clean_start=False, properties=props)
+
+
+def publish_request(factory, topic: str, data: bytes, rid: str, timeout_s: float = 20.0) -> None:
+    """Subscribe the answers on a persistent session, then publish the request (QoS 1), then leave."""
+    client, address = factory()
+    subscribed, published = threading.Event(), threading.Event()
+    refused: list[str] = []
+
+    def on_connect(c, u, f, rc, p=None):
+        if rc.is_failure:
+            refused.append(str(rc))
+            subscribed.set()
+            return
+        c.subscribe(P.answer_filter(rid), qos=1)
+
+    client.on_connect = on_connect
+    client.on_subscribe = lambda c, u, mid, rcs, p=None: subscribed.set()
+    client.on_publish = lambda c, u, mid, rc=None, p=None: published.set()
+    connect_session(client, address)
+    client.loop_start()
+    try:
+        if not subscribed.wait(timeout_s):
+            raise KioskOSError(f"cannot reach the broker at {address} within {timeout_s:.0f} s; nothing was sent")
+        if refused:
+            raise KioskOSError(f"the broker at {address} refused the connection ({refused[0]}); nothing was sent")
+        client.publish(topic, data, qos=1, retain=False)
+        if not published.wait(timeout_s):
+            raise KioskOSError(f"the broker at {address} did not acknowledge the request")
+    finally:
+        client.disconnect()
+        client.loop_stop()

@@ -29,7 +29,6 @@ from pathlib import Path
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
-from kiosk.centre.limiter import LoginLimiter  # noqa: F401  (its home before it had a module of its own)
 from kiosk.errors import KioskValueError
 
 _hasher = PasswordHasher()

@@ -16,9 +16,6 @@ from __future__ import annotations
 import json
 import re
 import sys
-import threading
-import time
-import uuid
 from pathlib import Path
 
 from kiosk.cli import UsageError
@@ -54,55 +51,20 @@ def add_arguments(p) -> None:
             action.required = False
 
 
-def public_path(private: Path) -> Path:
-    """``centre-key.pem`` -> ``centre-key.pub.pem`` (the device key's naming)."""
-    stem = private.name[:-4] if private.name.endswith(".pem") else private.name
-    return private.with_name(stem + ".pub.pem")
-
-
 def keygen(out: str, force: bool) -> int:
-    from kiosk.wire import signing
+    from kiosk.ops.command import make_centre_key, public_path
 
     private = Path(out)
     public = public_path(private)
     if not force and (private.exists() or public.exists()):
         raise UsageError(f"{private} or {public} exists (use --force to replace it)")
-    key = signing.generate_key()
     try:
-        signing.write_private_key(private, key)
-        signing.write_public_key(public, key)
+        kid = make_centre_key(private, public)
     except OSError as exc:
         raise UsageError(f"cannot write {exc.filename or private}: {exc.strerror}") from None
-    print(f"centre command key {signing.kid_of(key.public_key())}: private {private} (mode 0600), "
+    print(f"centre command key {kid}: private {private} (mode 0600), "
           f"public {public} (install it on every kiosk as [mqtt] centre_key)")
     return 0
-
-
-def build(name: str, body, site: str, device: str, key, expires_in: float | None = None) -> tuple[str, bytes, str]:
-    """``(topic, signed message, command id)`` for one command (:func:`kiosk.wire.commands.signed`)."""
-    from kiosk.wire.commands import signed
-
-    return signed(name, body, site, device, key, expires_in)
-
-
-def kiosk_keys(args):
-    """The keys the kiosk's answer must verify with (--kiosk-key, --registry), or None to leave it unchecked."""
-    from kiosk.wire import signing
-
-    owner = f"{args.site}/{args.device}"
-    keys = []
-    if args.kiosk_key:
-        keys.append(signing.load_public_key(args.kiosk_key))
-    if args.registry:
-        from kiosk.wire import registry
-
-        if not Path(args.registry).exists():
-            raise UsageError(f"--registry: no such file {args.registry}")
-        rows = registry.active(registry.load(args.registry), args.site, args.device)
-        if not rows:
-            raise UsageError(f"{args.registry}: no active key for {owner}")
-        keys += [signing.public_key_from_pem(r.public_key.encode(), f"{args.registry}: {owner}") for r in rows]
-    return signing.KeyRing.of([(owner, k) for k in keys]) if keys else None
 
 
 def run(args) -> int:
@@ -127,94 +89,51 @@ def run(args) -> int:
         except ValueError:
             raise UsageError("--json: PAYLOAD is not JSON") from None
 
-    from kiosk.wire import signing
     from kiosk.commands.monitor import broker_settings
+    from kiosk.ops.command import AnswerKeysError, answer_keys
+    from kiosk.wire import signing
+    from kiosk.wire.commands import signed
 
     settings = broker_settings(args)
     try:
         key = signing.load_private_key(args.key)
-        kiosk_ring = kiosk_keys(args)
-    except signing.SigningKeyError as exc:
+        kiosk_ring = answer_keys(args.site, args.device, args.kiosk_key, args.registry)
+    except (signing.SigningKeyError, AnswerKeysError) as exc:
         raise UsageError(str(exc)) from None
-    topic, message, command_id = build(args.name, body, args.site, args.device, key, args.expires_in)
+    topic, message, command_id = signed(args.name, body, args.site, args.device, key, args.expires_in)
     if len(message) > 4096:
         raise UsageError("the signed command is larger than 4096 bytes: the kiosk would refuse it")
     return _send(settings, args, topic, message, command_id, kiosk_ring)
 
 
 def _send(settings, args, topic: str, message: bytes, command_id: str, kiosk_ring) -> int:
-    from kiosk.wire import signing
-    from kiosk.wire.broker import make_client
-    from kiosk.wire.topics import cmd_result_of
+    from kiosk.ops.command import send
     from kiosk.secrets import SecretError
 
-    result_topic = cmd_result_of(topic)
-    connected, subscribed, answered = threading.Event(), threading.Event(), threading.Event()
-    answer: dict = {}
-
-    def on_connect(client, userdata, flags, reason_code, properties):
-        if reason_code.is_failure:
-            answer["refused_by_broker"] = str(reason_code)
-            connected.set()
-            return
-        connected.set()
-        if args.wait:
-            client.subscribe(result_topic, qos=1)
-        else:
-            subscribed.set()
-
-    def on_subscribe(client, userdata, mid, reason_codes, properties):
-        subscribed.set()
-
-    def on_message(client, userdata, msg):
-        try:
-            obj = signing.parse(msg.payload)
-        except signing.SignatureRefused:
-            return
-        if obj.get("id") != command_id:
-            return  # another command's answer
-        if kiosk_ring is not None:
-            try:
-                obj = signing.verify(msg.payload, msg.topic, kiosk_ring).payload
-            except signing.SignatureRefused as exc:
-                answer.setdefault("forged", exc.reason)
-                return
-        answer["result"] = {k: v for k, v in obj.items() if k != signing.SIG_FIELD}
-        answered.set()
-
     try:
-        client, address = make_client(f"centre-command-{uuid.uuid4().hex[:8]}", args.broker, settings)
+        outcome = send(args.broker, settings, topic, message, command_id, wait=args.wait, timeout=args.timeout,
+                       ring=kiosk_ring)
     except (SecretError, ValueError, OSError) as exc:
         raise UsageError(str(exc)) from None
-    client.on_connect, client.on_subscribe, client.on_message = on_connect, on_subscribe, on_message
-    client.connect_async(address.host, address.port, keepalive=30)
-    client.loop_start()
-    try:
-        deadline = time.monotonic() + args.timeout
-        if not connected.wait(args.timeout) or "refused_by_broker" in answer:
-            why = answer.get("refused_by_broker", "no answer")
-            print(f"kiosk command: cannot reach the broker at {address} ({why})", file=sys.stderr)
-            return 1
-        if not subscribed.wait(max(0.1, deadline - time.monotonic())):
-            print(f"kiosk command: the broker at {address} did not confirm the cmd-result subscription", file=sys.stderr)
-            return 1
-        info = client.publish(topic, message, qos=1, retain=False)
-        info.wait_for_publish(max(0.1, deadline - time.monotonic()))
-        if not info.is_published():
-            print(f"kiosk command: the broker at {address} did not acknowledge the command", file=sys.stderr)
-            return 1
-        if not args.wait:
-            print(f"sent {args.name} {command_id} to {topic}")
-            return 0
-        if not answered.wait(args.wait):
-            extra = f" (an answer failed its signature check: {answer['forged']})" if "forged" in answer else ""
-            print(f"kiosk command: no answer from {args.site}/{args.device} within {args.wait:g} s{extra}", file=sys.stderr)
-            return 1
-        result = answer["result"]
-        if kiosk_ring is None:
-            print("kiosk command: the answer's signature was not checked (no --kiosk-key or --registry)", file=sys.stderr)
-        print(json.dumps(result, ensure_ascii=False))
-        return 0 if result.get("result") == "ok" else 1
-    finally:
-        client.disconnect()
-        client.loop_stop()
+    address = outcome.address
+    if outcome.stage == "unreachable":
+        print(f"kiosk command: cannot reach the broker at {address} ({outcome.why})", file=sys.stderr)
+        return 1
+    if outcome.stage == "unsubscribed":
+        print(f"kiosk command: the broker at {address} did not confirm the cmd-result subscription", file=sys.stderr)
+        return 1
+    if outcome.stage == "unacknowledged":
+        print(f"kiosk command: the broker at {address} did not acknowledge the command", file=sys.stderr)
+        return 1
+    if outcome.stage == "sent":
+        print(f"sent {args.name} {command_id} to {topic}")
+        return 0
+    if outcome.stage == "unanswered":
+        extra = f" (an answer failed its signature check: {outcome.forged})" if outcome.forged else ""
+        print(f"kiosk command: no answer from {args.site}/{args.device} within {args.wait:g} s{extra}", file=sys.stderr)
+        return 1
+    result = outcome.result or {}
+    if kiosk_ring is None:
+        print("kiosk command: the answer's signature was not checked (no --kiosk-key or --registry)", file=sys.stderr)
+    print(json.dumps(result, ensure_ascii=False))
+    return 0 if result.get("result") == "ok" else 1

@@ -14,6 +14,10 @@ from __future__ import annotations
 import json
 import sys
 import time
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from kiosk.door.decode.cascade import Cascade
 
 
 def add_arguments(p) -> None:
@@ -21,7 +25,7 @@ def add_arguments(p) -> None:
     p.add_argument("images", nargs="+", metavar="IMAGE", help="image files (PNG, JPEG, ...)")
 
 
-def decode_file(path: str, decoder) -> dict:
+def decode_file(path: str, decoder: Cascade) -> dict:
     """The result line for one image file."""
     from device.frames import load_gray
 
@@ -32,17 +36,16 @@ def decode_file(path: str, decoder) -> dict:
     if image is None:
         return {"file": path, "codes": [], "ms": 0.0, "error": "not an image"}
     # A file is a still: every rescue step may run (the live camera spreads them over frames).
-    read = getattr(decoder, "decode_still", decoder.decode)
     t = time.perf_counter()
-    found = read(image)
+    found = decoder.decode_still(image)
     ms = (time.perf_counter() - t) * 1000.0
     return {"file": path, "codes": [d.text for d in found], "ms": round(ms, 2)}
 
 
 def run(args) -> int:
-    from kiosk.door.decode import default_decoder
+    from kiosk.door.decode.cascade import build_cascade
 
-    decoder = default_decoder()
+    decoder = build_cascade()  # default_decoder()'s, as a Cascade: a still may take every rescue step
     for path in args.images:
         result = decode_file(path, decoder)
         if args.json:

@@ -70,7 +70,8 @@ def run(args) -> int:
         print(f"kiosk export: no ledger at {cfg.ledger_path} (has this kiosk run yet?)", file=sys.stderr)
         return 1
     try:
-        ledger = Ledger.from_config(cfg)
+        ledger = Ledger.open(cfg.ledger, cfg.ledger_path, duplicate_window_s=cfg.policy.duplicate_window_minutes * 60,
+                             venue_id=cfg.venue.id, device_id=cfg.device.id)
     except LedgerError as exc:
         print(f"kiosk export: {exc}", file=sys.stderr)
         return 1

@@ -106,14 +106,10 @@ def sample_preview(width: int = 640, height: int = 480):
     return frame, corners
 
 
-@dataclass(frozen=True)
-class _Located:
-    text: str
-    corners: tuple
-
-
 def run(args) -> int:
     from kiosk.cli import UsageError
+    from device.frames import Frame
+    from kiosk.door.decode import Decoded
     from kiosk.door.show import KioskStatus, Screen
     from kiosk.door.show.layout import parse_size
 
@@ -143,8 +139,8 @@ def run(args) -> int:
                                   ledger_ok=args.state != "out-of-service",
                                   degraded=degraded + (("ledger-down",) if args.state == "out-of-service" else ())))
     if args.state == "live":
-        frame, corners = sample_preview()
-        screen.set_preview(frame, [_Located("sample", corners)])
+        image, corners = sample_preview()
+        screen.set_preview(Frame(image, captured_at=0.0, index=0), [Decoded("sample", corners)])
     elif args.state == "guard":
         now = datetime.now(timezone.utc)
         for ago, state, reason, name in _SAMPLE_QUEUE:

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import json
 import sys
-import threading
 from datetime import datetime, timezone
 from pathlib import Path
 from types import SimpleNamespace
@@ -125,7 +124,7 @@ def _client_factory(args, client_id: str, broker: str):
 def _request(args) -> int:
     from kiosk.authority import keys as authority_keys
     from kiosk.authority import registry, requests
-    from kiosk.authority.session import request_bytes
+    from kiosk.authority.session import publish_request, request_bytes
     from kiosk.authority.store import AnswerStore, path_for
     from kiosk.commands.export import local_time
     from kiosk.wire import trace as P
@@ -165,7 +164,7 @@ def _request(args) -> int:
     store = AnswerStore(path_for(args.keys))
     try:
         store.add_request(request, topic, args.broker, client_id)  # kept before it can be answered
-        _publish(_client_factory(args, client_id, args.broker), topic, data, rid)
+        publish_request(_client_factory(args, client_id, args.broker), topic, data, rid)
         store.mark_published(rid)
     finally:
         store.close()
@@ -175,41 +174,6 @@ def _request(args) -> int:
     print(f"kiosk trace request: {request['kind']} request {rid} published on {topic}; collect with: "
           f"kiosk trace collect --request {out} --keys {args.keys} --registry {args.registry or 'REGISTRY'}")
     return 0
-
-
-def _publish(factory, topic: str, data: bytes, rid: str, timeout_s: float = 20.0) -> None:
-    """Subscribe the answers on a persistent session, then publish the request (QoS 1), then leave."""
-    from kiosk.authority.session import connect_session
-    from kiosk.errors import KioskOSError
-    from kiosk.wire import trace as P
-
-    client, address = factory()
-    subscribed, published = threading.Event(), threading.Event()
-    refused: list[str] = []
-
-    def on_connect(c, u, f, rc, p=None):
-        if getattr(rc, "is_failure", False):
-            refused.append(str(rc))
-            subscribed.set()
-            return
-        c.subscribe(P.answer_filter(rid), qos=1)
-
-    client.on_connect = on_connect
-    client.on_subscribe = lambda c, u, mid, rcs, p=None: subscribed.set()
-    client.on_publish = lambda c, u, mid, rc=None, p=None: published.set()
-    connect_session(client, address)
-    client.loop_start()
-    try:
-        if not subscribed.wait(timeout_s):
-            raise KioskOSError(f"cannot reach the broker at {address} within {timeout_s:.0f} s; nothing was sent")
-        if refused:
-            raise KioskOSError(f"the broker at {address} refused the connection ({refused[0]}); nothing was sent")
-        client.publish(topic, data, qos=1, retain=False)
-        if not published.wait(timeout_s):
-            raise KioskOSError(f"the broker at {address} did not acknowledge the request")
-    finally:
-        client.disconnect()
-        client.loop_stop()
 
 
 def _load_request(args, store):
@@ -261,6 +225,7 @@ def _collect(args) -> int:
     from kiosk.authority.investigation import Investigation
     from kiosk.authority.session import SessionLock, collect
     from kiosk.authority.store import AnswerStore, path_for
+    from kiosk.authority.summary import plural, report
 
     zone, zone_name = _zone(args.tz)
     keys = authority_keys.load(args.keys)
@@ -281,11 +246,11 @@ def _collect(args) -> int:
             number = next((r.round for r in list(inv.rounds) if r.id == a.request_id), None)
             where = f"round {number}: " if number else ""
             print(f"  {where}{a.site}/{a.device}: {a.outcome}" + (
-                f" ({a.reason})" if a.outcome != "answered" else f", {_n(len(a.records), 'record')}"), file=sys.stderr)
+                f" ({a.reason})" if a.outcome != "answered" else f", {plural(len(a.records), 'record')}"), file=sys.stderr)
 
         def round_sent(r, pending):
             venues = sorted({inv.venue_of.get((k.site, k.device), "?") for k in inv.rows if k.kid in pending})
-            print(f"kiosk trace collect: round {r.round}: asked {_n(len(pending), 'kiosk')} at {', '.join(venues)} "
+            print(f"kiosk trace collect: round {r.round}: asked {plural(len(pending), 'kiosk')} at {', '.join(venues)} "
                   f"(the other entrances where the case checked in) for the visits around the case's check-ins",
                   file=sys.stderr)
 
@@ -300,109 +265,23 @@ def _collect(args) -> int:
                 session = collect(inv, _client_factory(args, main.client_id, broker), args.wait, args.settle,
                                   on_answer=progress, on_round=round_sent)
         raw = inv.rows_raw()
-        return _report(args, inv, main, raw, before, new_answers[0], session, zone, zone_name)
+        done = report(inv, main, raw, before, new_answers[0], session, zone, zone_name,
+                      prefix=args.out or f"f1-{main.id}", keys_dir=args.keys, broker=args.broker or main.broker)
+        for line in done.err:
+            print(f"kiosk trace collect: {line}", file=sys.stderr)
+        for line in done.out:
+            print(f"kiosk trace collect: {line}")
+        return done.rc
     finally:
         store.close()
-
-
-def _report(args, inv, main, raw, before, new_answers, session, zone, zone_name) -> int:
-    """Write the list (never a shorter one over a longer one), then tell the tracer what is new and who is silent.
-
-    The files come first: a reader that goes away (``collect ... | head -1``) must not cost the list.
-    """
-    from kiosk.authority import f1
-
-    rc = 0
-    out: list[str] = []  # what the tracer reads: standard output
-    err: list[str] = []  # what went wrong or needs doing: standard error
-    new_rows = [r for r in raw if f1.row_key(r) not in before]
-    counts = {role: sum(r["role"] == role for r in new_rows) for role in ("case", "contact", "visit")}
-    words = {"case": ("new check-in of the case", "new check-ins of the case"),
-             "contact": ("new contact", "new contacts"), "visit": ("new visit", "new visits")}
-    news = [_n(new_answers, "new answer")] + [f"{n} {words[role][n != 1]}" for role, n in counts.items() if n]
-    label = {main.id: f"{main.kind} request {main.id[:8]}"}
-    for r in inv.rounds:
-        label[r.id] = f"round {r.round} (other entrances)"
-    out.append(", ".join(news))
-    kiosk_sheet = []
-    for c in inv.all_collectors():
-        kiosk_sheet += f1.kiosk_rows(c, label[c.request_id])
-        answered = [a for a in c.answers.values() if (a.site, a.device) in c.required]
-        refused: dict[str, int] = {}
-        for a in answered:
-            if a.outcome == "refused":
-                refused[a.reason] = refused.get(a.reason, 0) + 1
-        missing = [f"{s}/{d}" for s, d in c.missing()]
-        line = f"{label[c.request_id]}: {len(answered)} of {_n(len(c.required), 'kiosk')} answered"
-        if refused:
-            line += " (refused: " + ", ".join(f"{n} {why}" for why, n in sorted(refused.items())) + ")"
-        if missing:
-            line += f"; {len(missing)} still silent: {', '.join(missing)}"
-        out.append(line)
-        if c.rejected:
-            err.append(f"messages not believed on {label[c.request_id]}: {c.rejected}")
-    table = f1.table(raw, zone)
-    prefix = args.out or f"f1-{main.id}"
-    written, kept = [], []
-    for path, write in ((Path(f"{prefix}.csv"), lambda p: f1.write_csv(table, p, zone_name)),
-                        (Path(f"{prefix}.xlsx"), lambda p: f1.write_xlsx(table, kiosk_sheet, p, zone_name))):
-        old = f1.existing_rows(path)
-        if old is None:
-            err.append(f"kept {path} as it is: it is not an F1 list this tool can read (edited?); "
-                       "write elsewhere with --out")
-            rc = 1
-        elif old > len(table):
-            kept.append(f"{path} ({old} rows)")
-        else:
-            write(path)
-            written.append(str(path))
-    if kept:
-        err.append(f"kept {' and '.join(kept)}: the answers kept on this machine give only {len(table)} rows. Were "
-                   "they collected on another machine? Bring its answer store here with kiosk trace import, then "
-                   "run collect again")
-        rc = 1
-    if written:
-        out.append(f"{len(table)} rows ({len(new_rows)} new) in {' and '.join(written)}")
-    if inv.unreadable:
-        err.append(f"{inv.unreadable} kept answers do not open with {args.keys}'s box key (were the keys replaced?)")
-        rc = 1
-    pending = inv.unasked()
-    if pending:
-        err.append(f"{_n(len(pending), 'kiosk')} at venues the case visited not asked yet (run collect again to ask "
-                   "them)")
-    if session is not None:
-        if session.error:
-            err.append(session.error)
-            rc = 1
-        elif session.taken_over:
-            err.append("another collect of this request took the broker session over (another officer's machine?): "
-                       "stopped here. What it receives stays in its answer store: bring it here with kiosk trace "
-                       "import")
-            rc = 1
-        elif not session.connected:
-            err.append(f"could not reach the broker at {args.broker or main.broker}: the list holds only the answers "
-                       "kept before")
-            rc = 1
-    if not inv.complete() and rc == 0:
-        rc = 1
-    if session is not None and session.interrupted:
-        rc = 130
-    for line in err:
-        print(f"kiosk trace collect: {line}", file=sys.stderr)
-    for line in out:
-        print(f"kiosk trace collect: {line}")
-    return rc
-
-
-def _n(n: int, word: str) -> str:
-    return f"{n} {word}{'' if n == 1 else 's'}"
 
 
 def _import(args) -> int:
     from kiosk.authority import keys as authority_keys
     from kiosk.authority import registry
-    from kiosk.authority.collect import Collector
-    from kiosk.authority.store import AnswerStore, NewAnswer, path_for
+    from kiosk.authority.merge import take_answers
+    from kiosk.authority.store import AnswerStore, path_for
+    from kiosk.authority.summary import plural
 
     keys = authority_keys.load(args.keys)
     rows = registry.load(args.registry)
@@ -412,27 +291,11 @@ def _import(args) -> int:
         raise UsageError(f"{args.store} is this machine's own answer store")
     theirs = AnswerStore(args.store, create=False)
     try:
-        requests_new = answers_new = answers_seen = 0
-        not_believed: dict[str, int] = {}
-        # Case requests before their rounds, so a round always finds its case.
-        for r in sorted(theirs.all_requests(), key=lambda r: r.round):
-            requests_new += ours.add_request(r.body, r.topic, r.broker, r.client_id, r.case_request, r.round,
-                                             r.asked, r.published)
-            col = Collector(r.body, r.topic, rows, keys.box)
-            batch = []
-            for a in theirs.answers(r.id):
-                answers_seen += 1
-                got = col.check(a.topic, a.message)  # a copy is believed only as the broker's message would be
-                if got is not None:
-                    batch.append(NewAnswer(got.request_id, got.site, got.device, got.outcome, got.reason, got.ts,
-                                           got.signer, got.topic, got.message))
-            answers_new += sum(s != "known" for s in ours.add_answers(batch))
-            for reason, n in col.rejected.items():
-                not_believed[reason] = not_believed.get(reason, 0) + n
+        taken = take_answers(ours, theirs, rows, keys.box)
     finally:
         theirs.close()
         ours.close()
-    print(f"kiosk trace import: {_n(requests_new, 'new request')}, {_n(answers_new, 'new answer')} of {answers_seen} in "
-          f"{args.store}" + (f"; not believed: {not_believed}" if not_believed else "")
-          + "; run kiosk trace collect again to rebuild the F1 list")
-    return 1 if not_believed else 0
+    not_believed = f"; not believed: {taken.not_believed}" if taken.not_believed else ""
+    print(f"kiosk trace import: {plural(taken.requests_new, 'new request')}, {plural(taken.answers_new, 'new answer')} "
+          f"of {taken.answers_seen} in {args.store}{not_believed}; run kiosk trace collect again to rebuild the F1 list")
+    return 1 if taken.not_believed else 0

@@ -209,7 +209,8 @@ class _Preflight:
         from kiosk.trust.pseudonym import Pseudonyms
 
         try:
-            Pseudonyms.from_config(self.cfg)  # reads, never creates: the key exists
+            Pseudonyms.load(self.cfg.ledger.pseudonym_key_file, state_dir=self.cfg.state_dir, resolve=self.cfg.resolve,
+                            base=self.cfg.base_dir)  # reads, never creates: the key exists
         except (ValueError, OSError) as exc:
             self.add("ledger", "pseudonym_key_file", str(exc))
 

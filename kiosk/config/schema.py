@@ -253,6 +253,16 @@ class Config:
         return p
 
     @property
+    def base_dir(self) -> Path | None:
+        """The config file's folder, where secret files named relatively are looked up (None: the working folder)."""
+        return Path(self.source_path).parent if self.source_path else None
+
+    @property
+    def state_dir(self) -> Path:
+        """``[device] state_dir``, resolved."""
+        return self.resolve(self.device.state_dir)
+
+    @property
     def ledger_path(self) -> Path:
         return self.resolve(self.ledger.path) if self.ledger.path else self.resolve(self.device.state_dir) / "ledger.sqlite3"
 

@@ -85,7 +85,7 @@ def check_camera(ctx: Context) -> Finding:
     got = result.get("frames", [])
     if not got:
         return Finding("camera", FAIL, f"{cam.source}: opened but delivered no frame", advice)
-    shape = getattr(got[0].image, "shape", ("?", "?"))
+    shape = got[0].image.shape
     rate = f", {len(got) / result['seconds']:.0f} fps" if result.get("seconds") and len(got) > 1 else ""
     return Finding("camera", PASS, f"{cam.source}: {len(got)} frame(s) of {shape[1]}x{shape[0]}{rate}")
 
@@ -115,7 +115,7 @@ def check_decode(ctx: Context) -> Finding:
     except Exception as exc:
         return Finding("decode", FAIL, f"no QR decoder: {type(exc).__name__}: {exc}",
                        "install libzbar0 and python3-pyzbar (apt) and zxing-cpp (pip); reinstall with scripts/update")
-    name = getattr(decoder, "name", type(decoder).__name__)
+    name = decoder.name
     try:
         found = [d.text for d in decoder.decode(image)]
     except Exception as exc:

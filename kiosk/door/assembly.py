@@ -4,9 +4,13 @@ Each stage is built from its own section: the desk from ``[policy]``, the
 signals from ``[signals]``, the screen from ``[screen]`` (with the venue it
 shows), the camera and the intake from ``[camera]``, the USB scanners from
 ``[scanner]``, the speaker from ``[audio]``. The ledger, the publisher, the
-trust keeper and the device key also need where the config lives (its folder,
-``state_dir``) and are built from the whole config. Hardware is touched only
-here, and the backends the config names are imported only then.
+trust keeper, the device key and the pseudonym key are built from their sections
+too, given where the config lives (its folder, ``state_dir``) to find their files:
+this module is the one place of the door that reads the whole config
+(:func:`open_ledger`, :func:`open_publisher`, :func:`load_trust`,
+:func:`load_device_key`, :func:`open_pseudonyms` are its readings, for the tools
+and the tests as for :func:`assemble`). Hardware is touched only here, and the
+backends the config names are imported only then.
 
 The ledger comes inside a :class:`~kiosk.door.record.LedgerKeeper` (a file
 that cannot be opened or written makes the kiosk out of service, not a crash);
@@ -31,8 +35,7 @@ from kiosk.door.decode import Scanner, default_decoder
 from kiosk.door.flow import OnCheckin
 from kiosk.door.intake import Intake
 from kiosk.door.kiosk import Kiosk
-from kiosk.door.publish import open_publisher
-from kiosk.door.publish.base import Telemetry
+from kiosk.door.publish.base import NullTelemetry, Telemetry
 from kiosk.door.publish.device_key import DeviceKey, load_or_create
 from kiosk.door.record import Ledger, LedgerKeeper
 from kiosk.door.remote import install as remote
@@ -40,7 +43,7 @@ from kiosk.door.stages import (CameraStage, CodeScanner, ContainedScreen, NullCa
                                Stages)
 from kiosk.door.systemd import Notify
 from kiosk.door.verify.verifier import Verifier
-from kiosk.trust.bundle import TrustKeeper, keeper_from_config
+from kiosk.trust.bundle import TrustKeeper, open_keeper
 from kiosk.trust.pseudonym import Pseudonyms
 
 if TYPE_CHECKING:
@@ -52,7 +55,45 @@ log = logging.getLogger(__name__)
 
 def load_trust(cfg: Config) -> TrustKeeper:
     """The kiosk's trust keeper: the signed bundle ([trust] bundle, last good in state_dir), else [trust] paths."""
-    return keeper_from_config(cfg)
+    tc = cfg.trust
+    return open_keeper(paths=[cfg.resolve(p) for p in tc.paths],
+                       authority_key=cfg.resolve(tc.authority_key) if tc.authority_key else None,
+                       bundle=cfg.resolve(tc.bundle) if tc.bundle else None, state_dir=cfg.state_dir,
+                       max_age_hours=tc.max_age_hours, site=cfg.device.site)
+
+
+def load_device_key(cfg: Config) -> DeviceKey:
+    """The key ``[device] key_file`` names (made on first start)."""
+    return load_or_create(cfg.device, cfg.resolve)
+
+
+def open_pseudonyms(cfg: Config) -> Pseudonyms:
+    """The pseudonym key of ``[ledger] pseudonym_key_file``, else the one in ``state_dir`` (made on first start)."""
+    return Pseudonyms.load(cfg.ledger.pseudonym_key_file, state_dir=cfg.state_dir, resolve=cfg.resolve,
+                           base=cfg.base_dir)
+
+
+def open_ledger(cfg: Config) -> Ledger:
+    """The ledger ``[ledger]`` describes, with the duplicate window of ``[policy]`` and who is counting."""
+    return Ledger.open(cfg.ledger, cfg.ledger_path, duplicate_window_s=cfg.policy.duplicate_window_minutes * 60,
+                       venue_id=cfg.venue.id, device_id=cfg.device.id)
+
+
+def open_publisher(cfg: Config, ledger, info: dict | None = None, device_key: DeviceKey | None = None,
+                   clock: Callable[[], float] = time.monotonic) -> Telemetry:
+    """The telemetry the config asks for (not started): MQTT, or the null one when ``[mqtt] enabled = false``.
+
+    ``device_key`` signs every message; None loads it from ``[device] key_file`` (made on first start).
+    ``clock`` times the publisher's intervals.
+    """
+    if not cfg.mqtt.enabled:
+        return NullTelemetry(ledger)
+    from kiosk.door.publish.mqtt import MqttPublisher
+    from kiosk.door.publish.payloads import config_hash
+
+    key = device_key or load_device_key(cfg)
+    return MqttPublisher(cfg.mqtt, cfg.device, cfg.venue, ledger, {"config_sha256": config_hash(cfg), **(info or {})},
+                         base_dir=cfg.base_dir, device_key=key, clock=clock)
 
 
 def build_desk(policy: PolicyConfig, trust: TrustKeeper, pseudonyms: Pseudonyms,
@@ -70,7 +111,7 @@ def build_desk(policy: PolicyConfig, trust: TrustKeeper, pseudonyms: Pseudonyms,
 
 def build_ledger(cfg: Config, clock: Callable[[], float] = time.monotonic) -> LedgerKeeper:
     """The ledger the config describes, kept by a :class:`LedgerKeeper` (never raises for the file)."""
-    return LedgerKeeper(lambda: Ledger.from_config(cfg), clock=clock)
+    return LedgerKeeper(lambda: open_ledger(cfg), clock=clock)
 
 
 def build_screen(screen: ScreenConfig, venue: VenueConfig, policy: PolicyConfig, *, trust_max_age_days: float,
@@ -112,9 +153,9 @@ def assemble(cfg: Config, *, source: FrameSource | None = None, pin_factory: Fac
     """
     from device.audio import open_speaker
 
-    device_key = load_or_create(cfg)  # first start makes it; a bad key file stops here with one line
+    device_key = load_device_key(cfg)  # first start makes it; a bad key file stops here with one line
     trust = load_trust(cfg)
-    desk = build_desk(cfg.policy, trust, Pseudonyms.from_config(cfg), cfg.resolve)
+    desk = build_desk(cfg.policy, trust, open_pseudonyms(cfg), cfg.resolve)
     ledger = build_ledger(cfg, clock)
     desk.window = LedgerWindow(ledger)  # the duplicate window survives restarts
     signals = open_signals(cfg.signals, pin_factory=pin_factory)

@@ -21,8 +21,8 @@ import functools
 import os
 from dataclasses import dataclass
 from datetime import date
-from typing import Any
 
+from kiosk.config import VenueConfig
 from kiosk.errors import KioskValueError
 from kiosk.door.show import venue_qr
 from kiosk.door.show.fonts import KNOWN_FONTS, VIETNAMESE_PROBE, bold_beside, fc_match
@@ -98,7 +98,8 @@ def _wrapped(canvas, text: str, font: str, size: float, width: float) -> list[st
     return simpleSplit(text, font, size, width)
 
 
-def make_poster(venue: Any, out_path: str, paper: str = "A4", font: str = "", today: date | None = None) -> PosterFacts:
+def make_poster(venue: VenueConfig, out_path: str, paper: str = "A4", font: str = "",
+                today: date | None = None) -> PosterFacts:
     """Write the poster of ``venue`` (the ``[venue]`` section) to ``out_path`` as a one-page PDF."""
     if paper not in PAPER_MM:
         raise PosterError(f"paper size must be one of {', '.join(PAPER_MM)}, got {paper!r}")
@@ -141,7 +142,7 @@ def make_poster(venue: Any, out_path: str, paper: str = "A4", font: str = "", to
         c.setFont("Kiosk-Bold", 22 * scale)
         c.drawCentredString(page_w / 2, y, line)
         y -= 9 * MM * scale
-    if getattr(venue, "address", ""):
+    if venue.address:
         c.setFillColorRGB(*muted)
         c.setFont("Kiosk", 12 * scale)
         for line in _wrapped(c, venue.address, "Kiosk", 12 * scale, width)[:2]:

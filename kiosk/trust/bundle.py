@@ -63,7 +63,10 @@ _COUNTRY = re.compile(r"[A-Z]{2}")
 
 
 class BundleRefused(SignatureRefused):
-    """A trust bundle that must not be applied; ``reason`` is one stable word."""
+    """A trust bundle that must not be applied; ``reason`` is one stable word; ``version`` the
+    offered bundle's, once it could be read."""
+
+    version: int | None = None
 
 
 @dataclass(frozen=True)
@@ -320,7 +323,7 @@ class TrustKeeper:
             return True
         return self._store.expires_at is not None and self._now() > self._store.expires_at
 
-    # Health telemetry reads these names (getattr, see BRIEF contract 7).
+    # The same figures under the names the health telemetry gives them (docs/mqtt.md).
     trust_version = version
     trust_age_hours = age_hours
     trust_stale = stale
@@ -348,7 +351,7 @@ class TrustKeeper:
                 offered = self._check_and_apply(data, allow_expired)
             except BundleRefused as exc:
                 log.warning("trust bundle from %s refused: %s", source or "?", exc)
-                return Offered(False, exc.reason, getattr(exc, "version", None), exc.detail)
+                return Offered(False, exc.reason, exc.version, exc.detail)
             if offered.reason == UNCHANGED:
                 return offered
             if persist:
@@ -433,22 +436,21 @@ class TrustKeeper:
             log.warning("cannot save the trust bundle in %s: %s", self.state_path, exc.strerror or exc)
 
 
-def keeper_from_config(cfg, clock: Callable[[], float] = time.time) -> TrustKeeper:
-    """The kiosk's keeper: ``[trust] paths`` as the fallback, the authority key, the saved
-    bundle from ``state_dir``, then ``[trust] bundle`` if configured. A bad or missing bundle
-    file is logged and the last good bundle kept; a bad authority key or trust path raises
-    (a configuration error, found by ``kiosk config check`` as at start-up)."""
-    paths = [str(cfg.resolve(p)) for p in cfg.trust.paths]
-    fallback = TrustStore.load(paths) if paths else TrustStore.empty()
-    authority = load_authority_key(cfg.resolve(cfg.trust.authority_key)) if cfg.trust.authority_key \
-        else signing.KeyRing()
-    keeper = TrustKeeper(authority, state_dir=cfg.resolve(cfg.device.state_dir), max_age_hours=cfg.trust.max_age_hours,
-                         fallback=fallback, site=cfg.device.site or None, clock=clock)
+def open_keeper(*, paths: list[Path], authority_key: Path | None, bundle: Path | None, state_dir: Path,
+                max_age_hours: float, site: str | None, clock: Callable[[], float] = time.time) -> TrustKeeper:
+    """The kiosk's keeper (from ``[trust]``, its paths resolved): ``paths`` as the fallback, the
+    authority key, the saved bundle from ``state_dir``, then ``bundle`` if configured. A bad or
+    missing bundle file is logged and the last good bundle kept; a bad authority key or trust path
+    raises (a configuration error, found by ``kiosk config check`` as at start-up)."""
+    fallback = TrustStore.load([str(p) for p in paths]) if paths else TrustStore.empty()
+    authority = load_authority_key(authority_key) if authority_key else signing.KeyRing()
+    keeper = TrustKeeper(authority, state_dir=state_dir, max_age_hours=max_age_hours, fallback=fallback,
+                         site=site or None, clock=clock)
     if len(authority):
         keeper.restore()
-    if cfg.trust.bundle:
+    if bundle:
         if not len(authority):
             log.error("[trust] bundle is set but [trust] authority_key is not: no bundle can be trusted")
         else:
-            keeper.load_file(cfg.resolve(cfg.trust.bundle))
+            keeper.load_file(bundle)
     return keeper

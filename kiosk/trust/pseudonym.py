@@ -15,6 +15,7 @@ import secrets as _random
 import unicodedata
 from hashlib import sha256
 from pathlib import Path
+from typing import Callable
 
 from kiosk.secrets import SecretError, read_secret_bytes
 
@@ -41,14 +42,14 @@ class Pseudonyms:
         return hmac.new(self._key, unicodedata.normalize("NFKC", identity).encode("utf-8"), sha256).hexdigest()
 
     @classmethod
-    def from_config(cls, cfg) -> "Pseudonyms":
-        """The key from ``[ledger] pseudonym_key_file``, or ``state_dir/pseudonym.key`` (created on first start)."""
-        ref = cfg.ledger.pseudonym_key_file
-        base = Path(cfg.source_path).parent if cfg.source_path else None
-        if ref and (ref.startswith("credential:") or cfg.resolve(ref).exists()):
-            return cls(_decode_key(read_secret_bytes(ref, base), ref))
-        path = cfg.resolve(ref) if ref else cfg.resolve(cfg.device.state_dir) / KEY_FILE_NAME
-        return cls(load_or_create_key(path))
+    def load(cls, key_file: str, *, state_dir: Path, resolve: Callable[[str], Path],
+             base: Path | None) -> "Pseudonyms":
+        """The key from ``key_file`` (``[ledger] pseudonym_key_file``: a file or ``credential:NAME``), or
+        ``state_dir/pseudonym.key`` (created on first start). ``resolve`` turns a path of the config into
+        a real one; ``base`` is where a secret named relatively is read from (the config's folder)."""
+        if key_file and (key_file.startswith("credential:") or resolve(key_file).exists()):
+            return cls(_decode_key(read_secret_bytes(key_file, base), key_file))
+        return cls(load_or_create_key(resolve(key_file) if key_file else state_dir / KEY_FILE_NAME))
 
 
 def _decode_key(data: bytes, where: str) -> bytes:

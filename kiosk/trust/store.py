@@ -134,7 +134,7 @@ def certificate_validity(cert: x509.Certificate) -> tuple[datetime, datetime]:
         return (cert.not_valid_before.replace(tzinfo=timezone.utc), cert.not_valid_after.replace(tzinfo=timezone.utc))
 
 
-def signer_validity_problem(signer: Any, issued: datetime, now: datetime | None = None) -> str | None:
+def signer_validity_problem(signer: Signer, issued: datetime, now: datetime | None = None) -> str | None:
     """Why ``signer`` cannot vouch for a code issued at ``issued`` and checked at ``now`` (None if it can).
 
     The certificate must not have expired before the code was issued: an expired signer's key
@@ -143,7 +143,7 @@ def signer_validity_problem(signer: Any, issued: datetime, now: datetime | None 
     (PL/1.3.0/10: issued and checked before its signer's not-before): that key was not
     compromised then. ``now`` is accepted for callers that want to report it.
     """
-    na = getattr(signer, "not_after", None)
+    na = signer.not_after
     if na is not None and issued > na:
         return f"signer certificate expired {na.date().isoformat()}, before the code's issue time"
     return None

@@ -217,7 +217,9 @@ def canonical(obj: Any) -> bytes:
     return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
 
 
-def _signed_bytes(topic: str, body: Mapping[str, Any]) -> bytes:
+def signed_bytes(topic: str, body: Mapping[str, Any]) -> bytes:
+    """The bytes a signature over ``body`` on ``topic`` covers (the topic is bound in: a message
+    cannot be replayed on another topic)."""
     return canonical({"topic": topic, "payload": body})
 
 
@@ -225,14 +227,15 @@ def _b64(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
 
 
-def _unb64(text: str) -> bytes:
+def unb64(text: str) -> bytes:
+    """The bytes of a signature's ``value`` (URL-safe base64, its padding left off on the wire)."""
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
 def sign(payload: Mapping[str, Any], topic: str, key: Ed25519PrivateKey) -> dict:
     """``payload`` with its ``sig`` member, bound to ``topic``."""
     body = {k: v for k, v in payload.items() if k != SIG_FIELD}
-    signature = key.sign(_signed_bytes(topic, body))
+    signature = key.sign(signed_bytes(topic, body))
     return {**body, SIG_FIELD: {"v": VERSION, "alg": ALG, "kid": kid_of(key.public_key()), "value": _b64(signature)}}
 
 
@@ -291,8 +294,8 @@ def verify_parsed(body: dict, sig: Any, topic: str, keys: KeyRing) -> Verified:
     if trusted is None:
         raise SignatureRefused(UNKNOWN_KEY, f"kid {sig['kid'][:16]!r}")
     try:
-        raw = _unb64(sig["value"])
-        _verify_key(trusted.key).verify(_signed_bytes(topic, body), raw)
+        raw = unb64(sig["value"])
+        _verify_key(trusted.key).verify(signed_bytes(topic, body), raw)
     except (InvalidSignature, BadSignatureError, ValueError, TypeError):
         raise SignatureRefused(BAD_SIGNATURE, f"kid {sig['kid']}") from None
     return Verified(body, trusted)

@@ -24,7 +24,7 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from kiosk.door.decode.decoders import Decoded, Decoder
+from kiosk.door.decode.decoders import Decoded, Decoder, LocatingDecoder
 
 if TYPE_CHECKING:
     import numpy
@@ -52,7 +52,7 @@ class Cascade:
 
     name = "cascade"
 
-    def __init__(self, first: Decoder, backends: dict[str, Decoder], steps: list[Step], share: float = 0.2,
+    def __init__(self, first: LocatingDecoder, backends: dict[str, Decoder], steps: list[Step], share: float = 0.2,
                  located_frames: float = 4.0, preprocessor: Preprocessor | None = None):
         if preprocessor is None and any(s.fix for s in steps):
             from kiosk.door.decode.preprocess import Preprocessor
@@ -81,8 +81,7 @@ class Cascade:
         self._credit = min(self._credit + self.share * spent, 20 * spent)
         if found or not self.steps:
             return found
-        located = getattr(self.first, "located", False)
-        floor = -self.located_frames * spent if located else 0.0
+        floor = -self.located_frames * spent if self.first.located else 0.0
         n = len(self.steps)
         for k in range(n):
             i = (self._next + k) % n
@@ -165,7 +164,7 @@ def build_cascade(steps=DEFAULT_STEPS, share: float = 0.9, backends: dict[str, D
                 log.warning("decoder %s left out of the cascade: %s", step.backend, exc)
                 missing.add(step.backend)
                 continue
-            if getattr(backend, "aruco", True) is False:
+            if backend.name == "opencv":  # the classic detector: OpenCVDecoder names the Aruco one "opencv-aruco"
                 # OpenCV < 4.8 (Bookworm's 4.6): the classic detector took up to ~1 s on one
                 # 1280x720 frame in our benchmark; a stall like that has no place on the hot path.
                 log.info("OpenCV has no QRCodeDetectorAruco: its rescue step is left out")

@@ -36,6 +36,13 @@ class Decoder(Protocol):
     def decode(self, gray: numpy.ndarray) -> list[Decoded]: ...
 
 
+class LocatingDecoder(Decoder, Protocol):
+    """A decoder that also says whether the last frame held a QR symbol it found but could not read
+    (the cascade's first stage: a located code gets a second look at once)."""
+
+    located: bool
+
+
 class DecoderUnavailable(RuntimeError):
     """A backend's library is not installed (or too old) on this machine."""
 

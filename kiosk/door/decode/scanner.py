@@ -39,17 +39,20 @@ class Scanner:
     def __init__(self, source: FrameSource, decoder: Decoder, on_code: Callable[[CodeSeen], None],
                  rearm_seconds: float = 3.0, on_frame: Callable[[Frame, list[Decoded]], None] | None = None,
                  *, backoff_min_s: float = 0.5, backoff_max_s: float = 30.0, stall_seconds: float = 3.0,
-                 gone_frames: int = 3, gone_seconds: float = 0.3):
+                 gone_frames: int = 3, gone_seconds: float = 0.3, pause: Callable[[float], object] | None = None):
         self.source = source
         self.decoder = decoder
         self.on_code = on_code
         self.on_frame = on_frame
         self.backoff_min_s, self.backoff_max_s = backoff_min_s, backoff_max_s
         self.stall_seconds = stall_seconds
-        self._rearm = Rearm(rearm_seconds, gone_frames, gone_seconds, realtime=getattr(source, "realtime", True))
+        self._rearm = Rearm(rearm_seconds, gone_frames, gone_seconds, realtime=source.realtime)
         self._cond = threading.Condition()
         self._slot: Frame | None = None
         self._stop = threading.Event()
+        # The wait before a failed source is reopened (returns early on stop); a test passes its own to
+        # see the backoff asked for, and to let it pass when it chooses, instead of timing real waits.
+        self._pause: Callable[[float], object] = pause if pause is not None else self._stop.wait
         self._capture_done = False
         self._exhausted = threading.Event()
         self._threads: list[threading.Thread] = []
@@ -108,7 +111,7 @@ class Scanner:
         """Frame rates, latency and camera health right now."""
         now = time.monotonic()
         ok, error = self._camera_ok, self._camera_error
-        if ok and self._threads and not self._capture_done and getattr(self.source, "realtime", True):
+        if ok and self._threads and not self._capture_done and self.source.realtime:
             started = self._last_frame_at or self._started_at
             if now - started > self.stall_seconds:
                 ok, error = False, f"no frames for {now - started:.0f} s"
@@ -146,7 +149,7 @@ class Scanner:
                         is_open = True
                     except Exception as exc:
                         self._fault("unavailable", exc)
-                        self._stop.wait(backoff)
+                        self._pause(backoff)
                         backoff = min(backoff * 2, self.backoff_max_s)
                         continue
                 try:
@@ -155,7 +158,7 @@ class Scanner:
                     self._fault("failed", exc)
                     _close_quietly(source)
                     is_open = False
-                    self._stop.wait(backoff)
+                    self._pause(backoff)
                     backoff = min(backoff * 2, self.backoff_max_s)
                     continue
                 if frame is None:
@@ -244,4 +247,4 @@ def _close_quietly(source: FrameSource) -> None:
     try:
         source.close()
     except Exception as exc:
-        log.debug("closing %s failed: %s", getattr(source, "name", "source"), exc)
+        log.debug("closing %s failed: %s", source.name, exc)

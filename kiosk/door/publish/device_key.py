@@ -14,11 +14,13 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from kiosk.wire import signing
+from kiosk.config import DeviceConfig
 from kiosk.secrets import CREDENTIAL_PREFIX
+from kiosk.wire import signing
 
 log = logging.getLogger(__name__)
 
@@ -37,14 +39,15 @@ class DeviceKey:
         return signing.sign_bytes(payload, topic, self.key)
 
 
-def key_path(cfg) -> str:
-    """Where the config says the key is (a path or ``credential:NAME``)."""
-    ref = cfg.device.key_file
+def key_path(device: DeviceConfig, resolve: Callable[[str], Path]) -> str:
+    """Where ``[device] key_file`` says the key is (a path or ``credential:NAME``); ``resolve`` turns
+    a path of the config into a real one."""
+    ref = device.key_file
     if not ref:
-        return str(cfg.resolve(cfg.device.state_dir) / DEFAULT_NAME)
+        return str(resolve(device.state_dir) / DEFAULT_NAME)
     if ref.startswith(CREDENTIAL_PREFIX):
         return ref
-    return str(cfg.resolve(ref))
+    return str(resolve(ref))
 
 
 def public_path(private_path: str | Path) -> Path:
@@ -53,12 +56,12 @@ def public_path(private_path: str | Path) -> Path:
     return p.with_name(stem + ".pub.pem")
 
 
-def load_or_create(cfg) -> DeviceKey:
-    """The device key the config names; made on first start when the key file does not exist yet.
+def load_or_create(device: DeviceConfig, resolve: Callable[[str], Path]) -> DeviceKey:
+    """The device key ``[device]`` names; made on first start when the key file does not exist yet.
 
     Raises :class:`kiosk.wire.signing.SigningKeyError` (one line naming the file) for a key that cannot be used.
     """
-    ref = key_path(cfg)
+    ref = key_path(device, resolve)
     if not ref.startswith(CREDENTIAL_PREFIX) and not Path(ref).exists():
         key = signing.generate_key()
         try:

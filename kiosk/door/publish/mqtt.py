@@ -28,6 +28,7 @@ import logging
 import threading
 import time
 from pathlib import Path
+from typing import Callable
 
 
 import paho.mqtt.client as paho
@@ -52,9 +53,12 @@ class MqttPublisher(Telemetry):
     """Publisher(mqtt_config, device_config, venue, ledger, info)."""
 
     def __init__(self, mqtt_config, device_config, venue, ledger, info: dict | None = None,
-                 base_dir: str | Path | None = None, window: int = 200, device_key=None):
+                 base_dir: str | Path | None = None, window: int = 200, device_key=None,
+                 clock: Callable[[], float] = time.monotonic):
         """``device_key`` (:class:`kiosk.door.publish.device_key.DeviceKey`) signs every message;
-        without one (tools only) messages go out unsigned."""
+        without one (tools only) messages go out unsigned. ``clock`` (monotonic seconds) times the
+        counts' and the health's intervals (a test passes one it moves)."""
+        self._clock = clock
         self.config = mqtt_config
         self.topics = Topics(device_config.site, device_config.id)
         self.ledger = ledger
@@ -240,7 +244,7 @@ class MqttPublisher(Telemetry):
     def _next_timeout(self) -> float:
         if not self._connected:
             return 5.0  # nothing is due offline: a connect, new rows and acks all wake the thread
-        now = time.monotonic()
+        now = self._clock()
         due = self._counts_at + self.config.counts_interval_seconds
         if self._counts_dirty:
             due = min(due, self._counts_at + self.config.counts_min_interval_seconds)
@@ -268,7 +272,7 @@ class MqttPublisher(Telemetry):
             self._drain()
         else:
             self._discard_events()
-        now = time.monotonic()
+        now = self._clock()
         if (self._counts_dirty and now - self._counts_at >= self.config.counts_min_interval_seconds) or \
                 now - self._counts_at >= self.config.counts_interval_seconds:
             self._publish_counts()
@@ -293,13 +297,13 @@ class MqttPublisher(Telemetry):
 
     def _publish_counts(self) -> None:
         self._counts_dirty = False
-        self._counts_at = time.monotonic()
+        self._counts_at = self._clock()
         self._publish(self.topics.counts, self._counts_message(), retain=True)
 
     def _publish_health(self) -> None:
         h = self._health
         self._health_flags = _health_flags(h)
-        self._health_at = time.monotonic()
+        self._health_at = self._clock()
         payload = payloads.health_payload(h, self.ledger.outbox_size())
         self._publish(self.topics.health, self._sign(self.topics.health, payload), retain=True)
 

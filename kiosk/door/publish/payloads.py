@@ -76,11 +76,6 @@ def info_payload(venue, extra: dict | None = None) -> dict:
     return info
 
 
-def info_from_config(cfg) -> dict:
-    """The ``info`` extras the pipeline passes to the publisher."""
-    return {"config_sha256": config_hash(cfg)}
-
-
 MAX_CAMERA_ERROR = 200  # characters: enough for "cannot open /dev/video0: ...", bounded for the broker
 
 

@@ -36,6 +36,7 @@ from kiosk.door.record.schema import migrate
 from kiosk.door.record.visits import VisitLog
 
 if TYPE_CHECKING:  # the desk makes check-ins; the ledger only reads their fields
+    from kiosk.config import LedgerConfig
     from kiosk.door.decide.checkin import Checkin
     from kiosk.door.verify.base import Holder
 
@@ -110,13 +111,13 @@ class Ledger:
             raise LedgerError(f"cannot open ledger {self.path}: {exc}") from None
 
     @classmethod
-    def from_config(cls, cfg) -> "Ledger":
-        """The ledger the config describes (``[ledger]``, ``device.state_dir``)."""
-        lc = cfg.ledger
-        return cls(cfg.ledger_path, outbox_max=lc.outbox_max, visit_log=lc.visit_log,
-                   visit_log_fields=lc.visit_log_fields, retention_days=lc.retention_days,
-                   duplicate_window_s=cfg.policy.duplicate_window_minutes * 60,
-                   venue_id=cfg.venue.id, device_id=cfg.device.id)
+    def open(cls, section: LedgerConfig, path: Path, *, duplicate_window_s: float, venue_id: str,
+             device_id: str) -> "Ledger":
+        """The ledger ``[ledger]`` describes, at ``path`` (the config's ``ledger_path``), counting for
+        ``venue_id``/``device_id`` with ``[policy]``'s duplicate window."""
+        return cls(path, outbox_max=section.outbox_max, visit_log=section.visit_log,
+                   visit_log_fields=section.visit_log_fields, retention_days=section.retention_days,
+                   duplicate_window_s=duplicate_window_s, venue_id=venue_id, device_id=device_id)
 
     # -- writing -----------------------------------------------------------
 

@@ -111,10 +111,10 @@ class VisitLog:
             return
         keep = {f: getattr(holder, f, None) if holder is not None and f in self.fields else None for f in VISIT_FIELDS}
         # The name's parts are the name: kept only where the name is.
-        family = getattr(holder, "family_name", None) if keep["name"] is not None else None
-        given = getattr(holder, "given_name", None) if keep["name"] is not None else None
+        family = holder.family_name if holder is not None and keep["name"] is not None else None
+        given = holder.given_name if holder is not None and keep["name"] is not None else None
         # A subject id means something only with its issuer (ids are the issuer's own): kept together.
-        issuer = getattr(holder, "subject_issuer", None) if keep["subject_id"] is not None else None
+        issuer = holder.subject_issuer if holder is not None and keep["subject_id"] is not None else None
         db.execute(
             "INSERT INTO visits (seq, at, local, venue_id, device_id, pseudonym, verdict, reason, format,"
             " name, family_name, given_name, birth_date, id_number, phone, subject_id, subject_issuer)"

@@ -56,10 +56,10 @@ class GuardLog:
         self._reject: tuple[Row, float] | None = None  # the last verdict, when it was a reject
         self._lock = threading.Lock()
 
-    def add(self, checkin: Checkin, look: str, name: str, at: datetime) -> None:
+    def add(self, checkin: Checkin | None, look: str, name: str, at: datetime) -> None:
         """One verdict shown: a row, and the override's candidate moves on."""
-        row = Row(at=at, look=look, reason=str(getattr(checkin, "reason", "")), name=name,
-                  checkin_id=str(getattr(checkin, "id", "")))
+        row = Row(at=at, look=look, reason=str(checkin.reason) if checkin is not None else "", name=name,
+                  checkin_id=str(checkin.id) if checkin is not None else "")
         now = self._clock()
         with self._lock:
             self._rows.appendleft(row)

@@ -131,10 +131,10 @@ class Screen:
     def show_checkin(self, checkin: Checkin | None) -> None:
         """Show this check-in's verdict now, for ``verdict_seconds``; it also goes into the guard's list."""
         look = verdict_look(checkin, self.unsigned_opens_door)
-        holder = getattr(checkin, "holder", None)
+        holder = checkin.holder if checkin is not None else None
         # The guard's list is on a screen the queue can see: masked at most, never the full name.
-        name = "" if self.config.show_name == "none" else mask_name(getattr(holder, "name", None))
-        at = getattr(checkin, "at", None)
+        name = "" if self.config.show_name == "none" else mask_name(holder.name if holder is not None else None)
+        at = checkin.at if checkin is not None else None
         at = at.astimezone() if isinstance(at, datetime) and at.tzinfo else self._wallclock()
         self.guard_log.add(checkin, look, name, at)
         with self._lock:
@@ -163,8 +163,8 @@ class Screen:
         Only references are kept; the conversion to pixels happens in
         :meth:`tick`, and only when the preview is on screen.
         """
-        image = getattr(frame, "image", frame)
-        corners = tuple(tuple(d.corners) for d in decoded if getattr(d, "corners", None))
+        image = frame.image
+        corners = tuple(tuple(d.corners) for d in decoded if d.corners)
         now = self._clock()
         with self._lock:
             self._preview_image, self._preview_corners = image, corners
@@ -227,10 +227,10 @@ class Screen:
         elif state == "guard":
             guard_view.guard(surface, lay, self.fonts, self.guard_log.rows(), chance, language, trace)
         elif state == "verdict" and checkin is not None:
-            holder = getattr(checkin, "holder", None)
-            name = shown_name(getattr(holder, "name", None), self.config.show_name)
+            holder = checkin.holder
+            name = shown_name(holder.name if holder is not None else None, self.config.show_name)
             look = verdict_look(checkin, self.unsigned_opens_door)
-            facts = getattr(checkin, "facts", None)  # where the check-in carries its check's facts (expiry date)
+            facts = checkin.facts  # the check's facts the verdict names (the expiry date)
             draw.verdict(surface, lay, self.fonts, look,
                          words.verdict_blocks(look, str(checkin.reason), name, language, facts), trace)
         elif state == "live":

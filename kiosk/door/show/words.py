@@ -105,14 +105,14 @@ def verdict_look(checkin: Checkin | None, unsigned_opens_door: bool = False) -> 
     otherwise, so it gets the "not verified: check the ID card" screen:
     colour and shape always match whether the door opens.
     """
-    reason = getattr(checkin, "reason", "")
-    if getattr(checkin, "verdict", "") != "accept":
+    if checkin is None or checkin.verdict != "accept":
         return REJECT
+    reason = checkin.reason
     if reason == reasons.OVERRIDE:
         return OVERRIDE
-    if not unsigned_opens_door and getattr(checkin, "signed", True) is False:
+    if not unsigned_opens_door and checkin.signed is False:
         return UNVERIFIED
-    if getattr(checkin, "duplicate", False) or reason == reasons.DUPLICATE:
+    if checkin.duplicate or reason == reasons.DUPLICATE:
         return DUPLICATE
     return ACCEPT
 

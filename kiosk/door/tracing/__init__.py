@@ -8,7 +8,6 @@ runs it behind the kiosk's publisher. The authority's own tool is
 
 from __future__ import annotations
 
-from pathlib import Path
 
 from kiosk.door.tracing.responder import TraceResponder
 
@@ -30,10 +29,10 @@ def responder_from_config(cfg, device_key=None, pseudonyms=None) -> TraceRespond
     else:
         authority = signing.KeyRing()  # no authority provisioned: every request is refused (unknown-key)
     if device_key is None:
-        ref = cfg.device.key_file or str(cfg.resolve(cfg.device.state_dir) / "device-key.pem")
-        base = Path(cfg.source_path).parent if cfg.source_path else None
-        device_key = signing.load_private_key(ref, base)
-    pseudonyms = pseudonyms or Pseudonyms.from_config(cfg)
+        ref = cfg.device.key_file or str(cfg.state_dir / "device-key.pem")
+        device_key = signing.load_private_key(ref, cfg.base_dir)
+    pseudonyms = pseudonyms or Pseudonyms.load(cfg.ledger.pseudonym_key_file, state_dir=cfg.state_dir,
+                                               resolve=cfg.resolve, base=cfg.base_dir)
     v = cfg.venue
     venue = {"id": v.id, "name": v.name, "address": v.address, "province": v.province, "district": v.district,
              "ward": v.ward, "district_code": v.district_code, "ward_code": v.ward_code}

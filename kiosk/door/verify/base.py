@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Mapping, Protocol
 
+from kiosk.trust.store import TrustStore
 from kiosk.wire import reasons
 
 # Largest QR code (version 40, level L, byte mode) holds 2953 bytes; alphanumeric 4296.
@@ -63,7 +64,7 @@ class VerifyContext:
     """What a verifier needs besides the payload: the clock and the trusted keys."""
 
     now: datetime  # timezone-aware
-    trust: Any  # kiosk.trust.store.TrustStore
+    trust: TrustStore  # the snapshot of the keeper this check reads
     clock_skew_seconds: float = 300.0
 
 

@@ -202,7 +202,7 @@ def _inline_refs(schema: dict) -> dict:
     return {k: v for k, v in walk(schema).items() if k not in ("$defs", "$id")}
 
 
-def _jsonable(obj: object, depth: int = 0) -> object:
+def jsonable(obj: object, depth: int = 0) -> object:
     """CBOR-decoded data as JSON data (the schema speaks JSON); ValueError when impossible."""
     if depth > cose.MAX_DEPTH:
         raise ValueError("too deep")
@@ -214,12 +214,12 @@ def _jsonable(obj: object, depth: int = 0) -> object:
         for k, v in obj.items():
             if not isinstance(k, str):
                 raise ValueError(f"a map key is {type(k).__name__}, not text")
-            out[k] = _jsonable(v, depth + 1)
+            out[k] = jsonable(v, depth + 1)
         return out
     if isinstance(obj, (list, tuple)):
-        return [_jsonable(v, depth + 1) for v in obj]
+        return [jsonable(v, depth + 1) for v in obj]
     if isinstance(obj, cbor2.CBORTag):
-        return _jsonable(obj.value, depth + 1)
+        return jsonable(obj.value, depth + 1)
     if isinstance(obj, datetime):
         return obj.isoformat().replace("+00:00", "Z")
     if isinstance(obj, date):
@@ -230,7 +230,7 @@ def _jsonable(obj: object, depth: int = 0) -> object:
 
 
 def _longest_text(obj: object) -> int:
-    """Length of the longest string in JSON data (already depth-bounded by _jsonable)."""
+    """Length of the longest string in JSON data (already depth-bounded by jsonable)."""
     if type(obj) is str:
         return len(obj)
     if type(obj) is dict:
@@ -276,7 +276,7 @@ def inspect(payload: str, ctx: VerifyContext) -> DccReport:
         hcert = claims.get(CLAIM_HCERT)
         if not isinstance(hcert, Mapping) or not isinstance(hcert.get(1), Mapping):
             raise cose.CoseError(reasons.MALFORMED, "CWT has no hcert (-260 -> 1) map")
-        dcc = _jsonable(hcert[1])
+        dcc = jsonable(hcert[1])
     except (cose.CoseError, ValueError) as exc:
         r.fail("decode", reasons.MALFORMED, str(exc))
         return r
@@ -481,7 +481,7 @@ class EuDcc:
             return CodeCheck.reject(self.name, r.reason, r.detail, signed=True)
         return CodeCheck(format=self.name, valid=r.valid, reason=r.reason if not r.valid else reasons.OK,
                          signed=True, identity=identity(r.dcc), holder=holder(r.dcc),
-                         facts=facts(r, getattr(ctx.trust, "valuesets", None)),
+                         facts=facts(r, ctx.trust.valuesets),
                          detail=r.detail if not r.valid else f"{r.cert_type} certificate, signer kid {r.signer.kid.hex()}")
 
 
