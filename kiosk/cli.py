@@ -55,6 +55,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "poster": ("kiosk.commands.poster", "print the venue's QR poster as a PDF"),
 }
 
+# Commands whose words may also follow their options (``kiosk centre restore --db URL FILE``): argparse
+# gives a positional list only the words before the first option.
+TRAILING_WORDS = frozenset({"centre"})
+
 
 class UsageError(KioskValueError):
     """Bad command-line use; reported with exit code 2."""
@@ -98,9 +102,7 @@ def _main(argv: list[str] | None) -> int:
         module = importlib.import_module(COMMANDS[chosen][0])
         module.add_arguments(subs[chosen])
     args, extra = parser.parse_known_args(argv)
-    # A command whose words may also follow its options (``kiosk centre restore --db URL FILE``): argparse
-    # gives its positional list only the words before the first option.
-    if extra and getattr(module, "TRAILING_WORDS", False) and not any(e.startswith("-") for e in extra):
+    if extra and chosen in TRAILING_WORDS and not any(e.startswith("-") for e in extra):
         args.words = [*args.words, *extra]
     elif extra:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")

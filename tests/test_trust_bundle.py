@@ -79,7 +79,7 @@ def test_round_trip_from_a_national_trust_list_export(tmp_path, capsys):
     check = Verifier(keeper).check(_payload())
     assert check.valid and check.reason == reasons.OK and check.facts["issuer_country"] == "VN"
     assert Policy().decide(check, NOW) == ("accept", reasons.OK)
-    assert keeper.trust_version == 7 and keeper.trust_stale is False and keeper.trust_age_hours < 1
+    assert keeper.version == 7 and keeper.stale is False and keeper.age_hours < 1
     # An unsigned build is not a bundle for a kiosk.
     assert keeper.load_file(tmp_path / "unsigned.json").reason == reasons.UNSIGNED
     assert keeper.version == 7
@@ -181,7 +181,7 @@ def test_stale_trust_rejects_signed_codes_only(tmp_path):
     unsigned = "001088012345|Nguyễn Văn An|01/02/1988|CCCD|QID-7F3A9C21|0123456789<0912345678<1<<"
     assert verifier.check(_payload()).valid and not keeper.stale
     now.advance(25 * 3600)
-    assert keeper.stale and keeper.trust_stale and keeper.trust_age_hours > 24
+    assert keeper.stale and keeper.age_hours > 24
     check = verifier.check(_payload())
     assert not check.valid and check.reason == reasons.TRUST_STALE
     assert reason_text.words(reasons.TRUST_STALE, "en") != reasons.TRUST_STALE  # the screen has words for it

@@ -71,7 +71,6 @@ def add_arguments(p) -> None:
     add_centre_arguments(group, required=False)
 
 
-TRAILING_WORDS = True  # kiosk centre restore --db URL FILE: FILE after the options
 def _host_port(option: str, value: str) -> tuple[str, int]:
     host, _, port = value.rpartition(":")
     if not host or not port.isdigit() or not 0 <= int(port) <= 65535:

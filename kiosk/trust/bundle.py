@@ -323,11 +323,6 @@ class TrustKeeper:
             return True
         return self._store.expires_at is not None and self._now() > self._store.expires_at
 
-    # The same figures under the names the health telemetry gives them (docs/mqtt.md).
-    trust_version = version
-    trust_age_hours = age_hours
-    trust_stale = stale
-
     def replace_fallback(self, store: TrustStore) -> None:
         """New plain trust files (``[trust] paths``, re-read by ``reload-trust``): in use at once
         while no bundle is loaded, else kept for later; a loaded bundle stays."""
