@@ -1,4 +1,4 @@
-"""Shared test helpers: a recording MQTT subscriber, waiting on a condition, config builders.
+"""Shared test helpers: a recording MQTT subscriber, waiting on a condition, config builders, a kiosk's command gate.
 
 Every wait is on a condition with a deadline (``wait_for``), never a bare sleep.
 """
@@ -170,3 +170,31 @@ def code(text: str, source: str = "camera", at: float = 0.0):
     from device.scanners import CodeSeen
 
     return CodeSeen(text, at, source)
+
+
+class GateResponder:
+    """A kiosk's command gate (notices enabled) on a real broker connection: the real
+    :class:`kiosk.door.remote.gate.CommandGate` behind a plain paho client, answering on ``cmd-result``."""
+
+    def __init__(self, broker, centre_public, device_key, tmp_path, topics=None):
+        from kiosk.door.remote.gate import CommandGate, notice_action
+        from kiosk.wire import signing
+        from kiosk.wire.topics import Topics
+
+        self.notices: list[str] = []
+        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="responder")
+        self.gate = CommandGate(topics or Topics("hn-hk", "kiosk-01"), signing.KeyRing.of({"centre": centre_public}),
+                                ["notice"], {"notice": notice_action(self.notices.append)}, device_key,
+                                lambda t, p: self.client.publish(t, p, qos=1), 300,
+                                state_file=tmp_path / "floor.json")
+        self.ready = threading.Event()
+        self.client.on_connect = lambda c, u, f, rc, p: c.subscribe(self.gate.topic_filter, qos=1)
+        self.client.on_subscribe = lambda *a: self.ready.set()
+        self.client.on_message = lambda c, u, m: self.gate.handle(m.topic, m.payload)
+        self.client.connect("127.0.0.1", broker.port)
+        self.client.loop_start()
+        assert self.ready.wait(10)
+
+    def close(self):
+        self.client.disconnect()
+        self.client.loop_stop()

@@ -10,20 +10,13 @@ import json
 import stat
 import subprocess
 import sys
-import threading
 
-import paho.mqtt.client as mqtt
 import pytest
-from paho.mqtt.enums import CallbackAPIVersion
 
-from helpers import wait_for
-from kiosk.wire.topics import Topics
+from helpers import GateResponder, wait_for
 from kiosk.wire import signing
-from kiosk.door.remote.gate import CommandGate, notice_action
 
 ROOT = __import__("pathlib").Path(__file__).resolve().parent.parent
-BASE = "checkin/v1/hn-hk/kiosk-01"
-KIOSK = Topics("hn-hk", "kiosk-01")
 
 
 def kiosk_cli(*args, timeout=60):
@@ -71,29 +64,6 @@ def test_an_unreachable_broker_is_one_line_and_exit_1(centre_key):
     r = kiosk_cli("--key", centre_key, "--broker", "mqtt://127.0.0.1:9", "--site", "s", "--device", "d",
                   "--timeout", "2", "notice", "x")
     assert r.returncode == 1 and "cannot reach the broker" in r.stderr and "Traceback" not in r.stderr
-
-
-class GateResponder:
-    """A kiosk's command gate on a real broker connection."""
-
-    def __init__(self, broker, centre_public, device_key, tmp_path):
-        self.notices: list[str] = []
-        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="responder")
-        self.gate = CommandGate(KIOSK, signing.KeyRing.of({"centre": centre_public}), ["notice"],
-                                {"notice": notice_action(self.notices.append)}, device_key,
-                                lambda t, p: self.client.publish(t, p, qos=1), 300,
-                                state_file=tmp_path / "floor.json")
-        self.ready = threading.Event()
-        self.client.on_connect = lambda c, u, f, rc, p: c.subscribe(self.gate.topic_filter, qos=1)
-        self.client.on_subscribe = lambda *a: self.ready.set()
-        self.client.on_message = lambda c, u, m: self.gate.handle(m.topic, m.payload)
-        self.client.connect("127.0.0.1", broker.port)
-        self.client.loop_start()
-        assert self.ready.wait(10)
-
-    def close(self):
-        self.client.disconnect()
-        self.client.loop_stop()
 
 
 def test_a_signed_notice_reaches_the_gate_and_its_answer_is_printed(tmp_path, broker, centre_key):

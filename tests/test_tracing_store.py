@@ -6,7 +6,7 @@ import csv
 import json
 import sqlite3
 import stat
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta, timezone
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -17,60 +17,19 @@ from kiosk.authority import keys as authority_keys
 from kiosk.authority import registry as registry_mod
 from kiosk.authority import requests
 from kiosk.authority.collect import KioskAnswer
-from kiosk.authority.investigation import Investigation
 from kiosk.authority.store import AnswerStore, NewAnswer, path_for
 from kiosk.cli import main
 from kiosk.wire import trace as P
 
-from tracing_fleet import VN, FakeKiosk, Person, read_f1, write_registry
-
-CASE = Person("Trần Thị Bình", "001085001234", "1985-03-04", "0911000001")
-NEAR = Person("Nguyễn Văn An", "001090000001", "1990-01-01", "0911000002")
-SIDE = Person("Lê Thị Cúc", "001090000002", "1990-01-02", "0911000003")
-AT = (datetime.now(VN) - timedelta(days=2)).replace(hour=12, minute=0, second=0, microsecond=0)
-VENUE = {"id": "V1", "name": "Nhà sách", "address": "1 Tràng Tiền", "district": "Quận Hoàn Kiếm",
-         "ward": "Phường Tràng Tiền"}
-OTHER = {"id": "V2", "name": "Chợ", "address": "2 Đồng Xuân", "district": "Quận Hoàn Kiếm", "ward": "Phường Đồng Xuân"}
+from tracing_desk import AT, CASE, NEAR, SIDE, VENUE, answer_all, investigation, open_desk
+from tracing_fleet import VN, read_f1
 
 
 @pytest.fixture
 def desk(tmp_path):
     """Three kiosks (two entrances of V1, one at V2), the authority's keys and store, a case request answered."""
-    keys = authority_keys.keygen(tmp_path / "authority")
-    ring = signing.KeyRing.of({"health-authority": keys.sign.public_key()})
-    main_door = FakeKiosk("hn-hk", "k1", VENUE, tmp_path / "k1")
-    side_door = FakeKiosk("hn-hk", "k1b", VENUE, tmp_path / "k1b", fields=("name",))
-    market = FakeKiosk("hn-hk", "k2", OTHER, tmp_path / "k2")
-    main_door.visit(CASE, AT)
-    main_door.visit(NEAR, AT + timedelta(minutes=10))
-    side_door.visit(SIDE, AT - timedelta(seconds=20))  # 20 s before the case: "within a minute", never "-0.0"
-    side_door.visit(NEAR, AT + timedelta(minutes=9))
-    market.visit(SIDE, AT)
-    kiosks = [main_door, side_door, market]
-    rows = registry_mod.load(write_registry(tmp_path / "registry.json", kiosks))
-    responders = {k.device: k.responder(ring) for k in kiosks}
-    store = AnswerStore(path_for(tmp_path / "authority"))
-    req = requests.case_request(keys, P.FLEET_TOPIC, AT - timedelta(days=1), AT + timedelta(days=1),
-                                [CASE.identity], rows, 30)
-    store.add_request(req, P.FLEET_TOPIC, "mqtt://127.0.0.1:9", "kiosk-trace-x", published=signing.iso())
-    yield {"keys": keys, "kiosks": kiosks, "rows": rows, "responders": responders, "store": store, "req": req,
-           "tmp": tmp_path}
-    store.close()
-    for r in responders.values():
-        r.close()
-    for k in kiosks:
-        k.ledger.close()
-
-
-def answer_all(desk, req) -> list[tuple[str, bytes]]:
-    out = []
-    for r in desk["responders"].values():
-        out += r.handle(P.FLEET_TOPIC, json.dumps(req).encode())
-    return out
-
-
-def investigation(desk) -> Investigation:
-    return Investigation(desk["store"], desk["store"].request(desk["req"]["id"]), desk["rows"], desk["keys"])
+    with open_desk(tmp_path) as d:
+        yield d
 
 
 def test_the_same_answer_twice_is_one_row_and_a_refusal_gives_way_to_a_real_answer(desk):

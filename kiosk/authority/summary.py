@@ -81,7 +81,8 @@ def report(inv: Investigation, main: StoredRequest, raw: list[dict], before: set
     if written:
         out.append(f"{len(table)} rows ({len(new_rows)} new) in {' and '.join(written)}")
     if inv.unreadable:
-        err.append(f"{inv.unreadable} kept answers do not open with {keys_dir}'s box key (were the keys replaced?)")
+        err.append(f"{plural(inv.unreadable, 'kept answer')} {'does' if inv.unreadable == 1 else 'do'} not open with "
+                   f"{keys_dir}'s box key (were the keys replaced?)")
         rc = 1
     pending = inv.unasked()
     if pending:
