@@ -246,6 +246,11 @@ def test_round_numbers_and_case_links_must_fit_the_kind(desk, ours):
     edit(theirs, "UPDATE requests SET round = 2 WHERE id = ?", r.id)
     edit(theirs, "UPDATE requests SET round = 3, case_request = ? WHERE id = ?", r.id, desk["req"]["id"])
     assert take(desk, ours, theirs).requests_not_believed == {"wrong-round": 1}  # a case filed as a round
+    edit(theirs, "UPDATE requests SET round = 1, case_request = NULL WHERE id = ?", desk["req"]["id"])
+    edit(theirs, "UPDATE requests SET round = 'two' WHERE id = ?", r.id)  # not even a number: said, not raised
+    assert take(desk, ours, theirs).requests_not_believed == {"wrong-round": 1}
+    edit(theirs, "UPDATE requests SET round = 2, topic = 7 WHERE id = ?", r.id)
+    assert take(desk, ours, theirs).requests_not_believed == {"malformed": 1}
 
 
 def test_a_round_whose_case_is_neither_here_nor_in_the_copy_is_not_believed(desk, ours):

@@ -59,6 +59,8 @@ def _count(d: dict[str, int], reason: str, n: int = 1) -> None:
 def check_request(r: StoredRequest, authority: signing.KeyRing) -> P.TraceRequest:
     """A copied request checked as a kiosk checks one (signature on its topic, then shape), freshness apart;
     raises SignatureRefused with the stable reason."""
+    if not isinstance(r.topic, str) or not isinstance(r.body, dict):  # a copy edited with SQL may hold anything
+        raise SignatureRefused(reasons.MALFORMED, "no request topic or body")
     parts = r.topic.split("/")
     site = parts[2] if len(parts) == 5 else ""
     if r.topic != P.FLEET_TOPIC and not (site and P.NAME_RE.match(site) and r.topic == P.site_topic(site)):
@@ -72,11 +74,13 @@ def check_request(r: StoredRequest, authority: signing.KeyRing) -> P.TraceReques
 
 def check_round(r: StoredRequest, req: P.TraceRequest, case: StoredRequest | None, box) -> None:
     """That a verified request sits where it claims: a round in its case, anything else on its own."""
+    if r.case_request is not None and not isinstance(r.case_request, str):
+        raise SignatureRefused(WRONG_ROUND, "its case link is not a request id")
     if req.kind != P.CONTACTS:
         if r.case_request is not None or r.round != 1:
             raise SignatureRefused(WRONG_ROUND, f"a {req.kind} request filed as round {r.round} of a case")
         return
-    if not r.case_request or not isinstance(r.round, int) or r.round < 2:
+    if not r.case_request or type(r.round) is not int or r.round < 2:
         raise SignatureRefused(WRONG_ROUND, "a contacts round not numbered 2 or more of a case")
     if case is None:
         raise SignatureRefused(UNKNOWN_CASE, f"case request {r.case_request} is not known")
@@ -121,7 +125,7 @@ def take_answers(ours: AnswerStore, theirs: AnswerStore, rows: Iterable[Register
     held = {r.id for r in copied}
     believed: dict[str, StoredRequest] = {}
     # Case requests before their rounds, so a round always finds its case.
-    for r in sorted(copied, key=lambda r: (r.kind == P.CONTACTS, r.round)):
+    for r in sorted(copied, key=lambda r: (r.kind == P.CONTACTS, r.round if isinstance(r.round, int) else 0)):
         answers = theirs.answers(r.id)
         taken.answers_seen += len(answers)
         try:
