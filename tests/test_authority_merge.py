@@ -61,7 +61,8 @@ def kept(store: AnswerStore, rid: str) -> dict[str, tuple[str, bytes]]:
 
 
 def take(desk, ours, theirs, rows=None, box=None) -> Taken:
-    return take_answers(ours, theirs, desk["rows"] if rows is None else rows, box or desk["keys"].box)
+    return take_answers(ours, theirs, desk["rows"] if rows is None else rows, box or desk["keys"].box,
+                        desk["keys"].sign.public_key())
 
 
 def test_genuine_answers_and_their_request_are_taken_and_give_the_same_list(desk, ours):
@@ -126,7 +127,10 @@ def test_an_answer_filed_under_another_request_is_not_believed(desk, ours, tmp_p
     edit(theirs, "DELETE FROM requests WHERE id = ?", other["id"])
     again = AnswerStore(tmp_path / "again.sqlite3")
     try:
-        assert take(desk, again, theirs).answers_new == 2 and again.answers(other["id"]) == []
+        # ...and counted, so "2 new answers of 3" tells the truth
+        assert take(desk, again, theirs) == Taken(requests_new=1, answers_new=2, answers_seen=3,
+                                                  not_believed={"unknown-request": 1})
+        assert again.answers(other["id"]) == []
     finally:
         again.close()
 
@@ -150,7 +154,7 @@ def test_a_refusal_kept_here_gives_way_to_their_answer_and_never_the_reverse(des
     assert take(desk, ours, theirs) == Taken(requests_new=0, answers_new=3, answers_seen=3, not_believed={})
     assert {d: o for d, (o, _) in kept(ours, rid).items()} == {"k1": "answered", "k1b": "answered", "k2": "answered"}
     # the other way round: their refusal never replaces the answer kept here
-    assert take_answers(theirs, ours, desk["rows"], desk["keys"].box).answers_new == 0
+    assert take_answers(theirs, ours, desk["rows"], desk["keys"].box, desk["keys"].sign.public_key()).answers_new == 0
     assert kept(theirs, rid)["k1"][0] == "answered"
 
 
@@ -166,3 +170,109 @@ def test_a_case_and_its_second_round_come_together_and_the_investigation_is_whol
     mine = Investigation(ours, ours.request(desk["req"]["id"]), desk["rows"], desk["keys"])
     assert [x.round for x in mine.rounds] == [2] and mine.unasked() == {}  # asked there: not asked again here
     assert mine.complete() and mine.rows_raw() == inv.rows_raw()
+
+
+# -- the requests are checked too ---------------------------------------------------------------
+
+def case_with_a_round(desk):
+    """The desk's case answered by every kiosk and its genuine second round (asked the side door) answered."""
+    inv = investigation(desk)
+    inv.accept_batch(answer_all(desk, desk["req"]))
+    wanted = inv.unasked()
+    r = inv.make_round(wanted, 3600)
+    desk["store"].mark_published(r.id)
+    inv.add_round(desk["store"].request(r.id))
+    inv.accept_batch(answer_all(desk, r.body))
+    return inv, r, wanted
+
+
+def test_a_forged_round_sealed_to_our_box_key_is_not_taken_and_the_real_round_is_still_asked(desk, ours):
+    inv = investigation(desk)
+    inv.accept_batch(answer_all(desk, desk["req"]))
+    theirs = desk["store"]
+    wanted = inv.unasked()
+    assert wanted  # the side door of the case's venue is still to be asked
+    # someone with the copy and the authority's PUBLIC box key: a "round 2" of the real case, signed by an
+    # outsider's key, whose asked list (sealed to our box key, as the desk seals it) claims the side door asked
+    forger = authority_keys.AuthorityKeys(signing.generate_key(), desk["keys"].box)
+    forged = requests.contacts_request(forger, P.FLEET_TOPIC, desk["req"], inv.addressed(), wanted)
+    theirs.add_request(forged, P.FLEET_TOPIC, "mqtt://127.0.0.1:9", "kiosk-trace-x", case_request=desk["req"]["id"],
+                       round=2, asked=P.seal(wanted, desk["keys"].box.public_key), published=signing.iso())
+    taken = take(desk, ours, theirs)
+    assert (taken.requests_new, taken.requests_not_believed) == (1, {"unknown-key": 1})
+    assert ours.request(forged["id"]) is None
+    mine = Investigation(ours, ours.request(desk["req"]["id"]), desk["rows"], desk["keys"])
+    assert mine.rounds == [] and mine.unasked() == wanted  # the real second round is still to be sent
+
+
+def test_an_edited_request_is_not_believed_nor_its_answers(desk, ours):
+    theirs = collected(desk)
+    rid = desk["req"]["id"]
+    edit(theirs, "UPDATE requests SET body = replace(body, '\"margin_minutes\":30.0', '\"margin_minutes\":300.0')"
+                 " WHERE id = ?", rid)
+    assert theirs.request(rid).body["margin_minutes"] == 300.0
+    taken = take(desk, ours, theirs)
+    assert taken == Taken(requests_new=0, answers_new=0, answers_seen=3, not_believed={"request-not-believed": 3},
+                          requests_not_believed={"bad-signature": 1})
+    assert ours.all_requests() == [] and ours.answers(rid) == []
+
+
+def test_a_request_moved_to_another_topic_is_not_believed(desk, ours):
+    theirs = collected(desk)
+    edit(theirs, "UPDATE requests SET topic = ?", P.site_topic("hn-hk"))
+    taken = take(desk, ours, theirs)
+    assert (taken.requests_new, taken.requests_not_believed) == (0, {"bad-signature": 1})
+
+
+def test_a_genuine_round_filed_under_another_case_is_not_believed(desk, ours):
+    inv, r, wanted = case_with_a_round(desk)
+    theirs = desk["store"]
+    # another genuine case, another window; the first case's round re-filed under it with its asked list
+    other = requests.case_request(desk["keys"], P.FLEET_TOPIC, AT - timedelta(days=3), AT - timedelta(days=2),
+                                  ["vn-id:001085009999"], desk["rows"], 30)
+    theirs.add_request(other, P.FLEET_TOPIC, "mqtt://127.0.0.1:9", "kiosk-trace-z", published=signing.iso())
+    edit(theirs, "UPDATE requests SET case_request = ? WHERE id = ?", other["id"], r.id)
+    taken = take(desk, ours, theirs)
+    assert taken.requests_not_believed == {"wrong-case": 1} and ours.request(r.id) is None
+    assert taken.not_believed == {"request-not-believed": 3}
+    assert taken.requests_new == 2  # the two cases
+
+
+def test_round_numbers_and_case_links_must_fit_the_kind(desk, ours):
+    inv, r, wanted = case_with_a_round(desk)
+    theirs = desk["store"]
+    edit(theirs, "UPDATE requests SET round = 1 WHERE id = ?", r.id)  # a round numbered as a case
+    assert take(desk, ours, theirs).requests_not_believed == {"wrong-round": 1}
+    edit(theirs, "UPDATE requests SET round = 2 WHERE id = ?", r.id)
+    edit(theirs, "UPDATE requests SET round = 3, case_request = ? WHERE id = ?", r.id, desk["req"]["id"])
+    assert take(desk, ours, theirs).requests_not_believed == {"wrong-round": 1}  # a case filed as a round
+    edit(theirs, "UPDATE requests SET round = 1, case_request = NULL WHERE id = ?", desk["req"]["id"])
+    edit(theirs, "UPDATE requests SET round = 'two' WHERE id = ?", r.id)  # not even a number: said, not raised
+    assert take(desk, ours, theirs).requests_not_believed == {"wrong-round": 1}
+    edit(theirs, "UPDATE requests SET round = 2, topic = 7 WHERE id = ?", r.id)
+    assert take(desk, ours, theirs).requests_not_believed == {"malformed": 1}
+
+
+def test_a_round_whose_case_is_neither_here_nor_in_the_copy_is_not_believed(desk, ours):
+    inv, r, wanted = case_with_a_round(desk)
+    theirs = desk["store"]
+    edit(theirs, "DELETE FROM requests WHERE id = ?", desk["req"]["id"])
+    taken = take(desk, ours, theirs)
+    assert (taken.requests_new, taken.requests_not_believed) == (0, {"unknown-case": 1})
+    assert taken.not_believed == {"unknown-request": 3, "request-not-believed": 3}
+    assert taken.answers_seen == 6
+
+
+def test_an_asked_list_naming_kiosks_the_round_did_not_address_is_not_believed(desk, ours):
+    inv, r, wanted = case_with_a_round(desk)
+    theirs = desk["store"]
+    edit(theirs, "UPDATE requests SET asked = ? WHERE id = ?",
+         P.seal({"0" * 16: ["2020-01-01T00:00:00Z"]}, desk["keys"].box.public_key), r.id)
+    assert take(desk, ours, theirs).requests_not_believed == {"wrong-round": 1}
+
+
+def test_a_request_signed_with_a_replaced_signing_key_is_unknown(desk, ours, tmp_path):
+    theirs = collected(desk)
+    new = authority_keys.keygen(tmp_path / "new-keys")
+    taken = take_answers(ours, theirs, desk["rows"], desk["keys"].box, new.sign.public_key())
+    assert (taken.requests_new, taken.requests_not_believed) == (0, {"unknown-key": 1})

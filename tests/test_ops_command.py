@@ -264,3 +264,69 @@ def test_a_url_that_is_not_a_broker_is_raised_before_anything_is_sent(centre):
     topic, message, command_id = command(centre)
     with pytest.raises(ValueError, match="not a broker URL"):
         send("http://broker.example", None, topic, message, command_id, wait=0, timeout=5, ring=None)
+
+
+def test_a_connection_dropped_between_subscribing_and_publishing_is_unacknowledged_not_a_traceback(broker, centre):
+    topic, message, command_id = command(centre)
+
+    def cut(client):  # the broker goes away after it confirmed the subscription, before the command is sent
+        broker.stop()
+        assert wait_for(lambda: not client.is_connected())
+
+    outcome = send(broker.url, None, topic, message, command_id, wait=5, timeout=5, ring=None, before_publish=cut)
+    assert (outcome.stage, outcome.address, outcome.result) == ("unacknowledged", broker.url, None)
+    assert outcome.why == "the connection to the broker dropped before the command was sent"
+
+
+def test_the_command_tool_says_a_dropped_connection_in_one_line(broker, centre, capsys, monkeypatch):
+    from kiosk.commands import command as command_tool
+    from kiosk.ops import command as ops_command
+
+    real = ops_command.send
+
+    def cut_send(*a, **kw):
+        return real(*a, **kw, before_publish=lambda client: (broker.stop(),
+                                                             wait_for(lambda: not client.is_connected())))
+
+    monkeypatch.setattr(ops_command, "send", cut_send)
+    topic, message, command_id = command(centre)
+    args = SimpleNamespace(broker=broker.url, wait=5.0, timeout=5.0, name="notice", site=SITE, device=DEVICE)
+    assert command_tool._send(None, args, topic, message, command_id, None) == 1
+    err = capsys.readouterr().err
+    assert err == (f"kiosk command: the broker at {broker.url} did not acknowledge the command (the connection to "
+                   "the broker dropped before the command was sent)\n")
+
+
+@pytest.fixture
+def no_read_broker(tmp_path):
+    """mosquitto whose dynamic-security plugin refuses every subscription (SUBACK 0x80) but lets anyone publish.
+
+    (mosquitto's acl_file grants every subscription and filters at delivery: it cannot make a SUBACK fail.)
+    """
+    plugin = Path("/usr/lib/x86_64-linux-gnu/mosquitto_dynamic_security.so")
+    if not plugin.exists():
+        pytest.skip("mosquitto's dynamic security plugin is not installed")
+    (tmp_path / "dynsec.json").write_text(
+        '{"defaultACLAccess": {"publishClientSend": true, "publishClientReceive": true, "subscribe": false, '
+        '"unsubscribe": true}, "clients": [], "groups": [], "roles": []}')
+    port = free_port()
+    conf = tmp_path / "dynsec.conf"
+    conf.write_text(f"per_listener_settings false\nallow_anonymous true\nplugin {plugin}\n"
+                    f"plugin_opt_config_file {tmp_path / 'dynsec.json'}\n"
+                    f"listener {port} 127.0.0.1\nuser {getpass.getuser()}\n")
+    b = Broker(port=port, conf=conf)
+    b.start()
+    yield b
+    b.stop()
+
+
+def test_a_refused_answer_subscription_is_said_as_such_and_the_command_not_sent(no_read_broker, centre, capsys):
+    topic, message, command_id = command(centre)
+    outcome = send(no_read_broker.url, None, topic, message, command_id, wait=2, timeout=5, ring=None)
+    assert (outcome.stage, outcome.why, outcome.result) == ("unsubscribed", "Unspecified error", None)
+    from kiosk.commands import command as command_tool
+
+    args = SimpleNamespace(broker=no_read_broker.url, wait=2.0, timeout=5.0, name="notice", site=SITE, device=DEVICE)
+    assert command_tool._send(None, args, topic, message, command_id, None) == 1
+    assert capsys.readouterr().err == (f"kiosk command: the broker at {no_read_broker.url} refused the cmd-result "
+                                       "subscription (Unspecified error): the command was not sent\n")

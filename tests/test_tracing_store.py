@@ -279,7 +279,8 @@ def test_import_verifies_every_answer_again(desk, tmp_path, capsys):
     assert main(["trace", "import", "--keys", str(other), "--registry", str(desk["tmp"] / "registry.json"),
                  str(copy)]) == 1
     out = capsys.readouterr().out
-    assert "1 new request, 2 new answers of 3" in out and "bad-signature" in out
+    assert "1 new request, 2 new answers of 3" in out and "1 answer not believed (bad-signature: 1)" in out
+    assert "{" not in out  # counts in words, never a Python dict
     theirs = AnswerStore(path_for(other))
     try:
         assert sorted(a.device for a in theirs.answers(desk["req"]["id"])) == ["k1", "k1b"]

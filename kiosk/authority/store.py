@@ -219,6 +219,12 @@ class AnswerStore:
         # (a copy edited with SQL may hold the message as text: it is checked again on import all the same)
         return [StoredAnswer(*r[:8], r[8] if isinstance(r[8], bytes) else str(r[8]).encode(), r[9]) for r in rows]
 
+    def answer_counts(self) -> dict[str, int]:
+        """How many answers are filed under each request id (also ids no request here has)."""
+        with self._lock:
+            rows = self._db.execute("SELECT request_id, COUNT(*) FROM answers GROUP BY request_id").fetchall()
+        return {rid: n for rid, n in rows}
+
     def close(self) -> None:
         with self._lock:
             if self._db is not None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import tzinfo
 from pathlib import Path
+from typing import Mapping
 
 from kiosk.authority import f1
 from kiosk.authority.investigation import Investigation
@@ -58,7 +59,7 @@ def report(inv: Investigation, main: StoredRequest, raw: list[dict], before: set
             line += f"; {len(missing)} still silent: {', '.join(missing)}"
         out.append(line)
         if c.rejected:
-            err.append(f"messages not believed on {label[c.request_id]}: {c.rejected}")
+            err.append(f"messages not believed on {label[c.request_id]}: {by_reason(c.rejected)}")
     table = f1.table(raw, zone)
     written, kept = [], []
     for path, write in ((Path(f"{prefix}.csv"), lambda p: f1.write_csv(table, p, zone_name)),
@@ -111,3 +112,8 @@ def report(inv: Investigation, main: StoredRequest, raw: list[dict], before: set
 def plural(n: int, word: str) -> str:
     """``n word`` or ``n words``."""
     return f"{n} {word}{'' if n == 1 else 's'}"
+
+
+def by_reason(counts: Mapping[str, int]) -> str:
+    """``bad-signature: 1, unknown-key: 2``: counts by reason as the tracer reads them (never a Python dict)."""
+    return ", ".join(f"{reason}: {n}" for reason, n in sorted(counts.items()))

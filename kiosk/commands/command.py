@@ -120,10 +120,16 @@ def _send(settings, args, topic: str, message: bytes, command_id: str, kiosk_rin
         print(f"kiosk command: cannot reach the broker at {address} ({outcome.why})", file=sys.stderr)
         return 1
     if outcome.stage == "unsubscribed":
-        print(f"kiosk command: the broker at {address} did not confirm the cmd-result subscription", file=sys.stderr)
+        if outcome.why:
+            print(f"kiosk command: the broker at {address} refused the cmd-result subscription ({outcome.why}): "
+                  "the command was not sent", file=sys.stderr)
+        else:
+            print(f"kiosk command: the broker at {address} did not confirm the cmd-result subscription: "
+                  "the command was not sent", file=sys.stderr)
         return 1
     if outcome.stage == "unacknowledged":
-        print(f"kiosk command: the broker at {address} did not acknowledge the command", file=sys.stderr)
+        why = f" ({outcome.why})" if outcome.why else ""
+        print(f"kiosk command: the broker at {address} did not acknowledge the command{why}", file=sys.stderr)
         return 1
     if outcome.stage == "sent":
         print(f"sent {args.name} {command_id} to {topic}")

@@ -281,7 +281,7 @@ def _import(args) -> int:
     from kiosk.authority import registry
     from kiosk.authority.merge import take_answers
     from kiosk.authority.store import AnswerStore, path_for
-    from kiosk.authority.summary import plural
+    from kiosk.authority.summary import by_reason, plural
 
     keys = authority_keys.load(args.keys)
     rows = registry.load(args.registry)
@@ -291,11 +291,18 @@ def _import(args) -> int:
         raise UsageError(f"{args.store} is this machine's own answer store")
     theirs = AnswerStore(args.store, create=False)
     try:
-        taken = take_answers(ours, theirs, rows, keys.box)
+        # every request is verified with the authority's signing key, as a kiosk would
+        taken = take_answers(ours, theirs, rows, keys.box, keys.sign.public_key())
     finally:
         theirs.close()
         ours.close()
-    not_believed = f"; not believed: {taken.not_believed}" if taken.not_believed else ""
-    print(f"kiosk trace import: {plural(taken.requests_new, 'new request')}, {plural(taken.answers_new, 'new answer')} "
-          f"of {taken.answers_seen} in {args.store}{not_believed}; run kiosk trace collect again to rebuild the F1 list")
-    return 1 if taken.not_believed else 0
+    said = [f"{plural(taken.requests_new, 'new request')}, {plural(taken.answers_new, 'new answer')} "
+            f"of {taken.answers_seen} in {args.store}"]
+    if taken.requests_not_believed:
+        n = sum(taken.requests_not_believed.values())
+        said.append(f"{plural(n, 'request')} not believed ({by_reason(taken.requests_not_believed)})")
+    if taken.not_believed:
+        n = sum(taken.not_believed.values())
+        said.append(f"{plural(n, 'answer')} not believed ({by_reason(taken.not_believed)})")
+    print(f"kiosk trace import: {'; '.join(said)}; run kiosk trace collect again to rebuild the F1 list")
+    return 1 if taken.not_believed or taken.requests_not_believed else 0

@@ -61,7 +61,10 @@ def answer_keys(site: str, device: str, kiosk_key: str | None, registry_file: st
 class Outcome:
     """How a command went: ``stage`` is where it stopped ("unreachable", "unsubscribed",
     "unacknowledged", "sent" without waiting, "unanswered", "answered"); ``why`` the broker's
-    refusal; ``forged`` the reason an answer failed its signature check; ``result`` the answer."""
+    refusal (of the login, of the ``cmd-result`` subscription) or why the command was not
+    acknowledged (the connection dropped); ``forged`` the reason an answer failed its signature
+    check; ``result`` the answer. Nothing is published when the stage is "unreachable" or
+    "unsubscribed"."""
 
     stage: str
     address: str = ""
@@ -70,10 +73,24 @@ class Outcome:
     result: dict | None = None
 
 
+def _publish_failure(rc: int, exc: Exception) -> str:
+    """Why paho gave up on a publish, in words."""
+    import paho.mqtt.client as mqtt
+
+    if rc in (mqtt.MQTT_ERR_NO_CONN, mqtt.MQTT_ERR_CONN_LOST):
+        return "the connection to the broker dropped before the command was sent"
+    if rc == mqtt.MQTT_ERR_QUEUE_SIZE:
+        return "the client's outgoing queue is full"
+    return str(exc)
+
+
 def send(broker_url: str, settings, topic: str, message: bytes, command_id: str, *, wait: float, timeout: float,
-         ring: signing.KeyRing | None) -> Outcome:
+         ring: signing.KeyRing | None, before_publish=lambda client: None) -> Outcome:
     """Publish ``message`` (QoS 1, not retained) and, with ``wait`` > 0, wait that long for the answer
-    to ``command_id``. ``make_client``'s errors (a secret, a URL) are raised before anything is sent."""
+    to ``command_id``. ``make_client``'s errors (a secret, a URL) are raised before anything is sent;
+    a broker that cannot be reached, refuses the answers' subscription, or drops the connection is
+    an :class:`Outcome`, never an exception. ``before_publish(client)`` runs just before the publish
+    (a seam for tests that cut the broker there)."""
     result_topic = cmd_result_of(topic)
     connected, subscribed, answered = threading.Event(), threading.Event(), threading.Event()
     answer: dict = {}
@@ -90,6 +107,9 @@ def send(broker_url: str, settings, topic: str, message: bytes, command_id: str,
             subscribed.set()
 
     def on_subscribe(client, userdata, mid, reason_codes, properties):
+        refused = [rc for rc in reason_codes if rc.is_failure]  # SUBACK 0x80 (3.1.1) or a v5 reason >= 0x80
+        if refused:
+            answer["subscription_refused"] = str(refused[0])
         subscribed.set()
 
     def on_message(client, userdata, msg):
@@ -119,10 +139,19 @@ def send(broker_url: str, settings, topic: str, message: bytes, command_id: str,
             return Outcome("unreachable", where, why=answer.get("refused_by_broker", "no answer"))
         if not subscribed.wait(max(0.1, deadline - time.monotonic())):
             return Outcome("unsubscribed", where)
+        if "subscription_refused" in answer:  # no answer could ever reach us: the command is not sent
+            return Outcome("unsubscribed", where, why=answer["subscription_refused"])
+        before_publish(client)
         info = client.publish(topic, message, qos=1, retain=False)
-        info.wait_for_publish(max(0.1, deadline - time.monotonic()))
-        if not info.is_published():
-            return Outcome("unacknowledged", where)
+        try:
+            info.wait_for_publish(max(0.1, deadline - time.monotonic()))
+            published = info.is_published()
+        except (RuntimeError, ValueError) as exc:
+            # paho raises when the publish failed outright: the connection dropped between the
+            # subscription and the publish (MQTT_ERR_NO_CONN), or its queue is full
+            return Outcome("unacknowledged", where, why=_publish_failure(info.rc, exc))
+        if not published:
+            return Outcome("unacknowledged", where, why="no acknowledgement in time")
         if not wait:
             return Outcome("sent", where)
         if not answered.wait(wait):
