@@ -550,8 +550,11 @@ def bench_queries(args, pg):
     t = time.perf_counter()
     store.load_fleet(FleetRegistry.from_json(city.registry()))
     store.import_venues(city.venues)
+    t_seed = time.perf_counter()
     seed_history(store, city, args.days, scans_per_day=40)
+    seed_s = time.perf_counter() - t_seed
     now = time.time()
+    past_day = (city.local_now().date() - __import__("datetime").timedelta(days=3)).isoformat()
     day = city.local_now().date().isoformat()
     b = Batch()
     rng = random.Random(1)
@@ -624,6 +627,31 @@ def bench_queries(args, pg):
     measure("city inspection list, every row (query layer)", lambda i=0: centre.inspection(), n=5)
     measure("city inspection CSV, every row (HTTP)", lambda i=0: br.request("/inspection.csv"), n=5)
     measure("city overview API", lambda i=0: br.json("/api/v1/overview"), n=15)
+    # Issue 21.8: the city overview before (every venue joined with every kiosk on each request, measured
+    # here on the same store) and after (the rollup the ingest keeps).
+    from kiosk.centre.queries import Scope
+
+    city_rows = []
+
+    def city_case(name, fn, n=30):
+        fn()
+        times = []
+        for _ in range(n):
+            t = time.perf_counter()
+            fn()
+            times.append((time.perf_counter() - t) * 1000)
+        city_rows.append((name, statistics.median(times), p95(times)))
+
+    city_case("before: city overview, the old query (query layer)", lambda: centre._ward_rows(Scope()), n=10)
+    city_case("after: city overview from the rollup (query layer)", lambda: centre.overview())
+    city_case("after: city overview API /api/v1/overview", lambda: br.json("/api/v1/overview"))
+    city_case("after: city overview page / (HTML)", lambda: br.request("/"))
+    city_case("after: a past day's overview API ?day=", lambda: br.json(f"/api/v1/overview?day={past_day}"))
+    city_case("after: district API /api/v1/districts/{d}", lambda: br.json(f"/api/v1/districts/{districts[0]}"))
+    city_case("after: daily report CSV /report.csv", lambda: br.request("/report.csv"))
+    t = time.perf_counter()
+    store.refresh_rollup()
+    recompute_s = time.perf_counter() - t
     total = centre.inspection()["total"]
     server.should_exit = True
     th.join(10)
@@ -631,6 +659,14 @@ def bench_queries(args, pg):
     print("|---|---:|---:|")
     for name, med, p in rows:
         print(f"| {name} | {med:.0f} | {p:.0f} |")
+    print(f"\n| city overview, {args.venues:,} venues, {args.days} days of history | median ms | p95 ms |")
+    print("|---|---:|---:|")
+    for name, med, p in city_rows:
+        print(f"| {name} | {med:.1f} | {p:.1f} |")
+    before_p95 = city_rows[0][2]
+    print(f"\nrollup: p95 {before_p95:.0f} ms -> {city_rows[2][2]:.0f} ms on the API "
+          f"({before_p95 / max(0.1, city_rows[2][2]):.0f}x); history written through the ingest's upserts "
+          f"(rollup deltas) in {seed_s:.0f} s; the whole rollup recomputed (a registry load) in {recompute_s:.1f} s")
     print(f"\ndistrict page with a cold history cache: median {statistics.median(cold):.0f} ms, max {max(cold):.0f} ms; "
           f"inspection rows in the whole city: {total:,}")
     store.close()

@@ -72,6 +72,13 @@ WORDS = {
     "up_to_date": ("Mọi máy đều chạy phiên bản này hoặc mới hơn", "Every kiosk runs this version or a newer one"),
     "first_shown": ("Hiển thị {n} máy đầu tiên; tất cả có trong API", "The first {n} are shown; the API has them all"),
     "reported_at": ("Báo lúc", "Reported at"),
+    "scan_share": ("Tỷ lệ địa điểm có lượt quét", "Share of venues with scans"),
+    "total": ("Tổng", "Total"),
+    "day": ("Ngày", "Day"),
+    "show": ("Xem", "Show"),
+    "back_to_today": ("Về hôm nay", "Back to today"),
+    "past_day_note": ("Số liệu của một ngày đã qua: số máy quét và máy trực tuyến chỉ có cho hôm nay",
+                      "A past day's figures: kiosks and kiosks online are counted for today only"),
 }
 
 
