@@ -505,7 +505,8 @@ class Centre:
         The rules, in the order a kiosk is judged: a kiosk whose venue is not registered is
         ``unknown-venue`` (and judged on); never heard, offline (for ``offline_hours``, aged from its own
         last signed time, never from when this centre noticed) or silent say all there is; a kiosk online
-        is checked for camera, display, clock, trust data and the venue code it shows. Apart from these, a
+        is checked for camera, display, clock, trust data and the venue code it shows; a silent one keeps its
+        camera and display rows (its last word on them). Apart from these, a
         kiosk that signed an implausible claim in the last day is ``implausible``, whatever its state.
 
         Most kiosks of a city are well, so the candidates come first, each from a small index (a health
@@ -536,8 +537,12 @@ class Centre:
             branch("never-heard", "offline_first_seen", "last_ts IS NULL"),
             branch("offline", "last_ts", "last_ts IS NOT NULL AND status = 'offline' AND last_ts <= ?"),
             branch("silent", "last_ts", "last_ts IS NOT NULL AND (status IS NULL OR status <> 'offline') AND online = 0"),
-            branch("camera-down", "camera_since", "online = 1 AND camera_ok = 0"),
-            branch("display-down", "display_since", "online = 1 AND display_ok = 0"),
+            # A silent kiosk's last word on its camera (display) still stands: the row stays until it says
+            # otherwise or goes offline (only "offline" says all there is).
+            branch("camera-down", "camera_since", "last_ts IS NOT NULL AND (status IS NULL OR status <> 'offline') "
+                                                  "AND camera_ok = 0"),
+            branch("display-down", "display_since", "last_ts IS NOT NULL AND (status IS NULL OR status <> 'offline') "
+                                                    "AND display_ok = 0"),
             branch("clock-unsynced", "health_ts", "online = 1 AND clock_synced = 0"),
             # guarded: a stored age of 1e308 would overflow PostgreSQL's double precision arithmetic
             branch("trust-stale", "CASE WHEN trust_age_hours >= 0 AND trust_age_hours <= 1e6 "

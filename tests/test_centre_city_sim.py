@@ -1,0 +1,96 @@
+"""A living city (issue 21.7): ``kiosk simulate`` seeds history through the centre's own ingest, signs its
+health periodically, follows the day's curve; and a silent kiosk's camera-down row stays on the list.
+
+One real mosquitto and one centre ingest (IngestWorker into SQLite) per test; the kiosks' clocks are set
+back ten minutes for their announcement, so "silent" is decided without waiting five minutes.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import date, timedelta
+
+from kiosk.centre import simulate
+from kiosk.centre.queries import Centre, Settings
+from kiosk.centre.simulate import CitySimulator
+from kiosk.centre.store import open_store
+from kiosk.centre.watch import IngestWorker
+from centre_helpers import registry_of, small_city, wait_for
+
+
+def ingest_into(broker, city, tmp_path):
+    store = open_store(tmp_path / "centre.sqlite3")
+    registry = registry_of(city)
+    store.load_fleet(registry)
+    store.import_venues(city.venues)
+    worker = IngestWorker(broker.url, store, registry, flush_seconds=0.1)
+    worker.start()
+    assert worker.connected.wait(5)
+    return store, worker
+
+
+def test_history_days_come_through_the_ingest_and_the_rollup_is_right(broker, tmp_path):
+    city = small_city(venues=12, share=0.75, offline=1)
+    store, worker = ingest_into(broker, city, tmp_path)
+    try:
+        sim = CitySimulator(broker.url, city, connections=1)
+        sim.connect()
+        sent = sim.seed_history(5, scans_per_day=30)
+        sim.announce()
+        sim.close()
+        assert sent >= 5 * (len(city.kiosks) - 1)
+        centre = Centre(store, Settings(grace_hour=0, history_cache_seconds=0))
+        today = date.fromisoformat(centre.settings.today())
+        assert wait_for(lambda: all(r["scans"] > 0 for r in centre.history(days=6)[:5]), 10)
+        assert worker.ingest.stats.refused == 0  # the centre believed every one of them
+        kept = [centre.overview(day=(today - timedelta(days=d)).isoformat())["totals"] for d in range(1, 6)]
+        store.refresh_rollup()  # what a registry load recomputes: the same figures
+        assert [centre.overview(day=(today - timedelta(days=d)).isoformat())["totals"] for d in range(1, 6)] == kept
+        # the coverage chart's series: venues with a code each day (the registry's), venues with scans below it
+        hist = centre.history(days=6)
+        assert all(r["venues_with_code"] == len(city.venues) for r in hist)
+        assert all(0 < r["venues_with_scans"] <= len({k.venue.venue_id for k in city.kiosks}) for r in hist[:5])
+    finally:
+        worker.stop()
+        store.close()
+
+
+def test_periodic_health_keeps_kiosks_from_turning_silent(broker, tmp_path):
+    city = small_city(venues=10, share=1.0, camera_down=1, silent=1)
+    store, worker = ingest_into(broker, city, tmp_path)
+    try:
+        sim = CitySimulator(broker.url, city, connections=1)
+        sim.clock = lambda: time.time() - 600  # the city announced itself ten minutes ago
+        sim.connect()
+        sim.announce()
+        centre = Centre(store, Settings(grace_hour=0))
+        n = len(city.kiosks)
+        # Without health since: every kiosk is silent, and the camera-down kiosk is still listed as such.
+        assert wait_for(lambda: centre.inspection()["by_kind"].get("silent") == n, 10)
+        assert centre.inspection()["by_kind"].get("camera-down") == 1
+        sim.clock = time.time
+        # A run signs health every --health-seconds (here: every turn of its loop); no counts are sent.
+        sim.run(0, 0, checkins=3, counts_every=10 ** 6, health_every=1e-9)
+        sim.close()
+        assert wait_for(lambda: centre.inspection()["by_kind"].get("silent") == 1, 10)  # the one that is silent
+        assert centre.inspection()["by_kind"].get("camera-down") == 1
+    finally:
+        worker.stop()
+        store.close()
+
+
+def test_the_rate_follows_the_day_s_curve(broker, monkeypatch):
+    city = small_city(venues=4, share=1.0)
+    sim = CitySimulator(broker.url, city, connections=1)
+    sim.connect()
+    try:
+        class Night:  # 03:00 in the city: nobody checks in
+            hour = 3
+            def date(self):
+                return date.today()
+        monkeypatch.setattr(city, "local_now", lambda: Night())
+        assert sim.run(50.0, 0.3, health_every=0, curve=True) == 0
+        monkeypatch.undo()
+        assert simulate.DAY_CURVE[18] == max(simulate.DAY_CURVE)
+    finally:
+        sim.close()
