@@ -78,9 +78,10 @@ def deltas(q: Query, daily: Iterable[tuple]) -> list[tuple]:
     place: dict[tuple, tuple] = {}
     for chunk in _chunks(kiosks):
         for site, device, venue, district, ward in q(
+                f"WITH k (site, device) AS ({_values(len(chunk), 2)}) "
                 "SELECT f.site, f.device, f.venue_id, COALESCE(v.district, ''), COALESCE(v.ward, '') "
-                "FROM fleet f LEFT JOIN venues v ON v.venue_id = f.venue_id "
-                f"WHERE f.revoked = 0 AND (f.site, f.device) IN ({_values(len(chunk), 2)})",
+                "FROM k JOIN fleet f ON f.site = k.site AND f.device = k.device "
+                "LEFT JOIN venues v ON v.venue_id = f.venue_id WHERE f.revoked = 0",
                 [x for k in chunk for x in k]):
             place[(site, device)] = (venue, district, ward)
     rows = [r for r in daily if (r[0], r[1]) in place]
@@ -91,9 +92,11 @@ def deltas(q: Query, daily: Iterable[tuple]) -> list[tuple]:
     old: dict[tuple, tuple] = {}
     for chunk in _chunks(pairs):
         for site, device, day, venue, seq, *counts in q(
+                # Driven by the pairs: fleet by its venue index, daily by its key (site, device, day).
+                f"WITH p (venue_id, day) AS ({_values(len(chunk), 2)}) "
                 "SELECT d.site, d.device, d.day, f.venue_id, d.seq, d.accepted, d.rejected, d.duplicates, "
-                "d.overrides, d.unique_visitors FROM fleet f JOIN daily d ON d.site = f.site AND d.device = f.device "
-                f"WHERE f.revoked = 0 AND (f.venue_id, d.day) IN ({_values(len(chunk), 2)})",
+                "d.overrides, d.unique_visitors FROM p JOIN fleet f ON f.venue_id = p.venue_id "
+                "JOIN daily d ON d.site = f.site AND d.device = f.device AND d.day = p.day WHERE f.revoked = 0",
                 [x for p in chunk for x in p]):
             old[(site, device, day)] = (venue, _num(seq), [_num(c) for c in counts])
     new = dict(old)

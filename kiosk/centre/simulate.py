@@ -357,7 +357,7 @@ class CitySimulator:
         """Visitors at ``rate`` a second across the active kiosks (0 = as fast as possible) for ``duration`` s
         (``float("inf")``: until ``stop`` is set), or exactly ``checkins`` of them; returns how many.
 
-        Every ``health_every`` seconds each kiosk that is on signs its health (0: never). ``curve``: the rate
+        When it starts and every ``health_every`` seconds after, each kiosk that is on signs its health (0: never). ``curve``: the rate
         follows the day's curve (:data:`DAY_CURVE`, ``rate`` at the busiest hour; none at night)."""
         active = self.active()
         if not active:
@@ -365,18 +365,18 @@ class CitySimulator:
         done = 0
         start = time.monotonic()
         end = start + duration
-        next_health = start + health_every if health_every > 0 else float("inf")
+        next_health = start if health_every > 0 else float("inf")  # a round when the run starts, then every N s
         owed = 0.0
         last = start
         while True:
             now_m = time.monotonic()
+            if now_m >= next_health:
+                self.send_health()
+                next_health = now_m + health_every
             if checkins is not None and done >= checkins:
                 break
             if (checkins is None and now_m >= end) or (stop is not None and stop.is_set()):
                 break
-            if now_m >= next_health:
-                self.send_health()
-                next_health = now_m + health_every
             if curve and rate > 0:
                 owed += (now_m - last) * rate * DAY_CURVE[self.city.local_now().hour] / max(DAY_CURVE)
                 last = now_m

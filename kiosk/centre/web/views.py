@@ -208,12 +208,12 @@ def chart_svg(dash, ask, chart, district=None, venue_id=None, day=None):
     centre, w = dash.centre, words(ask.lang)
     day = centre.check_day(day)
     if chart == "hourly":
-        svg = charts.bars(centre.hourly(scope), [f"{h}h" for h in range(24)], w["hourly"], every=3)
+        svg = charts.bars(centre.hourly(scope), [f"{h}h" for h in range(24)], w["hourly"], every=4)
     else:
         hist = centre.history(scope, until=day)
         labels = [r["day"][5:] for r in hist]
         if chart == "history":
-            svg = charts.bars([r["scans"] for r in hist], labels, w["history"], every=5)
+            svg = charts.bars([r["scans"] for r in hist], labels, w["history"], every=7)
         else:  # venues with a code per day: the registry's history, not today's number drawn flat
             svg = charts.lines([(w["venues_with_scans"], [r["venues_with_scans"] for r in hist], "l1"),
                                 (w["venues_with_code"], [r["venues_with_code"] for r in hist], "l2")], labels,
