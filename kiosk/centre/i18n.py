@@ -77,6 +77,15 @@ WORDS = {
     "day": ("Ngày", "Day"),
     "show": ("Xem", "Show"),
     "back_to_today": ("Về hôm nay", "Back to today"),
+    "provisional": ("tạm thời", "provisional"),
+    "provisional_hint": ("Chưa đến giờ chốt: địa điểm có thể mở cửa muộn hơn", "Before the grace hour: the venue "
+                         "may open later"),
+    "state": ("Trạng thái", "State"),
+    "not_online": ("Không trực tuyến", "Not online"),
+    "camera": ("Camera", "Camera"),
+    "display": ("Màn hình", "Display"),
+    "working": ("Hoạt động", "Working"),
+    "down": ("Hỏng", "Down"),
     "past_day_note": ("Số liệu của một ngày đã qua: số máy quét và máy trực tuyến chỉ có cho hôm nay",
                       "A past day's figures: kiosks and kiosks online are counted for today only"),
 }

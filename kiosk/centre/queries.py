@@ -95,7 +95,8 @@ class Settings:
     """How the centre judges figures: the city's time zone, the morning grace hour, staleness."""
 
     timezone: str = "Asia/Ho_Chi_Minh"
-    grace_hour: int = 10  # "no scans today" is listed from this local hour on
+    grace_hour: int = 10  # "no scans today" rows are final from this local hour on (--grace-hour) ...
+    morning_hour: int = 6  # ... and listed, marked provisional, from this one (an inspector plans the day at 8)
     stale_seconds: float = 300.0  # no signed message for this long: the kiosk is silent (health is every 60 s)
     offline_hours: float = 2.0  # "offline" rows once a kiosk has been offline this long
     history_cache_seconds: float = 60.0
@@ -563,10 +564,10 @@ class Centre:
         return f"WITH k AS ({ksql}) {' UNION ALL '.join(parts)}", params
 
     def _no_scans(self, scope: Scope, columns: str) -> tuple[str, list] | None:
-        """Registered venues of ``scope`` with no scan today (from the grace hour on; None before it)."""
+        """Registered venues of ``scope`` with no scan today (from the morning hour on; None before it)."""
         s = self.settings
         local = s.local(s.now())
-        if local.hour < s.grace_hour:
+        if local.hour < min(s.morning_hour, s.grace_hour):
             return None
         where, params = scope.where("v")
         return (f"SELECT {columns} FROM venues v WHERE v.registered = 1{where} "
@@ -625,7 +626,10 @@ class Centre:
             n = _figure(r.get("n"))
             detail = ({"en": f"{n} kiosk(s)", "vi": f"{n} máy quét"} if n else
                       {"en": "poster only (no kiosk)", "vi": "chỉ dán mã (không có máy quét)"})
-        return {"why": why, "venue_id": _text(r["venue_id"]), "venue_name": _text(r["venue_name"]),
+        # Before the grace hour a venue without scans may simply not have opened yet: listed, not yet final.
+        provisional = why == "no-scans-today" and self.settings.local(now).hour < self.settings.grace_hour
+        return {"why": why, "provisional": provisional, "venue_id": _text(r["venue_id"]),
+                "venue_name": _text(r["venue_name"]),
                 "address": _text(r["address"]), "ward": _text(r["ward"]), "district": _text(r["district"]),
                 "site": None if r["site"] is None else _text(r["site"]),
                 "device": None if r["device"] is None else _text(r["device"]), "since": _iso(since),
@@ -636,7 +640,7 @@ class Centre:
               "WHERE f2.venue_id = q.venue_id AND f2.revoked = 0) END")
 
     def inspection(self, scope: Scope = Scope(), kinds: tuple[str, ...] = (), limit: int | None = None,
-                   offset: int = 0) -> dict:
+                   offset: int = 0, sort: str | None = None, desc: bool = False) -> dict:
         """The venues an inspector should visit, one row per problem, with how long it has lasted.
 
         Filtering, ordering and paging happen in the database, and one statement returns the page and
@@ -647,8 +651,10 @@ class Centre:
         offset = min(MAX_OFFSET, max(0, int(offset)))
         limit = None if limit is None else min(MAX_OFFSET, max(0, int(limit)))
         kinds = _kinds(kinds)
-        with_kp, union, params, has_kp = self._inspection_sql(scope, kinds, None if limit is None else offset + limit)
-        page = f"SELECT * FROM ({union}) p{_order('p')}"
+        # The "no scans" branch stops early only in the list's own order (its index's).
+        need = None if limit is None or sort in SORTS else offset + limit
+        with_kp, union, params, has_kp = self._inspection_sql(scope, kinds, need)
+        page = f"SELECT * FROM ({union}) p{_order('p', sort=sort, desc=desc)}"
         if limit is not None:
             page += " LIMIT ? OFFSET ?"
             params = [*params, limit, offset]
@@ -658,7 +664,7 @@ class Centre:
             nulls = ", ".join("NULL" for _ in ROW_COLUMNS[1:])
             sql += f" UNION ALL SELECT 1 AS part, kp.why, {nulls}, COUNT(*) FROM kp GROUP BY kp.why"
         rows, by_kind = [], {}
-        for r in self.store.query(f"{with_kp}SELECT * FROM ({sql}) q{_order('q', 'q.part, ')}", params):
+        for r in self.store.query(f"{with_kp}SELECT * FROM ({sql}) q{_order('q', 'q.part, ', sort, desc)}", params):
             if r["part"]:
                 by_kind[r["why"]] = _figure(r["n"])
             else:
@@ -672,12 +678,14 @@ class Centre:
         return self._envelope(scope=_scope_dict(scope), total=sum(by_kind.values()), by_kind=by_kind,
                               offset=offset, rows=rows)
 
-    def inspection_rows(self, scope: Scope = Scope(), kinds: tuple[str, ...] = ()):
+    def inspection_rows(self, scope: Scope = Scope(), kinds: tuple[str, ...] = (), sort: str | None = None,
+                        desc: bool = False):
         """Every inspection row of ``scope``, in the list's order, streamed from the database (the CSV export)."""
         now = self.settings.now()
         with_kp, union, params, _ = self._inspection_sql(scope, _kinds(kinds))
         cols = ", ".join(f"q.{c}" for c in ROW_COLUMNS)
-        sql = f"{with_kp}SELECT {cols}, {self.KIOSKS} AS n FROM (SELECT * FROM ({union}) p{_order('p')}) q{_order('q')}"
+        sql = (f"{with_kp}SELECT {cols}, {self.KIOSKS} AS n FROM (SELECT * FROM ({union}) p"
+               f"{_order('p', sort=sort, desc=desc)}) q{_order('q', sort=sort, desc=desc)}")
         for r in self.store.stream(sql, params):
             yield self._inspection_row(r, now)
 
@@ -704,7 +712,7 @@ class Centre:
                     out.append({"level": "ward", "district": _text(w["district"]), "ward": _text(w["ward"]),
                                 **{f: w[f] for f in FIGURES}, "scan_share": _share(w)})
         if scope.district is None:  # one district's own row is its total
-            out.append({"level": "total", "district": "", "ward": "", **self._total(wards, day)})
+            out.append({"level": "total", "district": None, "ward": None, **self._total(wards, day)})
         return out
 
 
@@ -737,10 +745,19 @@ def _kinds(kinds) -> tuple[str, ...]:
     return tuple("?" if "\x00" in k else k for k in kinds)
 
 
-def _order(alias: str, first: str = "") -> str:
-    """The inspection list's order over the rows of ``alias`` (after ``first``, if given)."""
-    a = alias  # short, for the line below
-    return (f" ORDER BY {first}{a}.district, {a}.ward, {a}.why, {a}.venue_name, {a}.venue_id, "
+# The inspection list's sortable columns (``?sort=``) and the row column each sorts by.
+SORTS = {"why": "why", "venue": "venue_name", "ward": "ward", "district": "district", "since": "since"}
+
+
+def _order(alias: str, first: str = "", sort: str | None = None, desc: bool = False) -> str:
+    """The inspection list's order over the rows of ``alias`` (after ``first``, if given): ``sort``'s column
+    first (rows without a value last, whatever the database), then the list's own order, so it is stable."""
+    a = alias  # short, for the lines below
+    by = ""
+    if sort in SORTS:
+        col = f"{a}.{SORTS[sort]}"
+        by = f"CASE WHEN {col} IS NULL THEN 1 ELSE 0 END, {col} {'DESC' if desc else 'ASC'}, "
+    return (f" ORDER BY {first}{by}{a}.district, {a}.ward, {a}.why, {a}.venue_name, {a}.venue_id, "
             f"COALESCE({a}.device, '')")
 
 

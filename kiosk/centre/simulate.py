@@ -331,13 +331,14 @@ class CitySimulator:
         """Every kiosk that is on (not offline, not silent) signs its health now, as a real one does every
         minute: without it the centre calls a kiosk silent after ``--stale-minutes``."""
         now = self.clock()
-        n = 0
+        sent = []
         for i, k in enumerate(self.city.kiosks):
             if k.condition in ("offline", "silent"):
                 continue
-            self._publish(i, k.topic("health"), k.signed("health", k.health(now)), True, 1)
-            n += 1
-        return n
+            sent.append(self._publish(i, k.topic("health"), k.signed("health", k.health(now)), True, 1))
+        for info in sent:  # on the broker before the run goes on (or the simulator disconnects)
+            info.wait_for_publish(10)
+        return len(sent)
 
     def active(self) -> list[int]:
         return [i for i, k in enumerate(self.city.kiosks) if k.condition not in ("offline", "silent")]

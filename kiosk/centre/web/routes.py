@@ -47,6 +47,10 @@ OFFSET_Q = Param("offset", kind="integer", minimum=0, maximum=10_000_000, defaul
 DAYS_Q = Param("days", kind="integer", minimum=1, maximum=120, default=30, description="days, today included")
 DAY_Q = Param("day", kind="date", description="the city's local day (YYYY-MM-DD) the figures are of; default "
                                              "today; not after today nor older than the history kept (404)")
+WARD_Q = Param("ward", description="only this ward (with district: of that district; without: of that name in any)")
+SORT_Q = Param("sort", kind="enum", choices=("why", "venue", "ward", "district", "since"),
+               description="sort by this column first (then the list's own order: district, ward, problem, venue)")
+ORDER_Q = Param("order", kind="enum", choices=("asc", "desc"), default="asc", description="the sort's direction")
 CURRENT_Q = Param("current", max_length=64, description="the version kiosks should run; older ones are behind "
                                                       "(default: the newest version a kiosk in the scope runs)")
 CHART_P = Param("chart", where="path", kind="enum", choices=("history", "coverage", "hourly"),
@@ -70,7 +74,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
              schema="Venue"),
     Endpoint("/api/v1/inspection", "inspection", "api", views.api_inspection,
              "the inspection list: one row per problem, paged", INSPECTION,
-             (DISTRICT_Q, KIND_Q, LIMIT_Q, OFFSET_Q), schema="Inspection"),
+             (DISTRICT_Q, WARD_Q, KIND_Q, SORT_Q, ORDER_Q, LIMIT_Q, OFFSET_Q), schema="Inspection"),
     Endpoint("/api/v1/history", "history", "api", views.api_history,
              "scans and venues with scans per day (a venue's: any account that sees the venue)", FIGURES,
              (DISTRICT_Q, VENUE_Q, DAYS_Q), schema="History"),
@@ -98,9 +102,9 @@ ENDPOINTS: tuple[Endpoint, ...] = (
              "which version each kiosk runs, per district, and which kiosks are behind", VENUES,
              (DISTRICT_Q, CURRENT_Q)),
     Endpoint("/inspection", "inspection_page", "page", views.inspection_page, "the inspection list", INSPECTION,
-             (DISTRICT_Q, KIND_Q, LIMIT_Q, OFFSET_Q)),
+             (DISTRICT_Q, WARD_Q, KIND_Q, SORT_Q, ORDER_Q, LIMIT_Q, OFFSET_Q)),
     Endpoint("/inspection.csv", "inspection_csv", "csv", views.inspection_csv, "the whole inspection list as CSV",
-             INSPECTION, (DISTRICT_Q, KIND_Q)),
+             INSPECTION, (DISTRICT_Q, WARD_Q, KIND_Q, SORT_Q, ORDER_Q)),
     Endpoint("/report.csv", "report_csv", "csv", views.report_csv, "the daily report as CSV", FIGURES,
              (DAY_Q,)),
     Endpoint("/charts/{chart}.svg", "chart", "svg", views.chart_svg, "a chart drawn on the server", FIGURES,

@@ -7,6 +7,8 @@ the same data function, so they cannot disagree (Datasette's habit).
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from starlette.responses import RedirectResponse, Response
 
 from kiosk.centre import charts
@@ -19,7 +21,7 @@ from kiosk.centre.web.exports import csv_response, csv_stream
 from kiosk.centre.web.security import SVG_CSP
 
 PAGE_SIZE = 500  # inspection rows a page (the whole city is the CSV export)
-INSPECTION_CSV = ["why", "district", "ward", "venue_id", "venue_name", "address", "site", "device", "since",
+INSPECTION_CSV = ["why", "provisional", "district", "ward", "venue_id", "venue_name", "address", "site", "device", "since",
                   "for_seconds", "detail"]
 
 
@@ -60,9 +62,17 @@ def venue_data(dash, ask, venue_id: str) -> dict:
     return v
 
 
-def inspection_data(dash, ask, district=None, kind=None, limit=PAGE_SIZE, offset=0) -> dict:
+def _inspection_scope(ask, district, ward):
+    """The account's inspection scope, narrowed to a ward (its name in every district asked for)."""
     scope = scope_of(ask.account, INSPECTION, district=district)
-    return dash.centre.inspection(scope, kinds=(kind,) if kind else (), limit=limit, offset=offset)
+    return scope if ward is None else replace(scope, ward=ward)
+
+
+def inspection_data(dash, ask, district=None, kind=None, limit=PAGE_SIZE, offset=0, ward=None, sort=None,
+                    order="asc") -> dict:
+    scope = _inspection_scope(ask, district, ward)
+    return dash.centre.inspection(scope, kinds=(kind,) if kind else (), limit=limit, offset=offset, sort=sort,
+                                  desc=order == "desc")
 
 
 def versions_data(dash, ask, district=None, current=None) -> dict:
@@ -97,8 +107,9 @@ def api_venue(dash, ask, venue_id) -> dict:
     return venue_data(dash, ask, venue_id)
 
 
-def api_inspection(dash, ask, district=None, kind=None, limit=PAGE_SIZE, offset=0) -> dict:
-    return inspection_data(dash, ask, district, kind, limit, offset)
+def api_inspection(dash, ask, district=None, kind=None, limit=PAGE_SIZE, offset=0, ward=None, sort=None,
+                   order="asc") -> dict:
+    return inspection_data(dash, ask, district, kind, limit, offset, ward, sort, order)
 
 
 def api_history(dash, ask, district=None, venue_id=None, days=30) -> dict:
@@ -165,11 +176,16 @@ def venue_page(dash, ask, venue_id):
     return dash.page(ask, "venue.html", data=data, api=f"/api/v1/venues/{_quote(data['venue']['venue_id'])}")
 
 
-def inspection_page(dash, ask, district=None, kind=None, limit=PAGE_SIZE, offset=0):
-    data = inspection_data(dash, ask, district, kind, limit, offset)
+def inspection_page(dash, ask, district=None, kind=None, limit=PAGE_SIZE, offset=0, ward=None, sort=None,
+                    order="asc"):
+    data = inspection_data(dash, ask, district, kind, limit, offset, ward, sort, order)
     districts = districts_of(ask.account, dash.centre.districts() if ask.account.is_city else [])
+    chosen = district or (districts[0] if len(districts) == 1 else None)
+    wards = [w["name"] for w in dash.centre.district(chosen, scope_of(ask.account, INSPECTION, district=chosen))[
+        "wards"]] if chosen else []
     return dash.page(ask, "inspection.html", data=data, districts=districts, selected=district or "",
-                     kind=kind or "", page_size=limit, api="/api/v1/inspection?" + ask.request.url.query)
+                     wards=wards, ward=ward or "", sort=sort or "", order=order, kind=kind or "", page_size=limit,
+                     api="/api/v1/inspection?" + ask.request.url.query)
 
 
 VERSIONS_SHOWN = 500  # kiosks behind listed on the page (all of them: the API twin)
@@ -196,9 +212,9 @@ def report_csv(dash, ask, day=None):
     return csv_response(rows, ["level", "district", "ward", *FIGURE_NAMES, "scan_share"], f"report-{day}.csv")
 
 
-def inspection_csv(dash, ask, district=None, kind=None):
-    rows = dash.centre.inspection_rows(scope_of(ask.account, INSPECTION, district=district),
-                                       kinds=(kind,) if kind else ())
+def inspection_csv(dash, ask, district=None, kind=None, ward=None, sort=None, order="asc"):
+    rows = dash.centre.inspection_rows(_inspection_scope(ask, district, ward), kinds=(kind,) if kind else (),
+                                       sort=sort, desc=order == "desc")
     return csv_stream(rows, INSPECTION_CSV, f"inspection-{dash.centre.settings.today()}.csv")
 
 
