@@ -193,8 +193,13 @@ class City:
     @classmethod
     def build(cls, venues: int, kiosk_share: float = 0.2, seed: int = 1, districts: int = 0, offline: int = 0,
               silent: int = 0, camera_down: int = 0, display_down: int = 0, prefix: str = "hn",
-              admin: str | Path | None = None, keys: bool = True, province: str = DEFAULT_PROVINCE) -> "City":
-        """``venues`` venues spread over the city's wards (the first ``districts`` districts, 0 = all)."""
+              admin: str | Path | None = None, keys: bool = True, province: str = DEFAULT_PROVINCE,
+              key_seed: int | None = None) -> "City":
+        """``venues`` venues spread over the city's wards (the first ``districts`` districts, 0 = all).
+
+        ``key_seed``: the kiosks' keys follow from it (``kiosk simulate``: the same city from the same
+        ``--seed`` in another run, so a demo's registry written by one run believes the next); None: random.
+        """
         rng = random.Random(seed)
         units = admin_units(admin, province)
         if districts:
@@ -214,7 +219,9 @@ class City:
                       u["ward_code"], qr_hash(f"venue:{vid}"))
             out_venues.append(v)
             if i in with_kiosk:
-                k = SimKiosk(f"{prefix}-{u['district_code']}", f"k{i:06d}", v, key=generate_key() if keys else None)
+                site, device = f"{prefix}-{u['district_code']}", f"k{i:06d}"
+                key = (_seeded_key(key_seed, site, device) if key_seed is not None else generate_key()) if keys else None
+                k = SimKiosk(site, device, v, key=key)
                 out_kiosks.append(k)
         order = list(range(len(out_kiosks)))
         rng.shuffle(order)
@@ -240,6 +247,14 @@ class City:
 
     def local_now(self) -> datetime:
         return datetime.now(ZoneInfo(self.timezone))
+
+
+def _seeded_key(seed: int, site: str, device: str):
+    """A simulated kiosk's key from the simulation's seed (a demo's only: anyone knowing the seed has it)."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    return Ed25519PrivateKey.from_private_bytes(hashlib.sha256(f"kiosk-simulate:{seed}:{site}/{device}".encode())
+                                                .digest())
 
 
 def curve_hour(rng: random.Random, upto: int) -> int:
@@ -409,7 +424,7 @@ class CitySimulator:
 
     def totals(self) -> dict:
         ks = self.city.kiosks
-        return {"venues": len(self.city.venues), "kiosks": len(ks), "checkins": sum(k.seq for k in ks),
+        return {"venues": len(self.city.venues), "kiosks": len(ks), "checkins": sum(k.scans for k in ks),
                 "accepted": sum(k.accepted for k in ks), "rejected": sum(k.rejected for k in ks),
                 "duplicates": sum(k.duplicates for k in ks), "messages": self.messages,
                 "venues_with_scans": len({k.venue.venue_id for k in ks if k.scans})}

@@ -40,7 +40,8 @@ def add_arguments(p) -> None:
     p.add_argument("--display-down", type=int, default=0, help="kiosks whose screen is dead")
     p.add_argument("--counts-every", type=int, default=1, help="a kiosk republishes counts every N check-ins (default 1)")
     p.add_argument("--prefix", default="hn", help="site / venue id prefix (default hn)")
-    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--seed", type=int, default=1, help="the city (venues, kiosks, their keys: the same --seed "
+                                                       "is the same city in another run; a demo's, not a fleet's)")
     p.add_argument("--write-registry", default="", help="write the fleet registry JSON here")
     p.add_argument("--write-venues", default="", help="write the venue registry CSV here")
     p.add_argument("--json", action="store_true", help="print the totals as JSON")
@@ -71,7 +72,8 @@ def run(args) -> int:
     try:
         city = City.build(venues, share, seed=args.seed, districts=args.districts, offline=args.offline,
                           silent=args.silent, camera_down=args.camera_down, display_down=args.display_down,
-                          prefix=args.prefix, admin=args.admin or None, province=args.province)
+                          prefix=args.prefix, admin=args.admin or None, province=args.province,
+                          key_seed=args.seed)
         city.write(args.write_registry or None, args.write_venues or None)
     except AdminDataError:
         raise

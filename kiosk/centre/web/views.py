@@ -17,6 +17,7 @@ from kiosk.centre.i18n import words
 from kiosk.centre.queries import FIGURES as FIGURE_NAMES
 from kiosk.centre.queries import _scope_dict
 from kiosk.centre.versions import UNKNOWN, fleet_versions
+from kiosk.centre.web import csv_words
 from kiosk.centre.web.exports import csv_response, csv_stream
 from kiosk.centre.web.security import SVG_CSP
 
@@ -209,13 +210,16 @@ def metrics_text(dash, ask):
 def report_csv(dash, ask, day=None):
     day = dash.centre.check_day(day)
     rows = dash.centre.daily_report(scope_of(ask.account, FIGURES), day=day)
-    return csv_response(rows, ["level", "district", "ward", *FIGURE_NAMES, "scan_share"], f"report-{day}.csv")
+    cols = ["level", "district", "ward", *FIGURE_NAMES, "scan_share"]
+    return csv_response(list(csv_words.rows(rows, cols, ask.lang, dash.centre.settings.timezone)), cols,
+                        f"report-{day}.csv", csv_words.headers(cols, ask.lang))
 
 
 def inspection_csv(dash, ask, district=None, kind=None, ward=None, sort=None, order="asc"):
     rows = dash.centre.inspection_rows(_inspection_scope(ask, district, ward), kinds=(kind,) if kind else (),
                                        sort=sort, desc=order == "desc")
-    return csv_stream(rows, INSPECTION_CSV, f"inspection-{dash.centre.settings.today()}.csv")
+    return csv_stream(csv_words.rows(rows, INSPECTION_CSV, ask.lang, dash.centre.settings.timezone), INSPECTION_CSV,
+                      f"inspection-{dash.centre.settings.today()}.csv", csv_words.headers(INSPECTION_CSV, ask.lang))
 
 
 def chart_svg(dash, ask, chart, district=None, venue_id=None, day=None):
