@@ -126,8 +126,10 @@ def open_centre(args, once: bool = False):
     except KioskError as exc:
         raise UsageError(str(exc)) from None
     store.load_fleet(registry)
-    if venues is not None:
-        store.import_venues(venues)
+    if venues is not None:  # the registry's snapshot of the city's local day (kiosk.centre.rollup)
+        from datetime import datetime
+
+        store.import_venues(venues, day=datetime.now(ZoneInfo(args.timezone)).date().isoformat())
     client_id = args.client_id
     if not client_id and not once and args.db:
         client_id = "kiosk-centre-" + hashlib.sha256(f"{args.db}|{args.share_group}".encode()).hexdigest()[:12]
@@ -139,7 +141,8 @@ def open_centre(args, once: bool = False):
         store.close()
         raise UsageError(str(exc)) from None
     centre = Centre(store, Settings(timezone=args.timezone, grace_hour=args.grace_hour,
-                                    offline_hours=args.offline_hours, stale_seconds=args.stale_minutes * 60))
+                                    offline_hours=args.offline_hours, stale_seconds=args.stale_minutes * 60,
+                                    keep_days=args.keep_days))
     return store, worker, centre
 
 

@@ -43,8 +43,16 @@ def rows(items, columns: list[str], lang: str, timezone: str):
         if "provisional" in out:
             out["provisional"] = "tạm thời" if out["provisional"] else ""
         if out.get("since"):
-            t = datetime.fromisoformat(out["since"].replace("Z", "+00:00"))
-            out["since"] = t.astimezone(zone).strftime("%Y-%m-%d %H:%M")
+            out["since"] = _local(out["since"], zone)
         if out.get("scan_share") is not None:
             out["scan_share"] = round(out["scan_share"] * 100, 1)
         yield out
+
+
+def _local(when: str, zone: ZoneInfo) -> str:
+    """An ISO 8601 UTC time as the city's local ``YYYY-MM-DD HH:MM``; as it is when it has no local time
+    (a stored year 1 or 9999 at the edge of what a date can say)."""
+    try:
+        return datetime.fromisoformat(when.replace("Z", "+00:00")).astimezone(zone).strftime("%Y-%m-%d %H:%M")
+    except (ValueError, OverflowError):
+        return when
