@@ -113,8 +113,9 @@ def m0004_readiness_probe(x) -> None:
 
 
 def m0005_city_rollup(x) -> None:
-    """The figures per day x district x ward the ingest keeps (``rollup_daily``) and the venue registry's
-    history (``registry_history``), both filled from what the store holds (kiosk.centre.rollup)."""
+    """The figures per day x district x ward the ingest keeps (``rollup_daily``), the fleet per ward
+    (``rollup_fleet``) and the venue registry's history (``registry_history``), all filled from what the
+    store holds (kiosk.centre.rollup)."""
     from kiosk.centre import rollup
 
     x.execute("CREATE TABLE IF NOT EXISTS rollup_daily (day TEXT NOT NULL, district TEXT NOT NULL, "
@@ -124,6 +125,8 @@ def m0005_city_rollup(x) -> None:
               "venues_with_scans DOUBLE PRECISION NOT NULL, PRIMARY KEY (day, district, ward))")
     x.execute("CREATE TABLE IF NOT EXISTS registry_history (day TEXT NOT NULL, district TEXT NOT NULL, "
               "ward TEXT NOT NULL, venues_with_code BIGINT NOT NULL, PRIMARY KEY (day, district, ward))")
+    x.execute("CREATE TABLE IF NOT EXISTS rollup_fleet (district TEXT NOT NULL, ward TEXT NOT NULL, "
+              "kiosks BIGINT NOT NULL, venues_with_kiosk BIGINT NOT NULL, PRIMARY KEY (district, ward))")
     rollup.recompute(x)
     # The registry as it is now stands for every day before: the earliest history a store can have.
     first = x.query("SELECT MIN(day) AS day FROM daily")[0]["day"]

@@ -265,26 +265,39 @@ class Centre:
                                       f"WHERE r.day = ?{rwhere}", [snap, *rparams]):
                 if _figure(r["venues_with_code"]):
                     row(r["district"], r["ward"])["venues_with_code"] = _figure(r["venues_with_code"])
-        vwhere, vparams = scope.where("v")
-        for r in self.store.query("SELECT v.district, v.ward, COUNT(*) AS n FROM venues v "
-                                  f"WHERE v.registered = 0{vwhere} GROUP BY v.district, v.ward", vparams):
-            row(r["district"], r["ward"])["venues_unregistered"] = _figure(r["n"])
         s = self.settings
-        S = self._sum
-        for r in self.store.query(f"""
-            SELECT v.district AS district, v.ward AS ward, COUNT(*) AS kiosks, COUNT(DISTINCT f.venue_id) AS venues,
-              {S}(CASE WHEN (st.status IS NULL OR st.status = 'online') AND n.last_ts >= ? THEN 1 ELSE 0 END) AS online
-            FROM fleet f JOIN venues v ON v.venue_id = f.venue_id
-            LEFT JOIN kiosk_status st ON st.site = f.site AND st.device = f.device
-            LEFT JOIN kiosk_seen n ON n.site = f.site AND n.device = f.device
-            WHERE f.revoked = 0{vwhere} GROUP BY v.district, v.ward""", [s.now() - s.stale_seconds, *vparams]):
-            row(r["district"], r["ward"]).update(kiosks=_figure(r["kiosks"]), venues_with_kiosk=_figure(r["venues"]),
-                                                 kiosks_online=_figure(r["online"]))
+        if day == s.today():  # the fleet as it is now: today's page only
+            self._fleet_figures(scope, row)
         rows = [out[k] for k in sorted(out)]
         if day != s.today():
             for r in rows:
                 r.update({f: None for f in LIVE_FIGURES})
         return rows
+
+    def _fleet_figures(self, scope: Scope, row) -> None:
+        """Kiosks, venues with a kiosk (``rollup_fleet``), venues not registered, and kiosks online: the
+        kiosks less those that are not, found from small indexes (most of a city's kiosks are online)."""
+        rwhere, rparams = scope.where("r")
+        for r in self.store.query(f"SELECT r.district, r.ward, r.kiosks, r.venues_with_kiosk FROM rollup_fleet r "
+                                  f"WHERE 1 = 1{rwhere}", rparams):
+            x = row(r["district"], r["ward"])
+            x.update(kiosks=_figure(r["kiosks"]), venues_with_kiosk=_figure(r["venues_with_kiosk"]),
+                     kiosks_online=_figure(r["kiosks"]))
+        vwhere, vparams = scope.where("v")
+        for r in self.store.query("SELECT v.district, v.ward, COUNT(*) AS n FROM venues v "
+                                  f"WHERE v.registered = 0{vwhere} GROUP BY v.district, v.ward", vparams):
+            row(r["district"], r["ward"])["venues_unregistered"] = _figure(r["n"])
+        s = self.settings
+        for r in self.store.query(f"""
+            WITH c AS (SELECT site, device FROM kiosk_status WHERE status <> 'online'
+              UNION SELECT site, device FROM kiosk_seen WHERE last_ts < ? OR last_ts IS NULL
+              UNION SELECT f.site, f.device FROM fleet f WHERE NOT EXISTS (
+                SELECT 1 FROM kiosk_seen n WHERE n.site = f.site AND n.device = f.device))
+            SELECT v.district AS district, v.ward AS ward, COUNT(*) AS n FROM c
+            JOIN fleet f ON f.site = c.site AND f.device = c.device JOIN venues v ON v.venue_id = f.venue_id
+            WHERE f.revoked = 0{vwhere} GROUP BY v.district, v.ward""", [s.now() - s.stale_seconds, *vparams]):
+            x = row(r["district"], r["ward"])
+            x["kiosks_online"] = max(0, x["kiosks_online"] - _figure(r["n"]))
 
     def _registry_days(self) -> list[str]:
         return [_text(r["day"]) for r in self.store.query("SELECT DISTINCT day FROM registry_history ORDER BY day")]

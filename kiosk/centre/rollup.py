@@ -23,6 +23,10 @@ On PostgreSQL several ingest workers write at once: each takes one transaction-l
 kiosk's difference. Sums are kept as doubles: exact up to 2**53 (the largest figure an answer
 carries, ``queries.MAX_FIGURE``), and never an overflow error whatever a store holds.
 
+``rollup_fleet`` holds the kiosks and the venues with a kiosk per district and ward (both change only when
+a registry is loaded); the kiosks online are counted as the kiosks less those that are not (an offline
+status, an old last signed time, no signed message at all: each from a small index).
+
 ``registry_history`` keeps the venues with a code per district and ward as the venue registry said
 on each day it was loaded (a snapshot per load, the last of a day wins). The figure of a day is
 carried forward from the latest snapshot on or before it (:func:`snapshot_for`): days before the
@@ -152,10 +156,18 @@ def recompute_sql(dialect: str) -> str:
             f"FROM ({per_venue}) x GROUP BY day, district, ward")
 
 
+# The fleet per district and ward (kiosks, venues with a kiosk): it changes only when a registry is loaded.
+FLEET_SQL = ("INSERT INTO rollup_fleet (district, ward, kiosks, venues_with_kiosk) "
+             "SELECT v.district, v.ward, COUNT(*), COUNT(DISTINCT f.venue_id) FROM fleet f "
+             "JOIN venues v ON v.venue_id = f.venue_id WHERE f.revoked = 0 GROUP BY v.district, v.ward")
+
+
 def recompute(x) -> None:
     """Rewrite the rollup from ``daily``, ``fleet`` and ``venues`` (``x``: an executor inside a transaction)."""
     x.execute("DELETE FROM rollup_daily")
     x.execute(recompute_sql(x.dialect))
+    x.execute("DELETE FROM rollup_fleet")
+    x.execute(FLEET_SQL)
 
 
 def snapshot(x, day: str) -> None:

@@ -80,6 +80,8 @@ TABLES = {
                      "PRIMARY KEY (day, district, ward)"),
     "registry_history": ("day TEXT NOT NULL", "district TEXT NOT NULL", "ward TEXT NOT NULL",
                          "venues_with_code BIGINT NOT NULL", "PRIMARY KEY (day, district, ward)"),
+    "rollup_fleet": ("district TEXT NOT NULL", "ward TEXT NOT NULL", "kiosks BIGINT NOT NULL",
+                     "venues_with_kiosk BIGINT NOT NULL", "PRIMARY KEY (district, ward)"),
 }
 # How long a kiosk stays on the inspection list after its last implausible message (centre's clock).
 IMPLAUSIBLE_LISTED_SECONDS = 24 * 3600.0
