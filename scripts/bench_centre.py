@@ -9,7 +9,9 @@
    (baseline), one centre worker with verification, one without, and two workers in one MQTT 5
    shared subscription, each worker its own process writing one PostgreSQL in batches.
 3. Queries on a city of V venues (a share with kiosks) with D days of history: the district page
-   and its API (HTTP through uvicorn) p95, and the whole city's inspection list.
+   and its API (HTTP through uvicorn) p95, and the whole city's inspection list; the city overview before
+   (the old query, same store) and after (the rollup the ingest keeps: issue 21.8).
+   ``--only-rollup-write``: what keeping the rollup costs the store's writes (on and off, alternating).
 4. The metrics' cost (issue 23): one worker draining the same queue with its metrics listener scraped
    (``/metrics`` and ``/readyz`` every second: fifteen times Prometheus's usual rate) against the same
    worker without metrics, in alternating rounds of the same run; and the dashboard's read of the fleet's
@@ -17,7 +19,7 @@
 
 Usage: .venv/bin/python scripts/bench_centre.py [--venues 200000] [--kiosk-share 0.2] [--days 30]
        [--messages 200000] [--kiosks 20000] [--skip-checks] [--skip-ingest] [--skip-queries]
-       [--skip-metrics] [--metrics-rounds 3] [--only-metrics]
+       [--skip-metrics] [--metrics-rounds 3] [--only-metrics] [--only-rollup-write]
 Needs Debian's postgresql and mosquitto (started here in a temporary directory, free ports).
 """
 
@@ -672,6 +674,33 @@ def bench_queries(args, pg):
     store.close()
 
 
+def bench_rollup_write(args, pg, kiosks: int = 10_000, days: int = 4, rounds: int = 2):
+    """What the rollup costs the store's writes: the same counts written with it and without it (its deltas
+    replaced by none), alternating rounds in one run (issue 21.8)."""
+    from kiosk.centre import rollup
+    from kiosk.centre.registry import FleetRegistry
+    from kiosk.centre.simulate import City, seed_history
+    from kiosk.centre.store import open_store
+
+    real = rollup.deltas
+    city = City.build(kiosks * 5, 0.2, seed=3)
+    print(f"\n| writing {days} days of counts of {len(city.kiosks):,} kiosks (PostgreSQL) | rows/s |")
+    print("|---|---:|")
+    try:
+        for r in range(rounds):
+            for on in (True, False):
+                rollup.deltas = real if on else (lambda q, daily: [])
+                store = open_store(pg.new_database())
+                store.load_fleet(FleetRegistry.from_json(city.registry()))
+                store.import_venues(city.venues)
+                t = time.perf_counter()
+                n = seed_history(store, city, days)
+                print(f"| round {r + 1}, rollup {'kept' if on else 'off (before)'} | {n / (time.perf_counter() - t):,.0f} |")
+                store.close()
+    finally:
+        rollup.deltas = real
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--venues", type=int, default=200_000)
@@ -687,6 +716,7 @@ def main() -> int:
     ap.add_argument("--skip-metrics", action="store_true", help="skip the metrics' cost (section 4)")
     ap.add_argument("--metrics-rounds", type=int, default=3, help="section 4: rounds of each (alternating)")
     ap.add_argument("--only-metrics", action="store_true", help="run section 4 alone")
+    ap.add_argument("--only-rollup-write", action="store_true", help="run the rollup's write cost alone")
     args = ap.parse_args()
     from centre_pg import PostgresServer
 
@@ -696,6 +726,9 @@ def main() -> int:
     try:
         if args.only_metrics:
             bench_metrics(args, pg, tmp)
+            return 0
+        if args.only_rollup_write:
+            bench_rollup_write(args, pg)
             return 0
         bench_signature()
         if not args.skip_checks:
