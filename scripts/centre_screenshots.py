@@ -59,7 +59,7 @@ def main() -> int:
     worker.connected.wait(10)
     sim = CitySimulator(broker.url, city, connections=2, seed=21)
     sim.connect()
-    sim.seed_history(30, scans_per_day=60)
+    sim.seed_history(30, scans_per_day=5)  # a day like today (its check-ins below) in scale
     sim.announce()
     sim.run(0, 0, checkins=args.venues * 2, health_every=60)
     sim.finish()

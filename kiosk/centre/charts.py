@@ -42,7 +42,8 @@ def lines(series: list[tuple[str, list[int], str]], labels: list[str], title: st
           height: int = 240, every: int = 7) -> str:
     """Line chart of several series (venues with scans against venues with a code); the legend above the plot."""
     top = max([max(s[1] or [0]) for s in series] + [1])
-    pad_l, pad_b, pad_t = 12 + 9 * len(str(top)), 26, 10 + 22 * len(series)
+    # room on the left for the top figure and for half of the first day's label, centred on the axis
+    pad_l, pad_b, pad_t = max(30, 12 + 9 * len(str(top))), 26, 10 + 22 * len(series)
     n = max(2, len(labels))
     h = height - pad_b - pad_t
     step = (width - pad_l - 8) / (n - 1)
