@@ -14,7 +14,8 @@ raises because of what is stored, whatever an earlier centre or a hand in the da
 non-numeric stored values count as 0, larger ones as ``MAX_FIGURE``); every time as an ISO string
 between years 1 and 9999, or None when the stored one is no time (not finite, out of range, text);
 ``for_seconds`` as an int or None; ``scan_share`` (venues with scans over venues with a code) as a float in
-0..1 or None; a figure of the fleet as it is now (``LIVE_FIGURES``) asked of a past day as None; every text as ``str`` (NUL characters and odd Unicode are
+0..1 or None; a figure of the fleet as it is now (``LIVE_FIGURES``) asked of a past day as None; every text
+as ``str`` (NUL characters and odd Unicode are
 passed through as they are: escaping is the renderer's job). Sums are made in SQL without
 overflow (PostgreSQL's ``SUM`` of ``BIGINT`` is ``NUMERIC``; SQLite's ``TOTAL``), never by
 adding stored values row by row. Scope values and kinds may be any ``str``: one holding a NUL
@@ -476,7 +477,8 @@ class Centre:
             sums = ", ".join(f"SUM(r.{f}) AS {f}" for f in ("scans", "accepted", "rejected", "duplicates", "overrides",
                                                            "venues_with_scans"))
             return {_text(r.pop("day")): {k: _figure(v) for k, v in r.items()} for r in self.store.query(
-                f"SELECT r.day AS day, {sums} FROM rollup_daily r WHERE r.day >= ? AND r.day <= ?{where} GROUP BY r.day",
+                f"SELECT r.day AS day, {sums} FROM rollup_daily r WHERE r.day >= ? AND r.day <= ?{where} "
+                "GROUP BY r.day",
                 [first, last, *params])}
         where, params = scope.where("v")
         S = self._sum

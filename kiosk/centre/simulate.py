@@ -19,6 +19,7 @@ import csv
 import hashlib
 import json
 import random
+import threading
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -220,7 +221,9 @@ class City:
             out_venues.append(v)
             if i in with_kiosk:
                 site, device = f"{prefix}-{u['district_code']}", f"k{i:06d}"
-                key = (_seeded_key(key_seed, site, device) if key_seed is not None else generate_key()) if keys else None
+                key = None
+                if keys:
+                    key = _seeded_key(key_seed, site, device) if key_seed is not None else generate_key()
                 k = SimKiosk(site, device, v, key=key)
                 out_kiosks.append(k)
         order = list(range(len(out_kiosks)))
@@ -369,12 +372,13 @@ class CitySimulator:
             self._publish(i, k.topic("counts"), k.signed("counts", k.counts(day, time.time())), True)
 
     def run(self, rate: float, duration: float, counts_every: int = 1, checkins: int | None = None,
-            health_every: float = 60.0, curve: bool = False, stop=None) -> int:
+            health_every: float = 60.0, curve: bool = False, stop: threading.Event | None = None) -> int:
         """Visitors at ``rate`` a second across the active kiosks (0 = as fast as possible) for ``duration`` s
         (``float("inf")``: until ``stop`` is set), or exactly ``checkins`` of them; returns how many.
 
-        When it starts and every ``health_every`` seconds after, each kiosk that is on signs its health (0: never). ``curve``: the rate
-        follows the day's curve (:data:`DAY_CURVE`, ``rate`` at the busiest hour; none at night)."""
+        When it starts and every ``health_every`` seconds after, each kiosk that is on signs its health (0:
+        never). ``curve``: the rate follows the day's curve (:data:`DAY_CURVE`, ``rate`` at the busiest hour;
+        none at night)."""
         active = self.active()
         if not active:
             return 0
