@@ -580,6 +580,9 @@ class PostgresStore(Store):
     def replace(self, table, rows):
         conn = self._conn()
         with conn.transaction():
+            # Workers starting together load the registry at once: one at a time, or the second's DELETE
+            # (its snapshot older than the first's rows) leaves them for its COPY to collide with.
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", (rollup.ROLLUP_LOCK,))
             conn.execute(f"DELETE FROM {table}")
             with conn.cursor().copy(f"COPY {table} FROM STDIN") as cp:
                 for r in rows:
