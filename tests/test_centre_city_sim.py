@@ -79,18 +79,62 @@ def test_periodic_health_keeps_kiosks_from_turning_silent(broker, tmp_path):
         store.close()
 
 
+def test_live_mode_runs_until_stopped_and_its_city_is_believed(broker, tmp_path):
+    """``kiosk simulate --live``: the registry it writes is the one a centre believes (keys from --seed), its
+    kiosks check in and sign health while it runs, and SIGTERM ends it cleanly."""
+    import json
+    import signal
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from kiosk.centre.registry import FleetRegistry
+
+    reg = tmp_path / "fleet.json"
+    root = Path(__file__).resolve().parent.parent
+    proc = subprocess.Popen([sys.executable, "-m", "kiosk", "simulate", "--broker", broker.url, "--kiosks", "4",
+                             "--seed", "9", "--write-registry", str(reg), "--live", "--rate", "20",
+                             "--health-seconds", "1", "--json"], cwd=root, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        assert wait_for(lambda: reg.exists() and reg.stat().st_size > 0, 20)
+        registry = FleetRegistry.from_json(json.loads(reg.read_text()))
+        store = open_store(tmp_path / "centre.sqlite3")
+        store.load_fleet(registry)
+        worker = IngestWorker(broker.url, store, registry, flush_seconds=0.1)
+        worker.start()
+        try:
+            centre = Centre(store, Settings(grace_hour=0))
+            assert wait_for(lambda: centre.overview()["totals"]["scans"] > 0, 20)
+            assert wait_for(lambda: centre.overview()["totals"]["kiosks_online"] == 4, 20)
+            assert worker.ingest.stats.refused == 0
+        finally:
+            worker.stop()
+            store.close()
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=20)
+        assert proc.returncode == 0, err
+        assert json.loads(out)["checkins"] > 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+
+
 def test_the_rate_follows_the_day_s_curve(broker, monkeypatch):
     city = small_city(venues=4, share=1.0)
     sim = CitySimulator(broker.url, city, connections=1)
     sim.connect()
     try:
-        class Night:  # 03:00 in the city: nobody checks in
-            hour = 3
-            def date(self):
-                return date.today()
-        monkeypatch.setattr(city, "local_now", lambda: Night())
+        real = city.local_now
+
+        def at(hour: int):
+            monkeypatch.setattr(city, "local_now", lambda: real().replace(hour=hour))
+
+        at(3)  # 03:00 in the city: nobody checks in
         assert sim.run(50.0, 0.3, health_every=0, curve=True) == 0
-        monkeypatch.undo()
+        at(18)  # the busiest hour: --rate itself
         assert simulate.DAY_CURVE[18] == max(simulate.DAY_CURVE)
+        assert sim.run(50.0, 0.3, health_every=0, curve=True) >= 5
     finally:
         sim.close()
