@@ -9,7 +9,9 @@
    (baseline), one centre worker with verification, one without, and two workers in one MQTT 5
    shared subscription, each worker its own process writing one PostgreSQL in batches.
 3. Queries on a city of V venues (a share with kiosks) with D days of history: the district page
-   and its API (HTTP through uvicorn) p95, and the whole city's inspection list.
+   and its API (HTTP through uvicorn) p95, and the whole city's inspection list; the city overview before
+   (the old query, same store) and after (the rollup the ingest keeps: issue 21.8).
+   ``--only-rollup-write``: what keeping the rollup costs the store's writes (on and off, alternating).
 4. The metrics' cost (issue 23): one worker draining the same queue with its metrics listener scraped
    (``/metrics`` and ``/readyz`` every second: fifteen times Prometheus's usual rate) against the same
    worker without metrics, in alternating rounds of the same run; and the dashboard's read of the fleet's
@@ -17,7 +19,7 @@
 
 Usage: .venv/bin/python scripts/bench_centre.py [--venues 200000] [--kiosk-share 0.2] [--days 30]
        [--messages 200000] [--kiosks 20000] [--skip-checks] [--skip-ingest] [--skip-queries]
-       [--skip-metrics] [--metrics-rounds 3] [--only-metrics]
+       [--skip-metrics] [--metrics-rounds 3] [--only-metrics] [--only-rollup-write]
 Needs Debian's postgresql and mosquitto (started here in a temporary directory, free ports).
 """
 
@@ -550,8 +552,11 @@ def bench_queries(args, pg):
     t = time.perf_counter()
     store.load_fleet(FleetRegistry.from_json(city.registry()))
     store.import_venues(city.venues)
+    t_seed = time.perf_counter()
     seed_history(store, city, args.days, scans_per_day=40)
+    seed_s = time.perf_counter() - t_seed
     now = time.time()
+    past_day = (city.local_now().date() - __import__("datetime").timedelta(days=3)).isoformat()
     day = city.local_now().date().isoformat()
     b = Batch()
     rng = random.Random(1)
@@ -624,6 +629,31 @@ def bench_queries(args, pg):
     measure("city inspection list, every row (query layer)", lambda i=0: centre.inspection(), n=5)
     measure("city inspection CSV, every row (HTTP)", lambda i=0: br.request("/inspection.csv"), n=5)
     measure("city overview API", lambda i=0: br.json("/api/v1/overview"), n=15)
+    # Issue 21.8: the city overview before (every venue joined with every kiosk on each request, measured
+    # here on the same store) and after (the rollup the ingest keeps).
+    from kiosk.centre.queries import Scope
+
+    city_rows = []
+
+    def city_case(name, fn, n=30):
+        fn()
+        times = []
+        for _ in range(n):
+            t = time.perf_counter()
+            fn()
+            times.append((time.perf_counter() - t) * 1000)
+        city_rows.append((name, statistics.median(times), p95(times)))
+
+    city_case("before: city overview, the old query (query layer)", lambda: centre._ward_rows(Scope()), n=10)
+    city_case("after: city overview from the rollup (query layer)", lambda: centre.overview())
+    city_case("after: city overview API /api/v1/overview", lambda: br.json("/api/v1/overview"))
+    city_case("after: city overview page / (HTML)", lambda: br.request("/"))
+    city_case("after: a past day's overview API ?day=", lambda: br.json(f"/api/v1/overview?day={past_day}"))
+    city_case("after: district API /api/v1/districts/{d}", lambda: br.json(f"/api/v1/districts/{districts[0]}"))
+    city_case("after: daily report CSV /report.csv", lambda: br.request("/report.csv"))
+    t = time.perf_counter()
+    store.refresh_rollup()
+    recompute_s = time.perf_counter() - t
     total = centre.inspection()["total"]
     server.should_exit = True
     th.join(10)
@@ -631,9 +661,44 @@ def bench_queries(args, pg):
     print("|---|---:|---:|")
     for name, med, p in rows:
         print(f"| {name} | {med:.0f} | {p:.0f} |")
+    print(f"\n| city overview, {args.venues:,} venues, {args.days} days of history | median ms | p95 ms |")
+    print("|---|---:|---:|")
+    for name, med, p in city_rows:
+        print(f"| {name} | {med:.1f} | {p:.1f} |")
+    before_p95 = city_rows[0][2]
+    print(f"\nrollup: p95 {before_p95:.0f} ms -> {city_rows[2][2]:.0f} ms on the API "
+          f"({before_p95 / max(0.1, city_rows[2][2]):.0f}x); history written through the ingest's upserts "
+          f"(rollup deltas) in {seed_s:.0f} s; the whole rollup recomputed (a registry load) in {recompute_s:.1f} s")
     print(f"\ndistrict page with a cold history cache: median {statistics.median(cold):.0f} ms, max {max(cold):.0f} ms; "
           f"inspection rows in the whole city: {total:,}")
     store.close()
+
+
+def bench_rollup_write(args, pg, kiosks: int = 10_000, days: int = 4, rounds: int = 2):
+    """What the rollup costs the store's writes: the same counts written with it and without it (its deltas
+    replaced by none), alternating rounds in one run (issue 21.8)."""
+    from kiosk.centre import rollup
+    from kiosk.centre.registry import FleetRegistry
+    from kiosk.centre.simulate import City, seed_history
+    from kiosk.centre.store import open_store
+
+    real = rollup.deltas
+    city = City.build(kiosks * 5, 0.2, seed=3)
+    print(f"\n| writing {days} days of counts of {len(city.kiosks):,} kiosks (PostgreSQL) | rows/s |")
+    print("|---|---:|")
+    try:
+        for r in range(rounds):
+            for on in (True, False):
+                rollup.deltas = real if on else (lambda q, daily: [])
+                store = open_store(pg.new_database())
+                store.load_fleet(FleetRegistry.from_json(city.registry()))
+                store.import_venues(city.venues)
+                t = time.perf_counter()
+                n = seed_history(store, city, days)
+                print(f"| round {r + 1}, rollup {'kept' if on else 'off (before)'} | {n / (time.perf_counter() - t):,.0f} |")
+                store.close()
+    finally:
+        rollup.deltas = real
 
 
 def main() -> int:
@@ -651,6 +716,7 @@ def main() -> int:
     ap.add_argument("--skip-metrics", action="store_true", help="skip the metrics' cost (section 4)")
     ap.add_argument("--metrics-rounds", type=int, default=3, help="section 4: rounds of each (alternating)")
     ap.add_argument("--only-metrics", action="store_true", help="run section 4 alone")
+    ap.add_argument("--only-rollup-write", action="store_true", help="run the rollup's write cost alone")
     args = ap.parse_args()
     from centre_pg import PostgresServer
 
@@ -660,6 +726,9 @@ def main() -> int:
     try:
         if args.only_metrics:
             bench_metrics(args, pg, tmp)
+            return 0
+        if args.only_rollup_write:
+            bench_rollup_write(args, pg)
             return 0
         bench_signature()
         if not args.skip_checks:

@@ -231,7 +231,7 @@ def write_extremes(store, city) -> list[str]:
 
 def assert_answer_contract(answer, path: str = "") -> None:
     """The query layer's contract (kiosk/centre/queries.py): JSON without NaN, figures ints within 0..2**53-1,
-    times ISO 8601 UTC strings or None, no other numbers."""
+    times ISO 8601 UTC strings or None, shares (``scan_share``) floats in 0..1 or None, no other numbers."""
     from datetime import datetime
 
     if isinstance(answer, dict):
@@ -240,6 +240,8 @@ def assert_answer_contract(answer, path: str = "") -> None:
             if k in ("since", "last_scan", "last_heard", "last_at", "generated") and v is not None:
                 assert isinstance(v, str) and v.endswith("Z"), (path, k, v)
                 datetime.fromisoformat(v.replace("Z", "+00:00"))
+            elif k == "scan_share" and v is not None:  # a share of venues, 0..1
+                assert type(v) is float and 0 <= v <= 1, (path, k, v)
             else:
                 assert_answer_contract(v, f"{path}.{k}")
     elif isinstance(answer, (list, tuple)):

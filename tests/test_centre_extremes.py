@@ -62,6 +62,7 @@ def test_every_query_answers_whatever_is_stored(store):
     store.import_venues(city.venues)
     venue_ids = write_extremes(store, city)
     store.refresh_scan_days()  # what a centre's start does on such a store (load_fleet)
+    store.refresh_rollup()  # and its rollup of the figures
     now = time.time()
     for grace in (0, 23):  # before and after the "no scans today" hour
         centre = Centre(store, Settings(clock=lambda: now, grace_hour=grace))

@@ -88,6 +88,7 @@ def test_district_account_is_held_to_its_district(site):
     assert b.json(f"/api/v1/venues/{other.venue_id}")[0] == 404  # not even whether it exists
     status, insp = b.json("/api/v1/inspection")
     assert insp["rows"] and {r["district"] for r in insp["rows"]} == {districts[0]}
+    b.post("/lang/en", {"next": "/"})  # the CSV's machine form (snake_case, UTC): an English session's
     rep = list(csv.DictReader(io.StringIO(b.request("/report.csv")[1].lstrip("\ufeff"))))
     assert {r["district"] for r in rep} == {districts[0]}
     kiosks = b.json("/api/v1/kiosks")[1]["kiosks"]
@@ -98,10 +99,22 @@ def test_daily_report_and_inspection_csv(site):
     server, city, districts, centre, _ = site
     b = Browser(server.url)
     b.login("city", PASSWORD)
+    # A Vietnamese session's report: Vietnamese headers and levels, the share as a percentage, a total row.
     status, text, headers = b.request("/report.csv")
-    assert status == 200 and "attachment" in headers["content-disposition"]
+    assert status == 200 and "attachment" in headers["content-disposition"] and text.startswith("\ufeff")
+    vi = list(csv.DictReader(io.StringIO(text.lstrip("\ufeff"))))
+    assert list(vi[0])[:4] == ["Cấp", "Quận/huyện", "Phường/xã", "Địa điểm có mã"]
+    assert {r["Cấp"] for r in vi} == {"Quận/huyện", "Phường/xã", "Tổng"}
+    assert vi[-1]["Cấp"] == "Tổng" and int(vi[-1]["Lượt quét"]) == sum(k.scans for k in city.kiosks)
+    insp_vi = list(csv.DictReader(io.StringIO(b.request("/inspection.csv")[1].lstrip("\ufeff"))))
+    since = [r["Từ lúc (giờ địa phương)"] for r in insp_vi if r["Từ lúc (giờ địa phương)"]]
+    assert since and all(len(t) == 16 and t[10] == " " and not t.endswith("Z") for t in since)  # local, no UTC
+    assert "Không có lượt quét hôm nay" in {r["Vấn đề"] for r in insp_vi}
+    b.post("/lang/en", {"next": "/"})  # an English session: the machine form (snake_case, UTC)
+    status, text, headers = b.request("/report.csv")
     rows = list(csv.DictReader(io.StringIO(text.lstrip("\ufeff"))))
     assert [r["district"] for r in rows if r["level"] == "district"] == districts
+    assert rows[-1]["level"] == "total" and rows[-1]["district"] == ""
     assert sum(int(r["scans"]) for r in rows if r["level"] == "ward") == sum(k.scans for k in city.kiosks)
     insp = list(csv.DictReader(io.StringIO(b.request("/inspection.csv")[1].lstrip("\ufeff"))))
     assert len(insp) == centre.inspection()["total"]

@@ -308,6 +308,11 @@ def test_csv_cells_cannot_run_as_formulas(site):
     try:
         c = client_of(site["app"]())
         assert login(c, "city").status_code == 303
+        c.cookies.set("centre_lang", "en")  # the machine form's column names (a Vietnamese one is checked too)
+        vi = client_of(site["app"]())
+        assert login(vi, "city").status_code == 303
+        vi_text = vi.get("/inspection.csv", params={"kind": "no-scans-today"}).text
+        assert "'=HYPERLINK" in vi_text and "\n=" not in vi_text and ",=" not in vi_text
         text = c.get("/inspection.csv", params={"kind": "no-scans-today"}).text.lstrip("\ufeff")
         rows = [r for r in csv.DictReader(io.StringIO(text)) if r["venue_id"].startswith("EVIL-")]
         assert {r["venue_name"] for r in rows} == {"'" + n for n in evil}

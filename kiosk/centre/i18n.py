@@ -72,6 +72,22 @@ WORDS = {
     "up_to_date": ("Mọi máy đều chạy phiên bản này hoặc mới hơn", "Every kiosk runs this version or a newer one"),
     "first_shown": ("Hiển thị {n} máy đầu tiên; tất cả có trong API", "The first {n} are shown; the API has them all"),
     "reported_at": ("Báo lúc", "Reported at"),
+    "scan_share": ("Tỷ lệ địa điểm có lượt quét", "Share of venues with scans"),
+    "total": ("Tổng", "Total"),
+    "day": ("Ngày", "Day"),
+    "show": ("Xem", "Show"),
+    "back_to_today": ("Về hôm nay", "Back to today"),
+    "provisional": ("tạm thời", "provisional"),
+    "provisional_hint": ("Chưa đến giờ chốt: địa điểm có thể mở cửa muộn hơn", "Before the grace hour: the venue "
+                         "may open later"),
+    "state": ("Trạng thái", "State"),
+    "not_online": ("Không trực tuyến", "Not online"),
+    "camera": ("Camera", "Camera"),
+    "display": ("Màn hình", "Display"),
+    "working": ("Hoạt động", "Working"),
+    "down": ("Hỏng", "Down"),
+    "past_day_note": ("Số liệu của một ngày đã qua: số máy quét và máy trực tuyến chỉ có cho hôm nay",
+                      "A past day's figures: kiosks and kiosks online are counted for today only"),
 }
 
 

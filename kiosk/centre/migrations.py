@@ -112,11 +112,34 @@ def m0004_readiness_probe(x) -> None:
     x.execute("CREATE TABLE IF NOT EXISTS readiness_probe (at DOUBLE PRECISION NOT NULL)")
 
 
+def m0005_city_rollup(x) -> None:
+    """The figures per day x district x ward the ingest keeps (``rollup_daily``), the fleet per ward
+    (``rollup_fleet``) and the venue registry's history (``registry_history``), all filled from what the
+    store holds (kiosk.centre.rollup)."""
+    from kiosk.centre import rollup
+
+    x.execute("CREATE TABLE IF NOT EXISTS rollup_daily (day TEXT NOT NULL, district TEXT NOT NULL, "
+              "ward TEXT NOT NULL, scans DOUBLE PRECISION NOT NULL, accepted DOUBLE PRECISION NOT NULL, "
+              "rejected DOUBLE PRECISION NOT NULL, duplicates DOUBLE PRECISION NOT NULL, "
+              "overrides DOUBLE PRECISION NOT NULL, unique_visitors DOUBLE PRECISION NOT NULL, "
+              "venues_with_scans DOUBLE PRECISION NOT NULL, PRIMARY KEY (day, district, ward))")
+    x.execute("CREATE TABLE IF NOT EXISTS registry_history (day TEXT NOT NULL, district TEXT NOT NULL, "
+              "ward TEXT NOT NULL, venues_with_code BIGINT NOT NULL, PRIMARY KEY (day, district, ward))")
+    x.execute("CREATE TABLE IF NOT EXISTS rollup_fleet (district TEXT NOT NULL, ward TEXT NOT NULL, "
+              "kiosks BIGINT NOT NULL, venues_with_kiosk BIGINT NOT NULL, PRIMARY KEY (district, ward))")
+    rollup.recompute(x)
+    # The registry as it is now stands for every day before: the earliest history a store can have.
+    first = x.query("SELECT MIN(day) AS day FROM daily")[0]["day"]
+    if x.query("SELECT COUNT(*) AS n FROM venues WHERE registered = 1")[0]["n"]:
+        rollup.snapshot(x, first if isinstance(first, str) and first else "0001-01-01")
+
+
 MIGRATIONS: tuple[Callable, ...] = (
     m0001_release_schema,
     m0002_implausible_kiosks,
     m0003_web_sessions,
     m0004_readiness_probe,
+    m0005_city_rollup,
 )
 LATEST = len(MIGRATIONS)
 

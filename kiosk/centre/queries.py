@@ -13,7 +13,9 @@ raises because of what is stored, whatever an earlier centre or a hand in the da
 (issue 19.3). Every figure comes out as an int in ``0..MAX_FIGURE`` (negative, not-a-number or
 non-numeric stored values count as 0, larger ones as ``MAX_FIGURE``); every time as an ISO string
 between years 1 and 9999, or None when the stored one is no time (not finite, out of range, text);
-``for_seconds`` as an int or None; every text as ``str`` (NUL characters and odd Unicode are
+``for_seconds`` as an int or None; ``scan_share`` (venues with scans over venues with a code) as a float in
+0..1 or None; a figure of the fleet as it is now (``LIVE_FIGURES``) asked of a past day as None; every text
+as ``str`` (NUL characters and odd Unicode are
 passed through as they are: escaping is the renderer's job). Sums are made in SQL without
 overflow (PostgreSQL's ``SUM`` of ``BIGINT`` is ``NUMERIC``; SQLite's ``TOTAL``), never by
 adding stored values row by row. Scope values and kinds may be any ``str``: one holding a NUL
@@ -29,6 +31,7 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
+from kiosk.centre.rollup import ROLLUP_FIGURES, snapshot_for
 from kiosk.centre.store import HOURS, IMPLAUSIBLE_LISTED_SECONDS, Store
 from kiosk.wire.signing import iso
 
@@ -39,6 +42,8 @@ FIGURES = ("venues_with_code", "venues_unregistered", "venues_with_kiosk", "kios
 ROW_COLUMNS = ("why", "venue_id", "venue_name", "address", "ward", "district", "site", "device", "since", "detail")
 INSPECTION_KINDS = ("offline", "silent", "never-heard", "camera-down", "display-down", "clock-unsynced",
                     "trust-stale", "venue-code-mismatch", "unknown-venue", "implausible", "no-scans-today")
+# Figures of the fleet as it is now: a past day's report has none (None), the counts of that day only.
+LIVE_FIGURES = ("venues_unregistered", "venues_with_kiosk", "kiosks", "kiosks_online")
 MAX_FIGURE = 2 ** 53 - 1  # the largest figure any answer carries (JavaScript's safe integers)
 MAX_HISTORY_DAYS = 366
 MAX_OFFSET = MAX_FIGURE
@@ -76,15 +81,27 @@ class Scope:
         return self if district is None else replace(self, district=district)
 
 
+class DayOutOfRange(LookupError):
+    """A ``day`` the centre has no figures for (in the future, or older than its history): 404 with a sentence."""
+
+
+def _share(r: dict) -> float | None:
+    """The share of venues with a code that had any scan (0..1, 3 decimals), None without venues with a code."""
+    code, scans = _figure(r.get("venues_with_code")), _figure(r.get("venues_with_scans"))
+    return round(min(1.0, scans / code), 3) if code else None
+
+
 @dataclass
 class Settings:
     """How the centre judges figures: the city's time zone, the morning grace hour, staleness."""
 
     timezone: str = "Asia/Ho_Chi_Minh"
-    grace_hour: int = 10  # "no scans today" is listed from this local hour on
+    grace_hour: int = 10  # "no scans today" rows are final from this local hour on (--grace-hour) ...
+    morning_hour: int = 6  # ... and listed, marked provisional, from this one (an inspector plans the day at 8)
     stale_seconds: float = 300.0  # no signed message for this long: the kiosk is silent (health is every 60 s)
     offline_hours: float = 2.0  # "offline" rows once a kiosk has been offline this long
     history_cache_seconds: float = 60.0
+    keep_days: int = 120  # the history kept (--keep-days): the oldest day a page may be asked for
     clock: object = field(default=time.time, repr=False)
 
     def now(self) -> float:
@@ -197,8 +214,9 @@ class Centre:
         s = self.settings
         return self.store.query(sql + " ORDER BY f.site, f.device", [s.now() - s.stale_seconds, s.today(), *params])
 
-    def _ward_rows(self, scope: Scope) -> list[dict]:
-        """Figures per (district, ward) for today: the grain the district and city figures roll up from."""
+    def _ward_rows(self, scope: Scope, day: str | None = None) -> list[dict]:
+        """Figures per (district, ward) of today joined from every venue and kiosk: the old path, kept for one
+        venue's scope and as the benchmark's "before" (scripts/bench_centre.py); pages read the rollup."""
         s = self.settings
         ksql, kparams = _kiosk_now(scope)
         where, params = scope.where("v")
@@ -220,7 +238,86 @@ class Centre:
           FROM ({ksql}) k GROUP BY venue_id) kv ON kv.venue_id = v.venue_id
         WHERE 1 = 1{where}
         GROUP BY v.district, v.ward ORDER BY v.district, v.ward"""
-        return self.store.query(sql, [s.now() - s.stale_seconds, s.today(), *kparams, *params])
+        return self.store.query(sql, [s.now() - s.stale_seconds, day or s.today(), *kparams, *params])
+
+    def _ward_figures(self, scope: Scope, day: str) -> list[dict]:
+        """Figures per (district, ward) of ``day`` as the pages read them: the ingest's rollup for the counts,
+        the venue registry's history for venues with a code; the fleet as it is now for kiosks, kiosks
+        online, venues with a kiosk and venues not registered (today only; None for a past day)."""
+        if scope.venue_id is not None:  # the rollup has no venues: one venue's figures come the long way
+            return self._ward_rows(scope, day)
+        rwhere, rparams = scope.where("r")
+        out: dict[tuple, dict] = {}
+
+        def row(district, ward) -> dict:
+            key = (_text(district), _text(ward))
+            r = out.get(key)
+            if r is None:
+                r = out[key] = {"district": key[0], "ward": key[1], **{f: 0 for f in FIGURES}}
+            return r
+
+        cols = ", ".join(f"r.{f}" for f in ROLLUP_FIGURES)
+        for r in self.store.query(f"SELECT r.district, r.ward, {cols} FROM rollup_daily r WHERE r.day = ?{rwhere}",
+                                  [day, *rparams]):
+            row(r["district"], r["ward"]).update({f: _figure(r[f]) for f in ROLLUP_FIGURES})
+        snap = self._registry_day(day)
+        if snap is not None:
+            for r in self.store.query("SELECT r.district, r.ward, r.venues_with_code FROM registry_history r "
+                                      f"WHERE r.day = ?{rwhere}", [snap, *rparams]):
+                if _figure(r["venues_with_code"]):
+                    row(r["district"], r["ward"])["venues_with_code"] = _figure(r["venues_with_code"])
+        s = self.settings
+        if day == s.today():  # the fleet as it is now: today's page only
+            self._fleet_figures(scope, row)
+        rows = [out[k] for k in sorted(out)]
+        if day != s.today():
+            for r in rows:
+                r.update({f: None for f in LIVE_FIGURES})
+        return rows
+
+    def _fleet_figures(self, scope: Scope, row) -> None:
+        """Kiosks, venues with a kiosk (``rollup_fleet``), venues not registered, and kiosks online: the
+        kiosks less those that are not, found from small indexes (most of a city's kiosks are online)."""
+        rwhere, rparams = scope.where("r")
+        for r in self.store.query(f"SELECT r.district, r.ward, r.kiosks, r.venues_with_kiosk FROM rollup_fleet r "
+                                  f"WHERE 1 = 1{rwhere}", rparams):
+            x = row(r["district"], r["ward"])
+            x.update(kiosks=_figure(r["kiosks"]), venues_with_kiosk=_figure(r["venues_with_kiosk"]),
+                     kiosks_online=_figure(r["kiosks"]))
+        vwhere, vparams = scope.where("v")
+        for r in self.store.query("SELECT v.district, v.ward, COUNT(*) AS n FROM venues v "
+                                  f"WHERE v.registered = 0{vwhere} GROUP BY v.district, v.ward", vparams):
+            row(r["district"], r["ward"])["venues_unregistered"] = _figure(r["n"])
+        s = self.settings
+        for r in self.store.query(f"""
+            WITH c AS (SELECT site, device FROM kiosk_status WHERE status <> 'online'
+              UNION SELECT site, device FROM kiosk_seen WHERE last_ts < ? OR last_ts IS NULL
+              UNION SELECT f.site, f.device FROM fleet f WHERE NOT EXISTS (
+                SELECT 1 FROM kiosk_seen n WHERE n.site = f.site AND n.device = f.device))
+            SELECT v.district AS district, v.ward AS ward, COUNT(*) AS n FROM c
+            JOIN fleet f ON f.site = c.site AND f.device = c.device JOIN venues v ON v.venue_id = f.venue_id
+            WHERE f.revoked = 0{vwhere} GROUP BY v.district, v.ward""", [s.now() - s.stale_seconds, *vparams]):
+            x = row(r["district"], r["ward"])
+            x["kiosks_online"] = max(0, x["kiosks_online"] - _figure(r["n"]))
+
+    def _registry_days(self) -> list[str]:
+        return [_text(r["day"]) for r in self.store.query("SELECT DISTINCT day FROM registry_history ORDER BY day")]
+
+    def _registry_day(self, day: str) -> str | None:
+        """The registry snapshot that holds on ``day`` (kiosk.centre.rollup.snapshot_for)."""
+        return snapshot_for(self._registry_days(), day)
+
+    def venues_with_code_series(self, scope: Scope, days: list[str]) -> list[int]:
+        """Venues with a code on each of ``days`` in ``scope``, from the registry's history."""
+        snaps = self._registry_days()
+        if not snaps or scope.venue_id is not None:
+            n = self.venues_with_code(scope)
+            return [n for _ in days]
+        where, params = scope.where("r")
+        by = {_text(r["day"]): _figure(r["n"]) for r in self.store.query(
+            f"SELECT r.day, SUM(r.venues_with_code) AS n FROM registry_history r WHERE 1 = 1{where} GROUP BY r.day",
+            params)}
+        return [by.get(snapshot_for(snaps, d) or "", 0) for d in days]
 
     @staticmethod
     def _rollup(rows: list[dict], key) -> list[dict]:
@@ -231,32 +328,62 @@ class Centre:
             if acc is None:
                 acc = out[k] = {"name": k, **{f: 0 for f in FIGURES}}
             for f in FIGURES:
-                acc[f] = min(MAX_FIGURE, acc[f] + _figure(r[f]))
-        return list(out.values())
+                if r[f] is None or acc[f] is None:
+                    acc[f] = None  # a figure of now, asked of a past day
+                else:
+                    acc[f] = min(MAX_FIGURE, acc[f] + _figure(r[f]))
+        return [{**r, "scan_share": _share(r)} for r in out.values()]
 
     def _envelope(self, **body) -> dict:
         return {"day": self.settings.today(), "generated": iso(self.settings.now()), **body}
 
+    def check_day(self, day: str | None) -> str:
+        """``day`` (YYYY-MM-DD, a day of the history this centre keeps, not after today) or today.
+
+        Raises :class:`DayOutOfRange` with a sentence for a day in the future or older than the history kept.
+        """
+        today = self.settings.today()
+        if day is None or day == today:
+            return today
+        d = date.fromisoformat(day)
+        if d > date.fromisoformat(today):
+            raise DayOutOfRange(f"day: {day} has not come yet in the city (today is {today})")
+        first = date.fromisoformat(today) - timedelta(days=self.settings.keep_days)
+        if d < first:
+            raise DayOutOfRange(f"day: {day} is older than the {self.settings.keep_days} days of history the centre "
+                                f"keeps (the first is {first.isoformat()})")
+        return day
+
     # -- what pages and API serve ------------------------------------------------------
-    def overview(self, scope: Scope = Scope()) -> dict:
-        """Today's figures of ``scope`` and one row per district in it (the city's district table)."""
-        wards = self._ward_rows(scope)
+    def overview(self, scope: Scope = Scope(), day: str | None = None) -> dict:
+        """The figures of ``scope`` on ``day`` (default today) and one row per district in it (the city's table)."""
+        day = self.check_day(day)
+        wards = self._ward_figures(scope, day)
         districts = sorted(self._rollup(wards, lambda r: _text(r["district"])), key=lambda r: r["name"])
-        (total,) = self._rollup(wards, lambda r: "total") or [{"name": "total", **{f: 0 for f in FIGURES}}]
-        total.pop("name")
-        return self._envelope(scope=_scope_dict(scope), totals=total, districts=districts)
+        total = self._total(wards, day)
+        return {**self._envelope(scope=_scope_dict(scope), totals=total, districts=districts), "day": day,
+                "today": day == self.settings.today()}
 
-    def district(self, name: str, scope: Scope = Scope()) -> dict:
-        """One district: its figures and one row per ward."""
+    def _total(self, wards: list[dict], day: str) -> dict:
+        (total,) = self._rollup(wards, lambda r: "total") or [{"name": "total", **self._empty(day)}]
+        total.pop("name")
+        return total
+
+    def _empty(self, day: str) -> dict:
+        live = day == self.settings.today()
+        return {**{f: (0 if live or f not in LIVE_FIGURES else None) for f in FIGURES}, "scan_share": None}
+
+    def district(self, name: str, scope: Scope = Scope(), day: str | None = None) -> dict:
+        """One district on ``day`` (default today): its figures and one row per ward."""
+        day = self.check_day(day)
         scope = replace(scope, district=name)
-        wards = self._ward_rows(scope)
-        rows = [{"name": _text(r["ward"]), **{f: _figure(r[f]) for f in FIGURES}} for r in wards]
-        (total,) = self._rollup(wards, lambda r: "total") or [{"name": "total", **{f: 0 for f in FIGURES}}]
-        total.pop("name")
-        return self._envelope(district=name, totals=total, wards=rows)
+        wards = self._ward_figures(scope, day)
+        rows = [{"name": _text(r["ward"]), **{f: r[f] for f in FIGURES}, "scan_share": _share(r)} for r in wards]
+        return {**self._envelope(district=name, totals=self._total(wards, day), wards=rows), "day": day,
+                "today": day == self.settings.today()}
 
-    def venues(self, scope: Scope) -> list[dict]:
-        """One row per venue in ``scope`` with today's figures (a ward page, the venue page)."""
+    def venues(self, scope: Scope, day: str | None = None) -> list[dict]:
+        """One row per venue in ``scope`` with the figures of ``day`` (default today; a ward page, the venue page)."""
         s = self.settings
         ksql, kparams = _kiosk_now(scope)
         where, params = scope.where("v")
@@ -274,7 +401,7 @@ class Centre:
             {S}(overrides) AS overrides, {S}(unique_visitors) AS unique_visitors, MAX(last_scan) AS last_scan
           FROM ({ksql}) k GROUP BY venue_id) kv ON kv.venue_id = v.venue_id
         WHERE 1 = 1{where} ORDER BY v.district, v.ward, v.name, v.venue_id"""
-        rows = self.store.query(sql, [s.now() - s.stale_seconds, s.today(), *kparams, *params])
+        rows = self.store.query(sql, [s.now() - s.stale_seconds, day or s.today(), *kparams, *params])
         out = []
         for r in rows:
             out.append({"venue_id": _text(r["venue_id"]), "name": _text(r["name"]), "address": _text(r["address"]),
@@ -312,15 +439,16 @@ class Centre:
             })
         return out
 
-    def history(self, scope: Scope = Scope(), days: int = 30) -> list[dict]:
-        """The last ``days`` days (today included), one row a day: scans and venues with scans.
+    def history(self, scope: Scope = Scope(), days: int = 30, until: str | None = None) -> list[dict]:
+        """The ``days`` days up to ``until`` (default today; included), one row a day: scans, venues with
+        scans and venues with a code (the registry's history).
 
         Past days are cached for ``history_cache_seconds`` (they only change by late counts); today
         is always live.
         """
         s = self.settings
         days = min(MAX_HISTORY_DAYS, max(1, int(days)))
-        today = date.fromisoformat(s.today())
+        today = date.fromisoformat(until or s.today())
         first = (today - timedelta(days=days - 1)).isoformat()
         key = (scope, first, today.isoformat())
         with self._cache_lock:
@@ -335,15 +463,23 @@ class Centre:
                 self._cache[key] = (time.monotonic() + s.history_cache_seconds, past)
         rows = {**past, **self._history(scope, today.isoformat(), today.isoformat())}
         out = []
-        for i in range(days):
-            d = (today - timedelta(days=days - 1 - i)).isoformat()
+        all_days = [(today - timedelta(days=days - 1 - i)).isoformat() for i in range(days)]
+        for d, code in zip(all_days, self.venues_with_code_series(scope, all_days)):
             out.append({"day": d, **rows.get(d, {"scans": 0, "accepted": 0, "rejected": 0, "duplicates": 0,
-                                                  "overrides": 0, "venues_with_scans": 0})})
+                                                  "overrides": 0, "venues_with_scans": 0}), "venues_with_code": code})
         return out
 
     def _history(self, scope: Scope, first: str, last: str) -> dict:
         if last < first:
             return {}
+        if scope.venue_id is None:  # the rollup: a row per ward and day, not per kiosk
+            where, params = scope.where("r")
+            sums = ", ".join(f"SUM(r.{f}) AS {f}" for f in ("scans", "accepted", "rejected", "duplicates", "overrides",
+                                                           "venues_with_scans"))
+            return {_text(r.pop("day")): {k: _figure(v) for k, v in r.items()} for r in self.store.query(
+                f"SELECT r.day AS day, {sums} FROM rollup_daily r WHERE r.day >= ? AND r.day <= ?{where} "
+                "GROUP BY r.day",
+                [first, last, *params])}
         where, params = scope.where("v")
         S = self._sum
         sql = f"""
@@ -385,7 +521,8 @@ class Centre:
         The rules, in the order a kiosk is judged: a kiosk whose venue is not registered is
         ``unknown-venue`` (and judged on); never heard, offline (for ``offline_hours``, aged from its own
         last signed time, never from when this centre noticed) or silent say all there is; a kiosk online
-        is checked for camera, display, clock, trust data and the venue code it shows. Apart from these, a
+        is checked for camera, display, clock, trust data and the venue code it shows; a silent one keeps its
+        camera and display rows (its last word on them). Apart from these, a
         kiosk that signed an implausible claim in the last day is ``implausible``, whatever its state.
 
         Most kiosks of a city are well, so the candidates come first, each from a small index (a health
@@ -416,8 +553,12 @@ class Centre:
             branch("never-heard", "offline_first_seen", "last_ts IS NULL"),
             branch("offline", "last_ts", "last_ts IS NOT NULL AND status = 'offline' AND last_ts <= ?"),
             branch("silent", "last_ts", "last_ts IS NOT NULL AND (status IS NULL OR status <> 'offline') AND online = 0"),
-            branch("camera-down", "camera_since", "online = 1 AND camera_ok = 0"),
-            branch("display-down", "display_since", "online = 1 AND display_ok = 0"),
+            # A silent kiosk's last word on its camera (display) still stands: the row stays until it says
+            # otherwise or goes offline (only "offline" says all there is).
+            branch("camera-down", "camera_since", "last_ts IS NOT NULL AND (status IS NULL OR status <> 'offline') "
+                                                  "AND camera_ok = 0"),
+            branch("display-down", "display_since", "last_ts IS NOT NULL AND (status IS NULL OR status <> 'offline') "
+                                                    "AND display_ok = 0"),
             branch("clock-unsynced", "health_ts", "online = 1 AND clock_synced = 0"),
             # guarded: a stored age of 1e308 would overflow PostgreSQL's double precision arithmetic
             branch("trust-stale", "CASE WHEN trust_age_hours >= 0 AND trust_age_hours <= 1e6 "
@@ -438,10 +579,10 @@ class Centre:
         return f"WITH k AS ({ksql}) {' UNION ALL '.join(parts)}", params
 
     def _no_scans(self, scope: Scope, columns: str) -> tuple[str, list] | None:
-        """Registered venues of ``scope`` with no scan today (from the grace hour on; None before it)."""
+        """Registered venues of ``scope`` with no scan today (from the morning hour on; None before it)."""
         s = self.settings
         local = s.local(s.now())
-        if local.hour < s.grace_hour:
+        if local.hour < min(s.morning_hour, s.grace_hour):
             return None
         where, params = scope.where("v")
         return (f"SELECT {columns} FROM venues v WHERE v.registered = 1{where} "
@@ -500,7 +641,10 @@ class Centre:
             n = _figure(r.get("n"))
             detail = ({"en": f"{n} kiosk(s)", "vi": f"{n} máy quét"} if n else
                       {"en": "poster only (no kiosk)", "vi": "chỉ dán mã (không có máy quét)"})
-        return {"why": why, "venue_id": _text(r["venue_id"]), "venue_name": _text(r["venue_name"]),
+        # Before the grace hour a venue without scans may simply not have opened yet: listed, not yet final.
+        provisional = why == "no-scans-today" and self.settings.local(now).hour < self.settings.grace_hour
+        return {"why": why, "provisional": provisional, "venue_id": _text(r["venue_id"]),
+                "venue_name": _text(r["venue_name"]),
                 "address": _text(r["address"]), "ward": _text(r["ward"]), "district": _text(r["district"]),
                 "site": None if r["site"] is None else _text(r["site"]),
                 "device": None if r["device"] is None else _text(r["device"]), "since": _iso(since),
@@ -511,7 +655,7 @@ class Centre:
               "WHERE f2.venue_id = q.venue_id AND f2.revoked = 0) END")
 
     def inspection(self, scope: Scope = Scope(), kinds: tuple[str, ...] = (), limit: int | None = None,
-                   offset: int = 0) -> dict:
+                   offset: int = 0, sort: str | None = None, desc: bool = False) -> dict:
         """The venues an inspector should visit, one row per problem, with how long it has lasted.
 
         Filtering, ordering and paging happen in the database, and one statement returns the page and
@@ -522,8 +666,10 @@ class Centre:
         offset = min(MAX_OFFSET, max(0, int(offset)))
         limit = None if limit is None else min(MAX_OFFSET, max(0, int(limit)))
         kinds = _kinds(kinds)
-        with_kp, union, params, has_kp = self._inspection_sql(scope, kinds, None if limit is None else offset + limit)
-        page = f"SELECT * FROM ({union}) p{_order('p')}"
+        # The "no scans" branch stops early only in the list's own order (its index's).
+        need = None if limit is None or sort in SORTS else offset + limit
+        with_kp, union, params, has_kp = self._inspection_sql(scope, kinds, need)
+        page = f"SELECT * FROM ({union}) p{_order('p', sort=sort, desc=desc)}"
         if limit is not None:
             page += " LIMIT ? OFFSET ?"
             params = [*params, limit, offset]
@@ -533,7 +679,7 @@ class Centre:
             nulls = ", ".join("NULL" for _ in ROW_COLUMNS[1:])
             sql += f" UNION ALL SELECT 1 AS part, kp.why, {nulls}, COUNT(*) FROM kp GROUP BY kp.why"
         rows, by_kind = [], {}
-        for r in self.store.query(f"{with_kp}SELECT * FROM ({sql}) q{_order('q', 'q.part, ')}", params):
+        for r in self.store.query(f"{with_kp}SELECT * FROM ({sql}) q{_order('q', 'q.part, ', sort, desc)}", params):
             if r["part"]:
                 by_kind[r["why"]] = _figure(r["n"])
             else:
@@ -547,12 +693,14 @@ class Centre:
         return self._envelope(scope=_scope_dict(scope), total=sum(by_kind.values()), by_kind=by_kind,
                               offset=offset, rows=rows)
 
-    def inspection_rows(self, scope: Scope = Scope(), kinds: tuple[str, ...] = ()):
+    def inspection_rows(self, scope: Scope = Scope(), kinds: tuple[str, ...] = (), sort: str | None = None,
+                        desc: bool = False):
         """Every inspection row of ``scope``, in the list's order, streamed from the database (the CSV export)."""
         now = self.settings.now()
         with_kp, union, params, _ = self._inspection_sql(scope, _kinds(kinds))
         cols = ", ".join(f"q.{c}" for c in ROW_COLUMNS)
-        sql = f"{with_kp}SELECT {cols}, {self.KIOSKS} AS n FROM (SELECT * FROM ({union}) p{_order('p')}) q{_order('q')}"
+        sql = (f"{with_kp}SELECT {cols}, {self.KIOSKS} AS n FROM (SELECT * FROM ({union}) p"
+               f"{_order('p', sort=sort, desc=desc)}) q{_order('q', sort=sort, desc=desc)}")
         for r in self.store.stream(sql, params):
             yield self._inspection_row(r, now)
 
@@ -566,16 +714,20 @@ class Centre:
                                             "ORDER BY n DESC, topic LIMIT ?", [min(MAX_OFFSET, max(0, int(limit)))])]
         return self._envelope(total=min(MAX_FIGURE, sum(by_reason.values())), by_reason=by_reason, topics=topics)
 
-    def daily_report(self, scope: Scope = Scope()) -> list[dict]:
-        """The daily report: one row per district, then one per ward of it (what a district sends the city)."""
-        wards = self._ward_rows(scope)
+    def daily_report(self, scope: Scope = Scope(), day: str | None = None) -> list[dict]:
+        """The daily report of ``day`` (default today): one row per district, then one per ward of it (what a
+        district sends the city), then, for more than one district, their total (level ``total``)."""
+        day = self.check_day(day)
+        wards = self._ward_figures(scope, day)
         out = []
         for d in sorted(self._rollup(wards, lambda r: _text(r["district"])), key=lambda r: r["name"]):
             out.append({"level": "district", "district": d.pop("name"), "ward": "", **d})
             for w in wards:
                 if _text(w["district"]) == out[-1]["district"]:
                     out.append({"level": "ward", "district": _text(w["district"]), "ward": _text(w["ward"]),
-                                **{f: _figure(w[f]) for f in FIGURES}})
+                                **{f: w[f] for f in FIGURES}, "scan_share": _share(w)})
+        if scope.district is None:  # one district's own row is its total
+            out.append({"level": "total", "district": None, "ward": None, **self._total(wards, day)})
         return out
 
 
@@ -608,10 +760,19 @@ def _kinds(kinds) -> tuple[str, ...]:
     return tuple("?" if "\x00" in k else k for k in kinds)
 
 
-def _order(alias: str, first: str = "") -> str:
-    """The inspection list's order over the rows of ``alias`` (after ``first``, if given)."""
-    a = alias  # short, for the line below
-    return (f" ORDER BY {first}{a}.district, {a}.ward, {a}.why, {a}.venue_name, {a}.venue_id, "
+# The inspection list's sortable columns (``?sort=``) and the row column each sorts by.
+SORTS = {"why": "why", "venue": "venue_name", "ward": "ward", "district": "district", "since": "since"}
+
+
+def _order(alias: str, first: str = "", sort: str | None = None, desc: bool = False) -> str:
+    """The inspection list's order over the rows of ``alias`` (after ``first``, if given): ``sort``'s column
+    first (rows without a value last, whatever the database), then the list's own order, so it is stable."""
+    a = alias  # short, for the lines below
+    by = ""
+    if sort in SORTS:
+        col = f"{a}.{SORTS[sort]}"
+        by = f"CASE WHEN {col} IS NULL THEN 1 ELSE 0 END, {col} {'DESC' if desc else 'ASC'}, "
+    return (f" ORDER BY {first}{by}{a}.district, {a}.ward, {a}.why, {a}.venue_name, {a}.venue_id, "
             f"COALESCE({a}.device, '')")
 
 

@@ -19,6 +19,7 @@ import csv
 import hashlib
 import json
 import random
+import threading
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -146,6 +147,22 @@ class SimKiosk:
                 "hourly": list(self.hourly), "dropped_events": 0, "last_scan": self.last_scan, "seq": self.seq,
                 "ts": utc_iso(ts)}
 
+    def past_counts(self, rng: random.Random, day: str, tz: str, scans_per_day: int) -> tuple[dict, float]:
+        """A past day's last counts message as the kiosk sent it that evening (its ``ts`` at 21:30 local): the
+        day's scans spread over the daily curve up to 20:00; the kiosk's lifetime ``seq`` moves on."""
+        scans = max(0, int(rng.gauss(scans_per_day, scans_per_day / 3))) if rng.random() > 0.1 else 0
+        hourly = [0] * 24
+        for _ in range(scans):
+            hourly[curve_hour(rng, 20)] += 1
+        acc, rej = int(scans * 0.85), int(scans * 0.1)
+        self.seq += scans
+        d = datetime.fromisoformat(day).replace(hour=21, minute=30, tzinfo=ZoneInfo(tz))
+        ts = d.timestamp()
+        return ({"day": day, "accepted": acc, "rejected": rej, "duplicates": scans - acc - rej, "overrides": 0,
+                 "by_reason": {}, "by_format": {}, "unique_visitors": acc, "hourly": hourly, "dropped_events": 0,
+                 "last_scan": utc_iso(d.replace(hour=20).timestamp()) if scans else None, "seq": self.seq,
+                 "ts": utc_iso(ts)}, ts)
+
     def health(self, ts: float) -> dict:
         camera_ok = self.condition != "camera-down"
         display_ok = self.condition != "display-down"
@@ -177,8 +194,13 @@ class City:
     @classmethod
     def build(cls, venues: int, kiosk_share: float = 0.2, seed: int = 1, districts: int = 0, offline: int = 0,
               silent: int = 0, camera_down: int = 0, display_down: int = 0, prefix: str = "hn",
-              admin: str | Path | None = None, keys: bool = True, province: str = DEFAULT_PROVINCE) -> "City":
-        """``venues`` venues spread over the city's wards (the first ``districts`` districts, 0 = all)."""
+              admin: str | Path | None = None, keys: bool = True, province: str = DEFAULT_PROVINCE,
+              key_seed: int | None = None) -> "City":
+        """``venues`` venues spread over the city's wards (the first ``districts`` districts, 0 = all).
+
+        ``key_seed``: the kiosks' keys follow from it (``kiosk simulate``: the same city from the same
+        ``--seed`` in another run, so a demo's registry written by one run believes the next); None: random.
+        """
         rng = random.Random(seed)
         units = admin_units(admin, province)
         if districts:
@@ -198,7 +220,11 @@ class City:
                       u["ward_code"], qr_hash(f"venue:{vid}"))
             out_venues.append(v)
             if i in with_kiosk:
-                k = SimKiosk(f"{prefix}-{u['district_code']}", f"k{i:06d}", v, key=generate_key() if keys else None)
+                site, device = f"{prefix}-{u['district_code']}", f"k{i:06d}"
+                key = None
+                if keys:
+                    key = _seeded_key(key_seed, site, device) if key_seed is not None else generate_key()
+                k = SimKiosk(site, device, v, key=key)
                 out_kiosks.append(k)
         order = list(range(len(out_kiosks)))
         rng.shuffle(order)
@@ -224,6 +250,14 @@ class City:
 
     def local_now(self) -> datetime:
         return datetime.now(ZoneInfo(self.timezone))
+
+
+def _seeded_key(seed: int, site: str, device: str):
+    """A simulated kiosk's key from the simulation's seed (a demo's only: anyone knowing the seed has it)."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    return Ed25519PrivateKey.from_private_bytes(hashlib.sha256(f"kiosk-simulate:{seed}:{site}/{device}".encode())
+                                                .digest())
 
 
 def curve_hour(rng: random.Random, upto: int) -> int:
@@ -252,6 +286,7 @@ class CitySimulator:
             self.clients.append((client, address))
         self.messages = 0
         self._last = []
+        self.clock = time.time  # the kiosks' clocks (a test may set them back: a city announced ten minutes ago)
 
     def _publish(self, i: int, topic: str, payload: bytes, retain: bool, qos: int | None = None):
         self.messages += 1
@@ -273,7 +308,7 @@ class CitySimulator:
 
     def announce(self) -> None:
         """What each kiosk has retained on the broker: offline ones from days ago, silent ones from an hour ago."""
-        now = time.time()
+        now = self.clock()
         today = self.city.local_now().date().isoformat()
         for i, k in enumerate(self.city.kiosks):
             if k.condition == "offline":
@@ -290,6 +325,39 @@ class CitySimulator:
             self._publish(i, k.topic("health"), k.signed("health", k.health(ts)), True, 1)
             self._publish(i, k.topic("counts"), k.signed("counts", k.counts(today, ts)), True, 1)
 
+    def seed_history(self, days: int, scans_per_day: int = 40) -> int:
+        """The last ``days`` days' counts, as each kiosk signed them on the evening of each day (not retained:
+        the broker keeps today's), through the centre's own ingest: the figures, the rollup and the charts get
+        a month of history the centre believes. Offline kiosks have none after the day they went offline.
+        Returns the messages sent; call before :meth:`announce` (the kiosks' ``seq`` grows with the days)."""
+        today = self.city.local_now().date()
+        now = self.clock()
+        sent = []
+        for i, k in enumerate(self.city.kiosks):
+            gone = now - (2 + i % 5) * 86400 - 3600 if k.condition == "offline" else now
+            for back in range(days, 0, -1):
+                day = (today - timedelta(days=back)).isoformat()
+                payload, ts = k.past_counts(self.rng, day, self.city.timezone, scans_per_day)
+                if ts >= gone:
+                    continue
+                sent.append(self._publish(i, k.topic("counts"), k.signed("counts", payload), False, 1))
+        for info in sent:
+            info.wait_for_publish(10)
+        return len(sent)
+
+    def send_health(self) -> int:
+        """Every kiosk that is on (not offline, not silent) signs its health now, as a real one does every
+        minute: without it the centre calls a kiosk silent after ``--stale-minutes``."""
+        now = self.clock()
+        sent = []
+        for i, k in enumerate(self.city.kiosks):
+            if k.condition in ("offline", "silent"):
+                continue
+            sent.append(self._publish(i, k.topic("health"), k.signed("health", k.health(now)), True, 1))
+        for info in sent:  # on the broker before the run goes on (or the simulator disconnects)
+            info.wait_for_publish(10)
+        return len(sent)
+
     def active(self) -> list[int]:
         return [i for i, k in enumerate(self.city.kiosks) if k.condition not in ("offline", "silent")]
 
@@ -303,22 +371,39 @@ class CitySimulator:
         if counts:
             self._publish(i, k.topic("counts"), k.signed("counts", k.counts(day, time.time())), True)
 
-    def run(self, rate: float, duration: float, counts_every: int = 1, checkins: int | None = None) -> int:
-        """Visitors at ``rate`` a second across the active kiosks (0 = as fast as possible) for ``duration`` s,
-        or exactly ``checkins`` of them; returns how many."""
+    def run(self, rate: float, duration: float, counts_every: int = 1, checkins: int | None = None,
+            health_every: float = 60.0, curve: bool = False, stop: threading.Event | None = None) -> int:
+        """Visitors at ``rate`` a second across the active kiosks (0 = as fast as possible) for ``duration`` s
+        (``float("inf")``: until ``stop`` is set), or exactly ``checkins`` of them; returns how many.
+
+        When it starts and every ``health_every`` seconds after, each kiosk that is on signs its health (0:
+        never). ``curve``: the rate follows the day's curve (:data:`DAY_CURVE`, ``rate`` at the busiest hour;
+        none at night)."""
         active = self.active()
         if not active:
             return 0
         done = 0
         start = time.monotonic()
         end = start + duration
+        next_health = start if health_every > 0 else float("inf")  # a round when the run starts, then every N s
+        owed = 0.0
+        last = start
         while True:
             now_m = time.monotonic()
+            if now_m >= next_health:
+                self.send_health()
+                next_health = now_m + health_every
             if checkins is not None and done >= checkins:
                 break
-            if checkins is None and now_m >= end:
+            if (checkins is None and now_m >= end) or (stop is not None and stop.is_set()):
                 break
-            due = int((now_m - start) * rate) if rate > 0 else done + 200
+            if curve and rate > 0:
+                owed += (now_m - last) * rate * DAY_CURVE[self.city.local_now().hour] / max(DAY_CURVE)
+                last = now_m
+                due = done + int(owed)
+                owed -= int(owed)
+            else:
+                due = int((now_m - start) * rate) if rate > 0 else done + 200
             if checkins is not None:
                 due = min(checkins, due if rate > 0 else done + 200)
             if due <= done:
@@ -343,7 +428,7 @@ class CitySimulator:
 
     def totals(self) -> dict:
         ks = self.city.kiosks
-        return {"venues": len(self.city.venues), "kiosks": len(ks), "checkins": sum(k.seq for k in ks),
+        return {"venues": len(self.city.venues), "kiosks": len(ks), "checkins": sum(k.scans for k in ks),
                 "accepted": sum(k.accepted for k in ks), "rejected": sum(k.rejected for k in ks),
                 "duplicates": sum(k.duplicates for k in ks), "messages": self.messages,
                 "venues_with_scans": len({k.venue.venue_id for k in ks if k.scans})}

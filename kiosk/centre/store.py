@@ -32,7 +32,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Iterable, Sequence
 
-from kiosk.centre import migrations
+from kiosk.centre import migrations, rollup
 from kiosk.centre.ingest import Batch
 from kiosk.centre.registry import VENUE_COLUMNS, FleetRegistry, Venue
 from kiosk.errors import KioskValueError
@@ -74,6 +74,14 @@ TABLES = {
     "kiosk_implausible": ("site TEXT NOT NULL", "device TEXT NOT NULL", "first_at DOUBLE PRECISION NOT NULL",
                           "last_at DOUBLE PRECISION NOT NULL", "n BIGINT NOT NULL", "what TEXT NOT NULL",
                           "PRIMARY KEY (site, device)"),
+    # kiosk.centre.rollup: the figures per day x district x ward, and the venue registry's history.
+    "rollup_daily": ("day TEXT NOT NULL", "district TEXT NOT NULL", "ward TEXT NOT NULL",
+                     *(f"{f} DOUBLE PRECISION NOT NULL" for f in rollup.ROLLUP_FIGURES),
+                     "PRIMARY KEY (day, district, ward)"),
+    "registry_history": ("day TEXT NOT NULL", "district TEXT NOT NULL", "ward TEXT NOT NULL",
+                         "venues_with_code BIGINT NOT NULL", "PRIMARY KEY (day, district, ward)"),
+    "rollup_fleet": ("district TEXT NOT NULL", "ward TEXT NOT NULL", "kiosks BIGINT NOT NULL",
+                     "venues_with_kiosk BIGINT NOT NULL", "PRIMARY KEY (district, ward)"),
 }
 # How long a kiosk stays on the inspection list after its last implausible message (centre's clock).
 IMPLAUSIBLE_LISTED_SECONDS = 24 * 3600.0
@@ -261,6 +269,18 @@ class Store:
         # A store an earlier centre wrote may hold places its kiosks' info gave unregistered venues.
         self.execute(CLEAR_UNREGISTERED_PLACES)
         self.refresh_scan_days()  # a revoked kiosk's scans no longer count for its venue
+        self.refresh_rollup()  # nor in the district's figures
+
+    def refresh_rollup(self, snapshot_day: str | None = None) -> None:
+        """Recompute the rollup (kiosk.centre.rollup) and, given a day, snapshot the venue registry for it."""
+        with self.exclusive_rollup() as x:
+            rollup.recompute(x)
+            if snapshot_day is not None:
+                rollup.snapshot(x, snapshot_day)
+
+    def exclusive_rollup(self):
+        """A context manager: one transaction holding the rollup's lock (no ingest writes meanwhile)."""
+        raise NotImplementedError
 
     def replace(self, table: str, rows: list[tuple]) -> None:
         raise NotImplementedError
@@ -268,10 +288,15 @@ class Store:
     def insert_missing_venues(self, venue_ids: Iterable[str]) -> None:
         raise NotImplementedError
 
-    def import_venues(self, venues: Iterable[Venue]) -> dict:
-        """Upsert the venue registry (``registered = 1``); returns what matched (kiosks by venue id)."""
+    def import_venues(self, venues: Iterable[Venue], day: str | None = None) -> dict:
+        """Upsert the venue registry (``registered = 1``); returns what matched (kiosks by venue id).
+
+        ``day``: the city's local day the registry is loaded on (its snapshot in ``registry_history``;
+        default: this machine's local date). The rollup is recomputed: a venue may have moved ward.
+        """
         rows = [(*v.row(), 1) for v in venues]
         self.upsert_venues(rows)
+        self.refresh_rollup(day or date.today().isoformat())
         return self.registry_summary()
 
     def upsert_venues(self, rows: list[tuple]) -> None:
@@ -291,6 +316,11 @@ class Store:
         d = date.fromisoformat(today)
         self.execute("DELETE FROM daily WHERE day < ?", ((d - timedelta(days=keep_days)).isoformat(),))
         self.execute("DELETE FROM hourly WHERE day < ?", ((d - timedelta(days=keep_hourly_days)).isoformat(),))
+        cut = (d - timedelta(days=keep_days)).isoformat()
+        self.execute("DELETE FROM rollup_daily WHERE day < ?", (cut,))
+        # The registry's snapshots before the cut, except the one that still holds on the first day kept.
+        self.execute("DELETE FROM registry_history WHERE day < (SELECT MAX(day) FROM registry_history "
+                     "WHERE day <= ?)", (cut,))
 
 
 class SQLiteStore(Store):
@@ -372,11 +402,17 @@ class SQLiteStore(Store):
 
     def write_rows(self, rows):
         def go(db):
+            # Read before the counts are written: the rollup adds what changes (kiosk.centre.rollup).
+            add = rollup.deltas(lambda sql, p: db.execute(sql, p).fetchall(), rows["daily"])
             for table in WRITE_ORDER:
                 if rows[table]:
                     db.executemany(_insert(table, *UPSERT_TAILS[table]), rows[table])
             db.executemany(ADVANCE_SCAN_DAY, [(day, venue, day) for venue, day in rows["venue_scans"]])
+            db.executemany(rollup.UPSERT, add)
         self._tx(go)
+
+    def exclusive_rollup(self):
+        return self.exclusive()  # BEGIN IMMEDIATE: SQLite's one writer
 
     def replace(self, table, rows):
         cols = columns(table)
@@ -509,6 +545,12 @@ class PostgresStore(Store):
         self._stage(conn)
         with conn.transaction():
             cur = conn.cursor()
+            add = []
+            if rows["daily"]:
+                # One writer of the counts at a time from here to the commit: each worker reads the rows it
+                # replaces and adds the difference to the rollup (two at once would both add it).
+                cur.execute("SELECT pg_advisory_xact_lock(%s)", (rollup.ROLLUP_LOCK,))
+                add = rollup.deltas(lambda sql, p: cur.execute(self._sql(sql), p).fetchall(), rows["daily"])
             for table in WRITE_ORDER:
                 if not rows[table]:
                     continue
@@ -525,10 +567,22 @@ class PostgresStore(Store):
                         cp.write_row(r)
                 cur.execute("UPDATE venues v SET last_scan_day = s.day FROM s_venue_scans s "
                             "WHERE v.venue_id = s.venue_id AND (v.last_scan_day IS NULL OR v.last_scan_day < s.day)")
+            if add:
+                cur.executemany(self._sql(rollup.UPSERT), add)
+
+    @contextlib.contextmanager
+    def exclusive_rollup(self):
+        conn = self._conn()
+        with conn.transaction():
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", (rollup.ROLLUP_LOCK,))
+            yield self
 
     def replace(self, table, rows):
         conn = self._conn()
         with conn.transaction():
+            # Workers starting together load the registry at once: one at a time, or the second's DELETE
+            # (its snapshot older than the first's rows) leaves them for its COPY to collide with.
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", (rollup.ROLLUP_LOCK,))
             conn.execute(f"DELETE FROM {table}")
             with conn.cursor().copy(f"COPY {table} FROM STDIN") as cp:
                 for r in rows:

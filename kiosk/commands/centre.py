@@ -130,7 +130,8 @@ def _serve(args) -> int:
         except KioskError as exc:
             raise UsageError(str(exc)) from None
         centre = Centre(store, Settings(timezone=args.timezone, grace_hour=args.grace_hour,
-                                        offline_hours=args.offline_hours, stale_seconds=args.stale_minutes * 60))
+                                        offline_hours=args.offline_hours, stale_seconds=args.stale_minutes * 60,
+                                    keep_days=args.keep_days, morning_hour=args.morning_hour))
     else:
         if not args.broker or not args.registry:
             raise UsageError("--broker and --registry are required (or --no-ingest)")

@@ -65,8 +65,10 @@ def add_centre_arguments(p, required: bool = True) -> None:
     p.add_argument("--client-id", default="", help="MQTT client id (default: stable per --db and group, so the "
                                                    "broker keeps events published while the centre is away)")
     p.add_argument("--timezone", default="Asia/Ho_Chi_Minh", help="the city's time zone: a venue's day")
-    p.add_argument("--grace-hour", type=int, default=10, help="inspection: list venues without scans from this "
-                                                               "local hour (default 10)")
+    p.add_argument("--grace-hour", type=int, default=10, help="inspection: venues without scans are final from this "
+                                                               "local hour (default 10); provisional before it")
+    p.add_argument("--morning-hour", type=int, default=6, help="inspection: venues without scans yet are listed "
+                                                                "(provisional) from this local hour (default 6)")
     p.add_argument("--offline-hours", type=float, default=2.0, help="inspection: offline longer than this (default 2)")
     p.add_argument("--stale-minutes", type=float, default=5.0, help="no signed message for this long: silent "
                                                                     "(default 5)")
@@ -112,8 +114,8 @@ def open_centre(args, once: bool = False):
         ZoneInfo(args.timezone)
     except (ZoneInfoNotFoundError, ValueError):
         raise UsageError(f"--timezone: unknown time zone {args.timezone!r}") from None
-    if not 0 <= args.grace_hour <= 23:
-        raise UsageError("--grace-hour must be 0-23")
+    if not 0 <= args.grace_hour <= 23 or not 0 <= args.morning_hour <= 23:
+        raise UsageError("--grace-hour and --morning-hour must be 0-23")
     if not 0 <= args.verify_processes <= 64:
         raise UsageError("--verify-processes must be 0-64")
     if args.keep_days < 90:
@@ -126,8 +128,10 @@ def open_centre(args, once: bool = False):
     except KioskError as exc:
         raise UsageError(str(exc)) from None
     store.load_fleet(registry)
-    if venues is not None:
-        store.import_venues(venues)
+    if venues is not None:  # the registry's snapshot of the city's local day (kiosk.centre.rollup)
+        from datetime import datetime
+
+        store.import_venues(venues, day=datetime.now(ZoneInfo(args.timezone)).date().isoformat())
     client_id = args.client_id
     if not client_id and not once and args.db:
         client_id = "kiosk-centre-" + hashlib.sha256(f"{args.db}|{args.share_group}".encode()).hexdigest()[:12]
@@ -139,7 +143,8 @@ def open_centre(args, once: bool = False):
         store.close()
         raise UsageError(str(exc)) from None
     centre = Centre(store, Settings(timezone=args.timezone, grace_hour=args.grace_hour,
-                                    offline_hours=args.offline_hours, stale_seconds=args.stale_minutes * 60))
+                                    offline_hours=args.offline_hours, stale_seconds=args.stale_minutes * 60,
+                                    keep_days=args.keep_days, morning_hour=args.morning_hour))
     return store, worker, centre
 
 

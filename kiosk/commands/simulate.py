@@ -8,7 +8,9 @@ centre needs to believe them. ``--kiosks N`` alone: N venues, each with a kiosk.
 from __future__ import annotations
 
 import json
+import signal
 import sys
+import threading
 import time
 
 from kiosk.cli import UsageError
@@ -38,10 +40,20 @@ def add_arguments(p) -> None:
     p.add_argument("--display-down", type=int, default=0, help="kiosks whose screen is dead")
     p.add_argument("--counts-every", type=int, default=1, help="a kiosk republishes counts every N check-ins (default 1)")
     p.add_argument("--prefix", default="hn", help="site / venue id prefix (default hn)")
-    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--seed", type=int, default=1, help="the city (venues, kiosks, their keys: the same --seed "
+                                                       "is the same city in another run; a demo's, not a fleet's)")
     p.add_argument("--write-registry", default="", help="write the fleet registry JSON here")
     p.add_argument("--write-venues", default="", help="write the venue registry CSV here")
     p.add_argument("--json", action="store_true", help="print the totals as JSON")
+    p.add_argument("--live", action="store_true", help="run until stopped (Ctrl-C, SIGTERM), like a city: check-ins "
+                                                      "at --rate, health every --health-seconds")
+    p.add_argument("--health-seconds", type=float, default=60.0, help="each kiosk signs its health this often "
+                                                                     "(default 60, as a kiosk does; 0 = never)")
+    p.add_argument("--curve", action="store_true", help="check-ins follow the day's curve (--rate at the busiest "
+                                                       "hour, none at night)")
+    p.add_argument("--history-days", type=int, default=0, help="first send each kiosk's signed counts of the last "
+                                                              "N days (default 0; at most 120)")
+    p.add_argument("--history-scans", type=int, default=40, help="a kiosk's scans on an average past day (default 40)")
 
 
 def run(args) -> int:
@@ -55,10 +67,13 @@ def run(args) -> int:
     if venues < 1 or args.duration < 0 or args.rate < 0 or args.counts_every < 1 or not 0 <= share <= 1:
         raise UsageError("--venues/--kiosks and --counts-every must be at least 1; --rate and --duration not "
                          "negative; --kiosk-share between 0 and 1")
+    if not 0 <= args.history_days <= 120 or args.health_seconds < 0 or args.history_scans < 0:
+        raise UsageError("--history-days: 0 to 120; --health-seconds and --history-scans: not negative")
     try:
         city = City.build(venues, share, seed=args.seed, districts=args.districts, offline=args.offline,
                           silent=args.silent, camera_down=args.camera_down, display_down=args.display_down,
-                          prefix=args.prefix, admin=args.admin or None, province=args.province)
+                          prefix=args.prefix, admin=args.admin or None, province=args.province,
+                          key_seed=args.seed)
         city.write(args.write_registry or None, args.write_venues or None)
     except AdminDataError:
         raise
@@ -76,8 +91,18 @@ def run(args) -> int:
         return 1
     try:
         t0 = time.monotonic()
+        if args.history_days:
+            sim.seed_history(args.history_days, args.history_scans)
         sim.announce()
-        sim.run(args.rate, args.duration, counts_every=args.counts_every, checkins=args.checkins)
+        stop = threading.Event()
+        if args.live:
+            signal.signal(signal.SIGTERM, lambda *_: stop.set())
+        try:
+            sim.run(args.rate, float("inf") if args.live else args.duration, counts_every=args.counts_every,
+                    checkins=None if args.live else args.checkins, health_every=args.health_seconds,
+                    curve=args.curve, stop=stop)
+        except KeyboardInterrupt:
+            pass
         sim.finish()
         elapsed = time.monotonic() - t0
     finally:

@@ -27,7 +27,7 @@ from kiosk.centre.accounts import Account, Accounts, account_key
 from kiosk.centre.audit import AuditLog
 from kiosk.centre.i18n import LANGUAGES, words
 from kiosk.centre.limiter import LoginLimiter
-from kiosk.centre.queries import FIGURES, INSPECTION_KINDS, Centre
+from kiosk.centre.queries import FIGURES, INSPECTION_KINDS, Centre, DayOutOfRange
 from kiosk.centre.sessions import Session, Sessions
 from kiosk.centre.web.params import BadParameter
 from kiosk.centre.web.security import Network, client_address
@@ -174,6 +174,8 @@ class Dashboard:
             result = spec.handler(self, ask, **values)
         except BadParameter as exc:
             return self.refuse(ask, spec.kind, 400, exc.message, parameter=exc.name)
+        except DayOutOfRange as exc:  # before LookupError: its sentence says which days there are
+            return self.refuse(ask, spec.kind, 404, str(exc), parameter="day")
         except Forbidden:
             return self.refuse(ask, spec.kind, 403, "not your district" if spec.kind in ("api", "metrics") else "403")
         except LookupError:

@@ -41,17 +41,18 @@ def _disposition(filename: str) -> dict:
     return {"Content-Disposition": f'attachment; filename="{filename}"', "Cache-Control": "no-store"}
 
 
-def csv_response(rows: list[dict], columns: list[str], filename: str) -> Response:
-    """Rows as a UTF-8 CSV with a byte-order mark (Excel reads Vietnamese right with it)."""
+def csv_response(rows: list[dict], columns: list[str], filename: str, header: list[str] | None = None) -> Response:
+    """Rows as a UTF-8 CSV with a byte-order mark (Excel reads Vietnamese right with it); ``header``: the
+    first row's words (default: the column names)."""
     buf = io.StringIO()
     w = csv.writer(buf)
-    w.writerow(columns)
+    w.writerow([safe_cell(h) for h in header] if header else columns)
     for r in rows:
         w.writerow(_row(r, columns))
     return Response("\ufeff" + buf.getvalue(), media_type="text/csv; charset=utf-8", headers=_disposition(filename))
 
 
-def csv_stream(rows, columns: list[str], filename: str) -> StreamingResponse:
+def csv_stream(rows, columns: list[str], filename: str, header: list[str] | None = None) -> StreamingResponse:
     """The whole city's rows as CSV, written as they come from the database (never all in memory).
 
     The first chunk (up to 1000 rows) is made before the answer starts: a query that fails, fails
@@ -64,7 +65,7 @@ def csv_stream(rows, columns: list[str], filename: str) -> StreamingResponse:
         w = csv.writer(buf)
         if first:
             buf.write("\ufeff")
-            w.writerow(columns)
+            w.writerow([safe_cell(h) for h in header] if header else columns)
         n = 0
         for r in rows:
             w.writerow(_row(r, columns))

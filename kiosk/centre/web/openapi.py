@@ -9,7 +9,7 @@ every route the app serves is described and every described route is served
 from __future__ import annotations
 
 from kiosk import __version__
-from kiosk.centre.queries import FIGURES, INSPECTION_KINDS
+from kiosk.centre.queries import FIGURES, INSPECTION_KINDS, LIVE_FIGURES
 from kiosk.centre.web.routes import ENDPOINTS, FORMS, PROBES
 
 _STR = {"type": "string"}
@@ -31,25 +31,32 @@ _ENVELOPE = {"day": {"type": "string", "description": "the city's local day"}, "
 _SCOPE = _obj({"district": _NSTR, "ward": _NSTR, "venue_id": _NSTR, "districts": {"type": "array", "items": _STR}},
               required=["district", "ward", "venue_id"])
 _DAY = _obj({"day": _STR, **{k: _INT for k in ("scans", "accepted", "rejected", "duplicates", "overrides",
-                                                "venues_with_scans")}})
+                                                "venues_with_scans", "venues_with_code")}})
+# A figure of the fleet as it is now: null for a past day. The share of venues with a code that had a scan.
+_FIG = {f: ({"type": "integer", "nullable": True, "description": "now; null for a past day"}
+            if f in LIVE_FIGURES else _INT) for f in FIGURES}
+_SHARE = {"type": "number", "nullable": True, "minimum": 0, "maximum": 1,
+          "description": "venues with scans / venues with a code (null: no venue with a code)"}
+_TODAY = {"type": "boolean", "description": "the figures are today's (false: a past day asked with ?day=)"}
 
 SCHEMAS = {
     "Error": _obj({"error": _STR, "parameter": _STR}, required=["error"]),
-    "Figures": _obj({f: _INT for f in FIGURES}),
-    "NamedFigures": _obj({"name": _STR, **{f: _INT for f in FIGURES}}),
+    "Figures": _obj({**_FIG, "scan_share": _SHARE}),
+    "NamedFigures": _obj({"name": _STR, **_FIG, "scan_share": _SHARE}),
     "Me": _obj({"account": _STR, "role": {"type": "string", "enum": ["city", "district", "inspector"]},
                 "districts": {"type": "array", "items": _STR}, "district": _NSTR,
                 "lang": {"type": "string", "enum": ["vi", "en"]}, "home": _STR}),
     "Districts": _obj({"districts": {"type": "array", "items": _STR}}),
-    "Overview": _obj({**_ENVELOPE, "scope": _SCOPE, "totals": _ref("Figures"),
+    "Overview": _obj({**_ENVELOPE, "today": _TODAY, "scope": _SCOPE, "totals": _ref("Figures"),
                       "districts": {"type": "array", "items": _ref("NamedFigures")}}),
-    "District": _obj({**_ENVELOPE, "district": _STR, "totals": _ref("Figures"),
+    "District": _obj({**_ENVELOPE, "today": _TODAY, "district": _STR, "totals": _ref("Figures"),
                       "wards": {"type": "array", "items": _ref("NamedFigures")}}),
     "VenueRow": _obj({"venue_id": _STR, "name": _STR, "address": _STR, "ward": _STR, "district": _STR,
                       "registered": {"type": "boolean"}, "kiosks": _INT, "kiosks_online": _INT, "scans": _INT,
                       "accepted": _INT, "rejected": _INT, "duplicates": _INT, "overrides": _INT,
                       "unique_visitors": _INT, "last_scan": _TIME}),
-    "Ward": _obj({**_ENVELOPE, "district": _STR, "ward": _STR, "venues": {"type": "array", "items": _ref("VenueRow")}}),
+    "Ward": _obj({**_ENVELOPE, "today": _TODAY, "district": _STR, "ward": _STR,
+                  "venues": {"type": "array", "items": _ref("VenueRow")}}),
     "Kiosk": _obj({"site": _STR, "device": _STR, "venue_id": _STR, "venue_name": _STR, "address": _STR,
                    "ward": _STR, "district": _STR, "online": {"type": "boolean"}, "status": _NSTR,
                    "last_heard": _TIME, "camera_ok": _NBOOL, "camera_error": _STR, "display_ok": _NBOOL,
@@ -61,7 +68,10 @@ SCHEMAS = {
     "Venue": _obj({**_ENVELOPE, "venue": _ref("VenueRow"), "kiosks": {"type": "array", "items": _ref("Kiosk")},
                    "history": {"type": "array", "items": _ref("Day")},
                    "hourly": {"type": "array", "items": _INT, "minItems": 24, "maxItems": 24}}),
-    "InspectionRow": _obj({"why": {"type": "string", "enum": list(INSPECTION_KINDS)}, "venue_id": _STR,
+    "InspectionRow": _obj({"why": {"type": "string", "enum": list(INSPECTION_KINDS)},
+                           "provisional": {"type": "boolean", "description": "a no-scans-today row before the "
+                                                                             "grace hour: the venue may open later"},
+                           "venue_id": _STR,
                            "venue_name": _STR, "address": _STR, "ward": _STR, "district": _STR, "site": _NSTR,
                            "device": _NSTR, "since": _TIME, "for_seconds": {"type": "integer", "nullable": True},
                            "detail": _STR, "detail_vi": _STR}),
@@ -87,8 +97,9 @@ SCHEMAS = {
                                                                          _obj({"name": _STR})]}},
                       "behind": {"type": "array", "items": _ref("VersionKiosk")},
                       "kiosks": {"type": "array", "items": _ref("VersionKiosk")}}),
-    "ReportRow": _obj({"level": {"type": "string", "enum": ["district", "ward"]}, "district": _STR, "ward": _STR,
-                       **{f: _INT for f in FIGURES}}),
+    "ReportRow": _obj({"level": {"type": "string", "enum": ["district", "ward", "total"]},
+                       "district": {**_NSTR, "description": "null on the total row"},
+                       "ward": {**_NSTR, "description": "null on the total row"}, **_FIG, "scan_share": _SHARE}),
     "Report": _obj({**_ENVELOPE, "rows": {"type": "array", "items": _ref("ReportRow")}}),
 }
 

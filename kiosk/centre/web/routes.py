@@ -45,6 +45,12 @@ LIMIT_Q = Param("limit", kind="integer", minimum=1, maximum=5000, default=views.
 OFFSET_Q = Param("offset", kind="integer", minimum=0, maximum=10_000_000, default=0,
                  description="rows to skip (the next page: offset + limit)")
 DAYS_Q = Param("days", kind="integer", minimum=1, maximum=120, default=30, description="days, today included")
+DAY_Q = Param("day", kind="date", description="the city's local day (YYYY-MM-DD) the figures are of; default "
+                                             "today; not after today nor older than the history kept (404)")
+WARD_Q = Param("ward", description="only this ward (with district: of that district; without: of that name in any)")
+SORT_Q = Param("sort", kind="enum", choices=("why", "venue", "ward", "district", "since"),
+               description="sort by this column first (then the list's own order: district, ward, problem, venue)")
+ORDER_Q = Param("order", kind="enum", choices=("asc", "desc"), default="asc", description="the sort's direction")
 CURRENT_Q = Param("current", max_length=64, description="the version kiosks should run; older ones are behind "
                                                       "(default: the newest version a kiosk in the scope runs)")
 CHART_P = Param("chart", where="path", kind="enum", choices=("history", "coverage", "hourly"),
@@ -55,19 +61,20 @@ ENDPOINTS: tuple[Endpoint, ...] = (
     Endpoint("/api/v1/me", "me", "api", views.api_me, "the account asking: name, role, districts, language",
              schema="Me"),
     Endpoint("/api/v1/overview", "overview", "api", views.api_overview,
-             "today's figures of the city and one row per district (city account)", CITY, schema="Overview"),
+             "a day's figures of the city (default today) and one row per district (city account)", CITY, (DAY_Q,),
+             schema="Overview"),
     Endpoint("/api/v1/districts", "districts", "api", views.api_districts, "the districts the account may see",
              schema="Districts"),
     Endpoint("/api/v1/districts/{name}", "district", "api", views.api_district,
-             "one district's figures and one row per ward", FIGURES, (DISTRICT_P,), schema="District"),
+             "one district's figures and one row per ward", FIGURES, (DISTRICT_P, DAY_Q), schema="District"),
     Endpoint("/api/v1/districts/{name}/wards/{ward}", "ward", "api", views.api_ward,
-             "one ward's venues with today's figures", VENUES, (DISTRICT_P, WARD_P), schema="Ward"),
+             "one ward's venues with today's figures", VENUES, (DISTRICT_P, WARD_P, DAY_Q), schema="Ward"),
     Endpoint("/api/v1/venues/{venue_id}", "venue", "api", views.api_venue,
              "one venue: where, today's figures, its kiosks, 30 days, today's hourly curve", VENUES, (VENUE_P,),
              schema="Venue"),
     Endpoint("/api/v1/inspection", "inspection", "api", views.api_inspection,
              "the inspection list: one row per problem, paged", INSPECTION,
-             (DISTRICT_Q, KIND_Q, LIMIT_Q, OFFSET_Q), schema="Inspection"),
+             (DISTRICT_Q, WARD_Q, KIND_Q, SORT_Q, ORDER_Q, LIMIT_Q, OFFSET_Q), schema="Inspection"),
     Endpoint("/api/v1/history", "history", "api", views.api_history,
              "scans and venues with scans per day (a venue's: any account that sees the venue)", FIGURES,
              (DISTRICT_Q, VENUE_Q, DAYS_Q), schema="History"),
@@ -81,25 +88,27 @@ ENDPOINTS: tuple[Endpoint, ...] = (
     Endpoint("/api/v1/refused", "refused", "api", views.api_refused,
              "messages that changed nothing, per reason and topic (city account)", CITY, schema="Refused"),
     Endpoint("/api/v1/report", "report", "api", views.api_report,
-             "the daily report: a row per district, then per ward", FIGURES, schema="Report"),
+             "the daily report: a row per district, then per ward, then the city's total", FIGURES, (DAY_Q,),
+             schema="Report"),
     # -- pages, exports, charts -----------------------------------------------------------------
     Endpoint("/", "home", "page", views.home_page, "the city overview (other accounts: their home page)",
-             redirects=True),
+             params=(DAY_Q,), redirects=True),
     Endpoint("/district/{name}", "district_page", "page", views.district_page, "a district", FIGURES,
-             (DISTRICT_P,)),
+             (DISTRICT_P, DAY_Q)),
     Endpoint("/district/{name}/ward/{ward}", "ward_page", "page", views.ward_page, "a ward's venues", VENUES,
-             (DISTRICT_P, WARD_P)),
+             (DISTRICT_P, WARD_P, DAY_Q)),
     Endpoint("/venue/{venue_id}", "venue_page", "page", views.venue_page, "a venue", VENUES, (VENUE_P,)),
     Endpoint("/versions", "versions_page", "page", views.versions_page,
              "which version each kiosk runs, per district, and which kiosks are behind", VENUES,
              (DISTRICT_Q, CURRENT_Q)),
     Endpoint("/inspection", "inspection_page", "page", views.inspection_page, "the inspection list", INSPECTION,
-             (DISTRICT_Q, KIND_Q, LIMIT_Q, OFFSET_Q)),
+             (DISTRICT_Q, WARD_Q, KIND_Q, SORT_Q, ORDER_Q, LIMIT_Q, OFFSET_Q)),
     Endpoint("/inspection.csv", "inspection_csv", "csv", views.inspection_csv, "the whole inspection list as CSV",
-             INSPECTION, (DISTRICT_Q, KIND_Q)),
-    Endpoint("/report.csv", "report_csv", "csv", views.report_csv, "the daily report as CSV", FIGURES),
+             INSPECTION, (DISTRICT_Q, WARD_Q, KIND_Q, SORT_Q, ORDER_Q)),
+    Endpoint("/report.csv", "report_csv", "csv", views.report_csv, "the daily report as CSV", FIGURES,
+             (DAY_Q,)),
     Endpoint("/charts/{chart}.svg", "chart", "svg", views.chart_svg, "a chart drawn on the server", FIGURES,
-             (CHART_P, DISTRICT_Q, VENUE_Q)),
+             (CHART_P, DISTRICT_Q, VENUE_Q, DAY_Q)),
     # -- operations -----------------------------------------------------------------------------
     Endpoint("/metrics", "metrics", "metrics", views.metrics_text,
              "this process's metrics in the Prometheus text format (city account; Prometheus itself scrapes "

@@ -7,6 +7,8 @@ the same data function, so they cannot disagree (Datasette's habit).
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from starlette.responses import RedirectResponse, Response
 
 from kiosk.centre import charts
@@ -15,11 +17,12 @@ from kiosk.centre.i18n import words
 from kiosk.centre.queries import FIGURES as FIGURE_NAMES
 from kiosk.centre.queries import _scope_dict
 from kiosk.centre.versions import UNKNOWN, fleet_versions
+from kiosk.centre.web import csv_words
 from kiosk.centre.web.exports import csv_response, csv_stream
 from kiosk.centre.web.security import SVG_CSP
 
 PAGE_SIZE = 500  # inspection rows a page (the whole city is the CSV export)
-INSPECTION_CSV = ["why", "district", "ward", "venue_id", "venue_name", "address", "site", "device", "since",
+INSPECTION_CSV = ["why", "provisional", "district", "ward", "venue_id", "venue_name", "address", "site", "device", "since",
                   "for_seconds", "detail"]
 
 
@@ -30,25 +33,27 @@ def _quote(text: str) -> str:
 
 
 # -- data shared by pages and API ---------------------------------------------------------------
-def overview_data(dash, ask) -> dict:
+def overview_data(dash, ask, day=None) -> dict:
     scope_of(ask.account, CITY)
-    return dash.centre.overview()
+    return dash.centre.overview(day=day)
 
 
-def district_data(dash, ask, name: str) -> dict:
+def district_data(dash, ask, name: str, day=None) -> dict:
     scope = scope_of(ask.account, FIGURES, district=name)
-    d = dash.centre.district(name, scope)
+    d = dash.centre.district(name, scope, day=day)
     if not d["wards"]:
         raise LookupError(name)
     return d
 
 
-def ward_data(dash, ask, name: str, ward: str) -> dict:
+def ward_data(dash, ask, name: str, ward: str, day=None) -> dict:
     scope = scope_of(ask.account, VENUES, district=name, ward=ward)
-    rows = dash.centre.venues(scope)
+    day = dash.centre.check_day(day)
+    rows = dash.centre.venues(scope, day=day)
     if not rows:
         raise LookupError(ward)
-    return dash.centre._envelope(district=name, ward=ward, venues=rows)
+    return {**dash.centre._envelope(district=name, ward=ward, venues=rows), "day": day,
+            "today": day == dash.centre.settings.today()}
 
 
 def venue_data(dash, ask, venue_id: str) -> dict:
@@ -58,9 +63,17 @@ def venue_data(dash, ask, venue_id: str) -> dict:
     return v
 
 
-def inspection_data(dash, ask, district=None, kind=None, limit=PAGE_SIZE, offset=0) -> dict:
+def _inspection_scope(ask, district, ward):
+    """The account's inspection scope, narrowed to a ward (its name in every district asked for)."""
     scope = scope_of(ask.account, INSPECTION, district=district)
-    return dash.centre.inspection(scope, kinds=(kind,) if kind else (), limit=limit, offset=offset)
+    return scope if ward is None else replace(scope, ward=ward)
+
+
+def inspection_data(dash, ask, district=None, kind=None, limit=PAGE_SIZE, offset=0, ward=None, sort=None,
+                    order="asc") -> dict:
+    scope = _inspection_scope(ask, district, ward)
+    return dash.centre.inspection(scope, kinds=(kind,) if kind else (), limit=limit, offset=offset, sort=sort,
+                                  desc=order == "desc")
 
 
 def versions_data(dash, ask, district=None, current=None) -> dict:
@@ -79,24 +92,25 @@ def api_districts(dash, ask) -> dict:
     return {"districts": districts_of(ask.account, dash.centre.districts() if ask.account.is_city else [])}
 
 
-def api_overview(dash, ask) -> dict:
-    return overview_data(dash, ask)
+def api_overview(dash, ask, day=None) -> dict:
+    return overview_data(dash, ask, day)
 
 
-def api_district(dash, ask, name) -> dict:
-    return district_data(dash, ask, name)
+def api_district(dash, ask, name, day=None) -> dict:
+    return district_data(dash, ask, name, day)
 
 
-def api_ward(dash, ask, name, ward) -> dict:
-    return ward_data(dash, ask, name, ward)
+def api_ward(dash, ask, name, ward, day=None) -> dict:
+    return ward_data(dash, ask, name, ward, day)
 
 
 def api_venue(dash, ask, venue_id) -> dict:
     return venue_data(dash, ask, venue_id)
 
 
-def api_inspection(dash, ask, district=None, kind=None, limit=PAGE_SIZE, offset=0) -> dict:
-    return inspection_data(dash, ask, district, kind, limit, offset)
+def api_inspection(dash, ask, district=None, kind=None, limit=PAGE_SIZE, offset=0, ward=None, sort=None,
+                   order="asc") -> dict:
+    return inspection_data(dash, ask, district, kind, limit, offset, ward, sort, order)
 
 
 def api_history(dash, ask, district=None, venue_id=None, days=30) -> dict:
@@ -122,25 +136,40 @@ def api_refused(dash, ask) -> dict:
     return dash.centre.refused()
 
 
-def api_report(dash, ask) -> dict:
-    return dash.centre._envelope(rows=dash.centre.daily_report(scope_of(ask.account, FIGURES)))
+def api_report(dash, ask, day=None) -> dict:
+    day = dash.centre.check_day(day)
+    return {**dash.centre._envelope(rows=dash.centre.daily_report(scope_of(ask.account, FIGURES), day=day)),
+            "day": day}
 
 
 # -- pages --------------------------------------------------------------------------------------
-def home_page(dash, ask):
+def _day_q(data: dict) -> str:
+    """The query string that keeps a past day on links and charts ("" for today)."""
+    return "" if data.get("today", True) else "day=" + data["day"]
+
+
+def home_page(dash, ask, day=None):
     if not ask.account.is_city:
         return RedirectResponse(home(ask.account), status_code=303)
-    return dash.page(ask, "overview.html", data=overview_data(dash, ask), api="/api/v1/overview", chart_q="")
+    data = overview_data(dash, ask, day)
+    dq = _day_q(data)
+    return dash.page(ask, "overview.html", data=data, api="/api/v1/overview" + (f"?{dq}" if dq else ""),
+                     chart_q=dq, day_q=dq)
 
 
-def district_page(dash, ask, name):
-    return dash.page(ask, "district.html", data=district_data(dash, ask, name),
-                     api=f"/api/v1/districts/{_quote(name)}", chart_q="district=" + _quote(name))
+def district_page(dash, ask, name, day=None):
+    data = district_data(dash, ask, name, day)
+    dq = _day_q(data)
+    return dash.page(ask, "district.html", data=data,
+                     api=f"/api/v1/districts/{_quote(name)}" + (f"?{dq}" if dq else ""),
+                     chart_q="district=" + _quote(name) + (f"&{dq}" if dq else ""), day_q=dq)
 
 
-def ward_page(dash, ask, name, ward):
-    return dash.page(ask, "ward.html", data=ward_data(dash, ask, name, ward),
-                     api=f"/api/v1/districts/{_quote(name)}/wards/{_quote(ward)}")
+def ward_page(dash, ask, name, ward, day=None):
+    data = ward_data(dash, ask, name, ward, day)
+    dq = _day_q(data)
+    return dash.page(ask, "ward.html", data=data, day_q=dq,
+                     api=f"/api/v1/districts/{_quote(name)}/wards/{_quote(ward)}" + (f"?{dq}" if dq else ""))
 
 
 def venue_page(dash, ask, venue_id):
@@ -148,11 +177,16 @@ def venue_page(dash, ask, venue_id):
     return dash.page(ask, "venue.html", data=data, api=f"/api/v1/venues/{_quote(data['venue']['venue_id'])}")
 
 
-def inspection_page(dash, ask, district=None, kind=None, limit=PAGE_SIZE, offset=0):
-    data = inspection_data(dash, ask, district, kind, limit, offset)
+def inspection_page(dash, ask, district=None, kind=None, limit=PAGE_SIZE, offset=0, ward=None, sort=None,
+                    order="asc"):
+    data = inspection_data(dash, ask, district, kind, limit, offset, ward, sort, order)
     districts = districts_of(ask.account, dash.centre.districts() if ask.account.is_city else [])
+    chosen = district or (districts[0] if len(districts) == 1 else None)
+    wards = [w["name"] for w in dash.centre.district(chosen, scope_of(ask.account, INSPECTION, district=chosen))[
+        "wards"]] if chosen else []
     return dash.page(ask, "inspection.html", data=data, districts=districts, selected=district or "",
-                     kind=kind or "", page_size=limit, api="/api/v1/inspection?" + ask.request.url.query)
+                     wards=wards, ward=ward or "", sort=sort or "", order=order, kind=kind or "", page_size=limit,
+                     api="/api/v1/inspection?" + ask.request.url.query)
 
 
 VERSIONS_SHOWN = 500  # kiosks behind listed on the page (all of them: the API twin)
@@ -173,31 +207,36 @@ def metrics_text(dash, ask):
     return Response(body, media_type=content_type, headers={"Cache-Control": "no-store"})
 
 
-def report_csv(dash, ask):
-    rows = dash.centre.daily_report(scope_of(ask.account, FIGURES))
-    return csv_response(rows, ["level", "district", "ward", *FIGURE_NAMES], f"report-{dash.centre.settings.today()}.csv")
+def report_csv(dash, ask, day=None):
+    day = dash.centre.check_day(day)
+    rows = dash.centre.daily_report(scope_of(ask.account, FIGURES), day=day)
+    cols = ["level", "district", "ward", *FIGURE_NAMES, "scan_share"]
+    return csv_response(list(csv_words.rows(rows, cols, ask.lang, dash.centre.settings.timezone)), cols,
+                        f"report-{day}.csv", csv_words.headers(cols, ask.lang))
 
 
-def inspection_csv(dash, ask, district=None, kind=None):
-    rows = dash.centre.inspection_rows(scope_of(ask.account, INSPECTION, district=district),
-                                       kinds=(kind,) if kind else ())
-    return csv_stream(rows, INSPECTION_CSV, f"inspection-{dash.centre.settings.today()}.csv")
+def inspection_csv(dash, ask, district=None, kind=None, ward=None, sort=None, order="asc"):
+    rows = dash.centre.inspection_rows(_inspection_scope(ask, district, ward), kinds=(kind,) if kind else (),
+                                       sort=sort, desc=order == "desc")
+    return csv_stream(csv_words.rows(rows, INSPECTION_CSV, ask.lang, dash.centre.settings.timezone), INSPECTION_CSV,
+                      f"inspection-{dash.centre.settings.today()}.csv", csv_words.headers(INSPECTION_CSV, ask.lang))
 
 
-def chart_svg(dash, ask, chart, district=None, venue_id=None):
+def chart_svg(dash, ask, chart, district=None, venue_id=None, day=None):
     """One chart, computed only when asked for (pages embed them as <img>, fetched on their own)."""
     scope = figures_scope(ask.account, district=district, venue_id=venue_id)
     centre, w = dash.centre, words(ask.lang)
+    day = centre.check_day(day)
     if chart == "hourly":
-        svg = charts.bars(centre.hourly(scope), [f"{h}h" for h in range(24)], w["hourly"], every=3)
+        svg = charts.bars(centre.hourly(scope), [f"{h}h" for h in range(24)], w["hourly"], every=4)
     else:
-        hist = centre.history(scope)
+        hist = centre.history(scope, until=day)
         labels = [r["day"][5:] for r in hist]
         if chart == "history":
-            svg = charts.bars([r["scans"] for r in hist], labels, w["history"], every=5)
-        else:
-            code = centre.venues_with_code(scope)
+            svg = charts.bars([r["scans"] for r in hist], labels, w["history"], every=7)
+        else:  # venues with a code per day: the registry's history, not today's number drawn flat
             svg = charts.lines([(w["venues_with_scans"], [r["venues_with_scans"] for r in hist], "l1"),
-                                (w["venues_with_code"], [code] * len(hist), "l2")], labels, w["coverage"])
+                                (w["venues_with_code"], [r["venues_with_code"] for r in hist], "l2")], labels,
+                               w["coverage"])
     return Response(svg, media_type="image/svg+xml",
                     headers={"Cache-Control": "no-store", "Content-Security-Policy": SVG_CSP})
