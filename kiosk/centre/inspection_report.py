@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from kiosk.centre.visits import CHECKLIST, FINDINGS, OUTCOMES
 
-FIGURES = ("planned", "visited", "compliant", *FINDINGS, *OUTCOMES)
+FIGURES = ("planned", "visited", *FINDINGS, *OUTCOMES)  # "compliant" is an outcome
 COLUMNS = ("level", "district", "day", *FIGURES)
 
 
@@ -24,7 +24,7 @@ def _sums(S: str) -> str:
     finding = [f"{S}(CASE WHEN l.{c} = 0 THEN 1 ELSE 0 END) AS no_{c}" for c in CHECKLIST]
     finding += [f"{S}(CASE WHEN l.code_check = '{x}' THEN 1 ELSE 0 END) AS code_{x}" for x in ("differs", "unreadable")]
     outcome = [f"{S}(CASE WHEN l.outcome = '{o}' THEN 1 ELSE 0 END) AS {o}" for o in OUTCOMES]
-    return ", ".join([f"{S}(CASE WHEN l.outcome = 'compliant' THEN 1 ELSE 0 END) AS compliant", *finding, *outcome])
+    return ", ".join([*finding, *outcome])
 
 
 def _row(level: str, district: str, day: str, r: dict | None) -> dict:
