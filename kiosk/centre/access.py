@@ -88,4 +88,4 @@ def home(account: "Account") -> str:
         return "/"
     if account.role == "district":
         return "/district/" + urllib.parse.quote(account.districts[0], safe="")
-    return "/field"  # the inspector's day: today's visits
+    return "/field/day"  # the inspector's phone: today's visits

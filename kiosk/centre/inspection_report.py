@@ -27,7 +27,7 @@ def _sums(S: str) -> str:
     return ", ".join([*finding, *outcome])
 
 
-def _row(level: str, district: str, day: str, r: dict | None) -> dict:
+def _row(level: str, district: str | None, day: str | None, r: dict | None) -> dict:
     out = {"level": level, "district": district, "day": day}
     for f in FIGURES:
         out[f] = int((r or {}).get(f) or 0)
@@ -40,7 +40,7 @@ def report(store, campaign_ids: list[str], districts: tuple[str, ...] | None = N
     ``districts``: only those (an official's own); None: all the campaigns'.
     """
     if not campaign_ids:
-        return {"total": _row("city", "", "", None), "districts": [], "days": []}
+        return {"total": _row("city", None, None, None), "districts": [], "days": []}
     S = "SUM"
     ids = ", ".join("?" for _ in campaign_ids)
     where, params = "", list(campaign_ids)
@@ -59,12 +59,12 @@ def report(store, campaign_ids: list[str], districts: tuple[str, ...] | None = N
         f"SELECT l.day, COUNT(*) AS visited, {_sums(S)} {join} AND l.visit_id IS NOT NULL GROUP BY l.day", both)
     days: dict[str, dict] = {}
     for r in planned_days:
-        days.setdefault(r["day"], _row("day", "", r["day"], None))["planned"] = int(r["planned"])
+        days.setdefault(r["day"], _row("day", None, r["day"], None))["planned"] = int(r["planned"])
     for r in visited_days:
         planned = days.get(r["day"], {}).get("planned", 0)
-        days[r["day"]] = {**_row("day", "", r["day"], r), "planned": planned}
-    rows = [_row("district", r["district"], "", r) for r in per_district]
-    total = _row("city", "", "", {f: sum(r[f] for r in rows) for f in FIGURES})
+        days[r["day"]] = {**_row("day", None, r["day"], r), "planned": planned}
+    rows = [_row("district", r["district"], None, r) for r in per_district]
+    total = _row("city", None, None, {f: sum(r[f] for r in rows) for f in FIGURES})
     return {"total": total, "districts": rows, "days": [days[d] for d in sorted(days)]}
 
 

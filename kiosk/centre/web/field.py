@@ -18,7 +18,6 @@ from kiosk.centre.i18n import words
 from kiosk.centre.venue_places import kinds as venue_kinds
 from kiosk.centre.web.dashboard import DATA
 from kiosk.centre.web.exports import csv_response, safe_cell
-from kiosk.centre.web.params import BadParameter
 
 # The field pages may ask for the phone's position (the inspector allows it or not) and show a photo
 # chosen on the phone before it is sent (a blob: URL); everything else as on every page.
@@ -87,12 +86,17 @@ def campaign_data(dash, ask, campaign_id: str) -> dict:
     return dash.centre._envelope(campaign=_shown(c, held), plan=plan)
 
 
-def visits_data(dash, ask, campaign_id: str, day=None, inspector=None, limit=1000, offset=0) -> dict:
-    c, held = campaign_of(dash, ask.account, campaign_id)
+def visits_data(dash, ask, campaign_id=None, day=None, inspector=None, limit=1000, offset=0) -> dict:
+    """The visits of one campaign, or of every campaign the account sees (the newest campaign first)."""
+    chosen = [campaign_of(dash, ask.account, campaign_id)] if campaign_id else visible(dash, ask.account)
     if ask.account.role == "inspector":
         inspector = ask.account.name
-    rows = visits.of_campaign(dash.centre.store, c.campaign_id, held, inspector, day, limit, offset)
-    return dash.centre._envelope(campaign_id=c.campaign_id, offset=offset, visits=rows)
+    rows: list[dict] = []
+    for c, held in chosen:
+        rows += visits.of_campaign(dash.centre.store, c.campaign_id, held, inspector, day, offset + limit, 0)
+        if len(rows) >= offset + limit:
+            break
+    return dash.centre._envelope(campaign_id=campaign_id, offset=offset, visits=rows[offset:offset + limit])
 
 
 def report_data(dash, ask, campaign_id=None, district=None) -> dict:
@@ -106,7 +110,8 @@ def report_data(dash, ask, campaign_id=None, district=None) -> dict:
     if district is not None:
         held = (district,) if held is None or district in held else ()
     data = inspection_report.report(dash.centre.store, [c.campaign_id for c, _ in chosen], held)
-    return dash.centre._envelope(campaigns=[_shown(c, h) for c, h in chosen], district=district, **data)
+    return dash.centre._envelope(campaigns=[_shown(c, h) for c, h in chosen],
+                                 scope={"campaign_id": campaign_id, "district": district}, **data)
 
 
 def field_day_data(dash, ask, day=None) -> dict:
@@ -185,8 +190,6 @@ def api_campaign(dash, ask, campaign_id) -> dict:
 
 
 def api_visits(dash, ask, campaign_id=None, day=None, inspector=None, limit=1000, offset=0) -> dict:
-    if not campaign_id:
-        raise BadParameter("campaign_id", "campaign_id: which campaign's visits (required)")
     return visits_data(dash, ask, campaign_id, day, inspector, limit, offset)
 
 

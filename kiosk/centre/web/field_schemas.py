@@ -34,19 +34,20 @@ def field_schemas(obj, ref, envelope: dict) -> dict:
                      "lon": _NUM, "kiosks": _INT, "outcome": _NSTR,
                      "map": {"type": "string", "description": "a geo: URI (the registry's position, else a search "
                                                               "for the address)"}})
-    report_row = obj({"level": {"type": "string", "enum": ["city", "district", "day"]}, "district": _STR,
-                      "day": _STR, **{f: _INT for f in FIGURES}})
+    report_row = obj({"level": {"type": "string", "enum": ["city", "district", "day"]}, "district": _NSTR,
+                      "day": _NSTR, **{f: _INT for f in FIGURES}})
     return {
         "CampaignSummary": obj({**campaign, "planned": _INT, "visited": _INT}),
         "Campaigns": obj({**envelope, "campaigns": {"type": "array", "items": ref("CampaignSummary")}}),
         "Campaign": obj({**envelope, "campaign": obj(campaign), "plan": {"type": "array", "items": plan_row}}),
         "Visit": visit,
-        "Visits": obj({**envelope, "campaign_id": _STR, "offset": _INT,
+        "Visits": obj({**envelope, "campaign_id": _NSTR, "offset": _INT,
                        "visits": {"type": "array", "items": ref("Visit")}}),
         "VisitAnswer": obj({"visit": ref("Visit"), "created": {"type": "boolean"}}),
         "InspectionReportRow": report_row,
         "InspectionReport": obj({**envelope, "campaigns": {"type": "array", "items": obj(campaign)},
-                                 "district": _NSTR, "total": ref("InspectionReportRow"),
+                                 "scope": obj({"campaign_id": _NSTR, "district": _NSTR}),
+                                 "total": ref("InspectionReportRow"),
                                  "districts": {"type": "array", "items": ref("InspectionReportRow")},
                                  "days": {"type": "array", "items": ref("InspectionReportRow")}}),
         "FieldDay": obj({**envelope, "inspector": _STR, "for_day": _STR,

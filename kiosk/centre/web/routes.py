@@ -51,7 +51,8 @@ CHART_P = Param("chart", where="path", kind="enum", choices=("history", "coverag
                 description="which chart")
 
 CAMPAIGN_P = Param("campaign_id", where="path", max_length=64, description="the campaign's id")
-CAMPAIGN_Q = Param("campaign_id", max_length=64, description="the campaign's id (required)")
+CAMPAIGN_Q = Param("campaign_id", max_length=64, description="only this campaign (default: every campaign the "
+                                                               "account sees, the newest first)")
 CAMPAIGN_OPT = Param("campaign_id", max_length=64, description="only this campaign (default: every campaign the "
                                                                  "account sees)")
 DAY_Q = Param("day", max_length=10, description="a day as YYYY-MM-DD (default: today)")
@@ -117,7 +118,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
     Endpoint("/api/v1/campaigns/{campaign_id}", "campaign", "api", field.api_campaign,
              "one campaign and its visit list (an inspector: its own visits; an official: its district's)",
              params=(CAMPAIGN_P,), schema="Campaign"),
-    Endpoint("/api/v1/visits", "visits", "api", field.api_visits, "the visits recorded in a campaign",
+    Endpoint("/api/v1/visits", "visits", "api", field.api_visits, "the visits recorded in the account's campaigns",
              params=(CAMPAIGN_Q, DAY_Q, INSPECTOR_Q, LIMIT_Q, OFFSET_Q), schema="Visits"),
     Endpoint("/api/v1/inspection-report", "inspection_report", "api", field.api_report,
              "a campaign's report (all the account's campaigns without campaign_id): venues planned, visited, "
