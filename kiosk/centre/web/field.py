@@ -180,6 +180,19 @@ def visit_form_data(dash, ask, campaign_id: str, venue_id: str) -> dict:
     return dash.centre._envelope(campaign=_shown(c, held), venue=_day_row(rows[0]), visits=before)
 
 
+def venue_visits(dash, venue_id: str) -> list[dict]:
+    """The venue page's visits block: every visit of the venue, the latest first."""
+    return visits.of_venue(dash.centre.store, venue_id)
+
+
+def last_visits(dash, rows: list[dict]) -> dict[str, dict]:
+    """The inspection list's column: each listed venue's latest visit (ISO time and outcome)."""
+    from kiosk.wire.signing import iso
+
+    found = visits.last_of_venues(dash.centre.store, sorted({r["venue_id"] for r in rows if r.get("venue_id")}))
+    return {v: {"at": iso(x["at"]), "outcome": x["outcome"]} for v, x in found.items()}
+
+
 # -- API ------------------------------------------------------------------------------------------
 def api_campaigns(dash, ask) -> dict:
     return campaigns_data(dash, ask)
