@@ -202,3 +202,21 @@ def test_inspectors_of_several_districts_are_a_campaigns_possible_team():
     accounts.add("i1", "pw-long-enough", role="inspector", districts=("A", "B"))
     accounts.add("d1", "pw-long-enough", "A")
     assert campaigns.inspectors(accounts) == {"i1": ("A", "B")}
+
+
+def test_a_simulated_campaign_records_its_visits_once(city_store):
+    from kiosk.centre import campaign_simulation
+
+    store, city = city_store
+    centre = Centre(store, Settings(grace_hour=0))
+    districts, covers = _team(city)
+    accounts = Accounts({})
+    for name, ds in covers.items():
+        accounts.add(name, "pw-long-enough", role="inspector", districts=ds)
+    now = time.time()
+    first = campaign_simulation.run(centre, accounts, "Tháng 12", days=5, sample_share=0.3, venues=city.venues, now=now)
+    again = campaign_simulation.run(centre, accounts, "Tháng 12", days=5, sample_share=0.3, venues=city.venues, now=now)
+    assert first["created"] and first["visits"] > 0 and not again["created"] and again["visits"] == 0
+    report = inspection_report.report(store, [first["campaign_id"]])["total"]
+    assert report["visited"] == first["visits"]
+    assert sum(report[o] for o in visits.OUTCOMES) == report["visited"]

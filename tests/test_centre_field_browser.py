@@ -117,14 +117,6 @@ def fits_the_phone(driver) -> None:
     assert small == [], small
 
 
-def shot(driver, name: str) -> None:
-    if os.environ.get("KIOSK_SCREENSHOTS"):
-        from pathlib import Path
-
-        shots = Path(__file__).resolve().parent.parent / "docs" / "screenshots"
-        driver.save_screenshot(str(shots / name))
-
-
 def test_a_visit_recorded_offline_with_its_photo_reaches_the_centre_once_the_network_is_back(phone, site):
     from selenium.webdriver.common.by import By
 
@@ -143,7 +135,6 @@ def test_a_visit_recorded_offline_with_its_photo_reaches_the_centre_once_the_net
     assert all(a.get_attribute("href").startswith("geo:") for a in phone.find_elements(By.CSS_SELECTOR, "a.map"))
     fits_the_phone(phone)
     assert wait_for(lambda: phone.find_element(By.TAG_NAME, "body").get_attribute("data-cached") == "1", 15)
-    shot(phone, "inspector-day.png")
 
     first = cards[0]
     venue_id = first.get_attribute("data-venue")
@@ -182,7 +173,6 @@ def test_a_visit_recorded_offline_with_its_photo_reaches_the_centre_once_the_net
     assert phone.find_element(By.ID, "net").is_displayed()
     assert wait_for(lambda: phone.find_element(By.ID, "photo-preview").is_displayed(), 5)
     choose("outcome", "reminded")
-    shot(phone, "inspector-visit.png")
     phone.find_element(By.ID, "save").click()
     assert wait_for(lambda: phone.find_element(By.TAG_NAME, "body").get_attribute("data-outbox") == "1", 10)
     saved_id = phone.find_element(By.TAG_NAME, "body").get_attribute("data-saved")
@@ -191,7 +181,6 @@ def test_a_visit_recorded_offline_with_its_photo_reaches_the_centre_once_the_net
     assert wait_for(lambda: phone.find_element(By.ID, "outbox").is_displayed(), 10)
     recorded = phone.find_element(By.CSS_SELECTOR, f'li.visit[data-venue="{venue_id}"] .state.local')
     assert wait_for(recorded.is_displayed, 5)
-    shot(phone, "inspector-offline.png")
 
     # The network comes back: the outbox sends the visit, then its photo, once.
     server.start()

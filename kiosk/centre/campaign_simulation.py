@@ -71,7 +71,6 @@ def run(centre, accounts, name: str, districts: list[str] | None = None, days: i
     covered = sorted({d for ds in covers.values() for d in ds} & set(every))
     if not covered:
         raise campaigns.CampaignError("members", "members: no inspector account covers " + ", ".join(every[:3]))
-    rng = random.Random(seed)
     c = campaigns.Campaign(f"sim-{seed}-{hashlib.sha256(name.encode()).hexdigest()[:8]}", name,
                            (today - timedelta(days - 1)).isoformat(), today.isoformat(), tuple(covered), (),
                            sample_share, tuple(sorted(covers)), "simulate", now)
@@ -84,6 +83,9 @@ def run(centre, accounts, name: str, districts: list[str] | None = None, days: i
         day = date.fromisoformat(row["day"])
         if row["visits"] or day > today:
             continue
+        # One generator per venue: a second run decides the same for each venue (and makes the same visit id,
+        # which the store keeps once), so running the simulation again adds only what the clock now allows.
+        rng = random.Random(f"{seed}:{c.campaign_id}:{row['venue_id']}")
         at = datetime(day.year, day.month, day.day, 8, 0, tzinfo=zone) + timedelta(minutes=rng.randint(0, 8 * 60))
         if at > local_now or rng.random() < (0.08 if day < today else 0.0):
             continue  # not yet this morning, or the inspector did not get there (the report shows it)
@@ -95,3 +97,39 @@ def run(centre, accounts, name: str, districts: list[str] | None = None, days: i
             visits.set_code_check(store, v.visit_id, check, hashlib.sha256(v.visit_id.encode()).hexdigest())
         recorded += 1
     return {"campaign_id": c.campaign_id, "created": made, "visits": recorded}
+
+
+# -- kiosk simulate --campaign ------------------------------------------------------------------------
+def add_arguments(p) -> None:
+    """``kiosk simulate``'s campaign options (its argparse calls this)."""
+    g = p.add_argument_group("an inspection campaign's visits (docs/inspection.md)")
+    g.add_argument("--campaign", default="", metavar="NAME",
+                   help="also create this inspection campaign in the centre's store and record its visits so far")
+    g.add_argument("--campaign-store", default="", metavar="URL",
+                   help="the centre's store (a SQLite path or postgresql://...; needed with --campaign)")
+    g.add_argument("--campaign-accounts", default="", metavar="FILE",
+                   help="the centre's accounts file: the team is its inspectors (needed with --campaign)")
+    g.add_argument("--campaign-days", type=int, default=5, help="the campaign's days, ending today (default 5)")
+    g.add_argument("--campaign-sample", type=float, default=0.1,
+                   help="share of the venues without a problem visited at random (default 0.1)")
+
+
+def from_args(args, city) -> dict:
+    """Run :func:`run` for ``kiosk simulate --campaign``: the simulated venues go into the store's registry
+    (what ``kiosk centre --venues`` would load from ``--write-venues``), then the campaign and its visits."""
+    from kiosk.centre.accounts import Accounts
+    from kiosk.centre.queries import Centre, Settings
+    from kiosk.centre.store import open_store
+
+    if not args.campaign_store or not args.campaign_accounts:
+        raise campaigns.CampaignError("campaign", "--campaign needs --campaign-store and --campaign-accounts")
+    if not 1 <= args.campaign_days <= campaigns.MAX_DAYS:
+        raise campaigns.CampaignError("campaign", f"--campaign-days: 1 to {campaigns.MAX_DAYS}")
+    store = open_store(args.campaign_store)
+    try:
+        store.import_venues(city.venues)
+        centre = Centre(store, Settings(timezone=city.timezone))
+        return run(centre, Accounts.load(args.campaign_accounts), args.campaign, days=args.campaign_days,
+                   sample_share=args.campaign_sample, seed=args.seed, venues=city.venues)
+    finally:
+        store.close()

@@ -111,6 +111,7 @@ WORDS = {
     "outcomes": ("Kết quả xử lý", "Outcomes"),
     "total": ("Tổng", "Total"),
     "today_visits": ("Lịch kiểm tra hôm nay", "Today's visits"),
+    "field_home": ("Hôm nay", "Today"),
     "earlier_visits": ("Còn lại từ các ngày trước", "Still to visit from earlier days"),
     "no_visits_today": ("Hôm nay không có lịch kiểm tra", "No visits planned for today"),
     "record_visit": ("Ghi kết quả", "Record the visit"),

@@ -42,6 +42,9 @@ def add_arguments(p) -> None:
     p.add_argument("--write-registry", default="", help="write the fleet registry JSON here")
     p.add_argument("--write-venues", default="", help="write the venue registry CSV here")
     p.add_argument("--json", action="store_true", help="print the totals as JSON")
+    from kiosk.centre import campaign_simulation
+
+    campaign_simulation.add_arguments(p)  # --campaign: an inspection campaign's visits (docs/inspection.md)
 
 
 def run(args) -> int:
@@ -64,6 +67,15 @@ def run(args) -> int:
         raise
     except (OSError, KeyError, ValueError) as exc:
         raise UsageError(f"cannot build the city: {exc}") from None
+    if args.campaign:
+        from kiosk.centre import campaign_simulation
+
+        try:
+            done = campaign_simulation.from_args(args, city)
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
+        print(f"campaign {done['campaign_id']}: {'created' if done['created'] else 'already there'}, "
+              f"{done['visits']} visits recorded", file=sys.stderr)
     try:
         sim = CitySimulator(args.broker, city, connections=args.connections, qos=args.qos, seed=args.seed,
                             mqtt_config=settings)
