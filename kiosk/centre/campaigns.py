@@ -5,7 +5,8 @@ a period (first and last day), districts, kinds of venue (:mod:`kiosk.centre.ven
 picked: every kind) and a team of inspector accounts covering those districts. Its visit list, the
 *plan*, is drawn once, when it is created:
 
-* every venue of the inspection list in scope (each with the reasons it is listed), and
+* every venue of the inspection list in scope (each with the reasons it is listed; "no scans today" only
+  where the venue has a kiosk: the centre sees no scan of a venue that only posts its code), and
 * a random sample of the other registered venues in scope (``sample_share``; the plans' visits are
   unannounced, so the sample is drawn by the centre, from the campaign's id, and shown to nobody
   outside the team);
@@ -35,6 +36,7 @@ MAX_NAME = 120
 ID_RE = re.compile(r"^[A-Za-z0-9_-]{6,64}$")
 SAMPLE = "sample"  # the reason of a venue drawn at random
 ADDED = "added"    # the reason of a venue an official added by hand
+NO_SCANS = "no-scans-today"
 
 
 class CampaignError(ValueError):
@@ -156,10 +158,14 @@ def draw(centre, campaign: Campaign, covers: dict[str, tuple[str, ...]]) -> list
     registered = {r["venue_id"]: r for r in store.query(
         "SELECT v.venue_id, v.district, v.ward FROM venues v LEFT JOIN venue_places p ON p.venue_id = v.venue_id "
         f"WHERE v.registered = 1{where}{kind_sql} ORDER BY v.district, v.ward, v.venue_id", params)}
+    kiosked = {r["venue_id"] for r in store.query("SELECT DISTINCT venue_id FROM fleet WHERE revoked = 0")}
     reasons: dict[str, list[str]] = {}
     for row in centre.inspection_rows(scope):
-        if row["venue_id"] in registered and row["why"] not in reasons.setdefault(row["venue_id"], []):
-            reasons[row["venue_id"]].append(row["why"])
+        v = row["venue_id"]
+        if v not in registered or (row["why"] == NO_SCANS and v not in kiosked):
+            continue  # a venue without a kiosk has no scan the centre could see: not a finding of its own
+        if row["why"] not in reasons.setdefault(v, []):
+            reasons[v].append(row["why"])
     others = [v for v in registered if v not in reasons]
     rng = random.Random(campaign.campaign_id)
     sampled = set(rng.sample(others, round(len(others) * campaign.sample_share)))

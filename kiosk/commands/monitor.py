@@ -101,6 +101,7 @@ def open_centre(args, once: bool = False):
     from kiosk.centre.queries import Centre, Settings
     from kiosk.centre.registry import FleetRegistry, read_venues
     from kiosk.centre.store import open_store
+    from kiosk.centre.venue_places import load_places, read_places
     from kiosk.centre.watch import IngestWorker
     from kiosk.errors import KioskError
     from kiosk.secrets import SecretError
@@ -122,12 +123,14 @@ def open_centre(args, once: bool = False):
     try:
         registry = FleetRegistry.load(args.registry)
         venues = read_venues(args.venues) if args.venues else None
+        places = read_places(args.venues) if args.venues else None  # optional kind, lat, lon (campaigns)
         store = open_store(args.db)
     except KioskError as exc:
         raise UsageError(str(exc)) from None
     store.load_fleet(registry)
     if venues is not None:
         store.import_venues(venues)
+        load_places(store, places)
     client_id = args.client_id
     if not client_id and not once and args.db:
         client_id = "kiosk-centre-" + hashlib.sha256(f"{args.db}|{args.share_group}".encode()).hexdigest()[:12]
