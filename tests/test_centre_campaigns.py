@@ -222,3 +222,11 @@ def test_a_simulated_campaign_records_its_visits_once(city_store):
     report = inspection_report.report(store, [first["campaign_id"]])["total"]
     assert report["visited"] == first["visits"]
     assert sum(report[o] for o in visits.OUTCOMES) == report["visited"]
+
+
+def test_control_characters_are_refused_before_the_store():
+    with pytest.raises(campaigns.CampaignError, match="name: no control characters"):
+        campaigns.check_new("c-abcdef", "a\x00b", "2026-12-01", "2026-12-02", ["D"], (), ("a1",), 0.1)
+    c = _campaign(["D"])
+    with pytest.raises(campaigns.CampaignError, match="venue_id: no control characters"):
+        visits.parse(_form(c, "V\x001"), "a1", time.time())

@@ -73,12 +73,23 @@ class Campaign:
 
 def inspectors(accounts) -> dict[str, tuple[str, ...]]:
     """Every inspector account that may log in, with the districts it covers (a campaign's possible team)."""
+    accounts.refresh()  # the accounts file as it is now (kiosk centre user edits it under a running centre)
     return {a.name: tuple(a.districts) for a in accounts.by_name.values() if a.role == "inspector" and not a.disabled}
 
 
 def new_id() -> str:
     """A campaign id for a new form (the form carries it, so sending the form twice makes one campaign)."""
     return "c-" + secrets.token_urlsafe(9)
+
+
+def text(value: str, field: str, limit: int = 200) -> str:
+    """A form's text, refused (naming ``field``) when it holds a control character (PostgreSQL cannot store a
+    NUL; no name has one) or is longer than ``limit``."""
+    if len(value) > limit:
+        raise CampaignError(field, f"{field}: at most {limit} characters")
+    if any(ord(c) < 32 or ord(c) == 127 for c in value):
+        raise CampaignError(field, f"{field}: no control characters")
+    return value
 
 
 def _day(text: str, field: str) -> date:
@@ -93,7 +104,7 @@ def check_new(campaign_id: str, name: str, first_day: str, last_day: str, distri
     """The fields of a new campaign, checked (each refusal names its field)."""
     if not ID_RE.match(campaign_id or ""):
         raise CampaignError("campaign_id", "campaign_id: 6 to 64 letters, digits, - or _")
-    name = " ".join((name or "").split())
+    name = " ".join(text(name or "", "name", 1000).split())
     if not name:
         raise CampaignError("name", "name: the campaign needs a name")
     if len(name) > MAX_NAME:
@@ -103,10 +114,10 @@ def check_new(campaign_id: str, name: str, first_day: str, last_day: str, distri
         raise CampaignError("last_day", "last_day: the last day comes on or after the first day")
     if (last - first).days + 1 > MAX_DAYS:
         raise CampaignError("last_day", f"last_day: a campaign lasts at most {MAX_DAYS} days")
-    districts = tuple(sorted({d for d in districts if d}))
+    districts = tuple(sorted({text(d, "districts") for d in districts if d}))
     if not districts:
         raise CampaignError("districts", "districts: pick at least one district")
-    members = tuple(sorted({m for m in members if m}))
+    members = tuple(sorted({text(m, "members", 64) for m in members if m}))
     if not members:
         raise CampaignError("members", "members: pick at least one inspector")
     try:
@@ -115,7 +126,7 @@ def check_new(campaign_id: str, name: str, first_day: str, last_day: str, distri
         raise CampaignError("sample_share", "sample_share: a share from 0 to 1 (0.1: one venue in ten)") from None
     if not 0 <= share <= 1:
         raise CampaignError("sample_share", "sample_share: a share from 0 to 1 (0.1: one venue in ten)")
-    kinds = tuple(sorted({k for k in kinds if k}))
+    kinds = tuple(sorted({text(k, "kinds", 80) for k in kinds if k}))
     return campaign_id, name, first.isoformat(), last.isoformat(), districts, kinds, members, share
 
 

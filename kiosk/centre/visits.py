@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from kiosk.centre.campaigns import CampaignError
+from kiosk.centre.campaigns import CampaignError, text
 
 CHECKLIST = ("code_created", "posted_entrance", "posting_ok", "visitors_guided", "scanning", "kiosk_working")
 OUTCOMES = ("compliant", "reminded", "warned", "fined")
@@ -67,8 +67,9 @@ def parse(form: dict[str, str], inspector: str, now: float) -> Visit:
     if not VISIT_ID.match(visit_id):
         raise CampaignError("visit_id", "visit_id: 8 to 64 letters, digits, - or _ (the phone makes it)")
     for field in ("campaign_id", "venue_id"):
-        if not form.get(field) or len(form[field]) > 200:
+        if not form.get(field):
             raise CampaignError(field, f"{field}: missing")
+        text(form[field], field)
     checklist = {}
     for item in CHECKLIST:
         answer = form.get(item, "")

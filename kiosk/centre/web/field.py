@@ -61,6 +61,8 @@ def visible(dash, account) -> list[tuple[campaigns.Campaign, tuple[str, ...] | N
 
 
 def campaign_of(dash, account, campaign_id: str) -> tuple[campaigns.Campaign, tuple[str, ...] | None]:
+    if not campaigns.ID_RE.match(campaign_id):
+        raise LookupError(campaign_id)  # no campaign has such an id (nor a NUL PostgreSQL could not compare)
     c = campaigns.get(dash.centre.store, campaign_id)
     if c is None:
         raise LookupError(campaign_id)

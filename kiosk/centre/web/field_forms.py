@@ -99,32 +99,36 @@ def routes(dash: Dashboard):
             c, held = await run_in_threadpool(campaign_of, dash, ask.account, request.path_params["campaign_id"])
         except LookupError:
             return refuse_html(ask, 404, "not found")
-        store, covers = dash.centre.store, campaigns.inspectors(dash.accounts)
-        venue_id, action = one.get("venue_id", "")[:200], one.get("action", "")
+        venue_id, action = one.get("venue_id", ""), one.get("action", "")
         try:
-            row = campaigns.planned_row(store, c.campaign_id, venue_id)
-            district = row["district"] if row else None
-            if action == "add":
-                found = store.query("SELECT district FROM venues WHERE venue_id = ?", [venue_id])
-                district = found[0]["district"] if found else None
-            if held is not None and district is not None and district not in held:
-                raise campaigns.CampaignError("venue_id", "venue_id: not in your district")
-            if action == "add":
-                await run_in_threadpool(campaigns.add_venue, store, c, venue_id, one.get("inspector", ""),
-                                        one.get("day", ""), covers)
-            elif action == "remove":
-                await run_in_threadpool(campaigns.remove, store, c, venue_id)
-            elif action == "change":
-                await run_in_threadpool(campaigns.change, store, c, venue_id, covers, one.get("inspector") or None,
-                                        one.get("day") or None)
-            else:
-                raise campaigns.CampaignError("action", "action: add, remove or change")
+            for field in ("venue_id", "inspector", "day"):
+                campaigns.text(one.get(field, ""), field)
+            await run_in_threadpool(_edit, c, held, action, venue_id, one)
         except campaigns.CampaignError as exc:
             return refuse_html(ask, 400, exc.message)
         await run_in_threadpool(dash.audit.write, "campaign-edited", account=ask.account.name, campaign=c.campaign_id,
                                 action=action, venue=venue_id, address=ask.address)
         return dash.finish(ask, RedirectResponse("/campaigns/" + urllib.parse.quote(c.campaign_id, safe="")
                                                  + "#plan", status_code=303))
+
+    def _edit(c: campaigns.Campaign, held, action: str, venue_id: str, one: dict[str, str]) -> None:
+        """One edit of the plan (in a worker thread: it reads and writes the store)."""
+        store, covers = dash.centre.store, campaigns.inspectors(dash.accounts)
+        row = campaigns.planned_row(store, c.campaign_id, venue_id)
+        district = row["district"] if row else None
+        if action == "add":
+            found = store.query("SELECT district FROM venues WHERE venue_id = ?", [venue_id])
+            district = found[0]["district"] if found else None
+        if held is not None and district is not None and district not in held:
+            raise campaigns.CampaignError("venue_id", "venue_id: not in your district")
+        if action == "add":
+            campaigns.add_venue(store, c, venue_id, one.get("inspector", ""), one.get("day", ""), covers)
+        elif action == "remove":
+            campaigns.remove(store, c, venue_id)
+        elif action == "change":
+            campaigns.change(store, c, venue_id, covers, one.get("inspector") or None, one.get("day") or None)
+        else:
+            raise campaigns.CampaignError("action", "action: add, remove or change")
 
     def _may_record(ask, visit: visits.Visit) -> None:
         c = campaigns.get(dash.centre.store, visit.campaign_id)
@@ -156,7 +160,10 @@ def routes(dash: Dashboard):
             return dash.finish(ask, refusal)
         if not may(ask.account, VISITS):
             return json_error(403, "only an inspector records visits")
-        stored = await run_in_threadpool(visits.get, dash.centre.store, request.path_params["visit_id"][:64])
+        visit_id = request.path_params["visit_id"]
+        if not visits.VISIT_ID.match(visit_id):
+            return json_error(404, "visit_id: no such visit of yours; the phone sends the visit before its photo")
+        stored = await run_in_threadpool(visits.get, dash.centre.store, visit_id)
         if stored is None or stored["inspector"] != ask.account.name:
             return json_error(404, "visit_id: no such visit of yours; the phone sends the visit before its photo")
         data = await request.body()  # at most the photo cap: the BodyLimit middleware stops a larger one

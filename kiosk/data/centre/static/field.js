@@ -233,6 +233,13 @@
     }).then(function () { body.setAttribute("data-cached", "1"); }, function () { /* no cache: pages need the network */ });
   }
 
+  // Logging out forgets the day's pages kept on this phone (they show the inspector's list); the outbox stays:
+  // a visit not yet sent is never thrown away, it goes out after the next login.
+  var logout = document.getElementById("logout-form");
+  if (logout && window.caches) {
+    logout.addEventListener("submit", function () { caches["delete"]("field-pages"); });
+  }
+
   window.addEventListener("online", function () { show(); flush(); });
   window.addEventListener("offline", show);
   show().then(flush);
