@@ -106,6 +106,8 @@ def test_an_official_creates_edits_and_reports_a_campaign_and_an_inspector_recor
     mine = [v for v in day["visits"] if v["campaign_id"] == cid]
     assert first["venue_id"] in {v["venue_id"] for v in mine}
     assert all(v["map"].startswith("geo:") for v in mine)
+    bad_day = phone.get("/api/v1/field/day", params={"day": "tomorrow"})
+    assert bad_day.status_code == 400 and bad_day.json()["error"].startswith("day: a day as YYYY-MM-DD")
     csrf = token(phone, "/field/day")
     visit = {"visit_id": "v-web-000001", "campaign_id": cid, "venue_id": first["venue_id"],
              "at": str(int(time.time() * 1000)), "outcome": "reminded", "code_created": "yes",

@@ -18,6 +18,7 @@ from kiosk.centre.i18n import words
 from kiosk.centre.venue_places import kinds as venue_kinds
 from kiosk.centre.web.dashboard import DATA
 from kiosk.centre.web.exports import csv_response, safe_cell
+from kiosk.centre.web.params import BadParameter
 
 # The field pages may ask for the phone's position (the inspector allows it or not) and show a photo
 # chosen on the phone before it is sent (a blob: URL); everything else as on every page.
@@ -149,7 +150,7 @@ def _valid_day(day) -> str | None:
     try:
         return date.fromisoformat(day).isoformat()
     except ValueError:
-        raise LookupError(day) from None
+        raise BadParameter("day", f"day: a day as YYYY-MM-DD (got {day[:20]!r})") from None
 
 
 def map_link(r: dict) -> str:

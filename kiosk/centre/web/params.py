@@ -24,7 +24,7 @@ class BadParameter(ValueError):
 class Param:
     name: str
     where: str = "query"             # "query" or "path"
-    kind: str = "string"             # "string", "integer" or "enum"
+    kind: str = "string"             # "string", "integer", "enum" or "date" (YYYY-MM-DD)
     description: str = ""
     default: object = None
     minimum: int | None = None
@@ -54,6 +54,13 @@ class Param:
                 raise BadParameter(self.name, f"{self.name}: a whole number from {self.minimum} to {self.maximum} "
                                               f"(got {value})")
             return value
+        if self.kind == "date":
+            from datetime import date
+
+            try:
+                return date.fromisoformat(raw.strip()).isoformat() if len(raw.strip()) == 10 else _no_date(self.name, raw)
+            except ValueError:
+                _no_date(self.name, raw)
         if self.kind == "enum" and raw not in self.choices:
             raise BadParameter(self.name, f"{self.name}: one of {', '.join(self.choices)} (got {raw[:40]!r})")
         return raw
@@ -68,6 +75,8 @@ class Param:
                 s["maximum"] = self.maximum
         elif self.kind == "enum":
             s = {"type": "string", "enum": list(self.choices)}
+        elif self.kind == "date":
+            s = {"type": "string", "format": "date"}
         else:
             s = {"type": "string", "maxLength": self.max_length, "pattern": "^[^\\x00-\\x1f\\x7f]*$"}
             if self.where == "path":
@@ -79,3 +88,7 @@ class Param:
     def openapi(self) -> dict:
         return {"name": self.name, "in": self.where, "required": self.required, "description": self.description,
                 "schema": self.schema()}
+
+
+def _no_date(name: str, raw: str):
+    raise BadParameter(name, f"{name}: a day as YYYY-MM-DD (got {raw[:20]!r})")

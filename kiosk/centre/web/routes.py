@@ -55,7 +55,7 @@ CAMPAIGN_Q = Param("campaign_id", max_length=64, description="only this campaign
                                                                "account sees, the newest first)")
 CAMPAIGN_OPT = Param("campaign_id", max_length=64, description="only this campaign (default: every campaign the "
                                                                  "account sees)")
-DAY_Q = Param("day", max_length=10, description="a day as YYYY-MM-DD (default: today)")
+DAY_Q = Param("day", kind="date", max_length=10, description="a day as YYYY-MM-DD (default: today)")
 INSPECTOR_Q = Param("inspector", max_length=64, description="only this inspector's visits")
 
 ENDPOINTS: tuple[Endpoint, ...] = (
