@@ -8,7 +8,7 @@ registry's kinds and positions, two inspectors and a five-day campaign whose vis
 * inspector-day.png, inspector-visit.png, inspector-offline.png: the phone, 390x844 (device pixel ratio 2);
 * campaign-report.png and campaign.png: the official's report and visit list, desktop 1280 wide.
 
-Usage: .venv/bin/python scripts/inspection_screenshots.py [--venues 120] [--out docs/screenshots]
+Usage: .venv/bin/python scripts/inspection_screenshots.py [--venues 300] [--out docs/screenshots]
 Needs Debian's chromium and chromium-driver.
 """
 
@@ -43,9 +43,14 @@ def build(tmp: Path, venues: int):
     accounts.add("city", PASSWORD)
     accounts.add("lan.nguyen", PASSWORD, role="inspector", districts=districts[:2])
     accounts.add("minh.tran", PASSWORD, role="inspector", districts=districts[1:])
-    centre = Centre(store, Settings(grace_hour=0))
+    # 8:40 in the morning, the city's time: today's visits are still to make, the earlier days' are done.
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    morning = datetime.now(ZoneInfo(city.timezone)).replace(hour=8, minute=40, second=0, microsecond=0).timestamp()
+    centre = Centre(store, Settings(grace_hour=0, clock=lambda: morning))
     done = campaign_simulation.run(centre, accounts, "Kiểm tra mã QR tháng 12", days=5, sample_share=0.25,
-                                   venues=city.venues, seed=7)
+                                   venues=city.venues, seed=7, now=morning)
     server = LiveServer(create_app(centre, accounts, secure_cookies=False))
     return server, store, done
 
@@ -95,8 +100,9 @@ def phone_shots(url: str, out: Path, tmp: Path) -> None:
         (todo or d.find_elements(By.CSS_SELECTOR, "li.visit"))[0].find_element(By.CSS_SELECTOR, "a.record").click()
         time.sleep(0.5)
         for item, answer in (("code_created", "yes"), ("posted_entrance", "yes"), ("posting_ok", "no"),
-                             ("visitors_guided", "yes"), ("scanning", "yes")):
-            d.find_element(By.CSS_SELECTOR, f"input[name={item}][value={answer}] + span").click()
+                             ("visitors_guided", "yes"), ("scanning", "yes"), ("kiosk_working", "yes")):
+            for choice in d.find_elements(By.CSS_SELECTOR, f"input[name={item}][value={answer}] + span"):
+                choice.click()  # the kiosk's item only where the venue has one
         d.find_element(By.ID, "note").send_keys("Mã in quá nhỏ, đã hướng dẫn in lại khổ A4")
         import segno
 
@@ -114,6 +120,7 @@ def phone_shots(url: str, out: Path, tmp: Path) -> None:
                                                                "downloadThroughput": -1, "uploadThroughput": -1})
         d.find_element(By.ID, "save").click()
         time.sleep(0.5)
+        assert d.find_element(By.TAG_NAME, "body").get_attribute("data-outbox") == "1", "the visit was not saved"
         d.get(url + "/field/day")
         time.sleep(0.8)
         d.save_screenshot(str(out / "inspector-offline.png"))
@@ -137,7 +144,7 @@ def desktop_shots(url: str, out: Path, campaign_id: str) -> None:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--venues", type=int, default=120)
+    ap.add_argument("--venues", type=int, default=300)
     ap.add_argument("--out", default=str(ROOT / "docs" / "screenshots"))
     args = ap.parse_args()
     out = Path(args.out)
