@@ -230,3 +230,32 @@ def test_control_characters_are_refused_before_the_store():
     c = _campaign(["D"])
     with pytest.raises(campaigns.CampaignError, match="venue_id: no control characters"):
         visits.parse(_form(c, "V\x001"), "a1", time.time())
+
+
+def test_kiosk_simulate_campaign_options_record_into_the_given_store(tmp_path):
+    import argparse
+
+    from kiosk.centre import campaign_simulation
+    from kiosk.centre.simulate import City
+
+    city = City.build(80, 0.3, districts=2, seed=4, offline=3)
+    districts = sorted({v.district for v in city.venues})
+    accounts = Accounts({}, str(tmp_path / "accounts.json"))
+    accounts.add("lan", "pw-long-enough", role="inspector", districts=districts)
+    accounts.save()
+    p = argparse.ArgumentParser()
+    campaign_simulation.add_arguments(p)
+    args = p.parse_args(["--campaign", "Tháng 12", "--campaign-store", str(tmp_path / "c.sqlite3"),
+                         "--campaign-accounts", str(tmp_path / "accounts.json")])
+    args.seed = 1
+    done = campaign_simulation.from_args(args, city)
+    assert done["created"] and done["visits"] >= 0
+    store = open_store(tmp_path / "c.sqlite3")
+    try:
+        plan = campaigns.plan(store, done["campaign_id"])
+        offline = {k.venue.venue_id for k in city.kiosks if k.condition == "offline"}
+        assert offline <= {r["venue_id"] for r in plan} and {r["inspector"] for r in plan} == {"lan"}
+    finally:
+        store.close()
+    with pytest.raises(campaigns.CampaignError, match="--campaign needs --campaign-store"):
+        campaign_simulation.from_args(p.parse_args(["--campaign", "x"]), city)

@@ -115,10 +115,12 @@ def add_arguments(p) -> None:
 
 
 def from_args(args, city) -> dict:
-    """Run :func:`run` for ``kiosk simulate --campaign``: the simulated venues go into the store's registry
-    (what ``kiosk centre --venues`` would load from ``--write-venues``), then the campaign and its visits."""
+    """Run :func:`run` for ``kiosk simulate --campaign``: the simulated kiosks and venues go into the store's
+    registries (what ``kiosk centre`` loads from ``--registry`` and ``--venues``), then the campaign and its
+    visits. Kiosks the store has heard nothing from yet are on the inspection list ("never heard"), so planned."""
     from kiosk.centre.accounts import Accounts
     from kiosk.centre.queries import Centre, Settings
+    from kiosk.centre.registry import FleetRegistry
     from kiosk.centre.store import open_store
 
     if not args.campaign_store or not args.campaign_accounts:
@@ -127,6 +129,7 @@ def from_args(args, city) -> dict:
         raise campaigns.CampaignError("campaign", f"--campaign-days: 1 to {campaigns.MAX_DAYS}")
     store = open_store(args.campaign_store)
     try:
+        store.load_fleet(FleetRegistry.from_json(city.registry()))  # what the centre loads from --registry
         store.import_venues(city.venues)
         centre = Centre(store, Settings(timezone=city.timezone))
         return run(centre, Accounts.load(args.campaign_accounts), args.campaign, days=args.campaign_days,
