@@ -744,5 +744,178 @@ def main() -> int:
     return 0
 
 
+
+# -- 5. inspection campaigns (issue 21) -------------------------------------------------------------------
+def bench_campaigns(args, pg):
+    """An inspector's day list and a campaign's report at city scale (PostgreSQL, through HTTP).
+
+    The city of section 3 (V venues, D days of history) with the registry's kinds and positions; three
+    inspectors per district; a campaign of the city's markets (every district, D days) whose visits of
+    every day but the last are recorded. Baselines measured in the same run: the report counted in Python
+    from every plan row and visit (what a spreadsheet of the raw visits does), and the day list filtered in
+    Python from the campaign's whole plan.
+    """
+    from centre_helpers import Browser
+    from conftest import free_port
+    from kiosk.centre import campaigns, inspection_report
+    from kiosk.centre.accounts import Accounts
+    from kiosk.centre.campaign_simulation import places_of
+    from kiosk.centre.queries import Centre, Settings
+    from kiosk.centre.registry import FleetRegistry
+    from kiosk.centre.simulate import City, seed_history
+    from kiosk.centre.store import open_store
+    from kiosk.centre.venue_places import load_places
+    from kiosk.centre.visits import CHECKLIST, OUTCOMES
+    from kiosk.centre.web import create_app
+    import threading
+
+    import uvicorn
+
+    print(f"\ncampaigns: building a city of {args.venues:,} venues, {args.days} days of history ...", flush=True)
+    t0 = time.perf_counter()
+    city = City.build(args.venues, args.kiosk_share, seed=3, offline=args.venues // 200)
+    store = open_store(pg.new_database())
+    store.load_fleet(FleetRegistry.from_json(city.registry()))
+    store.import_venues(city.venues)
+    seed_history(store, city, args.days, scans_per_day=40)
+    load_places(store, places_of(city.venues))
+    now = time.time()
+    centre = Centre(store, Settings(grace_hour=0, clock=lambda: now))
+    districts = centre.districts()
+    acc = Accounts({})
+    acc.add("city", "benchmark-password", None)
+    for i, d in enumerate(districts):
+        for j in range(3):
+            acc.add(f"insp-{i}-{j}", "benchmark-password", role="inspector", districts=(d,))
+    today = centre.settings.today()
+    from datetime import date, timedelta
+
+    first = (date.fromisoformat(today) - timedelta(args.days - 1)).isoformat()
+    c = campaigns.Campaign("c-bench-markets", "Markets", first, today, tuple(districts), ("Chợ",), 0.1,
+                           tuple(sorted(campaigns.inspectors(acc))), "city", now)
+    t = time.perf_counter()
+    c, _ = campaigns.create(centre, c, campaigns.inspectors(acc))
+    made_s = time.perf_counter() - t
+    plan = store.query("SELECT venue_id, inspector, day FROM campaign_plan WHERE campaign_id = ?", [c.campaign_id])
+    rng = random.Random(5)
+    rows = []
+    for n, r in enumerate(plan):
+        if r["day"] == today or rng.random() < 0.05:
+            continue  # today's visits are still to make; a few were missed
+        rows.append((f"v-bench-{n:08d}", c.campaign_id, r["venue_id"], r["inspector"], now - 86400, r["day"],
+                     *(int(rng.random() > 0.15) for _ in CHECKLIST), rng.choice(("match", "match", "differs", "")),
+                     "", rng.choices(OUTCOMES, (0.6, 0.25, 0.1, 0.05))[0], "", None, None, None, now))
+    cols = ("visit_id, campaign_id, venue_id, inspector, at, day, " + ", ".join(CHECKLIST)
+            + ", code_check, photo_sha256, outcome, note, lat, lon, accuracy, received_at")
+    for i in range(0, len(rows), 500):
+        chunk = rows[i:i + 500]
+        store.execute(f"INSERT INTO visits ({cols}) VALUES " + ", ".join(
+            "(" + ", ".join("?" for _ in chunk[0]) + ")" for _ in chunk), [v for r in chunk for v in r])
+    store.execute("ANALYZE")
+    print(f"loaded in {time.perf_counter() - t0:.0f} s: {len(plan):,} venues planned ({made_s:.1f} s to draw and "
+          f"store the plan), {len(rows):,} visits", flush=True)
+
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(create_app(centre, acc, secure_cookies=False), host="127.0.0.1",
+                                           port=port, log_level="warning", access_log=False, lifespan="off"))
+    th = threading.Thread(target=server.run, daemon=True)
+    th.start()
+    while not server.started:
+        time.sleep(0.05)
+    url = f"http://127.0.0.1:{port}"
+    official = Browser(url)
+    official.login("city", "benchmark-password")
+    phones = []
+    for i in range(0, len(districts), max(1, len(districts) // 8)):
+        b = Browser(url)
+        b.login(f"insp-{i}-0", "benchmark-password")
+        phones.append(b)
+    days = c.days()
+    out = []
+
+    def measure(name, fn, n=40):
+        fn(0)
+        times = []
+        for i in range(n):
+            t = time.perf_counter()
+            fn(i)
+            times.append((time.perf_counter() - t) * 1000)
+        out.append((name, statistics.median(times), p95(times)))
+
+    def python_report(i):
+        planned = store.query("SELECT venue_id, district, day FROM campaign_plan WHERE campaign_id = ?", [c.campaign_id])
+        latest: dict = {}
+        for v in store.query("SELECT * FROM visits WHERE campaign_id = ?", [c.campaign_id]):
+            if v["venue_id"] not in latest or v["at"] > latest[v["venue_id"]]["at"]:
+                latest[v["venue_id"]] = v
+        per: dict = {}
+        for r in planned:
+            d = per.setdefault(r["district"], {"planned": 0, "visited": 0, **{o: 0 for o in OUTCOMES}})
+            d["planned"] += 1
+            if r["venue_id"] in latest:
+                d["visited"] += 1
+                d[latest[r["venue_id"]]["outcome"]] += 1
+        return per
+
+    def python_day(i):
+        who = f"insp-{(i * 7) % len(districts)}-0"
+        return [r for r in store.query("SELECT * FROM campaign_plan WHERE campaign_id = ?", [c.campaign_id])
+                if r["inspector"] == who and r["day"] == days[i % len(days)]]
+
+    measure("inspector's day list, /field/day page (HTML)",
+            lambda i: phones[i % len(phones)].request(f"/field/day?day={days[i % len(days)]}"))
+    measure("inspector's day list, /api/v1/field/day",
+            lambda i: phones[i % len(phones)].json(f"/api/v1/field/day?day={days[i % len(days)]}"))
+    measure("baseline: the day list filtered in Python from the whole plan", python_day, n=10)
+    measure("campaign report, /api/v1/inspection-report (city, every district)",
+            lambda i: official.json(f"/api/v1/inspection-report?campaign_id={c.campaign_id}"))
+    measure("campaign report, query layer (in process, as the baseline)",
+            lambda i: inspection_report.report(store, [c.campaign_id]))
+    measure("campaign report, one district",
+            lambda i: official.json(f"/api/v1/inspection-report?campaign_id={c.campaign_id}&district="
+                                    f"{districts[i % len(districts)]}"))
+    measure("campaign report page (HTML)", lambda i: official.request(f"/inspection-report?campaign_id={c.campaign_id}"),
+            n=20)
+    measure("campaign report XLSX", lambda i: official.opener.open(
+        f"{url}/inspection-report.xlsx?campaign_id={c.campaign_id}", timeout=60).read(), n=10)
+    measure("baseline: the report counted in Python from every plan row and visit", python_report, n=5)
+    total = inspection_report.report(store, [c.campaign_id])["total"]
+    server.should_exit = True
+    th.join(10)
+    print(f"\n| {args.venues:,} venues, {args.days} days; campaign of {total['planned']:,} venues, "
+          f"{len(rows):,} visits, {len(acc.by_name) - 1} inspectors | median ms | p95 ms |")
+    print("|---|---:|---:|")
+    for name, med, p in out:
+        print(f"| {name} | {med:.0f} | {p:.0f} |")
+    day_p95 = max(p for name, _, p in out if name.startswith("inspector's"))
+    report_p95 = max(p for name, _, p in out if name.startswith("campaign report, /api"))
+    layer = next(med for name, med, _ in out if name.startswith("campaign report, query layer"))
+    base_med = next(med for name, med, _ in out if name.startswith("baseline: the report"))
+    print(f"\ntargets: day list p95 {day_p95:.0f} ms (<= 150: {'met' if day_p95 <= 150 else 'MISSED'}), "
+          f"campaign report p95 {report_p95:.0f} ms (<= 300: {'met' if report_p95 <= 300 else 'MISSED'}); "
+          f"the query layer's median against the Python baseline's (both in process): "
+          f"{layer:.0f} ms against {base_med:.0f} ms ({base_med / max(layer, 1e-9):.1f}x)")
+    store.close()
+
+
+def campaigns_only() -> int:
+    """``--only-campaigns``: section 5 alone (it needs PostgreSQL only)."""
+    ap = argparse.ArgumentParser(description="bench_centre.py section 5: inspection campaigns")
+    ap.add_argument("--only-campaigns", action="store_true")
+    ap.add_argument("--venues", type=int, default=200_000)
+    ap.add_argument("--kiosk-share", type=float, default=0.2)
+    ap.add_argument("--days", type=int, default=30)
+    args = ap.parse_args()
+    from centre_pg import PostgresServer
+
+    print(f"machine: {os.cpu_count()} CPUs, Python {sys.version.split()[0]}")
+    pg = PostgresServer()
+    try:
+        bench_campaigns(args, pg)
+    finally:
+        pg.stop()
+    return 0
+
+
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(campaigns_only() if "--only-campaigns" in sys.argv else main())

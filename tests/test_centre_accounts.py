@@ -200,7 +200,7 @@ def test_an_inspector_sees_its_districts_inspection_lists_and_venues(city):
     acc.add("insp", PASSWORD, role="inspector", districts=mine)
     client = TestClient(create_app(Centre(store, Settings(grace_hour=0)), acc, secure_cookies=False))
     r = login(client, "insp")
-    assert r.status_code == 303 and r.headers["location"] == "/inspection"
+    assert r.status_code == 303 and r.headers["location"] == "/field/day"  # the day's visits (docs/inspection.md)
     me = client.get("/api/v1/me").json()
     assert me["role"] == "inspector" and me["districts"] == mine and me["district"] is None
     assert client.get("/api/v1/districts").json()["districts"] == mine

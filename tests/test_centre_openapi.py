@@ -45,6 +45,7 @@ def served(tmp_path_factory):
 
     app = create_app(Centre(store, Settings(grace_hour=0)), acc, secure_cookies=False,
                      limiter=LoginLimiter(failures=10**9))
+    campaign = _campaign(app.state.dashboard.centre, acc, districts[1:3])
     cookies = {}
     with TestClient(app) as c:
         for name in ("city", "district", "inspector"):
@@ -56,9 +57,26 @@ def served(tmp_path_factory):
     allowed = {"city": set(districts), "district": {districts[0]}, "inspector": set(districts[1:3])}
     # The city's real names, so that the cases also ask for other districts' records by name.
     real = {"districts": districts, "wards": sorted({(v.district, v.ward) for v in city.venues}),
-            "venues": [next(v.venue_id for v in city.venues if v.district == d) for d in districts]}
+            "venues": [next(v.venue_id for v in city.venues if v.district == d) for d in districts],
+            "campaigns": [(campaign.campaign_id, r["venue_id"]) for r in _plan_sample(store, campaign)]}
     yield app, cookies, allowed, real
     store.close()
+
+
+def _campaign(centre, accounts, districts):
+    """A campaign over every district (its visit form and report are asked for by their real ids too)."""
+    from kiosk.centre import campaigns
+
+    c = campaigns.Campaign("c-openapi", "Kiểm tra", centre.settings.today(), centre.settings.today(),
+                           tuple(districts), (), 0.2, ("inspector",), "city", 0.0)
+    return campaigns.create(centre, c, campaigns.inspectors(accounts))[0]
+
+
+def _plan_sample(store, campaign):
+    from kiosk.centre import campaigns
+
+    plan = campaigns.plan(store, campaign.campaign_id)
+    return [next(r for r in plan if r["district"] == d) for d in sorted({r["district"] for r in plan})]
 
 
 def test_every_route_is_described_and_every_description_is_served(served):
@@ -146,6 +164,9 @@ def test_every_route_with_every_real_name_as_each_kind_of_account(api_schema, se
         cases = [dict(path_parameters={"name": d, "ward": w}) for d, w in real["wards"]]
     elif "name" in names:
         cases = [dict(path_parameters={"name": d}) for d in real["districts"]]
+    elif "{campaign_id}" in path:
+        cases = [dict(path_parameters={"campaign_id": c, **({"venue_id": v} if "{venue_id}" in path else {})})
+                 for c, v in real["campaigns"]]
     elif "venue_id" in names and "{venue_id}" in path:
         cases = [dict(path_parameters={"venue_id": v}) for v in real["venues"]]
     elif "chart" in names:

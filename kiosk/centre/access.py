@@ -28,11 +28,13 @@ CITY = "city"              # the whole city at once: the overview of every distr
 FIGURES = "figures"        # a district's and its wards' figures, history, hourly curve, the daily report
 VENUES = "venues"          # a ward's venues, a venue (with its own figures and charts), kiosks
 INSPECTION = "inspection"  # the inspection list and its CSV
+CAMPAIGNS = "campaigns"    # create and edit inspection campaigns in its districts, their reports
+VISITS = "visits"          # record visits of the campaigns it is a member of (the inspector's phone)
 
 CAPABILITIES = {
-    "city": frozenset({CITY, FIGURES, VENUES, INSPECTION}),
-    "district": frozenset({FIGURES, VENUES, INSPECTION}),
-    "inspector": frozenset({VENUES, INSPECTION}),
+    "city": frozenset({CITY, FIGURES, VENUES, INSPECTION, CAMPAIGNS}),
+    "district": frozenset({FIGURES, VENUES, INSPECTION, CAMPAIGNS}),
+    "inspector": frozenset({VENUES, INSPECTION, VISITS}),
 }
 
 
@@ -86,4 +88,4 @@ def home(account: "Account") -> str:
         return "/"
     if account.role == "district":
         return "/district/" + urllib.parse.quote(account.districts[0], safe="")
-    return "/inspection"
+    return "/field/day"  # the inspector's phone: today's visits

@@ -14,7 +14,7 @@ Later numbers are what each release added.
 
 Adding a migration (a new table, column or index; a data fix):
 
-1. write ``def m0005_what_it_adds(x):`` below, calling ``x.execute(sql)`` (``?`` placeholders;
+1. write ``def m0007_what_it_adds(x):`` below, calling ``x.execute(sql)`` (``?`` placeholders;
    ``x.dialect`` is ``"sqlite"`` or ``"postgres"`` where they differ) and ``x.query(sql)``;
 2. append it to :data:`MIGRATIONS` (its number is its place in the list; the test checks the name);
 3. change :data:`kiosk.centre.store.TABLES` to match when the write path uses the new columns.
@@ -132,6 +132,31 @@ def m0005_city_rollup(x) -> None:
     first = x.query("SELECT MIN(day) AS day FROM daily")[0]["day"]
     if x.query("SELECT COUNT(*) AS n FROM venues WHERE registered = 1")[0]["n"]:
         rollup.snapshot(x, first if isinstance(first, str) and first else "0001-01-01")
+def m0006_campaigns(x) -> None:
+    """Inspection campaigns (kiosk.centre.campaigns): the campaign, its team, its visit list, the visits
+    recorded at the door (kiosk.centre.visits) and what the venue registry says of a venue's kind and place."""
+    x.execute("CREATE TABLE IF NOT EXISTS venue_places (venue_id TEXT PRIMARY KEY, kind TEXT NOT NULL DEFAULT '', "
+              "lat DOUBLE PRECISION, lon DOUBLE PRECISION)")
+    x.execute("CREATE INDEX IF NOT EXISTS venue_places_kind ON venue_places (kind)")
+    x.execute("CREATE TABLE IF NOT EXISTS campaigns (campaign_id TEXT PRIMARY KEY, name TEXT NOT NULL, "
+              "first_day TEXT NOT NULL, last_day TEXT NOT NULL, districts TEXT NOT NULL, kinds TEXT NOT NULL, "
+              "sample_share DOUBLE PRECISION NOT NULL, created_by TEXT NOT NULL, "
+              "created_at DOUBLE PRECISION NOT NULL)")
+    x.execute("CREATE TABLE IF NOT EXISTS campaign_members (campaign_id TEXT NOT NULL, account TEXT NOT NULL, "
+              "PRIMARY KEY (campaign_id, account))")
+    x.execute("CREATE TABLE IF NOT EXISTS campaign_plan (campaign_id TEXT NOT NULL, venue_id TEXT NOT NULL, "
+              "district TEXT NOT NULL, inspector TEXT NOT NULL, day TEXT NOT NULL, reasons TEXT NOT NULL, "
+              "PRIMARY KEY (campaign_id, venue_id))")
+    x.execute("CREATE INDEX IF NOT EXISTS campaign_plan_inspector_day ON campaign_plan (inspector, day)")
+    x.execute("CREATE TABLE IF NOT EXISTS visits (visit_id TEXT PRIMARY KEY, campaign_id TEXT NOT NULL, "
+              "venue_id TEXT NOT NULL, inspector TEXT NOT NULL, at DOUBLE PRECISION NOT NULL, day TEXT NOT NULL, "
+              "code_created INTEGER, posted_entrance INTEGER, posting_ok INTEGER, visitors_guided INTEGER, "
+              "scanning INTEGER, kiosk_working INTEGER, code_check TEXT NOT NULL DEFAULT '', "
+              "photo_sha256 TEXT NOT NULL DEFAULT '', outcome TEXT NOT NULL, note TEXT NOT NULL DEFAULT '', "
+              "lat DOUBLE PRECISION, lon DOUBLE PRECISION, accuracy DOUBLE PRECISION, "
+              "received_at DOUBLE PRECISION NOT NULL)")
+    x.execute("CREATE INDEX IF NOT EXISTS visits_campaign_venue ON visits (campaign_id, venue_id, at)")
+    x.execute("CREATE INDEX IF NOT EXISTS visits_venue_at ON visits (venue_id, at)")
 
 
 MIGRATIONS: tuple[Callable, ...] = (
@@ -140,6 +165,7 @@ MIGRATIONS: tuple[Callable, ...] = (
     m0003_web_sessions,
     m0004_readiness_probe,
     m0005_city_rollup,
+    m0006_campaigns,
 )
 LATEST = len(MIGRATIONS)
 

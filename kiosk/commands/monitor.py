@@ -103,6 +103,7 @@ def open_centre(args, once: bool = False):
     from kiosk.centre.queries import Centre, Settings
     from kiosk.centre.registry import FleetRegistry, read_venues
     from kiosk.centre.store import open_store
+    from kiosk.centre.venue_places import load_places, read_places
     from kiosk.centre.watch import IngestWorker
     from kiosk.errors import KioskError
     from kiosk.secrets import SecretError
@@ -124,6 +125,7 @@ def open_centre(args, once: bool = False):
     try:
         registry = FleetRegistry.load(args.registry)
         venues = read_venues(args.venues) if args.venues else None
+        places = read_places(args.venues) if args.venues else None  # optional kind, lat, lon (campaigns)
         store = open_store(args.db)
     except KioskError as exc:
         raise UsageError(str(exc)) from None
@@ -132,6 +134,7 @@ def open_centre(args, once: bool = False):
         from datetime import datetime
 
         store.import_venues(venues, day=datetime.now(ZoneInfo(args.timezone)).date().isoformat())
+        load_places(store, places)
     client_id = args.client_id
     if not client_id and not once and args.db:
         client_id = "kiosk-centre-" + hashlib.sha256(f"{args.db}|{args.share_group}".encode()).hexdigest()[:12]

@@ -54,6 +54,9 @@ def add_arguments(p) -> None:
     p.add_argument("--history-days", type=int, default=0, help="first send each kiosk's signed counts of the last "
                                                               "N days (default 0; at most 120)")
     p.add_argument("--history-scans", type=int, default=40, help="a kiosk's scans on an average past day (default 40)")
+    from kiosk.centre import campaign_simulation
+
+    campaign_simulation.add_arguments(p)  # --campaign: an inspection campaign's visits (docs/inspection.md)
 
 
 def run(args) -> int:
@@ -79,6 +82,15 @@ def run(args) -> int:
         raise
     except (OSError, KeyError, ValueError) as exc:
         raise UsageError(f"cannot build the city: {exc}") from None
+    if args.campaign:
+        from kiosk.centre import campaign_simulation
+
+        try:
+            done = campaign_simulation.from_args(args, city)
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
+        print(f"campaign {done['campaign_id']}: {'created' if done['created'] else 'already there'}, "
+              f"{done['visits']} visits recorded", file=sys.stderr)
     try:
         sim = CitySimulator(args.broker, city, connections=args.connections, qos=args.qos, seed=args.seed,
                             mqtt_config=settings)

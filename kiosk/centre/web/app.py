@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import sqlite3
 import time
 
@@ -18,13 +19,16 @@ from kiosk.centre.health import Health
 from kiosk.centre.limiter import LoginLimiter
 from kiosk.centre.queries import Centre
 from kiosk.centre.sessions import Sessions
-from kiosk.centre.web import auth
+from kiosk.centre.photo_check import MAX_PHOTO_BYTES
+from kiosk.centre.web import auth, field_forms
 from kiosk.centre.web.dashboard import DATA, JSON, Dashboard
 from kiosk.centre.web.openapi import describe
 from kiosk.centre.web.routes import ENDPOINTS
 from kiosk.centre.web.security import BodyLimit, Network, SecurityHeaders
 
 MAX_BODY = 64 * 1024  # the largest form the dashboard takes (login: three short fields)
+# The photo of a venue's posted code is the one larger body the centre takes (kiosk.centre.photo_check).
+PHOTO_LIMIT = ((re.compile(r"/api/v1/visits/[^/]+/photo"), MAX_PHOTO_BYTES, field_forms.PHOTO_TOO_LARGE),)
 STORE_DOWN = "the centre's store cannot be reached just now; try again in a minute"
 
 log = logging.getLogger(__name__)
@@ -84,6 +88,7 @@ def create_app(centre: Centre, accounts: Accounts, session_key: str | None = Non
                      audit or AuditLog(None), secure_cookies=secure_cookies, refresh_seconds=refresh_seconds,
                      trusted_proxies=trusted_proxies, metrics=metrics)
     login, logout, set_lang = auth.routes(dash)
+    field_posts = field_forms.routes(dash)
     description = describe()
 
     def probe(request):  # no session: a load balancer asks; it learns one word per check (kiosk.centre.health)
@@ -99,11 +104,12 @@ def create_app(centre: Centre, accounts: Accounts, session_key: str | None = Non
         Route("/healthz", probe, methods=["GET"]),
         Route("/readyz", probe, methods=["GET"]),
         *(Route(e.path, dash.endpoint(e), methods=["GET"]) for e in ENDPOINTS),
+        *(Route(path, post, methods=["POST"]) for path, post in field_posts),
         Mount("/static", StaticFiles(directory=str(DATA / "static")), name="static"),
     ]
     store_down = StoreDown()
     app = Starlette(routes=routes, middleware=[Middleware(SecurityHeaders, hsts=secure_cookies),
-                                               Middleware(BodyLimit, max_bytes=max_body)],
+                                               Middleware(BodyLimit, max_bytes=max_body, larger=PHOTO_LIMIT)],
                     exception_handlers={e: store_down for e in _store_errors()})
     app.state.dashboard = dash
     return app

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from kiosk import __version__
 from kiosk.centre.queries import FIGURES, INSPECTION_KINDS, LIVE_FIGURES
+from kiosk.centre.web.field_schemas import field_schemas
 from kiosk.centre.web.routes import ENDPOINTS, FORMS, PROBES
 
 _STR = {"type": "string"}
@@ -101,9 +102,11 @@ SCHEMAS = {
                        "district": {**_NSTR, "description": "null on the total row"},
                        "ward": {**_NSTR, "description": "null on the total row"}, **_FIG, "scan_share": _SHARE}),
     "Report": _obj({**_ENVELOPE, "rows": {"type": "array", "items": _ref("ReportRow")}}),
+    **field_schemas(_obj, _ref, _ENVELOPE),
 }
 
-_MEDIA = {"page": "text/html", "csv": "text/csv", "svg": "image/svg+xml", "metrics": "text/plain"}
+_MEDIA = {"page": "text/html", "csv": "text/csv", "svg": "image/svg+xml", "metrics": "text/plain",
+          "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet", "script": "text/javascript"}
 _WHY = {400: "a parameter the route cannot use (the message names it)", 401: "no session",
         403: "outside the account's role or districts, or a form from another site",
         404: "no such district, ward or venue in the account's districts",
@@ -146,15 +149,22 @@ def describe() -> dict:
         props = {k: {"type": "string", "maxLength": 1024} for k in f.fields}
         responses = {}
         for c in f.statuses:
-            responses[str(c)] = _redirect() if c == 303 else (_json_error(c) if c == 413 else _html(c))
-        paths[f.path] = {"post": {
+            if c == 200:
+                responses["200"] = {"description": f.summary, "content": {"application/json": {"schema": _ref(f.schema)}}}
+            else:
+                responses[str(c)] = _redirect() if c == 303 else (
+                    _json_error(c) if c == 413 or f.schema else _html(c))
+        if f.media == "image/*":
+            body = {m: {"schema": {"type": "string", "format": "binary"}} for m in ("image/jpeg", "image/png", "image/webp")}
+        else:
+            body = {f.media: {"schema": {"type": "object", "properties": props}}}
+        paths.setdefault(f.path, {})["post"] = {
             "operationId": f.name, "summary": f.summary, "tags": ["forms"],
-            **({} if f.name == "logout" else {"security": []}),
+            **({} if f.name == "logout" or f.schema or f.path.startswith("/campaigns") else {"security": []}),
             "parameters": [p.openapi() for p in f.params],
-            "requestBody": {"required": True, "content": {"application/x-www-form-urlencoded": {
-                "schema": {"type": "object", "properties": props}}}},
+            "requestBody": {"required": True, "content": body},
             "responses": responses,
-        }}
+        }
     paths["/login"]["get"] = {
         "operationId": "login_page", "summary": "the login form (a session: 303 to next or the account's home)",
         "tags": ["forms"], "security": [],

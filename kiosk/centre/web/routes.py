@@ -13,10 +13,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
-from kiosk.centre.access import CITY, FIGURES, INSPECTION, VENUES
+from kiosk.centre.access import CAMPAIGNS, CITY, FIGURES, INSPECTION, VENUES, VISITS
 from kiosk.centre.i18n import LANGUAGES
 from kiosk.centre.queries import INSPECTION_KINDS
-from kiosk.centre.web import views
+from kiosk.centre.web import field, views
 from kiosk.centre.web.params import Param
 
 
@@ -55,6 +55,14 @@ CURRENT_Q = Param("current", max_length=64, description="the version kiosks shou
                                                       "(default: the newest version a kiosk in the scope runs)")
 CHART_P = Param("chart", where="path", kind="enum", choices=("history", "coverage", "hourly"),
                 description="which chart")
+
+CAMPAIGN_P = Param("campaign_id", where="path", max_length=64, description="the campaign's id")
+CAMPAIGN_Q = Param("campaign_id", max_length=64, description="only this campaign (default: every campaign the "
+                                                               "account sees, the newest first)")
+CAMPAIGN_OPT = Param("campaign_id", max_length=64, description="only this campaign (default: every campaign the "
+                                                                 "account sees)")
+DAY_Q = Param("day", kind="date", max_length=10, description="a day as YYYY-MM-DD (default: today)")
+INSPECTOR_Q = Param("inspector", max_length=64, description="only this inspector's visits")
 
 ENDPOINTS: tuple[Endpoint, ...] = (
     # -- the API --------------------------------------------------------------------------------
@@ -113,6 +121,39 @@ ENDPOINTS: tuple[Endpoint, ...] = (
     Endpoint("/metrics", "metrics", "metrics", views.metrics_text,
              "this process's metrics in the Prometheus text format (city account; Prometheus itself scrapes "
              "--metrics-listen, which needs no session)", CITY),
+    # -- inspection campaigns (kiosk.centre.web.field; the forms: FORMS, kiosk.centre.web.field_forms) --------
+    Endpoint("/api/v1/campaigns", "campaigns", "api", field.api_campaigns,
+             "the inspection campaigns the account sees, with venues planned and visited", schema="Campaigns"),
+    Endpoint("/api/v1/campaigns/{campaign_id}", "campaign", "api", field.api_campaign,
+             "one campaign and its visit list (an inspector: its own visits; an official: its district's)",
+             params=(CAMPAIGN_P,), schema="Campaign"),
+    Endpoint("/api/v1/visits", "visits", "api", field.api_visits, "the visits recorded in the account's campaigns",
+             params=(CAMPAIGN_Q, DAY_Q, INSPECTOR_Q, LIMIT_Q, OFFSET_Q), schema="Visits"),
+    Endpoint("/api/v1/inspection-report", "inspection_report", "api", field.api_report,
+             "a campaign's report (all the account's campaigns without campaign_id): venues planned, visited, "
+             "compliant, each finding, each outcome, for all its districts, per district and per day",
+             CAMPAIGNS, (CAMPAIGN_OPT, DISTRICT_Q), schema="InspectionReport"),
+    Endpoint("/api/v1/field/day", "field_day", "api", field.api_field_day,
+             "an inspector's visits of a day (default today) and those of earlier days still to make", VISITS,
+             (DAY_Q,), schema="FieldDay"),
+    Endpoint("/campaigns", "campaigns_page", "page", field.campaigns_page,
+             "the campaigns, and (an official) the form that creates one"),
+    Endpoint("/campaigns/{campaign_id}", "campaign_page", "page", field.campaign_page,
+             "a campaign: its report and its visit list, editable by an official", params=(CAMPAIGN_P,)),
+    Endpoint("/inspection-report", "inspection_report_page", "page", field.report_page, "the campaigns' report",
+             CAMPAIGNS, (CAMPAIGN_OPT, DISTRICT_Q)),
+    Endpoint("/inspection-report.csv", "inspection_report_csv", "csv", field.report_csv,
+             "the campaigns' report as CSV (UTF-8 with a byte-order mark; headers in the page's language)",
+             CAMPAIGNS, (CAMPAIGN_OPT, DISTRICT_Q)),
+    Endpoint("/inspection-report.xlsx", "inspection_report_xlsx", "xlsx", field.report_xlsx,
+             "the campaigns' report as an Excel workbook", CAMPAIGNS, (CAMPAIGN_OPT, DISTRICT_Q)),
+    Endpoint("/field/day", "field_day_page", "page", field.field_day_page,
+             "the inspector's phone: the day's visits, with the map and the reason of each", VISITS, (DAY_Q,)),
+    Endpoint("/field/visit/{campaign_id}/{venue_id}", "visit_form_page", "page", field.visit_form_page,
+             "the inspector's phone: the visit form (checklist, photo of the posted code, outcome)", VISITS,
+             (CAMPAIGN_P, VENUE_P)),
+    Endpoint("/field/sw.js", "field_service_worker", "script", field.service_worker,
+             "the service worker that keeps the inspector's pages for the day on the phone", VISITS),
 )
 
 
@@ -142,6 +183,8 @@ class Form:
     fields: tuple[str, ...]
     params: tuple[Param, ...] = ()
     statuses: tuple[int, ...] = (303, 403)
+    media: str = "application/x-www-form-urlencoded"  # or "image/*": the body is a photo
+    schema: str | None = None  # the JSON answer's schema (a form that answers JSON, not a redirect)
 
 
 LANG_P = Param("code", where="path", kind="enum", choices=LANGUAGES, description="the dashboard's language")
@@ -152,4 +195,23 @@ FORMS: tuple[Form, ...] = (
     Form("/logout", "logout", "end this session (form: csrf)", ("csrf",)),
     Form("/lang/{code}", "lang", "switch the dashboard's language (form: csrf, next)", ("csrf", "next"), (LANG_P,),
          statuses=(303, 400, 403)),
+    # -- inspection campaigns (kiosk.centre.web.field_forms) -----------------------------------------------
+    Form("/campaigns", "campaign_create", "create a campaign (form: csrf, campaign_id, name, first_day, last_day, "
+         "district, kind and member (each repeated), sample_share); the same campaign_id twice makes one campaign",
+         ("csrf", "campaign_id", "name", "first_day", "last_day", "district", "kind", "member", "sample_share"),
+         statuses=(303, 400, 403, 404, 413)),
+    Form("/campaigns/{campaign_id}/plan", "campaign_plan_edit", "edit a campaign's visit list (form: csrf, action "
+         "add, remove or change, venue_id, inspector, day)", ("csrf", "action", "venue_id", "inspector", "day"),
+         (CAMPAIGN_P,), statuses=(303, 400, 403, 404, 413)),
+    Form("/api/v1/visits", "visit_record", "record a visit (the phone's outbox; header X-CSRF-Token): visit_id made "
+         "by the phone (a resent visit changes nothing), campaign_id, venue_id, at (ms since 1970), the checklist "
+         "(code_created, posted_entrance, posting_ok, visitors_guided, scanning, kiosk_working: yes, no or na), "
+         "outcome (compliant, reminded, warned, fined), note, lat, lon, accuracy",
+         ("csrf", "visit_id", "campaign_id", "venue_id", "at", "code_created", "posted_entrance", "posting_ok",
+          "visitors_guided", "scanning", "kiosk_working", "outcome", "note", "lat", "lon", "accuracy"),
+         statuses=(200, 400, 401, 403, 413), schema="VisitAnswer"),
+    Form("/api/v1/visits/{visit_id}/photo", "visit_photo", "the photo of the venue's posted code (JPEG, PNG or WebP, "
+         "at most 8 MiB; header X-CSRF-Token): read with the kiosk's decoder and compared with the registry's code; "
+         "the photo is not kept", (), (Param("visit_id", where="path", max_length=64, description="the visit's id"),),
+         statuses=(200, 400, 401, 403, 404, 413), media="image/*", schema="VisitAnswer"),
 )

@@ -63,13 +63,19 @@ class SecurityHeaders:
 class BodyLimit:
     """ASGI middleware: request bodies over ``max_bytes`` are answered 413 and never read whole."""
 
-    def __init__(self, app, max_bytes: int = 64 * 1024):
+    def __init__(self, app, max_bytes: int = 64 * 1024, larger: tuple = ()):
         self.app = app
         self.max_bytes = max_bytes
+        # (compiled path pattern, cap, sentence): routes that take more (a photo), with their own 413 sentence
+        self.larger = larger
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
+        cap, too_large = self.max_bytes, f"request body: at most {self.max_bytes} bytes"
+        for pattern, bytes_, sentence in self.larger:
+            if pattern.fullmatch(scope.get("path", "")):
+                cap, too_large = bytes_, sentence
         length = None
         for k, v in scope.get("headers", []):
             if k == b"content-length":
@@ -77,8 +83,8 @@ class BodyLimit:
                     length = int(v)
                 except ValueError:
                     return await _plain(send, 400, "Content-Length: not a number")
-        if length is not None and length > self.max_bytes:
-            return await _plain(send, 413, f"request body: at most {self.max_bytes} bytes")
+        if length is not None and length > cap:
+            return await _plain(send, 413, too_large)
         counted = 0
         started = False
 
@@ -87,7 +93,7 @@ class BodyLimit:
             message = await receive()
             if message["type"] == "http.request":
                 counted += len(message.get("body", b""))
-                if counted > self.max_bytes:
+                if counted > cap:
                     raise _TooLarge()
             return message
 
@@ -101,7 +107,7 @@ class BodyLimit:
             await self.app(scope, counting_receive, watching_send)
         except _TooLarge:
             if not started:
-                await _plain(send, 413, f"request body: at most {self.max_bytes} bytes")
+                await _plain(send, 413, too_large)
 
 
 class _TooLarge(Exception):

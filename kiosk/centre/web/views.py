@@ -17,7 +17,7 @@ from kiosk.centre.i18n import words
 from kiosk.centre.queries import FIGURES as FIGURE_NAMES
 from kiosk.centre.queries import _scope_dict
 from kiosk.centre.versions import UNKNOWN, fleet_versions
-from kiosk.centre.web import csv_words
+from kiosk.centre.web import csv_words, field
 from kiosk.centre.web.exports import csv_response, csv_stream
 from kiosk.centre.web.security import SVG_CSP
 
@@ -174,7 +174,8 @@ def ward_page(dash, ask, name, ward, day=None):
 
 def venue_page(dash, ask, venue_id):
     data = venue_data(dash, ask, venue_id)
-    return dash.page(ask, "venue.html", data=data, api=f"/api/v1/venues/{_quote(data['venue']['venue_id'])}")
+    return dash.page(ask, "venue.html", data=data, api=f"/api/v1/venues/{_quote(data['venue']['venue_id'])}",
+                     visits=field.venue_visits(dash, data["venue"]["venue_id"]))
 
 
 def inspection_page(dash, ask, district=None, kind=None, limit=PAGE_SIZE, offset=0, ward=None, sort=None,
@@ -186,7 +187,8 @@ def inspection_page(dash, ask, district=None, kind=None, limit=PAGE_SIZE, offset
         "wards"]] if chosen else []
     return dash.page(ask, "inspection.html", data=data, districts=districts, selected=district or "",
                      wards=wards, ward=ward or "", sort=sort or "", order=order, kind=kind or "", page_size=limit,
-                     api="/api/v1/inspection?" + ask.request.url.query)
+                     api="/api/v1/inspection?" + ask.request.url.query,
+                     last_visits=field.last_visits(dash, data["rows"]))
 
 
 VERSIONS_SHOWN = 500  # kiosks behind listed on the page (all of them: the API twin)
