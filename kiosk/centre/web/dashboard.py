@@ -136,6 +136,7 @@ class Dashboard:
         html = self.env.get_template(template).render(
             w=words(ask.lang), lang=ask.lang, account=ask.account, figures=FIGURES, kinds=INSPECTION_KINDS,
             q=urllib.parse.quote, refresh=self.refresh_seconds, path=req.url.path, here=here, csrf=ask.csrf,
+            timezone=self.centre.settings.timezone,
             may=(lambda cap: ask.account is not None and access.may(ask.account, cap)), access=access, **ctx)
         return HTMLResponse(html, status_code=status, headers={"Cache-Control": "no-store"})
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from kiosk import __version__
 from kiosk.centre.queries import FIGURES, INSPECTION_KINDS, LIVE_FIGURES
+from kiosk.centre.visits import OUTCOMES
 from kiosk.centre.web.field_schemas import field_schemas
 from kiosk.centre.web.routes import ENDPOINTS, FORMS, PROBES
 
@@ -75,7 +76,10 @@ SCHEMAS = {
                            "venue_id": _STR,
                            "venue_name": _STR, "address": _STR, "ward": _STR, "district": _STR, "site": _NSTR,
                            "device": _NSTR, "since": _TIME, "for_seconds": {"type": "integer", "nullable": True},
-                           "detail": _STR, "detail_vi": _STR}),
+                           "detail": _STR, "detail_vi": _STR,
+                           "last_visit": {**_obj({"at": _TIME, "outcome": {"type": "string", "enum": list(OUTCOMES)}}),
+                                          "nullable": True,
+                                          "description": "the venue's latest inspection visit, or null"}}),
     "Inspection": _obj({**_ENVELOPE, "scope": _SCOPE, "total": _INT,
                         "by_kind": {"type": "object", "additionalProperties": _INT}, "offset": _INT,
                         "rows": {"type": "array", "items": _ref("InspectionRow")}}),

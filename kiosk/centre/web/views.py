@@ -72,8 +72,12 @@ def _inspection_scope(ask, district, ward):
 def inspection_data(dash, ask, district=None, kind=None, limit=PAGE_SIZE, offset=0, ward=None, sort=None,
                     order="asc") -> dict:
     scope = _inspection_scope(ask, district, ward)
-    return dash.centre.inspection(scope, kinds=(kind,) if kind else (), limit=limit, offset=offset, sort=sort,
+    data = dash.centre.inspection(scope, kinds=(kind,) if kind else (), limit=limit, offset=offset, sort=sort,
                                   desc=order == "desc")
+    last = field.last_visits(dash, data["rows"])  # so the list says who has been seen to already
+    for r in data["rows"]:
+        r["last_visit"] = last.get(r["venue_id"]) if r.get("venue_id") else None
+    return data
 
 
 def versions_data(dash, ask, district=None, current=None) -> dict:
@@ -187,8 +191,7 @@ def inspection_page(dash, ask, district=None, kind=None, limit=PAGE_SIZE, offset
         "wards"]] if chosen else []
     return dash.page(ask, "inspection.html", data=data, districts=districts, selected=district or "",
                      wards=wards, ward=ward or "", sort=sort or "", order=order, kind=kind or "", page_size=limit,
-                     api="/api/v1/inspection?" + ask.request.url.query,
-                     last_visits=field.last_visits(dash, data["rows"]))
+                     api="/api/v1/inspection?" + ask.request.url.query)
 
 
 VERSIONS_SHOWN = 500  # kiosks behind listed on the page (all of them: the API twin)

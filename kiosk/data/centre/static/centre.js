@@ -16,8 +16,11 @@
   }
   function localTime(iso) {
     if (!iso || iso === "—") { return "—"; }
-    var t = new Date(iso);
-    return isNaN(t) ? iso : t.toLocaleString(document.documentElement.lang === "vi" ? "vi-VN" : "en-GB");
+    var t = new Date(iso), lang = document.documentElement.lang === "vi" ? "vi-VN" : "en-GB";
+    if (isNaN(t)) { return iso; }
+    // The city's clock (the centre's --timezone), whatever the browser's: the figures' day is the city's day.
+    try { return t.toLocaleString(lang, {timeZone: document.documentElement.getAttribute("data-tz") || undefined}); }
+    catch (e) { return t.toLocaleString(lang); }
   }
   function render() {
     document.querySelectorAll(".dur").forEach(function (el) {
