@@ -9,7 +9,6 @@ other pages' come from scripts/centre_screenshots.py (a simulated city with its 
 from __future__ import annotations
 
 import os
-import tempfile
 import time
 from datetime import datetime
 from pathlib import Path
@@ -22,31 +21,19 @@ from kiosk.centre.queries import Centre, Settings
 from kiosk.centre.store import open_store
 from kiosk.centre.web import create_app
 from centre_helpers import LiveServer, seeded_city, wait_for
+from chromium import chromium, needs_chromium
 
 ROOT = Path(__file__).resolve().parent.parent
 PASSWORD = "correct horse battery"
 SHOTS = ROOT / "docs" / "screenshots"
 
-pytestmark = pytest.mark.skipif(not (os.path.exists("/usr/bin/chromium") and os.path.exists("/usr/bin/chromedriver")),
-                                reason="Debian's chromium and chromium-driver are not installed")
+pytestmark = needs_chromium
 
 
 @pytest.fixture(scope="module")
 def browser():
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    opts = webdriver.ChromeOptions()
-    opts.binary_location = "/usr/bin/chromium"
-    profile = tempfile.mkdtemp(prefix="centre-chromium-")
-    for a in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-              "--disable-component-update", "--disable-sync", "--no-first-run", f"--user-data-dir={profile}",
-              "--window-size=1280,1000", "--lang=vi"):
-        opts.add_argument(a)
-    opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})  # CSP violations are console errors
-    driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=opts)
-    yield driver
-    driver.quit()
+    with chromium(1280, 1000) as driver:
+        yield driver
 
 
 @pytest.fixture(scope="module")

@@ -7,9 +7,7 @@ page keeps its day; the venue page speaks the page's language. One browser and o
 
 from __future__ import annotations
 
-import os
 import re
-import tempfile
 from datetime import date, timedelta
 from urllib.parse import quote
 
@@ -21,26 +19,16 @@ from kiosk.centre.queries import Centre, Settings
 from kiosk.centre.store import open_store
 from kiosk.centre.web import create_app
 from centre_helpers import LiveServer, seeded_city, wait_for
+from chromium import chromium, needs_chromium
 
 PASSWORD = "correct horse battery"
-pytestmark = pytest.mark.skipif(not (os.path.exists("/usr/bin/chromium") and os.path.exists("/usr/bin/chromedriver")),
-                                reason="Debian's chromium and chromium-driver are not installed")
+pytestmark = needs_chromium
 
 
 @pytest.fixture(scope="module")
 def phone():
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    opts = webdriver.ChromeOptions()
-    opts.binary_location = "/usr/bin/chromium"
-    for a in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run",
-              f"--user-data-dir={tempfile.mkdtemp(prefix='centre-phone-')}", "--window-size=390,844", "--lang=vi"):
-        opts.add_argument(a)
-    driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=opts)
-    driver.set_window_size(390, 844)
-    yield driver
-    driver.quit()
+    with chromium(390, 844) as driver:
+        yield driver
 
 
 @pytest.fixture(scope="module")
