@@ -60,7 +60,8 @@ def add_arguments(p) -> None:
 
 
 def run(args) -> int:
-    from kiosk.centre.simulate import AdminDataError, City, CitySimulator
+    from kiosk.centre.admin_units import AdminDataError
+    from kiosk.centre.simulate import City, CitySimulator
     from kiosk.commands.monitor import broker_settings
     from kiosk.secrets import SecretError
 
