@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from kiosk.centre.admin_units import CHECKOUT_ADMIN, AdminDataError, admin_units
-from kiosk.centre.simulate import City
+from kiosk.testing.city import City
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED_ADMIN = ROOT.parent / "shared" / "testdata" / "admin"
