@@ -68,7 +68,7 @@ def start_broker(tmp: Path):
 
 
 def make_messages(n: int, kiosks: int):
-    from kiosk.centre.simulate import City
+    from kiosk.testing.city import City
 
     city = City.build(kiosks, 1.0, seed=7)
     rng = random.Random(7)
@@ -540,7 +540,7 @@ def bench_queries(args, pg):
     from kiosk.centre.ingest import Batch
     from kiosk.centre.queries import Centre, Settings
     from kiosk.centre.registry import FleetRegistry
-    from kiosk.centre.simulate import City, seed_history
+    from kiosk.testing.city import City, seed_history
     from kiosk.centre.store import open_store
 
     print(f"\nbuilding a city of {args.venues} venues ({args.kiosk_share:.0%} with kiosks), {args.days} days ...",
@@ -679,7 +679,7 @@ def bench_rollup_write(args, pg, kiosks: int = 10_000, days: int = 4, rounds: in
     replaced by none), alternating rounds in one run (issue 21.8)."""
     from kiosk.centre import rollup
     from kiosk.centre.registry import FleetRegistry
-    from kiosk.centre.simulate import City, seed_history
+    from kiosk.testing.city import City, seed_history
     from kiosk.centre.store import open_store
 
     real = rollup.deltas
@@ -759,10 +759,10 @@ def bench_campaigns(args, pg):
     from conftest import free_port
     from kiosk.centre import campaigns, inspection_report
     from kiosk.centre.accounts import Accounts
-    from kiosk.centre.campaign_simulation import places_of
+    from kiosk.testing.campaign import places_of
     from kiosk.centre.queries import Centre, Settings
     from kiosk.centre.registry import FleetRegistry
-    from kiosk.centre.simulate import City, seed_history
+    from kiosk.testing.city import City, seed_history
     from kiosk.centre.store import open_store
     from kiosk.centre.venue_places import load_places
     from kiosk.centre.visits import CHECKLIST, OUTCOMES

@@ -40,7 +40,7 @@ def main() -> int:
     from conftest import make_broker
     from kiosk.centre.accounts import Accounts
     from kiosk.centre.queries import Centre, Settings
-    from kiosk.centre.simulate import City, CitySimulator
+    from kiosk.testing.city import City, CitySimulator
     from kiosk.centre.store import open_store
     from kiosk.centre.watch import IngestWorker
     from kiosk.centre.web import create_app

@@ -30,7 +30,7 @@ PASSWORD = "correct horse battery"
 
 def build(tmp: Path, venues: int):
     from centre_helpers import LiveServer, seeded_city
-    from kiosk.centre import campaign_simulation
+    from kiosk.testing import campaign
     from kiosk.centre.accounts import Accounts
     from kiosk.centre.queries import Centre, Settings
     from kiosk.centre.store import open_store
@@ -49,7 +49,7 @@ def build(tmp: Path, venues: int):
 
     morning = datetime.now(ZoneInfo(city.timezone)).replace(hour=8, minute=40, second=0, microsecond=0).timestamp()
     centre = Centre(store, Settings(grace_hour=0, clock=lambda: morning))
-    done = campaign_simulation.run(centre, accounts, "Kiểm tra mã QR tháng 12", days=5, sample_share=0.25,
+    done = campaign.run(centre, accounts, "Kiểm tra mã QR tháng 12", days=5, sample_share=0.25,
                                    venues=city.venues, seed=7, now=morning)
     server = LiveServer(create_app(centre, accounts, secure_cookies=False))
     return server, store, done

@@ -11,7 +11,7 @@ from helpers import wait_for  # noqa: F401  (the one poll of the tests; the cent
 from kiosk.centre.ingest import Ingest
 from kiosk.centre.queries import Centre, Settings
 from kiosk.centre.registry import FleetRegistry
-from kiosk.centre.simulate import City
+from kiosk.testing.city import City
 
 
 def small_city(venues: int = 12, share: float = 0.5, **kw) -> City:
@@ -125,7 +125,7 @@ def seeded_city(store, venues: int = 60, share: float = 0.5, history_days: int =
         ingest.handle(k.topic("events"), k.signed("events", k.check_in(rng, local, day, local.hour)))
         ingest.handle(k.topic("counts"), k.signed("counts", k.counts(day, time.time())))
     store.write(ingest.take())
-    from kiosk.centre.simulate import seed_history
+    from kiosk.testing.city import seed_history
 
     seed_history(store, city, history_days, scans_per_day=20)
     return city

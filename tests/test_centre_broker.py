@@ -11,9 +11,9 @@ from pathlib import Path
 
 import paho.mqtt.client as mqtt
 
-from kiosk.centre.simulate import CitySimulator
 from kiosk.centre.store import open_store
 from kiosk.centre.watch import IngestWorker
+from kiosk.testing.city import CitySimulator
 from centre_helpers import centre_over, registry_of, small_city, wait_for, write_city
 
 ROOT = Path(__file__).resolve().parent.parent

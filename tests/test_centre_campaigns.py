@@ -14,10 +14,10 @@ from centre_helpers import seeded_city
 from centre_pg import pg_url, postgres_server  # noqa: F401
 from kiosk.centre import campaigns, inspection_report, photo_check, visits
 from kiosk.centre.accounts import Accounts
-from kiosk.centre.campaign_simulation import places_of
 from kiosk.centre.queries import Centre, Scope, Settings
 from kiosk.centre.store import open_store
 from kiosk.centre.venue_places import kinds, load_places, parse_places
+from kiosk.testing.campaign import places_of
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -172,7 +172,7 @@ def _poster(text: str) -> bytes:
 
 
 def test_the_photo_check_reads_the_code_as_a_kiosk_does():
-    from kiosk.centre.simulate import qr_hash
+    from kiosk.testing.city import qr_hash
 
     assert photo_check.check(_poster("venue:HN-1"), qr_hash("venue:HN-1"))[0] == "match"
     assert photo_check.check(_poster("venue:HN-2"), qr_hash("venue:HN-1"))[0] == "differs"
@@ -206,56 +206,9 @@ def test_inspectors_of_several_districts_are_a_campaigns_possible_team():
     assert campaigns.inspectors(accounts) == {"i1": ("A", "B")}
 
 
-def test_a_simulated_campaign_records_its_visits_once(city_store):
-    from kiosk.centre import campaign_simulation
-
-    store, city = city_store
-    centre = Centre(store, Settings(grace_hour=0))
-    districts, covers = _team(city)
-    accounts = Accounts({})
-    for name, ds in covers.items():
-        accounts.add(name, "pw-long-enough", role="inspector", districts=ds)
-    now = time.time()
-    first = campaign_simulation.run(centre, accounts, "Tháng 12", days=5, sample_share=0.3, venues=city.venues, now=now)
-    again = campaign_simulation.run(centre, accounts, "Tháng 12", days=5, sample_share=0.3, venues=city.venues, now=now)
-    assert first["created"] and first["visits"] > 0 and not again["created"] and again["visits"] == 0
-    report = inspection_report.report(store, [first["campaign_id"]])["total"]
-    assert report["visited"] == first["visits"]
-    assert sum(report[o] for o in visits.OUTCOMES) == report["visited"]
-
-
 def test_control_characters_are_refused_before_the_store():
     with pytest.raises(campaigns.CampaignError, match="name: no control characters"):
         campaigns.check_new("c-abcdef", "a\x00b", "2026-12-01", "2026-12-02", ["D"], (), ("a1",), 0.1)
     c = _campaign(["D"])
     with pytest.raises(campaigns.CampaignError, match="venue_id: no control characters"):
         visits.parse(_form(c, "V\x001"), "a1", time.time())
-
-
-def test_kiosk_simulate_campaign_options_record_into_the_given_store(tmp_path):
-    import argparse
-
-    from kiosk.centre import campaign_simulation
-    from kiosk.centre.simulate import City
-
-    city = City.build(80, 0.3, districts=2, seed=4, offline=3)
-    districts = sorted({v.district for v in city.venues})
-    accounts = Accounts({}, str(tmp_path / "accounts.json"))
-    accounts.add("lan", "pw-long-enough", role="inspector", districts=districts)
-    accounts.save()
-    p = argparse.ArgumentParser()
-    campaign_simulation.add_arguments(p)
-    args = p.parse_args(["--campaign", "Tháng 12", "--campaign-store", str(tmp_path / "c.sqlite3"),
-                         "--campaign-accounts", str(tmp_path / "accounts.json")])
-    args.seed = 1
-    done = campaign_simulation.from_args(args, city)
-    assert done["created"] and done["visits"] >= 0
-    store = open_store(tmp_path / "c.sqlite3")
-    try:
-        plan = campaigns.plan(store, done["campaign_id"])
-        offline = {k.venue.venue_id for k in city.kiosks if k.condition == "offline"}
-        assert offline <= {r["venue_id"] for r in plan} and {r["inspector"] for r in plan} == {"lan"}
-    finally:
-        store.close()
-    with pytest.raises(campaigns.CampaignError, match="--campaign needs --campaign-store"):
-        campaign_simulation.from_args(p.parse_args(["--campaign", "x"]), city)

@@ -17,11 +17,11 @@ from starlette.testclient import TestClient
 from centre_helpers import seeded_city
 from kiosk.centre import campaigns
 from kiosk.centre.accounts import Accounts
-from kiosk.centre.campaign_simulation import places_of
 from kiosk.centre.queries import Centre, Settings
 from kiosk.centre.store import open_store
 from kiosk.centre.venue_places import load_places
 from kiosk.centre.web import create_app
+from kiosk.testing.campaign import places_of
 
 PASSWORD = "correct horse battery"
 ORIGIN = {"origin": "http://testserver"}

@@ -17,11 +17,11 @@ import pytest
 from centre_helpers import seeded_city, wait_for
 from kiosk.centre import campaigns, visits
 from kiosk.centre.accounts import Accounts
-from kiosk.centre.campaign_simulation import places_of
 from kiosk.centre.queries import Centre, Settings
 from kiosk.centre.store import open_store
 from kiosk.centre.venue_places import load_places
 from kiosk.centre.web import create_app
+from kiosk.testing.campaign import places_of
 
 PASSWORD = "correct horse battery"
 PHONE = {"width": 390, "height": 844, "deviceScaleFactor": 2, "mobile": True}

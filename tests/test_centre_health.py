@@ -20,10 +20,10 @@ from kiosk.centre.accounts import Accounts
 from kiosk.centre.health import Health
 from kiosk.centre.metrics import CentreMetrics, MetricsListener
 from kiosk.centre.queries import Centre
-from kiosk.centre.simulate import CitySimulator
 from kiosk.centre.store import open_store
 from kiosk.centre.watch import IngestWorker
 from kiosk.centre.web import create_app
+from kiosk.testing.city import CitySimulator
 from centre_helpers import registry_of, small_city, wait_for
 from centre_pg import PostgresServer
 from test_centre_metrics import parse, value

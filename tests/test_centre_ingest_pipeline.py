@@ -8,9 +8,9 @@ import time
 
 import kiosk.centre.ingest as ingest_module
 from kiosk.centre.ingest import Ingest
-from kiosk.centre.simulate import CitySimulator
 from kiosk.centre.store import open_store
 from kiosk.centre.watch import IngestWorker
+from kiosk.testing.city import CitySimulator
 from kiosk.wire.signing import generate_key, sign_bytes
 from centre_helpers import centre_over, registry_of, small_city, wait_for
 from test_centre_ingest import announce, scans

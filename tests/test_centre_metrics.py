@@ -32,8 +32,8 @@ from kiosk.centre.accounts import Accounts
 from kiosk.centre.ingest import REFUSAL_REASONS, TOPIC_KINDS, Ingest
 from kiosk.centre.metrics import MAX_DISTRICTS, CentreMetrics, FleetGauges
 from kiosk.centre.queries import Centre, Settings
-from kiosk.centre.simulate import CitySimulator
 from kiosk.centre.store import open_store
+from kiosk.testing.city import CitySimulator
 from centre_helpers import Browser, registry_of, small_city, wait_for, write_city, write_extremes
 from centre_pg import postgres_server  # noqa: F401
 from conftest import free_port

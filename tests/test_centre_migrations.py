@@ -70,7 +70,7 @@ def schema(store) -> dict:
 def feed(stores, city) -> None:
     """The same signed messages into each store: every kiosk's state, check-ins, a refusal, history."""
     from kiosk.centre.ingest import Ingest
-    from kiosk.centre.simulate import seed_history
+    from kiosk.testing.city import seed_history
     import random
 
     reg = registry_of(city)

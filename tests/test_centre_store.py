@@ -12,8 +12,8 @@ import pytest
 from kiosk.centre.ingest import Batch, Ingest
 from kiosk.centre.queries import Scope
 from kiosk.centre.registry import FleetRegistry, RegistryError, parse_venues
-from kiosk.centre.simulate import seed_history
 from kiosk.centre.store import open_store
+from kiosk.testing.city import seed_history
 from centre_helpers import announce_city, centre_over, registry_of, small_city
 from centre_pg import pg_url, postgres_server  # noqa: F401
 

@@ -18,9 +18,9 @@ from starlette.testclient import TestClient
 from kiosk.centre.accounts import Accounts
 from kiosk.centre.ingest import Ingest
 from kiosk.centre.queries import Centre, Settings
-from kiosk.centre.simulate import City
 from kiosk.centre.store import open_store
 from kiosk.centre.web import create_app
+from kiosk.testing.city import City
 from centre_helpers import registry_of
 
 PASSWORD = "versions for everyone"

@@ -17,9 +17,9 @@ import pytest
 
 from centre_helpers import announce_city, centre_over, small_city, write_city
 from kiosk.centre.report import report, table
-from kiosk.centre.simulate import CitySimulator
 from kiosk.centre.store import open_store
 from kiosk.centre.versions import UNKNOWN, fleet_versions, is_behind, newest, newest_run_by_quorum, version_key
+from kiosk.testing.city import CitySimulator
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -117,7 +117,7 @@ def _checked_districts(args) -> list[str]:
     """``--district`` values in NFC, each a district of the administrative units (and of the venue registry,
     when given): a misspelt district would give an official an empty dashboard."""
     from kiosk.centre.accounts import nfc
-    from kiosk.centre.simulate import admin_csv, admin_units
+    from kiosk.centre.admin_units import admin_csv, admin_units
     from kiosk.errors import KioskError
 
     districts = [nfc(d).strip() for d in args.district if d.strip()]

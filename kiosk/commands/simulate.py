@@ -54,13 +54,14 @@ def add_arguments(p) -> None:
     p.add_argument("--history-days", type=int, default=0, help="first send each kiosk's signed counts of the last "
                                                               "N days (default 0; at most 120)")
     p.add_argument("--history-scans", type=int, default=40, help="a kiosk's scans on an average past day (default 40)")
-    from kiosk.centre import campaign_simulation
+    from kiosk.testing import campaign
 
-    campaign_simulation.add_arguments(p)  # --campaign: an inspection campaign's visits (docs/inspection.md)
+    campaign.add_arguments(p)  # --campaign: an inspection campaign's visits (docs/inspection.md)
 
 
 def run(args) -> int:
-    from kiosk.centre.simulate import AdminDataError, City, CitySimulator
+    from kiosk.centre.admin_units import AdminDataError
+    from kiosk.testing.city import City, CitySimulator
     from kiosk.commands.monitor import broker_settings
     from kiosk.secrets import SecretError
 
@@ -83,10 +84,10 @@ def run(args) -> int:
     except (OSError, KeyError, ValueError) as exc:
         raise UsageError(f"cannot build the city: {exc}") from None
     if args.campaign:
-        from kiosk.centre import campaign_simulation
+        from kiosk.testing import campaign
 
         try:
-            done = campaign_simulation.from_args(args, city)
+            done = campaign.from_args(args, city)
         except ValueError as exc:
             raise UsageError(str(exc)) from None
         print(f"campaign {done['campaign_id']}: {'created' if done['created'] else 'already there'}, "

@@ -10,11 +10,10 @@ from __future__ import annotations
 import time
 from datetime import date, timedelta
 
-from kiosk.centre import simulate
 from kiosk.centre.queries import Centre, Settings
-from kiosk.centre.simulate import CitySimulator
 from kiosk.centre.store import open_store
 from kiosk.centre.watch import IngestWorker
+from kiosk.testing.city import DAY_CURVE, CitySimulator
 from centre_helpers import registry_of, small_city, wait_for
 
 
@@ -134,7 +133,7 @@ def test_the_rate_follows_the_day_s_curve(broker, monkeypatch):
         at(3)  # 03:00 in the city: nobody checks in
         assert sim.run(50.0, 0.3, health_every=0, curve=True) == 0
         at(18)  # the busiest hour: --rate itself
-        assert simulate.DAY_CURVE[18] == max(simulate.DAY_CURVE)
+        assert DAY_CURVE[18] == max(DAY_CURVE)
         assert sim.run(50.0, 0.3, health_every=0, curve=True) >= 5
     finally:
         sim.close()

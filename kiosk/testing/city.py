@@ -15,7 +15,6 @@ would measure the operating system rather than the centre.
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import json
 import random
@@ -24,12 +23,11 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-import os
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+from kiosk.centre.admin_units import DEFAULT_PROVINCE, admin_units
 from kiosk.centre.registry import Venue, write_venues
-from kiosk.errors import KioskValueError
 from kiosk.wire.signing import generate_key, kid_of, public_pem, sign_bytes
 from kiosk.wire.signing import iso as utc_iso
 
@@ -37,50 +35,6 @@ _REJECT_REASONS = ("expired", "signature-invalid", "policy:test-too-old", "polic
 _FORMATS = ("eu-dcc", "health-declaration", "pc-covid", "cccd")
 # Share of a day's scans per local hour: a morning peak, lunch, an evening peak (2021 venue traffic).
 DAY_CURVE = (0, 0, 0, 0, 0, 1, 3, 7, 9, 8, 7, 8, 9, 7, 6, 6, 7, 9, 10, 8, 5, 3, 1, 0)
-
-
-ADMIN_ENV = "KIOSK_ADMIN_DATA"
-DEFAULT_PROVINCE = "hanoi"
-# The project's shared test data beside the checkout (never copied into the repository).
-CHECKOUT_ADMIN = Path(__file__).resolve().parents[2].parent / "shared" / "testdata" / "admin"
-
-
-class AdminDataError(KioskValueError):
-    """The administrative units (districts and wards) cannot be found or read."""
-
-
-def admin_csv(admin: str | Path | None = None, province: str = DEFAULT_PROVINCE) -> Path:
-    """The CSV of ``province``'s districts and wards.
-
-    ``admin`` is a directory of ``{province}.csv`` files (or one such CSV); when not given, the
-    directory in ``$KIOSK_ADMIN_DATA``, else ``../shared/testdata/admin`` beside the checkout.
-    """
-    if admin:
-        where = Path(admin)
-    elif os.environ.get(ADMIN_ENV):
-        where = Path(os.environ[ADMIN_ENV])
-    elif CHECKOUT_ADMIN.is_dir():
-        where = CHECKOUT_ADMIN
-    else:
-        raise AdminDataError(f"no administrative units: give --admin DIR (the directory holding "
-                             f"{province}.csv) or set {ADMIN_ENV}")
-    path = where if where.suffix == ".csv" else where / f"{province}.csv"
-    if not path.is_file():
-        raise AdminDataError(f"{path}: no such administrative units CSV")
-    return path
-
-
-def admin_units(admin: str | Path | None = None, province: str = DEFAULT_PROVINCE) -> list[dict]:
-    """The districts and wards of ``province`` (see :func:`admin_csv`), one dict per ward."""
-    path = admin_csv(admin, province)
-    try:
-        rows = list(csv.DictReader(path.read_text(encoding="utf-8").splitlines()))
-    except (OSError, UnicodeDecodeError, csv.Error) as exc:
-        raise AdminDataError(f"{path}: cannot read ({exc})") from None
-    need = {"province", "province_code", "district", "district_code", "ward", "ward_code"}
-    if not rows or not need <= set(rows[0]):
-        raise AdminDataError(f"{path}: not an administrative units CSV (needs columns {', '.join(sorted(need))})")
-    return rows
 
 
 def qr_hash(text: str) -> str:

@@ -1,4 +1,5 @@
-"""The simulated city's places: Hanoi's real districts and wards, read from the shared test data by path."""
+"""The administrative units (kiosk/centre/admin_units.py), the simulated city's places: Hanoi's real
+districts and wards, read from the shared test data by path."""
 
 from __future__ import annotations
 
@@ -10,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from kiosk.centre.simulate import CHECKOUT_ADMIN, AdminDataError, City, admin_units
+from kiosk.centre.admin_units import CHECKOUT_ADMIN, AdminDataError, admin_units
+from kiosk.testing.city import City
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED_ADMIN = ROOT.parent / "shared" / "testdata" / "admin"
@@ -57,9 +59,9 @@ def test_missing_or_wrong_admin_data_is_one_line_naming_the_file(tmp_path):
 
 
 def test_no_admin_data_anywhere_says_how_to_give_it(tmp_path, monkeypatch):
-    import kiosk.centre.simulate as sim
+    import kiosk.centre.admin_units as units
 
     monkeypatch.delenv("KIOSK_ADMIN_DATA", raising=False)
-    monkeypatch.setattr(sim, "CHECKOUT_ADMIN", tmp_path / "nowhere")  # an installed copy, no checkout around
+    monkeypatch.setattr(units, "CHECKOUT_ADMIN", tmp_path / "nowhere")  # an installed copy, no checkout around
     with pytest.raises(AdminDataError, match="give --admin DIR .* or set KIOSK_ADMIN_DATA"):
         admin_units()
