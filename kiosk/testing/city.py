@@ -30,6 +30,7 @@ from kiosk.centre.admin_units import DEFAULT_PROVINCE, admin_units
 from kiosk.centre.registry import Venue, write_venues
 from kiosk.wire.signing import generate_key, kid_of, public_pem, sign_bytes
 from kiosk.wire.signing import iso as utc_iso
+from kiosk.wire.topics import Topics
 
 _REJECT_REASONS = ("expired", "signature-invalid", "policy:test-too-old", "policy:status", "unknown-format")
 _FORMATS = ("eu-dcc", "health-declaration", "pc-covid", "cccd")
@@ -66,7 +67,8 @@ class SimKiosk:
             self.key = generate_key()
 
     def topic(self, leaf: str) -> str:
-        return f"checkin/v1/{self.site}/{self.device}/{leaf}"
+        """One of the kiosk's telemetry topics (``leaf`` in :data:`kiosk.wire.topics.LEAVES`), as a kiosk names it."""
+        return f"{Topics(self.site, self.device).base}/{leaf}"
 
     def signed(self, leaf: str, payload: dict) -> bytes:
         return sign_bytes(payload, self.topic(leaf), self.key)
