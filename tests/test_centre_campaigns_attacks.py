@@ -73,6 +73,19 @@ def client(app, name: str) -> tuple[TestClient, str]:
     return c, re.search(r'(?:name="csrf" value|data-csrf)="([^"]+)"', page).group(1)
 
 
+@pytest.mark.parametrize("first,last,says", [
+    ("9999-12-31", "9999-12-31", "first_day: at most 366 days after today"),
+    ("0001-01-01", "0001-01-01", "first_day: at most 366 days before today"),
+    ("2020-01-01", "2030-01-01", "last_day: a campaign lasts at most 92 days")])
+def test_a_campaign_dated_years_away_is_refused_naming_the_day(site, first, last, says):
+    app, _, _, districts = site
+    official, csrf = client(app, "d0")
+    form = {"csrf": csrf, "campaign_id": campaigns.new_id(), "name": "Kiểm tra", "first_day": first, "last_day": last,
+            "district": [districts[0]], "member": ["i1"], "sample_share": "0.1"}
+    r = official.post("/campaigns", data=form, headers=ORIGIN, follow_redirects=False)
+    assert r.status_code == 400 and says in r.text
+
+
 def test_a_photo_declaring_400_megapixels_is_refused_before_it_is_decoded(site):
     app, centre, c, _ = site
     bomb = _bomb_png(20000)

@@ -72,7 +72,7 @@ def routes(dash: Dashboard):
             cid, name, first, last, districts, kinds, members, share = campaigns.check_new(
                 one.get("campaign_id", ""), one.get("name", ""), one.get("first_day", ""), one.get("last_day", ""),
                 fields.get("district", []), fields.get("kind", []), fields.get("member", []),
-                one.get("sample_share", "0.1"))
+                one.get("sample_share", "0.1"), dash.centre.settings.today())
             for d in districts:
                 if not ask.account.is_city and d not in ask.account.districts:
                     raise campaigns.CampaignError("districts", f"districts: {d[:80]} is not your district")
