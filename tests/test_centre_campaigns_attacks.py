@@ -46,6 +46,33 @@ def _bomb_png(side: int) -> bytes:
             + chunk(b"IDAT", data) + chunk(b"IEND", b""))
 
 
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+def test_a_visit_resent_with_other_answers_is_refused_and_the_stored_one_stands(backend, request, tmp_path):
+    store = open_store(tmp_path / "c.sqlite3" if backend == "sqlite" else request.getfixturevalue("pg_url"))
+    try:
+        city = seeded_city(store, venues=20, history_days=1)
+        districts = sorted({v.district for v in city.venues})
+        centre = Centre(store, Settings(grace_hour=0))
+        today = centre.settings.today()
+        c, _ = campaigns.create(centre, campaigns.Campaign("c-attack-1", "Kiểm tra", today, today, (districts[0],),
+                                                           (), 1.0, ("a1",), "city", 0.0), {"a1": (districts[0],)})
+        venue = campaigns.plan(store, c.campaign_id)[0]["venue_id"]
+        now = time.time()
+        first = visits.parse(_form(c, venue), "a1", now)
+        stored, made = visits.record(store, first, TZ, now)
+        assert made
+        again, made = visits.record(store, visits.parse(_form(c, venue, at=str(int(first.at * 1000))), "a1", now),
+                                    TZ, now)
+        assert not made and again == stored  # the outbox's resend after a lost answer: the same visit
+        other = visits.parse(_form(c, venue, at=str(int(first.at * 1000)), outcome="fined", note="Đã phạt"), "a1", now)
+        with pytest.raises(visits.VisitConflict, match=r"visit_id: v-attack-0001 is already recorded with other "
+                                                        r"answers \(outcome, note\)"):
+            visits.record(store, other, TZ, now)
+        assert visits.get(store, first.visit_id) == stored
+    finally:
+        store.close()
+
+
 @pytest.fixture(scope="module")
 def site(tmp_path_factory):
     store = open_store(tmp_path_factory.mktemp("attacks") / "centre.sqlite3")
@@ -71,6 +98,31 @@ def client(app, name: str) -> tuple[TestClient, str]:
                   follow_redirects=False).status_code == 303
     page = c.get("/field/day" if name.startswith("i") else "/campaigns").text
     return c, re.search(r'(?:name="csrf" value|data-csrf)="([^"]+)"', page).group(1)
+
+
+def test_the_phone_is_told_when_a_visit_id_comes_back_with_other_answers(site):
+    app, centre, c, _ = site
+    phone, csrf = client(app, "i1")
+    headers = {**ORIGIN, "x-csrf-token": csrf}
+    venue = campaigns.plan(centre.store, c.campaign_id)[0]["venue_id"]
+    visit = _form(c, venue, visit_id="v-attack-web1")
+    assert phone.post("/api/v1/visits", data=visit, headers=headers).status_code == 200
+    assert phone.post("/api/v1/visits", data=visit, headers=headers).json()["created"] is False
+    changed = phone.post("/api/v1/visits", data={**visit, "outcome": "fined"}, headers=headers)
+    assert changed.status_code == 409 and changed.json()["parameter"] == "visit_id"
+    assert "already recorded with other answers (outcome)" in changed.json()["error"]
+    assert visits.get(centre.store, "v-attack-web1")["outcome"] == "reminded"
+
+
+def test_a_visit_dated_outside_its_campaign_is_refused(site):
+    app, centre, c, _ = site
+    phone, csrf = client(app, "i1")
+    venue = campaigns.plan(centre.store, c.campaign_id)[0]["venue_id"]
+    r = phone.post("/api/v1/visits", data=_form(c, venue, visit_id="v-attack-1970", at="0"),
+                   headers={**ORIGIN, "x-csrf-token": csrf})
+    assert r.status_code == 400 and r.json()["parameter"] == "at"
+    assert r.json()["error"].startswith("at: the visit's day, 1970-01-01, is outside the campaign")
+    assert visits.get(centre.store, "v-attack-1970") is None
 
 
 @pytest.mark.parametrize("first,last,says", [

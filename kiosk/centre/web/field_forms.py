@@ -134,6 +134,7 @@ def routes(dash: Dashboard):
         c = campaigns.get(dash.centre.store, visit.campaign_id)
         if c is None or ask.account.name not in c.members:
             raise campaigns.CampaignError("campaign_id", "campaign_id: not a campaign of your team")
+        visits.check_period(visit, c.first_day, c.last_day, dash.centre.settings.timezone)
         row = campaigns.planned_row(dash.centre.store, visit.campaign_id, visit.venue_id)
         if row is None or row["district"] not in ask.account.districts:
             raise campaigns.CampaignError("venue_id", "venue_id: not on this campaign's list in your districts")
@@ -151,7 +152,7 @@ def routes(dash: Dashboard):
             stored, made = await run_in_threadpool(visits.record, dash.centre.store, visit,
                                                    dash.centre.settings.timezone, dash.centre.settings.now())
         except campaigns.CampaignError as exc:
-            return json_error(400, exc.message, parameter=exc.field)
+            return json_error(409 if isinstance(exc, visits.VisitConflict) else 400, exc.message, parameter=exc.field)
         return JSON({"visit": stored, "created": made}, headers={"Cache-Control": "no-store"})
 
     async def visit_photo(request: Request) -> Response:
