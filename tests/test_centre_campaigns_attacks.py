@@ -6,6 +6,7 @@ the web's in process over one SQLite centre for the module.
 
 from __future__ import annotations
 
+import io
 import re
 import struct
 import time
@@ -69,6 +70,10 @@ def test_a_visit_resent_with_other_answers_is_refused_and_the_stored_one_stands(
                                                         r"answers \(outcome, note\)"):
             visits.record(store, other, TZ, now)
         assert visits.get(store, first.visit_id) == stored
+        # The photo's check is stored once: a second photo does not turn a finding into a match.
+        assert visits.set_code_check(store, first.visit_id, "differs", "aa" * 32)["code_check"] == "differs"
+        kept = visits.set_code_check(store, first.visit_id, "match", "bb" * 32)
+        assert (kept["code_check"], kept["photo_sha256"], kept["findings"]) == ("differs", "aa" * 32, ["code_differs"])
     finally:
         store.close()
 
@@ -157,3 +162,28 @@ def test_a_photo_declaring_400_megapixels_is_refused_before_it_is_decoded(site):
     assert r.status_code == 400 and r.json()["parameter"] == "photo"
     assert r.json()["error"].startswith("photo: at most 50 megapixels (this one has 20000x20000)")
     assert visits.get(centre.store, "v-attack-bomb")["code_check"] == ""
+
+
+def test_a_second_different_photo_does_not_replace_the_checked_one(site):
+    import segno
+
+    app, centre, c, _ = site
+    phone, csrf = client(app, "i1")
+    venue = campaigns.plan(centre.store, c.campaign_id)[0]["venue_id"]
+    headers = {**ORIGIN, "x-csrf-token": csrf}
+    assert phone.post("/api/v1/visits", data=_form(c, venue, visit_id="v-attack-photo"), headers=headers).status_code == 200
+
+    def poster(text: str) -> bytes:
+        buf = io.BytesIO()
+        segno.make(text, error="m").save(buf, kind="png", scale=8, border=4)
+        return buf.getvalue()
+
+    photo = {**headers, "content-type": "image/png"}
+    first = phone.post("/api/v1/visits/v-attack-photo/photo", content=poster("venue:someone-else"), headers=photo)
+    assert first.status_code == 200 and first.json()["visit"]["code_check"] == "differs"
+    again = phone.post("/api/v1/visits/v-attack-photo/photo", content=poster("venue:someone-else"), headers=photo)
+    assert again.status_code == 200 and again.json()["visit"] == first.json()["visit"]  # a resend: checked once
+    other = phone.post("/api/v1/visits/v-attack-photo/photo", content=poster("venue:" + venue), headers=photo)
+    assert other.status_code == 409 and other.json()["parameter"] == "photo"
+    assert other.json()["error"].startswith("photo: this visit's photo was checked already (differs)")
+    assert visits.get(centre.store, "v-attack-photo")["findings"] == ["code_differs"]

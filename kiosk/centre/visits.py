@@ -152,9 +152,20 @@ def differences(row: dict, visit: Visit) -> list[str]:
     return [f for f, ok in same.items() if not ok]
 
 
-def set_code_check(store, visit_id: str, code_check: str, photo_sha256: str) -> None:
-    store.execute("UPDATE visits SET code_check = ?, photo_sha256 = ? WHERE visit_id = ?",
+def set_code_check(store, visit_id: str, code_check: str, photo_sha256: str) -> dict:
+    """Store what the visit's photo showed, once: a visit whose photo was checked keeps that check (another
+    photo sent later would erase a finding, ``differs`` becoming ``match``). The visit as stored after."""
+    store.execute("UPDATE visits SET code_check = ?, photo_sha256 = ? WHERE visit_id = ? AND photo_sha256 = ''",
                   (code_check, photo_sha256, visit_id))
+    return get(store, visit_id)
+
+
+def photo_conflict(stored: dict, photo_sha256: str) -> str | None:
+    """The sentence refusing a second, different photo of ``stored`` (None: no photo yet, or the same one)."""
+    if not stored["photo_sha256"] or stored["photo_sha256"] == photo_sha256:
+        return None
+    return (f"photo: this visit's photo was checked already ({stored['code_check']}); another photo does not "
+            "replace it: record a new visit to check the code again")
 
 
 def get(store, visit_id: str) -> dict | None:

@@ -9,6 +9,7 @@ a campaign id, a visit id and a photo sent twice change nothing the second time.
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import time
 import urllib.parse
@@ -168,6 +169,12 @@ def routes(dash: Dashboard):
         if stored is None or stored["inspector"] != ask.account.name:
             return json_error(404, "visit_id: no such visit of yours; the phone sends the visit before its photo")
         data = await request.body()  # at most the photo cap: the BodyLimit middleware stops a larger one
+        digest = hashlib.sha256(data).hexdigest()
+        if stored["photo_sha256"] == digest:  # the outbox resending after a lost answer: checked once
+            return JSON({"visit": stored, "created": False}, headers={"Cache-Control": "no-store"})
+        conflict = visits.photo_conflict(stored, digest)
+        if conflict:
+            return json_error(409, conflict, parameter="photo")
         registry = await run_in_threadpool(dash.centre.store.query,
                                            "SELECT venue_qr_sha256 FROM venues WHERE venue_id = ?", [stored["venue_id"]])
         try:
@@ -175,8 +182,10 @@ def routes(dash: Dashboard):
                                                      registry[0]["venue_qr_sha256"] if registry else "")
         except photo_check.PhotoError as exc:
             return json_error(413 if len(data) > photo_check.MAX_PHOTO_BYTES else 400, str(exc), parameter="photo")
-        await run_in_threadpool(visits.set_code_check, dash.centre.store, stored["visit_id"], check, digest)
-        shown = await run_in_threadpool(visits.get, dash.centre.store, stored["visit_id"])
+        shown = await run_in_threadpool(visits.set_code_check, dash.centre.store, stored["visit_id"], check, digest)
+        conflict = visits.photo_conflict(shown, digest)  # another photo was checked meanwhile
+        if conflict:
+            return json_error(409, conflict, parameter="photo")
         return JSON({"visit": shown, "created": False}, headers={"Cache-Control": "no-store"})
 
     return [("/campaigns", create_campaign), ("/campaigns/{campaign_id}/plan", edit_plan),
