@@ -255,3 +255,34 @@ def test_a_visit_saved_after_the_session_expired_waits_through_logout_and_is_sen
     assert wait_for(lambda: visits.get(store, saved_id) is not None, 30)
     assert visits.get(store, saved_id)["outcome"] == "compliant" and visits.get(store, saved_id)["venue_id"] == venue_id
     assert wait_for(lambda: phone.find_element(By.TAG_NAME, "body").get_attribute("data-outbox") == "0", 10)
+
+
+def test_a_photo_the_centre_refuses_does_not_keep_its_visit_in_the_outbox(phone, site):
+    """The visit is in; a photo refused for good (here: not an image) is not resent for ever."""
+    from selenium.webdriver.common.by import By
+
+    server, centre, _, tmp = site
+    phone.get(server.url + "/field/day")
+    if "/login" in phone.current_url:  # run alone: log in first
+        phone.find_element(By.ID, "name").send_keys("i1")
+        phone.find_element(By.ID, "password").send_keys(PASSWORD)
+        phone.find_element(By.ID, "login-button").click()
+        assert wait_for(lambda: phone.current_url.endswith("/field/day"), 10)
+    card = phone.find_elements(By.CSS_SELECTOR, "#today li.visit")[1]
+    card.find_element(By.CSS_SELECTOR, "a.record").click()
+    assert wait_for(lambda: phone.find_elements(By.ID, "visit-form"), 10)
+    for item in visits.CHECKLIST[:5]:
+        phone.find_element(By.CSS_SELECTOR, f"input[name={item}][value=yes] + span").click()
+    if phone.find_elements(By.CSS_SELECTOR, "input[name=kiosk_working][value=yes]"):
+        phone.find_element(By.CSS_SELECTOR, "input[name=kiosk_working][value=yes] + span").click()
+    phone.find_element(By.CSS_SELECTOR, "input[name=outcome][value=warned] + span").click()
+    not_a_photo = tmp / "notes.txt"
+    not_a_photo.write_text("not a photo")
+    phone.find_element(By.ID, "photo").send_keys(str(not_a_photo))
+    phone.find_element(By.ID, "save").click()
+    body = phone.find_element(By.TAG_NAME, "body")
+    assert wait_for(lambda: body.get_attribute("data-saved"), 10)
+    saved_id = body.get_attribute("data-saved")
+    assert wait_for(lambda: visits.get(centre.store, saved_id) is not None, 10)
+    assert visits.get(centre.store, saved_id)["code_check"] == ""
+    assert wait_for(lambda: body.get_attribute("data-outbox") == "0", 10), body.get_attribute("data-outbox")

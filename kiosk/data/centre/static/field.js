@@ -99,7 +99,11 @@
       }
       return r.json().then(function (j) {
         item.error = (j && j.error) || String(r.status);
-        if (r.status === 413 && item.sent) { item.photo = null; }  // the visit is in; only the photo was too big
+        if (item.sent && r.status >= 400 && r.status < 500) {
+          // The visit is in; only its photo was refused (too big, not an image, another photo checked already):
+          // sending it again would be refused again, and the item would wait in the outbox for ever.
+          return del(OUTBOX, item.visit_id).then(function () { return "sent"; });
+        }
         return put(OUTBOX, item).then(function () { return "refused"; });
       }, function () { return "kept"; });
     });
