@@ -187,3 +187,20 @@ def test_a_second_different_photo_does_not_replace_the_checked_one(site):
     assert other.status_code == 409 and other.json()["parameter"] == "photo"
     assert other.json()["error"].startswith("photo: this visit's photo was checked already (differs)")
     assert visits.get(centre.store, "v-attack-photo")["findings"] == ["code_differs"]
+
+
+@pytest.mark.parametrize("how", ["json", "multipart"])
+def test_a_visit_sent_as_json_or_multipart_is_told_the_body_must_be_a_form(site, how):
+    import json
+
+    app, centre, c, _ = site
+    phone, csrf = client(app, "i1")
+    venue = campaigns.plan(centre.store, c.campaign_id)[0]["venue_id"]
+    headers = {**ORIGIN, "x-csrf-token": csrf}
+    visit = _form(c, venue, visit_id="v-attack-" + how)
+    if how == "json":
+        r = phone.post("/api/v1/visits", content=json.dumps(visit), headers={**headers, "content-type": "application/json"})
+    else:
+        r = phone.post("/api/v1/visits", data=visit, files={"photo": ("p.png", b"x", "image/png")}, headers=headers)
+    assert r.status_code == 400 and r.json()["parameter"] == "body"
+    assert r.json()["error"].startswith("body: a form (application/x-www-form-urlencoded)")

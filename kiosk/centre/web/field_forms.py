@@ -24,6 +24,7 @@ from kiosk.centre.web.dashboard import Asked, Dashboard, JSON, json_error
 from kiosk.centre.web.field import campaign_of
 from kiosk.centre.web.security import same_origin
 
+FORM_TYPE = "application/x-www-form-urlencoded"
 CROSS_SITE = "this form came from another site or is out of date: reload the page and try again"
 PHOTO_TOO_LARGE = (f"photo: at most {photo_check.MAX_PHOTO_BYTES // (1024 * 1024)} MiB; take the photo again at a "
                    "lower resolution (the visit itself is kept)")
@@ -147,6 +148,10 @@ def routes(dash: Dashboard):
             return dash.finish(ask, refusal)
         if not may(ask.account, VISITS):
             return json_error(403, "only an inspector records visits")
+        sent_as = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if sent_as != FORM_TYPE:  # JSON or multipart would be read as an empty form: say what is wrong instead
+            return json_error(400, f"body: a form ({FORM_TYPE}), as the phone's outbox sends it, not "
+                                   f"{sent_as[:60] or 'a body without a type'}", parameter="body")
         try:
             visit = visits.parse({k: v[0] for k, v in fields.items()}, ask.account.name, time.time())
             await run_in_threadpool(_may_record, ask, visit)
