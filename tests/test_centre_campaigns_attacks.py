@@ -70,6 +70,25 @@ def test_a_visit_resent_with_other_answers_is_refused_and_the_stored_one_stands(
                                                         r"answers \(outcome, note\)"):
             visits.record(store, other, TZ, now)
         assert visits.get(store, first.visit_id) == stored
+
+        class Racing:
+            """The store as a second request sees it when the first inserts between its look and its insert."""
+
+            def __init__(self):
+                self.looked = False
+
+            def query(self, sql, params=()):
+                if not self.looked:
+                    self.looked = True
+                    return []
+                return store.query(sql, params)
+
+            def execute(self, sql, params=()):
+                return store.execute(sql, params)
+
+        with pytest.raises(visits.VisitConflict, match=r"\(outcome, note\)"):
+            visits.record(Racing(), other, TZ, now)
+        assert visits.get(store, first.visit_id) == stored
         # The photo's check is stored once: a second photo does not turn a finding into a match.
         assert visits.set_code_check(store, first.visit_id, "differs", "aa" * 32)["code_check"] == "differs"
         kept = visits.set_code_check(store, first.visit_id, "match", "bb" * 32)

@@ -120,14 +120,7 @@ def record(store, visit: Visit, timezone: str, now: float) -> tuple[dict, bool]:
     """Store ``visit`` once; (the stored visit, whether this call stored it). A resent id changes nothing."""
     rows = store.query("SELECT * FROM visits WHERE visit_id = ?", [visit.visit_id])
     if rows:
-        if rows[0]["inspector"] != visit.inspector:
-            raise CampaignError("visit_id", "visit_id: taken by another visit")
-        differ = differences(rows[0], visit)
-        if differ:
-            raise VisitConflict("visit_id", f"visit_id: {visit.visit_id} is already recorded with other answers "
-                                            f"({', '.join(differ)}); the recorded visit stands: record a new visit "
-                                            "to add what was found")
-        return _shown(rows[0]), False
+        return _same_as(rows[0], visit), False
     day = day_of(visit, timezone)
     store.execute(
         f"INSERT INTO visits (visit_id, campaign_id, venue_id, inspector, at, day, {', '.join(CHECKLIST)}, outcome, "
@@ -136,7 +129,21 @@ def record(store, visit: Visit, timezone: str, now: float) -> tuple[dict, bool]:
         (visit.visit_id, visit.campaign_id, visit.venue_id, visit.inspector, visit.at, day,
          *(visit.checklist[c] for c in CHECKLIST), visit.outcome, visit.note, visit.lat, visit.lon, visit.accuracy,
          now))
-    return get(store, visit.visit_id), True
+    # Another request with the same id may have got in between the look and the insert (DO NOTHING then):
+    # what is stored is compared again, so a different visit is refused here too, never answered as this one.
+    return _same_as(store.query("SELECT * FROM visits WHERE visit_id = ?", [visit.visit_id])[0], visit), True
+
+
+def _same_as(row: dict, visit: Visit) -> dict:
+    """The stored ``row`` shown, when ``visit`` is the same visit; else :class:`CampaignError` / :class:`VisitConflict`."""
+    if row["inspector"] != visit.inspector:
+        raise CampaignError("visit_id", "visit_id: taken by another visit")
+    differ = differences(row, visit)
+    if differ:
+        raise VisitConflict("visit_id", f"visit_id: {visit.visit_id} is already recorded with other answers "
+                                        f"({', '.join(differ)}); the recorded visit stands: record a new visit "
+                                        "to add what was found")
+    return _shown(row)
 
 
 def differences(row: dict, visit: Visit) -> list[str]:
