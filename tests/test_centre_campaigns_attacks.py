@@ -223,3 +223,15 @@ def test_a_visit_sent_as_json_or_multipart_is_told_the_body_must_be_a_form(site,
         r = phone.post("/api/v1/visits", data=visit, files={"photo": ("p.png", b"x", "image/png")}, headers=headers)
     assert r.status_code == 400 and r.json()["parameter"] == "body"
     assert r.json()["error"].startswith("body: a form (application/x-www-form-urlencoded)")
+
+
+def test_a_form_with_more_fields_than_any_form_has_is_told_so(site):
+    app, centre, c, districts = site
+    official, csrf = client(app, "d0")
+    body = f"csrf={csrf}&" + "&".join(f"member=m{i}" for i in range(600))
+    r = official.post("/campaigns", content=body, headers={**ORIGIN, "content-type": "application/x-www-form-urlencoded"})
+    assert r.status_code == 400 and "body: at most 500 fields" in r.text
+    phone, token = client(app, "i1")
+    r = phone.post("/api/v1/visits", content="&".join(f"note={i}" for i in range(600)),
+                   headers={**ORIGIN, "x-csrf-token": token, "content-type": "application/x-www-form-urlencoded"})
+    assert r.status_code == 400 and r.json() == {"error": "body: at most 500 fields", "parameter": "body"}

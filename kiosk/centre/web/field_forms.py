@@ -25,16 +25,20 @@ from kiosk.centre.web.field import campaign_of
 from kiosk.centre.web.security import same_origin
 
 FORM_TYPE = "application/x-www-form-urlencoded"
+MAX_FIELDS = 500  # a campaign's form: a field per district, kind and member picked, and a few more
+TOO_MANY = f"body: at most {MAX_FIELDS} fields"
 CROSS_SITE = "this form came from another site or is out of date: reload the page and try again"
 PHOTO_TOO_LARGE = (f"photo: at most {photo_check.MAX_PHOTO_BYTES // (1024 * 1024)} MiB; take the photo again at a "
                    "lower resolution (the visit itself is kept)")
 
 
-def _fields(body: bytes) -> dict[str, list[str]]:
+def _fields(body: bytes) -> dict[str, list[str]] | None:
+    """A form's fields, each with its values in order; None: more fields than any of these forms has."""
     try:
-        pairs = urllib.parse.parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True, max_num_fields=500)
+        pairs = urllib.parse.parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True,
+                                       max_num_fields=MAX_FIELDS)
     except ValueError:
-        return {}
+        return None
     out: dict[str, list[str]] = {}
     for k, v in pairs:
         out.setdefault(k, []).append(v)
@@ -50,10 +54,14 @@ def routes(dash: Dashboard):
     """(path, endpoint) of each POST route below; their descriptions are in routes.FORMS."""
 
     async def guarded(request: Request, fields: dict[str, list[str]] | None, json_answer: bool):
-        """(ask, refusal or None): a session, same origin and the CSRF token."""
+        """(ask, refusal or None): a session, a form that could be read (``fields`` None: too many), same
+        origin and the CSRF token."""
         ask = await run_in_threadpool(dash.asked, request)
         if ask.account is None:
             return ask, (json_error(401, "login required") if json_answer else dash.login_redirect(ask))
+        if fields is None:  # its token cannot be told from the rest: say why, not "from another site"
+            return ask, (json_error(400, TOO_MANY, parameter="body") if json_answer
+                         else dash.error_page(ask, 400, TOO_MANY))
         given = request.headers.get("x-csrf-token") or ((fields or {}).get("csrf") or [""])[0]
         if not same_origin(request, dash.trusted) or not _token_ok(ask, given):
             return ask, (json_error(403, CROSS_SITE) if json_answer else dash.error_page(ask, 403, CROSS_SITE))
@@ -162,7 +170,7 @@ def routes(dash: Dashboard):
         return JSON({"visit": stored, "created": made}, headers={"Cache-Control": "no-store"})
 
     async def visit_photo(request: Request) -> Response:
-        ask, refusal = await guarded(request, None, True)
+        ask, refusal = await guarded(request, {}, True)  # the token comes in its header
         if refusal is not None:
             return dash.finish(ask, refusal)
         if not may(ask.account, VISITS):
