@@ -135,7 +135,8 @@ def record(store, visit: Visit, timezone: str, now: float) -> tuple[dict, bool]:
 
 
 def _same_as(row: dict, visit: Visit) -> dict:
-    """The stored ``row`` shown, when ``visit`` is the same visit; else :class:`CampaignError` / :class:`VisitConflict`."""
+    """The stored ``row`` shown, when ``visit`` is the same visit; else :class:`CampaignError` (another
+    inspector's id) or :class:`VisitConflict` (other answers)."""
     if row["inspector"] != visit.inspector:
         raise CampaignError("visit_id", "visit_id: taken by another visit")
     differ = differences(row, visit)
