@@ -66,10 +66,11 @@ def site(tmp_path_factory):
     districts = sorted({v.district for v in city.venues})
     accounts = Accounts({})
     accounts.add("i1", PASSWORD, role="inspector", districts=districts[:2])
+    accounts.add("i2", PASSWORD, role="inspector", districts=districts[:2])  # a colleague sharing the phone
     centre = Centre(store, Settings(grace_hour=0))
     today = centre.settings.today()
     c, _ = campaigns.create(centre, campaigns.Campaign("c-field-test", "Kiểm tra tháng 12", today, today,
-                                                       tuple(districts[:2]), (), 0.3, ("i1",), "city", 0.0),
+                                                       tuple(districts[:2]), (), 0.6, ("i1", "i2"), "city", 0.0),
                             campaigns.inspectors(accounts))
     server = Server(create_app(centre, accounts, secure_cookies=False))
     yield server, centre, c, tmp
@@ -149,6 +150,8 @@ def test_a_visit_recorded_offline_with_its_photo_reaches_the_centre_once_the_net
 
     for item in visits.CHECKLIST[:5]:
         choose(item, "no" if item == "posting_ok" else "yes")
+    if phone.find_elements(By.CSS_SELECTOR, "input[name=kiosk_working][value=yes]"):
+        choose("kiosk_working", "yes")  # a venue with a kiosk: "does not apply" is not offered
     note = phone.find_element(By.ID, "note")
     note.send_keys("Mã in quá nhỏ, đã nhắc in lại khổ A4")
     poster = tmp / "poster.png"
@@ -193,3 +196,141 @@ def test_a_visit_recorded_offline_with_its_photo_reaches_the_centre_once_the_net
     assert [v["visit_id"] for v in visits.of_venue(store, venue_id)] == [saved_id]
     errors = [e for e in phone.get_log("browser") if e["level"] == "SEVERE" and "Content Security Policy" in e["message"]]
     assert errors == []
+
+
+def _outbox_and_caches(driver) -> tuple[int, list[str]]:
+    """(visits waiting in the phone's outbox, the names of the page caches), read from any page of the site."""
+    return tuple(driver.execute_async_script("""
+        const done = arguments[arguments.length - 1];
+        const names = await caches.keys();
+        const open = indexedDB.open("kiosk-field", 1);
+        open.onupgradeneeded = () => { open.result.createObjectStore("outbox", {keyPath: "visit_id"});
+                                       open.result.createObjectStore("drafts"); };
+        open.onsuccess = () => {
+          const req = open.result.transaction("outbox").objectStore("outbox").count();
+          req.onsuccess = () => { open.result.close(); done([req.result, names]); };
+        };"""))
+
+
+def test_a_visit_saved_after_the_session_expired_waits_through_logout_and_is_sent_after_login(phone, site):
+    """docs/inspection.md: a visit the centre refused for want of a session stays on the phone and goes after
+    the next login; logging out forgets the day's pages kept on the phone, never the outbox."""
+    from selenium.webdriver.common.by import By
+
+    from kiosk.centre.sessions import end_account_sessions
+
+    server, centre, campaign, _ = site
+    store = centre.store
+    phone.get(server.url + "/field/day")
+    if "/login" in phone.current_url:  # run alone: log in first
+        phone.find_element(By.ID, "name").send_keys("i1")
+        phone.find_element(By.ID, "password").send_keys(PASSWORD)
+        phone.find_element(By.ID, "login-button").click()
+        assert wait_for(lambda: phone.current_url.endswith("/field/day"), 10)
+    assert wait_for(lambda: phone.find_element(By.TAG_NAME, "body").get_attribute("data-cached") == "1", 15)
+    card = phone.find_elements(By.CSS_SELECTOR, "#today li.visit")[-1]
+    venue_id = card.get_attribute("data-venue")
+    card.find_element(By.CSS_SELECTOR, "a.record").click()
+    assert wait_for(lambda: phone.find_elements(By.ID, "visit-form"), 10)
+    for item in visits.CHECKLIST[:5]:
+        phone.find_element(By.CSS_SELECTOR, f"input[name={item}][value=yes] + span").click()
+    if phone.find_elements(By.CSS_SELECTOR, "input[name=kiosk_working][value=yes]"):
+        phone.find_element(By.CSS_SELECTOR, "input[name=kiosk_working][value=yes] + span").click()
+    phone.find_element(By.CSS_SELECTOR, "input[name=outcome][value=compliant] + span").click()
+
+    end_account_sessions(store, "i1")  # the session expires while the inspector is at the door
+    phone.find_element(By.ID, "save").click()
+    body = phone.find_element(By.TAG_NAME, "body")
+    assert wait_for(lambda: body.get_attribute("data-outbox") == "1", 10)
+    saved_id = body.get_attribute("data-saved")
+    box = phone.find_element(By.ID, "outbox")
+    assert wait_for(lambda: phone.find_element(By.ID, "outbox-text").text == box.get_attribute("data-login"), 10)
+    assert visits.get(store, saved_id) is None
+
+    phone.find_element(By.ID, "logout-button").click()
+    assert wait_for(lambda: "/login" in phone.current_url, 10)
+    assert wait_for(lambda: _outbox_and_caches(phone) == (1, []), 10), _outbox_and_caches(phone)
+
+    phone.find_element(By.ID, "name").send_keys("i1")
+    phone.find_element(By.ID, "password").send_keys(PASSWORD)
+    phone.find_element(By.ID, "login-button").click()
+    assert wait_for(lambda: phone.current_url.endswith("/field/day"), 10)
+    assert wait_for(lambda: visits.get(store, saved_id) is not None, 30)
+    assert visits.get(store, saved_id)["outcome"] == "compliant" and visits.get(store, saved_id)["venue_id"] == venue_id
+    assert wait_for(lambda: phone.find_element(By.TAG_NAME, "body").get_attribute("data-outbox") == "0", 10)
+
+
+def test_a_photo_the_centre_refuses_does_not_keep_its_visit_in_the_outbox(phone, site):
+    """The visit is in; a photo refused for good (here: not an image) is not resent for ever."""
+    from selenium.webdriver.common.by import By
+
+    server, centre, _, tmp = site
+    phone.get(server.url + "/field/day")
+    if "/login" in phone.current_url:  # run alone: log in first
+        phone.find_element(By.ID, "name").send_keys("i1")
+        phone.find_element(By.ID, "password").send_keys(PASSWORD)
+        phone.find_element(By.ID, "login-button").click()
+        assert wait_for(lambda: phone.current_url.endswith("/field/day"), 10)
+    card = phone.find_elements(By.CSS_SELECTOR, "#today li.visit")[1]
+    card.find_element(By.CSS_SELECTOR, "a.record").click()
+    assert wait_for(lambda: phone.find_elements(By.ID, "visit-form"), 10)
+    for item in visits.CHECKLIST[:5]:
+        phone.find_element(By.CSS_SELECTOR, f"input[name={item}][value=yes] + span").click()
+    if phone.find_elements(By.CSS_SELECTOR, "input[name=kiosk_working][value=yes]"):
+        phone.find_element(By.CSS_SELECTOR, "input[name=kiosk_working][value=yes] + span").click()
+    phone.find_element(By.CSS_SELECTOR, "input[name=outcome][value=warned] + span").click()
+    not_a_photo = tmp / "notes.txt"
+    not_a_photo.write_text("not a photo")
+    phone.find_element(By.ID, "photo").send_keys(str(not_a_photo))
+    phone.find_element(By.ID, "save").click()
+    body = phone.find_element(By.TAG_NAME, "body")
+    assert wait_for(lambda: body.get_attribute("data-saved"), 10)
+    saved_id = body.get_attribute("data-saved")
+    assert wait_for(lambda: visits.get(centre.store, saved_id) is not None, 10)
+    assert visits.get(centre.store, saved_id)["code_check"] == ""
+    assert wait_for(lambda: body.get_attribute("data-outbox") == "0", 10), body.get_attribute("data-outbox")
+
+
+def _log_in(driver, name: str) -> None:
+    from selenium.webdriver.common.by import By
+
+    driver.find_element(By.ID, "name").send_keys(name)
+    driver.find_element(By.ID, "password").send_keys(PASSWORD)
+    driver.find_element(By.ID, "login-button").click()
+    assert wait_for(lambda: driver.current_url.endswith("/field/day"), 10)
+
+
+def test_a_visit_waiting_on_a_shared_phone_goes_out_as_its_own_inspectors_not_the_colleagues(phone, site):
+    from selenium.webdriver.common.by import By
+
+    from kiosk.centre.sessions import end_account_sessions
+
+    server, centre, _, _ = site
+    store = centre.store
+    phone.get(server.url + "/field/day")
+    if "/login" in phone.current_url:
+        _log_in(phone, "i1")
+    card = phone.find_elements(By.CSS_SELECTOR, "#today li.visit")[2]
+    card.find_element(By.CSS_SELECTOR, "a.record").click()
+    assert wait_for(lambda: phone.find_elements(By.ID, "visit-form"), 10)
+    for item in visits.CHECKLIST[:5]:
+        phone.find_element(By.CSS_SELECTOR, f"input[name={item}][value=yes] + span").click()
+    if phone.find_elements(By.CSS_SELECTOR, "input[name=kiosk_working][value=yes]"):
+        phone.find_element(By.CSS_SELECTOR, "input[name=kiosk_working][value=yes] + span").click()
+    phone.find_element(By.CSS_SELECTOR, "input[name=outcome][value=compliant] + span").click()
+    end_account_sessions(store, "i1")
+    phone.find_element(By.ID, "save").click()
+    body = phone.find_element(By.TAG_NAME, "body")
+    assert wait_for(lambda: body.get_attribute("data-outbox") == "1", 10)
+    saved_id = body.get_attribute("data-saved")
+
+    phone.get(server.url + "/login")
+    _log_in(phone, "i2")  # the colleague, a member of the same team, logs in on this phone
+    assert wait_for(lambda: phone.find_element(By.TAG_NAME, "body").get_attribute("data-outbox") == "1", 10)
+    phone.execute_script("document.querySelector('#logout-form').submit()")
+    assert wait_for(lambda: "/login" in phone.current_url, 10)
+    assert visits.get(store, saved_id) is None  # not recorded as i2's visit
+
+    _log_in(phone, "i1")
+    assert wait_for(lambda: visits.get(store, saved_id) is not None, 30)
+    assert visits.get(store, saved_id)["inspector"] == "i1"

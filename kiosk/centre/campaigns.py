@@ -32,6 +32,10 @@ from datetime import date, timedelta
 from kiosk.centre.queries import Scope
 
 MAX_DAYS = 92
+# How far from today a campaign's period may lie: a plan is drawn from today's inspection list, so a period
+# years away (9999-12-31, 0001-01-01: a slip of the date picker) plans nothing anyone will visit.
+MAX_AHEAD_DAYS = 366
+MAX_BEHIND_DAYS = 366
 MAX_NAME = 120
 ID_RE = re.compile(r"^[A-Za-z0-9_-]{6,64}$")
 SAMPLE = "sample"  # the reason of a venue drawn at random
@@ -100,8 +104,9 @@ def _day(text: str, field: str) -> date:
 
 
 def check_new(campaign_id: str, name: str, first_day: str, last_day: str, districts, kinds, members,
-              sample_share) -> tuple:
-    """The fields of a new campaign, checked (each refusal names its field)."""
+              sample_share, today: str | None = None) -> tuple:
+    """The fields of a new campaign, checked (each refusal names its field); ``today`` (the city's day):
+    the period lies within a year of it."""
     if not ID_RE.match(campaign_id or ""):
         raise CampaignError("campaign_id", "campaign_id: 6 to 64 letters, digits, - or _")
     name = " ".join(text(name or "", "name", 1000).split())
@@ -114,6 +119,12 @@ def check_new(campaign_id: str, name: str, first_day: str, last_day: str, distri
         raise CampaignError("last_day", "last_day: the last day comes on or after the first day")
     if (last - first).days + 1 > MAX_DAYS:
         raise CampaignError("last_day", f"last_day: a campaign lasts at most {MAX_DAYS} days")
+    if today is not None:
+        now = date.fromisoformat(today)
+        if first < now - timedelta(MAX_BEHIND_DAYS):
+            raise CampaignError("first_day", f"first_day: at most {MAX_BEHIND_DAYS} days before today ({today})")
+        if first > now + timedelta(MAX_AHEAD_DAYS):
+            raise CampaignError("first_day", f"first_day: at most {MAX_AHEAD_DAYS} days after today ({today})")
     districts = tuple(sorted({text(d, "districts") for d in districts if d}))
     if not districts:
         raise CampaignError("districts", "districts: pick at least one district")

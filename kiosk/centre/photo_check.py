@@ -40,12 +40,74 @@ def image_kind(data: bytes) -> str | None:
     return None
 
 
+def _jpeg_size(data: bytes) -> tuple[int, int] | None:
+    """(width, height) from a JPEG's frame header (SOFn), walking its segments without decoding."""
+    i = 2
+    while i + 4 <= len(data):
+        if data[i] != 0xFF:
+            return None
+        marker = data[i + 1]
+        if marker == 0xFF:  # fill byte
+            i += 1
+            continue
+        if marker in (0x01, *range(0xD0, 0xD9)):  # no length
+            i += 2
+            continue
+        length = int.from_bytes(data[i + 2:i + 4], "big")
+        if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
+            if i + 9 > len(data):
+                return None
+            return int.from_bytes(data[i + 7:i + 9], "big"), int.from_bytes(data[i + 5:i + 7], "big")
+        if length < 2:
+            return None
+        i += 2 + length
+    return None
+
+
+def _webp_size(data: bytes) -> tuple[int, int] | None:
+    """The largest (width, height) any of a WebP's canvas and frame headers declares."""
+    sizes, i = [], 12
+    while i + 8 <= len(data):
+        kind, n = data[i:i + 4], int.from_bytes(data[i + 4:i + 8], "little")
+        c = data[i + 8:i + 8 + min(n, 32)]
+        if kind == b"VP8X" and len(c) >= 10:
+            sizes.append((1 + int.from_bytes(c[4:7], "little"), 1 + int.from_bytes(c[7:10], "little")))
+        elif kind == b"VP8 " and len(c) >= 10:
+            sizes.append((int.from_bytes(c[6:8], "little") & 0x3FFF, int.from_bytes(c[8:10], "little") & 0x3FFF))
+        elif kind == b"VP8L" and len(c) >= 5:
+            bits = int.from_bytes(c[1:5], "little")
+            sizes.append((1 + (bits & 0x3FFF), 1 + ((bits >> 14) & 0x3FFF)))
+        i += 8 + n + (n & 1)
+    return max(sizes, key=lambda wh: wh[0] * wh[1]) if sizes else None
+
+
+def declared_size(data: bytes) -> tuple[int, int] | None:
+    """(width, height) as the image's own header declares it, read before any decoding (None: no header)."""
+    kind = image_kind(data)
+    if kind == "png":
+        return (int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")) \
+            if data[12:16] == b"IHDR" and len(data) >= 24 else None
+    if kind == "jpeg":
+        return _jpeg_size(data)
+    if kind == "webp":
+        return _webp_size(data)
+    return None
+
+
 def _gray(data: bytes):
     import cv2
     import numpy as np
 
     if image_kind(data) is None:
         raise PhotoError("photo: a JPEG, PNG or WebP image (this is neither)")
+    # The pixels a header declares are counted before the decoder runs: a few hundred KiB of PNG can
+    # declare 20000x20000 pixels, which OpenCV would unpack (400 MB, seconds) before any check after it.
+    size = declared_size(data)
+    if size is None:
+        raise PhotoError("photo: the image is damaged and cannot be opened")
+    if size[0] * size[1] > MAX_PIXELS:
+        raise PhotoError(f"photo: at most {MAX_PIXELS // 1_000_000} megapixels (this one has "
+                         f"{size[0]}x{size[1]}); take the photo again at a lower resolution")
     image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_GRAYSCALE)
     if image is None or image.size == 0:
         raise PhotoError("photo: the image is damaged and cannot be opened")

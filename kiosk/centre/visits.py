@@ -2,7 +2,9 @@
 
 A visit is sent by the inspector's phone, perhaps hours after it was made (the phone keeps it while it
 has no network), perhaps twice (the answer to the first send was lost). Its id is made by the phone, so
-:func:`record` stores it once: a resent visit answers the stored one, unchanged.
+:func:`record` stores it once: a resent visit answers the stored one, unchanged. The same id with other
+answers is no resend (a phone never changes a visit it made): it is refused with :class:`VisitConflict`
+(409), so the difference is said, never dropped in silence nor written over the visit the centre has.
 
 The checklist (Hanoi's plan 2727/KH-STTTT and Hà Tĩnh's, November 2021): each item is ``yes``, ``no``
 or ``na`` (does not apply: ``kiosk_working`` where the venue has no kiosk). A ``no`` is a *finding*;
@@ -28,6 +30,10 @@ FINDINGS = (*(f"no_{c}" for c in CHECKLIST), "code_differs", "code_unreadable")
 VISIT_ID = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
 MAX_NOTE = 2000
 ANSWERS = {"yes": 1, "no": 0, "na": None}
+
+
+class VisitConflict(CampaignError):
+    """A visit id already stored with other answers: 409 with this sentence (it names what differs)."""
 
 
 @dataclass(frozen=True)
@@ -96,14 +102,26 @@ def parse(form: dict[str, str], inspector: str, now: float) -> Visit:
                  note.strip(), lat, lon, accuracy)
 
 
+def day_of(visit: Visit, timezone: str) -> str:
+    """The city's local day the visit was made on."""
+    return datetime.fromtimestamp(visit.at, ZoneInfo(timezone)).date().isoformat()
+
+
+def check_period(visit: Visit, first_day: str, last_day: str, timezone: str) -> None:
+    """A visit is made during its campaign: a day outside the period is a phone's clock gone wrong (or a
+    forged ``at``), and would put a day of 1970 in the campaign's report."""
+    day = day_of(visit, timezone)
+    if not first_day <= day <= last_day:
+        raise CampaignError("at", f"at: the visit's day, {day}, is outside the campaign ({first_day} to {last_day}); "
+                                  "check the phone's date")
+
+
 def record(store, visit: Visit, timezone: str, now: float) -> tuple[dict, bool]:
     """Store ``visit`` once; (the stored visit, whether this call stored it). A resent id changes nothing."""
-    have = get(store, visit.visit_id)
-    if have is not None:
-        if have["inspector"] != visit.inspector:
-            raise CampaignError("visit_id", "visit_id: taken by another visit")
-        return have, False
-    day = datetime.fromtimestamp(visit.at, ZoneInfo(timezone)).date().isoformat()
+    rows = store.query("SELECT * FROM visits WHERE visit_id = ?", [visit.visit_id])
+    if rows:
+        return _same_as(rows[0], visit), False
+    day = day_of(visit, timezone)
     store.execute(
         f"INSERT INTO visits (visit_id, campaign_id, venue_id, inspector, at, day, {', '.join(CHECKLIST)}, outcome, "
         "note, lat, lon, accuracy, received_at) VALUES (" + ", ".join("?" for _ in range(12 + len(CHECKLIST)))
@@ -111,12 +129,51 @@ def record(store, visit: Visit, timezone: str, now: float) -> tuple[dict, bool]:
         (visit.visit_id, visit.campaign_id, visit.venue_id, visit.inspector, visit.at, day,
          *(visit.checklist[c] for c in CHECKLIST), visit.outcome, visit.note, visit.lat, visit.lon, visit.accuracy,
          now))
-    return get(store, visit.visit_id), True
+    # Another request with the same id may have got in between the look and the insert (DO NOTHING then):
+    # what is stored is compared again, so a different visit is refused here too, never answered as this one.
+    return _same_as(store.query("SELECT * FROM visits WHERE visit_id = ?", [visit.visit_id])[0], visit), True
 
 
-def set_code_check(store, visit_id: str, code_check: str, photo_sha256: str) -> None:
-    store.execute("UPDATE visits SET code_check = ?, photo_sha256 = ? WHERE visit_id = ?",
+def _same_as(row: dict, visit: Visit) -> dict:
+    """The stored ``row`` shown, when ``visit`` is the same visit; else :class:`CampaignError` (another
+    inspector's id) or :class:`VisitConflict` (other answers)."""
+    if row["inspector"] != visit.inspector:
+        raise CampaignError("visit_id", "visit_id: taken by another visit")
+    differ = differences(row, visit)
+    if differ:
+        raise VisitConflict("visit_id", f"visit_id: {visit.visit_id} is already recorded with other answers "
+                                        f"({', '.join(differ)}); the recorded visit stands: record a new visit "
+                                        "to add what was found")
+    return _shown(row)
+
+
+def differences(row: dict, visit: Visit) -> list[str]:
+    """The fields in which ``visit`` differs from the stored ``row`` of the same id (empty: a true resend)."""
+    def near(a, b) -> bool:
+        return (a is None) == (b is None) and (a is None or abs(float(a) - float(b)) < 1e-3)
+
+    same = {"campaign_id": row["campaign_id"] == visit.campaign_id, "venue_id": row["venue_id"] == visit.venue_id,
+            "at": near(row["at"], visit.at), **{c: row[c] == visit.checklist[c] for c in CHECKLIST},
+            "outcome": row["outcome"] == visit.outcome, "note": (row["note"] or "") == visit.note,
+            "lat": near(row["lat"], visit.lat), "lon": near(row["lon"], visit.lon),
+            "accuracy": near(row["accuracy"], visit.accuracy)}
+    return [f for f, ok in same.items() if not ok]
+
+
+def set_code_check(store, visit_id: str, code_check: str, photo_sha256: str) -> dict:
+    """Store what the visit's photo showed, once: a visit whose photo was checked keeps that check (another
+    photo sent later would erase a finding, ``differs`` becoming ``match``). The visit as stored after."""
+    store.execute("UPDATE visits SET code_check = ?, photo_sha256 = ? WHERE visit_id = ? AND photo_sha256 = ''",
                   (code_check, photo_sha256, visit_id))
+    return get(store, visit_id)
+
+
+def photo_conflict(stored: dict, photo_sha256: str) -> str | None:
+    """The sentence refusing a second, different photo of ``stored`` (None: no photo yet, or the same one)."""
+    if not stored["photo_sha256"] or stored["photo_sha256"] == photo_sha256:
+        return None
+    return (f"photo: this visit's photo was checked already ({stored['code_check']}); another photo does not "
+            "replace it: record a new visit to check the code again")
 
 
 def get(store, visit_id: str) -> dict | None:

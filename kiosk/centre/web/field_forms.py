@@ -9,6 +9,7 @@ a campaign id, a visit id and a photo sent twice change nothing the second time.
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import time
 import urllib.parse
@@ -23,16 +24,21 @@ from kiosk.centre.web.dashboard import Asked, Dashboard, JSON, json_error
 from kiosk.centre.web.field import campaign_of
 from kiosk.centre.web.security import same_origin
 
+FORM_TYPE = "application/x-www-form-urlencoded"
+MAX_FIELDS = 500  # a campaign's form: a field per district, kind and member picked, and a few more
+TOO_MANY = f"body: at most {MAX_FIELDS} fields"
 CROSS_SITE = "this form came from another site or is out of date: reload the page and try again"
 PHOTO_TOO_LARGE = (f"photo: at most {photo_check.MAX_PHOTO_BYTES // (1024 * 1024)} MiB; take the photo again at a "
                    "lower resolution (the visit itself is kept)")
 
 
-def _fields(body: bytes) -> dict[str, list[str]]:
+def _fields(body: bytes) -> dict[str, list[str]] | None:
+    """A form's fields, each with its values in order; None: more fields than any of these forms has."""
     try:
-        pairs = urllib.parse.parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True, max_num_fields=500)
+        pairs = urllib.parse.parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True,
+                                       max_num_fields=MAX_FIELDS)
     except ValueError:
-        return {}
+        return None
     out: dict[str, list[str]] = {}
     for k, v in pairs:
         out.setdefault(k, []).append(v)
@@ -48,10 +54,14 @@ def routes(dash: Dashboard):
     """(path, endpoint) of each POST route below; their descriptions are in routes.FORMS."""
 
     async def guarded(request: Request, fields: dict[str, list[str]] | None, json_answer: bool):
-        """(ask, refusal or None): a session, same origin and the CSRF token."""
+        """(ask, refusal or None): a session, a form that could be read (``fields`` None: too many), same
+        origin and the CSRF token."""
         ask = await run_in_threadpool(dash.asked, request)
         if ask.account is None:
             return ask, (json_error(401, "login required") if json_answer else dash.login_redirect(ask))
+        if fields is None:  # its token cannot be told from the rest: say why, not "from another site"
+            return ask, (json_error(400, TOO_MANY, parameter="body") if json_answer
+                         else dash.error_page(ask, 400, TOO_MANY))
         given = request.headers.get("x-csrf-token") or ((fields or {}).get("csrf") or [""])[0]
         if not same_origin(request, dash.trusted) or not _token_ok(ask, given):
             return ask, (json_error(403, CROSS_SITE) if json_answer else dash.error_page(ask, 403, CROSS_SITE))
@@ -72,7 +82,7 @@ def routes(dash: Dashboard):
             cid, name, first, last, districts, kinds, members, share = campaigns.check_new(
                 one.get("campaign_id", ""), one.get("name", ""), one.get("first_day", ""), one.get("last_day", ""),
                 fields.get("district", []), fields.get("kind", []), fields.get("member", []),
-                one.get("sample_share", "0.1"))
+                one.get("sample_share", "0.1"), dash.centre.settings.today())
             for d in districts:
                 if not ask.account.is_city and d not in ask.account.districts:
                     raise campaigns.CampaignError("districts", f"districts: {d[:80]} is not your district")
@@ -134,6 +144,7 @@ def routes(dash: Dashboard):
         c = campaigns.get(dash.centre.store, visit.campaign_id)
         if c is None or ask.account.name not in c.members:
             raise campaigns.CampaignError("campaign_id", "campaign_id: not a campaign of your team")
+        visits.check_period(visit, c.first_day, c.last_day, dash.centre.settings.timezone)
         row = campaigns.planned_row(dash.centre.store, visit.campaign_id, visit.venue_id)
         if row is None or row["district"] not in ask.account.districts:
             raise campaigns.CampaignError("venue_id", "venue_id: not on this campaign's list in your districts")
@@ -145,17 +156,21 @@ def routes(dash: Dashboard):
             return dash.finish(ask, refusal)
         if not may(ask.account, VISITS):
             return json_error(403, "only an inspector records visits")
+        sent_as = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if sent_as != FORM_TYPE:  # JSON or multipart would be read as an empty form: say what is wrong instead
+            return json_error(400, f"body: a form ({FORM_TYPE}), as the phone's outbox sends it, not "
+                                   f"{sent_as[:60] or 'a body without a type'}", parameter="body")
         try:
             visit = visits.parse({k: v[0] for k, v in fields.items()}, ask.account.name, time.time())
             await run_in_threadpool(_may_record, ask, visit)
             stored, made = await run_in_threadpool(visits.record, dash.centre.store, visit,
                                                    dash.centre.settings.timezone, dash.centre.settings.now())
         except campaigns.CampaignError as exc:
-            return json_error(400, exc.message, parameter=exc.field)
+            return json_error(409 if isinstance(exc, visits.VisitConflict) else 400, exc.message, parameter=exc.field)
         return JSON({"visit": stored, "created": made}, headers={"Cache-Control": "no-store"})
 
     async def visit_photo(request: Request) -> Response:
-        ask, refusal = await guarded(request, None, True)
+        ask, refusal = await guarded(request, {}, True)  # the token comes in its header
         if refusal is not None:
             return dash.finish(ask, refusal)
         if not may(ask.account, VISITS):
@@ -167,6 +182,12 @@ def routes(dash: Dashboard):
         if stored is None or stored["inspector"] != ask.account.name:
             return json_error(404, "visit_id: no such visit of yours; the phone sends the visit before its photo")
         data = await request.body()  # at most the photo cap: the BodyLimit middleware stops a larger one
+        digest = hashlib.sha256(data).hexdigest()
+        if stored["photo_sha256"] == digest:  # the outbox resending after a lost answer: checked once
+            return JSON({"visit": stored, "created": False}, headers={"Cache-Control": "no-store"})
+        conflict = visits.photo_conflict(stored, digest)
+        if conflict:
+            return json_error(409, conflict, parameter="photo")
         registry = await run_in_threadpool(dash.centre.store.query,
                                            "SELECT venue_qr_sha256 FROM venues WHERE venue_id = ?", [stored["venue_id"]])
         try:
@@ -174,8 +195,10 @@ def routes(dash: Dashboard):
                                                      registry[0]["venue_qr_sha256"] if registry else "")
         except photo_check.PhotoError as exc:
             return json_error(413 if len(data) > photo_check.MAX_PHOTO_BYTES else 400, str(exc), parameter="photo")
-        await run_in_threadpool(visits.set_code_check, dash.centre.store, stored["visit_id"], check, digest)
-        shown = await run_in_threadpool(visits.get, dash.centre.store, stored["visit_id"])
+        shown = await run_in_threadpool(visits.set_code_check, dash.centre.store, stored["visit_id"], check, digest)
+        conflict = visits.photo_conflict(shown, digest)  # another photo was checked meanwhile
+        if conflict:
+            return json_error(409, conflict, parameter="photo")
         return JSON({"visit": shown, "created": False}, headers={"Cache-Control": "no-store"})
 
     return [("/campaigns", create_campaign), ("/campaigns/{campaign_id}/plan", edit_plan),

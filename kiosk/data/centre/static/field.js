@@ -99,7 +99,11 @@
       }
       return r.json().then(function (j) {
         item.error = (j && j.error) || String(r.status);
-        if (r.status === 413 && item.sent) { item.photo = null; }  // the visit is in; only the photo was too big
+        if (item.sent && r.status >= 400 && r.status < 500) {
+          // The visit is in; only its photo was refused (too big, not an image, another photo checked already):
+          // sending it again would be refused again, and the item would wait in the outbox for ever.
+          return del(OUTBOX, item.visit_id).then(function () { return "sent"; });
+        }
         return put(OUTBOX, item).then(function () { return "refused"; });
       }, function () { return "kept"; });
     });
@@ -110,6 +114,10 @@
     return all(OUTBOX).then(function (items) {
       var chain = Promise.resolve();
       var stop = false;
+      // A visit goes out in the session of the inspector who made it: on a phone passed to a colleague, it
+      // waits for its inspector's next login rather than being recorded as the colleague's visit.
+      var me = body.getAttribute("data-inspector");
+      items = items.filter(function (i) { return !i.inspector || i.inspector === me; });
       items.sort(function (a, b) { return a.fields.at - b.fields.at; }).forEach(function (item) {
         chain = chain.then(function () {
           if (stop) { return; }
@@ -191,7 +199,8 @@
         if (!e.name || e.type === "file" || (e.type === "radio" && !e.checked)) { return; }
         fields[e.name] = e.value;
       });
-      var item = {visit_id: fields.visit_id, fields: fields, photo: photo, sent: false};
+      var item = {visit_id: fields.visit_id, fields: fields, photo: photo, sent: false,
+                  inspector: body.getAttribute("data-inspector")};
       put(OUTBOX, item).then(function () {
         localStorage.removeItem(key);  // kept in the outbox now: the draft's job is done
         return del(DRAFTS, key);
