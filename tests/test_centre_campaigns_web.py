@@ -90,7 +90,8 @@ def test_an_official_creates_edits_and_reports_a_campaign_and_an_inspector_recor
     assert client(app, "d2").get(f"/campaigns/{cid}").status_code == 404  # another district's campaign
 
     # Edit: move a venue to i2 (covers the district), refuse a day outside the period.
-    first = plan[0]
+    listed_ids = {r["venue_id"] for r in d0.get("/api/v1/inspection", params={"limit": 5000}).json()["rows"]}
+    first = next(p for p in plan if p["venue_id"] in listed_ids)  # a flagged venue: its visit shows on the list
     edit = {"csrf": token(d0, f"/campaigns/{cid}"), "venue_id": first["venue_id"], "action": "change",
             "inspector": "i2" if first["inspector"] == "i1" else "i1", "day": today}
     assert d0.post(f"/campaigns/{cid}/plan", data=edit, headers=ORIGIN, follow_redirects=False).status_code == 303
@@ -159,8 +160,13 @@ def test_an_official_creates_edits_and_reports_a_campaign_and_an_inspector_recor
     assert sheet.cell(1, 4).value == "Số địa điểm dự kiến" and sheet.cell(2, 5).value == 1
     venue = d0.get("/venue/" + urllib.parse.quote(first["venue_id"], safe="")).text
     assert 'data-visit="v-web-000001"' in venue and "Nhắc nhở" in venue and "Khác mã đã đăng ký" in venue
-    inspection = d0.get("/inspection").text
-    if f'data-venue="{first["venue_id"]}"' in inspection:
+    # The inspection list (API and page): the visited venue's rows carry its last visit, the others none.
+    listed = d0.get("/api/v1/inspection", params={"limit": 5000}).json()["rows"]
+    seen = [r["last_visit"] for r in listed if r["venue_id"] == first["venue_id"]]
+    assert seen and all(v["outcome"] == "reminded" and v["at"] for v in seen)
+    assert all(r["last_visit"] is None for r in listed if r["venue_id"] != first["venue_id"])
+    inspection = d0.get("/inspection", params={"limit": 5000}).text
+    for _ in seen:
         assert "Nhắc nhở" in inspection.split(f'data-venue="{first["venue_id"]}"')[1].split("</tr>")[0]
 
     # English session: the CSV's headers in English.

@@ -8,13 +8,12 @@ One browser and one server for the module.
 from __future__ import annotations
 
 import io
-import os
-import tempfile
 import threading
 
 import pytest
 
 from centre_helpers import seeded_city, wait_for
+from chromium import chromium, needs_chromium
 from kiosk.centre import campaigns, visits
 from kiosk.centre.accounts import Accounts
 from kiosk.centre.queries import Centre, Settings
@@ -26,8 +25,7 @@ from kiosk.testing.campaign import places_of
 PASSWORD = "correct horse battery"
 PHONE = {"width": 390, "height": 844, "deviceScaleFactor": 2, "mobile": True}
 
-pytestmark = pytest.mark.skipif(not (os.path.exists("/usr/bin/chromium") and os.path.exists("/usr/bin/chromedriver")),
-                                reason="Debian's chromium and chromium-driver are not installed")
+pytestmark = needs_chromium
 
 
 class Server:
@@ -80,22 +78,10 @@ def site(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def phone():
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    opts = webdriver.ChromeOptions()
-    opts.binary_location = "/usr/bin/chromium"
-    profile = tempfile.mkdtemp(prefix="field-chromium-")
-    for a in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-              "--disable-component-update", "--disable-sync", "--no-first-run", f"--user-data-dir={profile}",
-              "--window-size=390,844", "--lang=vi"):
-        opts.add_argument(a)
-    opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=opts)
-    driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", PHONE)
-    driver.execute_cdp_cmd("Network.enable", {})
-    yield driver
-    driver.quit()
+    with chromium(PHONE["width"], PHONE["height"]) as driver:
+        driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", PHONE)
+        driver.execute_cdp_cmd("Network.enable", {})
+        yield driver
 
 
 def network(driver, on: bool) -> None:
@@ -334,3 +320,23 @@ def test_a_visit_waiting_on_a_shared_phone_goes_out_as_its_own_inspectors_not_th
     _log_in(phone, "i1")
     assert wait_for(lambda: visits.get(store, saved_id) is not None, 30)
     assert visits.get(store, saved_id)["inspector"] == "i1"
+
+
+def test_logging_out_from_a_dashboard_page_forgets_the_days_pages_kept_on_the_phone(phone, site):
+    """The field pages kept for offline use list the unannounced visits: any logout forgets them."""
+    from selenium.webdriver.common.by import By
+
+    server, _, _, _ = site
+    phone.get(server.url + "/field/day")
+    if "/login" in phone.current_url:
+        phone.find_element(By.ID, "name").send_keys("i1")
+        phone.find_element(By.ID, "password").send_keys(PASSWORD)
+        phone.find_element(By.ID, "login-button").click()
+        assert wait_for(lambda: phone.current_url.endswith("/field/day"), 10)
+    assert wait_for(lambda: phone.find_element(By.TAG_NAME, "body").get_attribute("data-cached") == "1", 15)
+    assert "field-pages" in _outbox_and_caches(phone)[1]
+    phone.get(server.url + "/inspection")  # a dashboard page, not one of the phone's
+    assert phone.find_elements(By.ID, "inspection-table")
+    phone.find_element(By.ID, "logout-button").click()
+    assert wait_for(lambda: "/login" in phone.current_url, 10)
+    assert wait_for(lambda: "field-pages" not in _outbox_and_caches(phone)[1], 10), _outbox_and_caches(phone)

@@ -115,6 +115,7 @@ _WHY = {400: "a parameter the route cannot use (the message names it)", 401: "no
         403: "outside the account's role or districts, or a form from another site",
         404: "no such district, ward or venue in the account's districts",
         303: "to the login page (no session) or the account's home", 413: "request body too large",
+        409: "a visit already recorded under this id with other answers, or its photo already checked",
         429: "too many failed logins for this name or address", 200: "the answer"}
 
 

@@ -61,7 +61,7 @@ CAMPAIGN_Q = Param("campaign_id", max_length=64, description="only this campaign
                                                                "account sees, the newest first)")
 CAMPAIGN_OPT = Param("campaign_id", max_length=64, description="only this campaign (default: every campaign the "
                                                                  "account sees)")
-DAY_Q = Param("day", kind="date", max_length=10, description="a day as YYYY-MM-DD (default: today)")
+VISIT_DAY_Q = Param("day", kind="date", max_length=10, description="a day of visits as YYYY-MM-DD (default: today)")
 INSPECTOR_Q = Param("inspector", max_length=64, description="only this inspector's visits")
 
 ENDPOINTS: tuple[Endpoint, ...] = (
@@ -128,14 +128,14 @@ ENDPOINTS: tuple[Endpoint, ...] = (
              "one campaign and its visit list (an inspector: its own visits; an official: its district's)",
              params=(CAMPAIGN_P,), schema="Campaign"),
     Endpoint("/api/v1/visits", "visits", "api", field.api_visits, "the visits recorded in the account's campaigns",
-             params=(CAMPAIGN_Q, DAY_Q, INSPECTOR_Q, LIMIT_Q, OFFSET_Q), schema="Visits"),
+             params=(CAMPAIGN_Q, VISIT_DAY_Q, INSPECTOR_Q, LIMIT_Q, OFFSET_Q), schema="Visits"),
     Endpoint("/api/v1/inspection-report", "inspection_report", "api", field.api_report,
              "a campaign's report (all the account's campaigns without campaign_id): venues planned, visited, "
              "compliant, each finding, each outcome, for all its districts, per district and per day",
              CAMPAIGNS, (CAMPAIGN_OPT, DISTRICT_Q), schema="InspectionReport"),
     Endpoint("/api/v1/field/day", "field_day", "api", field.api_field_day,
              "an inspector's visits of a day (default today) and those of earlier days still to make", VISITS,
-             (DAY_Q,), schema="FieldDay"),
+             (VISIT_DAY_Q,), schema="FieldDay"),
     Endpoint("/campaigns", "campaigns_page", "page", field.campaigns_page,
              "the campaigns, and (an official) the form that creates one"),
     Endpoint("/campaigns/{campaign_id}", "campaign_page", "page", field.campaign_page,
@@ -148,7 +148,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
     Endpoint("/inspection-report.xlsx", "inspection_report_xlsx", "xlsx", field.report_xlsx,
              "the campaigns' report as an Excel workbook", CAMPAIGNS, (CAMPAIGN_OPT, DISTRICT_Q)),
     Endpoint("/field/day", "field_day_page", "page", field.field_day_page,
-             "the inspector's phone: the day's visits, with the map and the reason of each", VISITS, (DAY_Q,)),
+             "the inspector's phone: the day's visits, with the map and the reason of each", VISITS, (VISIT_DAY_Q,)),
     Endpoint("/field/visit/{campaign_id}/{venue_id}", "visit_form_page", "page", field.visit_form_page,
              "the inspector's phone: the visit form (checklist, photo of the posted code, outcome)", VISITS,
              (CAMPAIGN_P, VENUE_P)),
@@ -204,14 +204,15 @@ FORMS: tuple[Form, ...] = (
          "add, remove or change, venue_id, inspector, day)", ("csrf", "action", "venue_id", "inspector", "day"),
          (CAMPAIGN_P,), statuses=(303, 400, 403, 404, 413)),
     Form("/api/v1/visits", "visit_record", "record a visit (the phone's outbox; header X-CSRF-Token): visit_id made "
-         "by the phone (a resent visit changes nothing), campaign_id, venue_id, at (ms since 1970), the checklist "
+         "by the phone (the same visit resent changes nothing; other answers under its id: 409), campaign_id, "
+         "venue_id, at (ms since 1970), the checklist "
          "(code_created, posted_entrance, posting_ok, visitors_guided, scanning, kiosk_working: yes, no or na), "
          "outcome (compliant, reminded, warned, fined), note, lat, lon, accuracy",
          ("csrf", "visit_id", "campaign_id", "venue_id", "at", "code_created", "posted_entrance", "posting_ok",
           "visitors_guided", "scanning", "kiosk_working", "outcome", "note", "lat", "lon", "accuracy"),
-         statuses=(200, 400, 401, 403, 413), schema="VisitAnswer"),
+         statuses=(200, 400, 401, 403, 409, 413), schema="VisitAnswer"),
     Form("/api/v1/visits/{visit_id}/photo", "visit_photo", "the photo of the venue's posted code (JPEG, PNG or WebP, "
          "at most 8 MiB; header X-CSRF-Token): read with the kiosk's decoder and compared with the registry's code; "
          "the photo is not kept", (), (Param("visit_id", where="path", max_length=64, description="the visit's id"),),
-         statuses=(200, 400, 401, 403, 404, 413), media="image/*", schema="VisitAnswer"),
+         statuses=(200, 400, 401, 403, 404, 409, 413), media="image/*", schema="VisitAnswer"),
 )

@@ -22,6 +22,19 @@
     try { return t.toLocaleString(lang, {timeZone: document.documentElement.getAttribute("data-tz") || undefined}); }
     catch (e) { return t.toLocaleString(lang); }
   }
+  // Logging out from any page forgets the inspector's day kept on this phone (the field pages hold the
+  // unannounced visit list); the outbox in IndexedDB stays: a visit not yet sent goes after the next login.
+  var logout = document.getElementById("logout-form");
+  if (logout && window.caches) {
+    logout.addEventListener("submit", function (ev) {
+      if (logout.getAttribute("data-forgotten")) { return; }
+      ev.preventDefault();
+      caches["delete"]("field-pages").then(null, function () { return false; }).then(function () {
+        logout.setAttribute("data-forgotten", "1");
+        logout.submit();
+      });
+    });
+  }
   function render() {
     document.querySelectorAll(".dur").forEach(function (el) {
       el.textContent = duration(parseFloat(el.getAttribute("data-seconds")));

@@ -159,7 +159,8 @@
       photo = blob;
       if (blob) { preview.src = URL.createObjectURL(blob); preview.hidden = false; }
     }
-    get(DRAFTS, key).then(showPhoto);
+    // The draft's photo arrives later than the page: one picked meanwhile is newer and stays.
+    get(DRAFTS, key).then(function (blob) { if (blob && !photo) { showPhoto(blob); } });
     form.addEventListener("input", saveDraft);
     form.addEventListener("change", saveDraft);
     photoInput.addEventListener("change", function () {
