@@ -17,6 +17,7 @@ checked, if the inspector's phone still has it) are stored with the visit. docs/
 from __future__ import annotations
 
 import hashlib
+import io
 import threading
 
 MAX_PHOTO_BYTES = 8 * 1024 * 1024
@@ -40,58 +41,24 @@ def image_kind(data: bytes) -> str | None:
     return None
 
 
-def _jpeg_size(data: bytes) -> tuple[int, int] | None:
-    """(width, height) from a JPEG's frame header (SOFn), walking its segments without decoding."""
-    i = 2
-    while i + 4 <= len(data):
-        if data[i] != 0xFF:
-            return None
-        marker = data[i + 1]
-        if marker == 0xFF:  # fill byte
-            i += 1
-            continue
-        if marker in (0x01, *range(0xD0, 0xD9)):  # no length
-            i += 2
-            continue
-        length = int.from_bytes(data[i + 2:i + 4], "big")
-        if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
-            if i + 9 > len(data):
-                return None
-            return int.from_bytes(data[i + 7:i + 9], "big"), int.from_bytes(data[i + 5:i + 7], "big")
-        if length < 2:
-            return None
-        i += 2 + length
-    return None
-
-
-def _webp_size(data: bytes) -> tuple[int, int] | None:
-    """The largest (width, height) any of a WebP's canvas and frame headers declares."""
-    sizes, i = [], 12
-    while i + 8 <= len(data):
-        kind, n = data[i:i + 4], int.from_bytes(data[i + 4:i + 8], "little")
-        c = data[i + 8:i + 8 + min(n, 32)]
-        if kind == b"VP8X" and len(c) >= 10:
-            sizes.append((1 + int.from_bytes(c[4:7], "little"), 1 + int.from_bytes(c[7:10], "little")))
-        elif kind == b"VP8 " and len(c) >= 10:
-            sizes.append((int.from_bytes(c[6:8], "little") & 0x3FFF, int.from_bytes(c[8:10], "little") & 0x3FFF))
-        elif kind == b"VP8L" and len(c) >= 5:
-            bits = int.from_bytes(c[1:5], "little")
-            sizes.append((1 + (bits & 0x3FFF), 1 + ((bits >> 14) & 0x3FFF)))
-        i += 8 + n + (n & 1)
-    return max(sizes, key=lambda wh: wh[0] * wh[1]) if sizes else None
-
-
 def declared_size(data: bytes) -> tuple[int, int] | None:
-    """(width, height) as the image's own header declares it, read before any decoding (None: no header)."""
-    kind = image_kind(data)
-    if kind == "png":
-        return (int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")) \
-            if data[12:16] == b"IHDR" and len(data) >= 24 else None
-    if kind == "jpeg":
-        return _jpeg_size(data)
-    if kind == "webp":
-        return _webp_size(data)
-    return None
+    """(width, height) as the image's own header declares it, read before any decoding (None: no JPEG, PNG
+    or WebP header). Pillow's ``open`` reads the header only; its own bomb limit is ours to apply, not a
+    refusal of its own."""
+    import warnings
+
+    from PIL import Image, UnidentifiedImageError
+
+    with _lock, warnings.catch_warnings():  # the limit is Pillow's global: lifted only while we read
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        limit, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
+        try:
+            with Image.open(io.BytesIO(data)) as image:
+                return image.size if image.format in ("JPEG", "PNG", "WEBP") else None
+        except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
+            return None
+        finally:
+            Image.MAX_IMAGE_PIXELS = limit
 
 
 def _gray(data: bytes):
