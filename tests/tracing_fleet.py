@@ -92,24 +92,33 @@ class PahoTelemetry:
 
     def __init__(self, url_port: int, client_id: str, username: str | None = None, password: str | None = None):
         self._subs: list[tuple[str, object]] = []
+        self._lock = threading.Lock()  # a filter added while connecting is subscribed by one side or the other
         self._connected = threading.Event()
+        self._mids: dict[str, list[int]] = {}  # each filter's SUBSCRIBE packets
+        self._granted: set[int] = set()  # the packets the broker granted
         self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id)
         if username is not None:
             self.client.username_pw_set(username, password)
         self.client.on_connect = self._on_connect
         self.client.on_message = self._on_message
-        self._acks = 0
         self.client.on_subscribe = self._on_subscribe
         self.client.connect_async("127.0.0.1", url_port)
         self.client.loop_start()
 
+    def _subscribe(self, topic_filter: str) -> None:
+        _, mid = self.client.subscribe(topic_filter, qos=1)
+        self._mids.setdefault(topic_filter, []).append(mid)
+
     def _on_connect(self, client, userdata, flags, rc, props=None):
-        for f, _ in self._subs:
-            client.subscribe(f, qos=1)
-        self._connected.set()
+        with self._lock:
+            subs = [f for f, _ in self._subs]
+            self._connected.set()
+        for f in subs:
+            self._subscribe(f)
 
     def _on_subscribe(self, client, userdata, mid, rcs, props=None):
-        self._acks += 1
+        if not any(rc.is_failure for rc in rcs):
+            self._granted.add(mid)
 
     def _on_message(self, client, userdata, msg):
         for f, handler in self._subs:
@@ -117,15 +126,21 @@ class PahoTelemetry:
                 handler(msg.topic, msg.payload)
 
     def subscribe(self, topic_filter, handler):
-        self._subs.append((topic_filter, handler))
-        if self._connected.is_set():
-            self.client.subscribe(topic_filter, qos=1)
+        with self._lock:
+            self._subs.append((topic_filter, handler))
+            connected = self._connected.is_set()
+        if connected:
+            self._subscribe(topic_filter)
+
+    def _all_granted(self) -> bool:
+        # Every filter, by its own SUBACK: a count of acknowledgements could be made up by one filter twice.
+        return all(any(m in self._granted for m in self._mids.get(f, ())) for f, _ in self._subs)
 
     def send(self, topic, payload, retain=False):
         self.client.publish(topic, payload, qos=1, retain=retain)
 
     def wait_subscribed(self, timeout=10.0):
-        wait_until(lambda: self._connected.is_set() and self._acks >= len(self._subs), timeout,
+        wait_until(lambda: self._connected.is_set() and self._all_granted(), timeout,
                    "the test kiosk's subscriptions")
 
     def close(self):
