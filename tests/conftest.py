@@ -48,6 +48,10 @@ class Broker:
         return f"mqtt://127.0.0.1:{self.port}"
 
     def start(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            # A second mosquitto on the same port fails to bind, while the first answers the wait below and
+            # is then never stopped: a broker left running after the suite.
+            raise RuntimeError("this mosquitto is already running: stop() it first")
         exe = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
         self.proc = subprocess.Popen([exe, "-c", str(self.conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 10

@@ -307,7 +307,6 @@ def test_verify_command_uses_a_bundle(tmp_path, capsys):
 def test_publish_retained_on_the_fleet_topic(tmp_path, broker, capsys):
     import paho.mqtt.client as mqtt
 
-    broker.start()
     (tmp_path / "b.json").write_bytes(_bundle(4))
     (tmp_path / "auth.pub.pem").write_bytes(signing.public_pem(AUTHORITY))
     assert main(["trust", "publish", "--broker", broker.url, "--authority-key", str(tmp_path / "auth.pub.pem"),
