@@ -10,30 +10,12 @@ import time
 
 import pytest
 
-from centre_helpers import seeded_city
+from campaign_desk import city_store, team  # noqa: F401 (a fixture)
 from centre_pg import pg_url, postgres_server  # noqa: F401
 from kiosk.centre import campaigns, inspection_report, photo_check, visits
 from kiosk.centre.accounts import Accounts
 from kiosk.centre.queries import Centre, Scope, Settings
-from kiosk.centre.store import open_store
-from kiosk.centre.venue_places import kinds, load_places, parse_places
-from kiosk.testing.campaign import places_of
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def city_store(request, tmp_path):
-    url = tmp_path / "c.sqlite3" if request.param == "sqlite" else request.getfixturevalue("pg_url")
-    store = open_store(url)
-    city = seeded_city(store, venues=60, history_days=3)
-    load_places(store, places_of(city.venues))
-    yield store, city
-    store.close()
-
-
-def _team(city) -> tuple[list[str], dict[str, tuple[str, ...]]]:
-    districts = sorted({v.district for v in city.venues})
-    # a1 covers the first two districts, a2 the first, a3 the last: several districts per inspector work
-    return districts, {"a1": tuple(districts[:2]), "a2": (districts[0],), "a3": (districts[-1],)}
+from kiosk.centre.venue_places import kinds, parse_places
 
 
 def _campaign(districts, cid="c-test-1", share=0.25, kinds_=(), members=("a1", "a2", "a3"), first="2026-12-07",
@@ -45,7 +27,7 @@ def _campaign(districts, cid="c-test-1", share=0.25, kinds_=(), members=("a1", "
 def test_the_plan_holds_every_flagged_venue_and_a_sample_balanced_per_day(city_store):
     store, city = city_store
     centre = Centre(store, Settings(grace_hour=0))
-    districts, covers = _team(city)
+    districts, covers = team(city)
     c, made = campaigns.create(centre, _campaign(districts), covers)
     assert made and c.members == ("a1", "a2", "a3")
     plan = campaigns.plan(store, c.campaign_id)
@@ -78,7 +60,7 @@ def test_the_plan_holds_every_flagged_venue_and_a_sample_balanced_per_day(city_s
 def test_kinds_narrow_the_plan_and_bad_teams_are_refused(city_store):
     store, city = city_store
     centre = Centre(store, Settings(grace_hour=0))
-    districts, covers = _team(city)
+    districts, covers = team(city)
     assert "Chợ" in kinds(store) and "Trường" in kinds(store, tuple(districts[:1]))
     c, _ = campaigns.create(centre, _campaign(districts, cid="c-markets", share=1.0, kinds_=("Chợ",)), covers)
     names = {r["name"] for r in campaigns.plan(store, c.campaign_id)}
@@ -95,7 +77,7 @@ def test_kinds_narrow_the_plan_and_bad_teams_are_refused(city_store):
 def test_the_plan_is_edited_add_remove_reassign_move(city_store):
     store, city = city_store
     centre = Centre(store, Settings(grace_hour=0))
-    districts, covers = _team(city)
+    districts, covers = team(city)
     c, _ = campaigns.create(centre, _campaign(districts, share=0.0), covers)
     planned = {r["venue_id"] for r in campaigns.plan(store, c.campaign_id)}
     outside = next(v for v in city.venues if v.venue_id not in planned and v.district == districts[0])
@@ -123,7 +105,7 @@ def _form(c, venue_id, visit_id="v-0000000001", outcome="warned", **kw):
 def test_a_visit_is_recorded_once_and_counted_in_the_report(city_store):
     store, city = city_store
     centre = Centre(store, Settings(grace_hour=0))
-    districts, covers = _team(city)
+    districts, covers = team(city)
     c, _ = campaigns.create(centre, _campaign(districts, share=0.2), covers)
     plan = campaigns.plan(store, c.campaign_id)
     first, second = plan[0], plan[1]

@@ -8,30 +8,12 @@ import time
 
 import pytest
 
-from centre_helpers import seeded_city
+from campaign_desk import city_store, team  # noqa: F401 (a fixture)
 from centre_pg import pg_url, postgres_server  # noqa: F401
 from kiosk.centre import campaigns, inspection_report, visits
 from kiosk.centre.accounts import Accounts
 from kiosk.centre.queries import Centre, Settings
 from kiosk.centre.store import open_store
-from kiosk.centre.venue_places import load_places
-from kiosk.testing.campaign import places_of
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def city_store(request, tmp_path):
-    url = tmp_path / "c.sqlite3" if request.param == "sqlite" else request.getfixturevalue("pg_url")
-    store = open_store(url)
-    city = seeded_city(store, venues=60, history_days=3)
-    load_places(store, places_of(city.venues))
-    yield store, city
-    store.close()
-
-
-def _team(city) -> tuple[list[str], dict[str, tuple[str, ...]]]:
-    districts = sorted({v.district for v in city.venues})
-    # a1 covers the first two districts, a2 the first, a3 the last: several districts per inspector work
-    return districts, {"a1": tuple(districts[:2]), "a2": (districts[0],), "a3": (districts[-1],)}
 
 
 def test_a_simulated_campaign_records_its_visits_once(city_store):
@@ -39,7 +21,7 @@ def test_a_simulated_campaign_records_its_visits_once(city_store):
 
     store, city = city_store
     centre = Centre(store, Settings(grace_hour=0))
-    districts, covers = _team(city)
+    districts, covers = team(city)
     accounts = Accounts({})
     for name, ds in covers.items():
         accounts.add(name, "pw-long-enough", role="inspector", districts=ds)
