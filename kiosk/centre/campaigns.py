@@ -243,6 +243,21 @@ def create(centre, campaign: Campaign, covers: dict[str, tuple[str, ...]]) -> tu
 
 
 # -- the plan -------------------------------------------------------------------------------------
+
+def narrowed(district_column: str, alias: str, districts: tuple[str, ...] | None, inspector: str | None,
+             day: str | None) -> tuple[str, list]:
+    """`` AND ...`` conditions (and their parameters) keeping a plan's or visits' rows of these districts
+    (None: all), this inspector and this day (None: any)."""
+    sql, params = "", []
+    if districts is not None:
+        sql += f" AND {district_column} IN ({', '.join('?' for _ in districts) or 'NULL'})"
+        params.extend(districts)
+    for col, value in (("inspector", inspector), ("day", day)):
+        if value is not None:
+            sql += f" AND {alias}.{col} = ?"
+            params.append(value)
+    return sql, params
+
 def plan(store, campaign_id: str, districts: tuple[str, ...] | None = None, inspector: str | None = None,
          day: str | None = None) -> list[dict]:
     """The plan's rows with each venue's name, address and ward and whether it has been visited
@@ -251,15 +266,9 @@ def plan(store, campaign_id: str, districts: tuple[str, ...] | None = None, insp
            "COALESCE(v.address, '') AS address, COALESCE(v.ward, '') AS ward, "
            "(SELECT COUNT(*) FROM visits s WHERE s.campaign_id = c.campaign_id AND s.venue_id = c.venue_id) "
            "AS visits FROM campaign_plan c LEFT JOIN venues v ON v.venue_id = c.venue_id WHERE c.campaign_id = ?")
-    params: list = [campaign_id]
-    if districts is not None:
-        sql += f" AND c.district IN ({', '.join('?' for _ in districts) or 'NULL'})"
-        params.extend(districts)
-    for col, value in (("inspector", inspector), ("day", day)):
-        if value is not None:
-            sql += f" AND c.{col} = ?"
-            params.append(value)
-    rows = store.query(sql + " ORDER BY c.day, c.inspector, c.district, v.ward, c.venue_id", params)
+    where, params = narrowed("c.district", "c", districts, inspector, day)
+    rows = store.query(sql + where + " ORDER BY c.day, c.inspector, c.district, v.ward, c.venue_id",
+                       [campaign_id, *params])
     for r in rows:
         r["reasons"] = [x for x in r["reasons"].split(",") if x]
         r["visits"] = int(r["visits"])

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from kiosk.centre.campaigns import CampaignError, text
+from kiosk.centre.campaigns import CampaignError, narrowed, text
 
 CHECKLIST = ("code_created", "posted_entrance", "posting_ok", "visitors_guided", "scanning", "kiosk_working")
 OUTCOMES = ("compliant", "reminded", "warned", "fined")
@@ -213,16 +213,9 @@ def of_campaign(store, campaign_id: str, districts: tuple[str, ...] | None = Non
                 day: str | None = None, limit: int = 5000, offset: int = 0) -> list[dict]:
     sql = ("SELECT s.*, COALESCE(v.name, '') AS venue_name, COALESCE(v.district, '') AS district FROM visits s "
            "LEFT JOIN venues v ON v.venue_id = s.venue_id WHERE s.campaign_id = ?")
-    params: list = [campaign_id]
-    if districts is not None:
-        sql += f" AND v.district IN ({', '.join('?' for _ in districts) or 'NULL'})"
-        params.extend(districts)
-    for col, value in (("inspector", inspector), ("day", day)):
-        if value is not None:
-            sql += f" AND s.{col} = ?"
-            params.append(value)
-    return [_shown(r) for r in store.query(sql + " ORDER BY s.at, s.visit_id LIMIT ? OFFSET ?",
-                                           [*params, limit, offset])]
+    where, params = narrowed("v.district", "s", districts, inspector, day)
+    return [_shown(r) for r in store.query(sql + where + " ORDER BY s.at, s.visit_id LIMIT ? OFFSET ?",
+                                           [campaign_id, *params, limit, offset])]
 
 
 def last_of_venues(store, venue_ids: list[str]) -> dict[str, dict]:
