@@ -67,16 +67,21 @@ def routes(dash: Dashboard):
             return ask, (json_error(403, CROSS_SITE) if json_answer else dash.error_page(ask, 403, CROSS_SITE))
         return ask, None
 
+    async def officials_form(request: Request):
+        """(ask, fields, refusal or None) of a form only an official (city or district) may send."""
+        fields = _fields(await request.body())
+        ask, refusal = await guarded(request, fields, False)
+        if refusal is None and not may(ask.account, CAMPAIGNS):
+            refusal = dash.error_page(ask, 403, "403")
+        return ask, fields, refusal
+
     def refuse_html(ask, status: int, message: str) -> Response:
         return dash.finish(ask, dash.error_page(ask, status, message))
 
     async def create_campaign(request: Request) -> Response:
-        fields = _fields(await request.body())
-        ask, refusal = await guarded(request, fields, False)
+        ask, fields, refusal = await officials_form(request)
         if refusal is not None:
             return dash.finish(ask, refusal)
-        if not may(ask.account, CAMPAIGNS):
-            return refuse_html(ask, 403, "403")
         one = {k: v[0] for k, v in fields.items()}
         try:
             cid, name, first, last, districts, kinds, members, share = campaigns.check_new(
@@ -98,12 +103,9 @@ def routes(dash: Dashboard):
                                                  status_code=303))
 
     async def edit_plan(request: Request) -> Response:
-        fields = _fields(await request.body())
-        ask, refusal = await guarded(request, fields, False)
+        ask, fields, refusal = await officials_form(request)
         if refusal is not None:
             return dash.finish(ask, refusal)
-        if not may(ask.account, CAMPAIGNS):
-            return refuse_html(ask, 403, "403")
         one = {k: v[0] for k, v in fields.items()}
         try:
             c, held = await run_in_threadpool(campaign_of, dash, ask.account, request.path_params["campaign_id"])
