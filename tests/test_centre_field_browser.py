@@ -104,16 +104,22 @@ def fits_the_phone(driver) -> None:
     assert small == [], small
 
 
+def _log_in(driver, name: str) -> None:
+    from selenium.webdriver.common.by import By
+
+    driver.find_element(By.ID, "name").send_keys(name)
+    driver.find_element(By.ID, "password").send_keys(PASSWORD)
+    driver.find_element(By.ID, "login-button").click()
+    assert wait_for(lambda: driver.current_url.endswith("/field/day"), 10)
+
+
 def test_a_visit_recorded_offline_with_its_photo_reaches_the_centre_once_the_network_is_back(phone, site):
     from selenium.webdriver.common.by import By
 
     server, centre, campaign, tmp = site
     store = centre.store
     phone.get(server.url + "/login")
-    phone.find_element(By.ID, "name").send_keys("i1")
-    phone.find_element(By.ID, "password").send_keys(PASSWORD)
-    phone.find_element(By.ID, "login-button").click()
-    assert wait_for(lambda: phone.current_url.endswith("/field/day"), 10)
+    _log_in(phone, "i1")
 
     # The day's visits: each with its reason and a map link; the pages are kept for the day.
     planned = campaigns.plan(store, campaign.campaign_id, inspector="i1")
@@ -209,10 +215,7 @@ def test_a_visit_saved_after_the_session_expired_waits_through_logout_and_is_sen
     store = centre.store
     phone.get(server.url + "/field/day")
     if "/login" in phone.current_url:  # run alone: log in first
-        phone.find_element(By.ID, "name").send_keys("i1")
-        phone.find_element(By.ID, "password").send_keys(PASSWORD)
-        phone.find_element(By.ID, "login-button").click()
-        assert wait_for(lambda: phone.current_url.endswith("/field/day"), 10)
+        _log_in(phone, "i1")
     assert wait_for(lambda: phone.find_element(By.TAG_NAME, "body").get_attribute("data-cached") == "1", 15)
     card = phone.find_elements(By.CSS_SELECTOR, "#today li.visit")[-1]
     venue_id = card.get_attribute("data-venue")
@@ -237,10 +240,7 @@ def test_a_visit_saved_after_the_session_expired_waits_through_logout_and_is_sen
     assert wait_for(lambda: "/login" in phone.current_url, 10)
     assert wait_for(lambda: _outbox_and_caches(phone) == (1, []), 10), _outbox_and_caches(phone)
 
-    phone.find_element(By.ID, "name").send_keys("i1")
-    phone.find_element(By.ID, "password").send_keys(PASSWORD)
-    phone.find_element(By.ID, "login-button").click()
-    assert wait_for(lambda: phone.current_url.endswith("/field/day"), 10)
+    _log_in(phone, "i1")
     assert wait_for(lambda: visits.get(store, saved_id) is not None, 30)
     assert visits.get(store, saved_id)["outcome"] == "compliant" and visits.get(store, saved_id)["venue_id"] == venue_id
     assert wait_for(lambda: phone.find_element(By.TAG_NAME, "body").get_attribute("data-outbox") == "0", 10)
@@ -253,10 +253,7 @@ def test_a_photo_the_centre_refuses_does_not_keep_its_visit_in_the_outbox(phone,
     server, centre, _, tmp = site
     phone.get(server.url + "/field/day")
     if "/login" in phone.current_url:  # run alone: log in first
-        phone.find_element(By.ID, "name").send_keys("i1")
-        phone.find_element(By.ID, "password").send_keys(PASSWORD)
-        phone.find_element(By.ID, "login-button").click()
-        assert wait_for(lambda: phone.current_url.endswith("/field/day"), 10)
+        _log_in(phone, "i1")
     card = phone.find_elements(By.CSS_SELECTOR, "#today li.visit")[1]
     card.find_element(By.CSS_SELECTOR, "a.record").click()
     assert wait_for(lambda: phone.find_elements(By.ID, "visit-form"), 10)
@@ -275,15 +272,6 @@ def test_a_photo_the_centre_refuses_does_not_keep_its_visit_in_the_outbox(phone,
     assert wait_for(lambda: visits.get(centre.store, saved_id) is not None, 10)
     assert visits.get(centre.store, saved_id)["code_check"] == ""
     assert wait_for(lambda: body.get_attribute("data-outbox") == "0", 10), body.get_attribute("data-outbox")
-
-
-def _log_in(driver, name: str) -> None:
-    from selenium.webdriver.common.by import By
-
-    driver.find_element(By.ID, "name").send_keys(name)
-    driver.find_element(By.ID, "password").send_keys(PASSWORD)
-    driver.find_element(By.ID, "login-button").click()
-    assert wait_for(lambda: driver.current_url.endswith("/field/day"), 10)
 
 
 def test_a_visit_waiting_on_a_shared_phone_goes_out_as_its_own_inspectors_not_the_colleagues(phone, site):
@@ -329,10 +317,7 @@ def test_logging_out_from_a_dashboard_page_forgets_the_days_pages_kept_on_the_ph
     server, _, _, _ = site
     phone.get(server.url + "/field/day")
     if "/login" in phone.current_url:
-        phone.find_element(By.ID, "name").send_keys("i1")
-        phone.find_element(By.ID, "password").send_keys(PASSWORD)
-        phone.find_element(By.ID, "login-button").click()
-        assert wait_for(lambda: phone.current_url.endswith("/field/day"), 10)
+        _log_in(phone, "i1")
     assert wait_for(lambda: phone.find_element(By.TAG_NAME, "body").get_attribute("data-cached") == "1", 15)
     assert "field-pages" in _outbox_and_caches(phone)[1]
     phone.get(server.url + "/inspection")  # a dashboard page, not one of the phone's
