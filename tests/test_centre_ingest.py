@@ -110,7 +110,7 @@ def test_late_and_repeated_counts_never_go_back():
     rng = random.Random(2)
     snapshots = []
     for _ in range(5):
-        k.check_in(rng, city.local_now(), day, 9)
+        k.check_in(rng, city.local_now(), day, city.local_now().hour)
         snapshots.append(k.signed("counts", k.counts(day, time.time())))
     ingest.handle(k.topic("counts"), snapshots[-1])
     store.write(ingest.take())

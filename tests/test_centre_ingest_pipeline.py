@@ -75,7 +75,7 @@ def test_a_forged_newest_counts_is_refused_and_the_genuine_one_applies():
     k, other = city.kiosks[0], city.kiosks[1]
     store.write(ingest.take())
     rng = random.Random(3)
-    k.check_in(rng, city.local_now(), day, 9)
+    k.check_in(rng, city.local_now(), day, city.local_now().hour)
     genuine = k.signed("counts", k.counts(day, time.time()))
     huge = _counts(k, day, seq=10 ** 15, accepted=999_999)
     forgeries = [
@@ -105,7 +105,7 @@ def test_a_flood_of_huge_seq_forgeries_costs_one_check_each_and_hides_nothing(mo
     day = announce(ingest, city)
     store.write(ingest.take())
     k = city.kiosks[0]
-    k.check_in(random.Random(5), city.local_now(), day, 10)
+    k.check_in(random.Random(5), city.local_now(), day, city.local_now().hour)
     calls = counting_verifications(monkeypatch)
     stranger = generate_key()
     flood = [sign_bytes(_counts(k, day, seq=10 ** 12 + i, accepted=10 ** 6), k.topic("counts"), stranger)
@@ -137,7 +137,7 @@ def test_a_forgery_superseded_by_a_genuine_newer_message_is_not_checked(monkeypa
     k = city.kiosks[0]
     calls = counting_verifications(monkeypatch)
     ingest.handle(k.topic("counts"), sign_bytes(_counts(k, day, seq=0), k.topic("counts"), generate_key()))
-    k.check_in(random.Random(6), city.local_now(), day, 11)
+    k.check_in(random.Random(6), city.local_now(), day, city.local_now().hour)
     ingest.handle(k.topic("counts"), k.signed("counts", k.counts(day, time.time())))
     batch = ingest.take()
     assert len(calls) == 1 and ingest.stats.refused == 0 and ingest.stats.superseded == 1

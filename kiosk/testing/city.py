@@ -321,9 +321,10 @@ class CitySimulator:
         k = self.city.kiosks[i]
         local = self.city.local_now()
         hour = curve_hour(self.rng, local.hour)
+        # never in the future: a visitor of an hour not begun is "now" (and counted in this hour, as a kiosk would)
         t = min(local.replace(hour=hour, minute=self.rng.randrange(60), second=self.rng.randrange(60)), local)
         day = local.date().isoformat()
-        self._publish(i, k.topic("events"), k.signed("events", k.check_in(self.rng, t, day, hour)), False)
+        self._publish(i, k.topic("events"), k.signed("events", k.check_in(self.rng, t, day, t.hour)), False)
         if counts:
             self._publish(i, k.topic("counts"), k.signed("counts", k.counts(day, time.time())), True)
 
