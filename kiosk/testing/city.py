@@ -276,10 +276,12 @@ class CitySimulator:
                 self._publish(i, k.topic("status"), b"offline", True, 1)
                 continue
             ts = now - 3600 if k.condition == "silent" else now
+            # a silent kiosk's last counts are of its own day then (yesterday, in the first hour after midnight)
+            day = today if ts == now else datetime.fromtimestamp(ts, ZoneInfo(self.city.timezone)).date().isoformat()
             self._publish(i, k.topic("status"), b"online", True, 1)
             self._publish(i, k.topic("info"), k.signed("info", k.info(ts)), True, 1)
             self._publish(i, k.topic("health"), k.signed("health", k.health(ts)), True, 1)
-            self._publish(i, k.topic("counts"), k.signed("counts", k.counts(today, ts)), True, 1)
+            self._publish(i, k.topic("counts"), k.signed("counts", k.counts(day, ts)), True, 1)
 
     def seed_history(self, days: int, scans_per_day: int = 40) -> int:
         """The last ``days`` days' counts, as each kiosk signed them on the evening of each day (not retained:
